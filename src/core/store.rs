@@ -1,0 +1,507 @@
+//! The replicated map: key → (value or tombstone, version, optional expiry).
+//!
+//! Connection tasks read and write it directly from their own tasks (the
+//! client path must not funnel through one task or lock), so it is sharded
+//! by key hash, each shard behind its own `RwLock`. Every rule that decides
+//! *what* is stored — version stamping, last-write-wins merge, expiry — lives
+//! here and takes wall time as an argument, so a single thread driving it
+//! (the simulator) gets deterministic results. Hashing uses fixed-seed xxh3,
+//! never a random-state hasher, so iteration order is reproducible too.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
+
+use super::hlc::{DriftExceeded, Hlc};
+use super::version::{NodeId, Timestamp, Version};
+
+/// One stored entry, exactly as it travels between nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The value, or `None` for a tombstone left by a delete.
+    pub value: Option<Bytes>,
+    /// Decides which of two entries for a key survives a merge.
+    pub version: Version,
+    /// Absolute wall-clock deadline (Unix ms) after which the entry reads as
+    /// missing on every node.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Entry {
+    /// The value if it is neither deleted nor expired at `now_ms`.
+    pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
+        match self.expires_at_ms {
+            Some(deadline) if deadline <= now_ms => None,
+            _ => self.value.as_ref(),
+        }
+    }
+
+    /// Bytes this entry adds to a message, roughly: used to batch and to
+    /// decide between datagram and stream.
+    pub fn encoded_len_hint(&self, key: &[u8]) -> usize {
+        key.len() + self.value.as_ref().map_or(0, Bytes::len) + 48
+    }
+}
+
+/// A key's current content as a client sees it: present, unexpired.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveValue<'a> {
+    /// The value.
+    pub value: &'a Bytes,
+    /// Its deadline, if any.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// What a client command decided to write to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Store `value`, expiring at `expires_at_ms` if set.
+    Put {
+        /// The new value.
+        value: Bytes,
+        /// Absolute deadline (Unix ms).
+        expires_at_ms: Option<u64>,
+    },
+    /// Leave a tombstone.
+    Delete,
+}
+
+/// Whether a merged entry changed the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The entry was newer and replaced (or created) the key.
+    Applied,
+    /// The store already held this version or a greater one.
+    Stale,
+}
+
+/// What `TTL`/`PTTL` report for a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// No live value.
+    Missing,
+    /// A live value without a deadline.
+    Persistent,
+    /// Milliseconds left.
+    RemainingMs(u64),
+}
+
+/// Counters the store keeps for INFO and metrics.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Remote versions that were too far ahead to move our clock.
+    pub drift_rejections: AtomicU64,
+    /// Largest drift seen beyond the bound, in ms.
+    pub max_drift_seen_ms: AtomicU64,
+    /// Entries merged that replaced what we held.
+    pub merges_applied: AtomicU64,
+    /// Entries merged that we already had (duplicates, stale).
+    pub merges_stale: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<Bytes, Entry, Xxh3Builder>,
+    /// Entries holding a value (expired ones included until swept), so
+    /// DBSIZE does not walk the map.
+    values: usize,
+}
+
+impl Shard {
+    /// Puts `entry`, keeping the value count in step.
+    fn put(&mut self, key: Bytes, entry: Entry) {
+        let adds = usize::from(entry.value.is_some());
+        match self.map.insert(key, entry) {
+            Some(old) => self.values = self.values + adds - usize::from(old.value.is_some()),
+            None => self.values += adds,
+        }
+    }
+}
+
+/// The sharded store shared by connection tasks and the node core.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[RwLock<Shard>]>,
+    hlc: Hlc,
+    writer: NodeId,
+    stats: StoreStats,
+}
+
+/// Shards in a store. A power of two; SCAN walks one shard per cursor step.
+pub const SHARD_COUNT: usize = 1024;
+
+impl Store {
+    /// An empty store whose local writes are stamped with `writer`.
+    pub fn new(writer: NodeId, max_clock_drift_ms: u64) -> Self {
+        let shards = (0..SHARD_COUNT)
+            .map(|_| RwLock::new(Shard::default()))
+            .collect();
+        Store {
+            shards,
+            hlc: Hlc::new(max_clock_drift_ms),
+            writer,
+            stats: StoreStats::default(),
+        }
+    }
+
+    /// The id local writes carry.
+    pub fn writer(&self) -> NodeId {
+        self.writer
+    }
+
+    /// The clock that stamps local writes.
+    pub fn hlc(&self) -> &Hlc {
+        &self.hlc
+    }
+
+    /// Counters for INFO and metrics.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    fn shard_of(&self, key: &[u8]) -> &RwLock<Shard> {
+        &self.shards[shard_index(key)]
+    }
+
+    /// The live value of `key` at `now_ms`.
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Option<Bytes> {
+        let shard = self.shard_of(key).read();
+        shard
+            .map
+            .get(key)
+            .and_then(|e| e.live_value(now_ms))
+            .cloned()
+    }
+
+    /// The raw entry for `key`, tombstones and expired entries included.
+    pub fn entry(&self, key: &[u8]) -> Option<Entry> {
+        self.shard_of(key).read().map.get(key).cloned()
+    }
+
+    /// Reads the key's live state, lets `decide` choose a write, and applies
+    /// it with a fresh version, all under the shard's lock so that
+    /// read-modify-write commands (NX, XX, EXPIRE) are atomic per key.
+    ///
+    /// The new version is greater than both the clock and the version held
+    /// for the key, so a local write always replaces what this node shows,
+    /// even if that came from a peer with a clock far ahead.
+    ///
+    /// Returns the entry written (to be disseminated), if any, and what
+    /// `decide` returned.
+    pub fn update<R>(
+        &self,
+        key: &Bytes,
+        now_ms: u64,
+        decide: impl FnOnce(Option<LiveValue<'_>>) -> (Option<Write>, R),
+    ) -> (Option<Entry>, R) {
+        let mut shard = self.shard_of(key).write();
+        let existing = shard.map.get(key.as_ref());
+        let live = existing.and_then(|e| {
+            e.live_value(now_ms).map(|value| LiveValue {
+                value,
+                expires_at_ms: e.expires_at_ms,
+            })
+        });
+        let (write, result) = decide(live);
+        let Some(write) = write else {
+            return (None, result);
+        };
+        let mut timestamp = self.hlc.tick(now_ms);
+        if let Some(held) = existing {
+            if held.version.timestamp >= timestamp {
+                timestamp = held.version.timestamp.next();
+            }
+        }
+        let version = Version {
+            timestamp,
+            writer: self.writer,
+        };
+        let entry = match write {
+            Write::Put {
+                value,
+                expires_at_ms,
+            } => Entry {
+                value: Some(value),
+                version,
+                expires_at_ms,
+            },
+            Write::Delete => Entry {
+                value: None,
+                version,
+                expires_at_ms: None,
+            },
+        };
+        shard.put(key.clone(), entry.clone());
+        (Some(entry), result)
+    }
+
+    /// Merges an entry from a peer: keeps whichever version is greater.
+    ///
+    /// Commutative, associative and idempotent, so the order and number of
+    /// deliveries never change the result.
+    pub fn merge(&self, key: Bytes, entry: Entry, now_ms: u64) -> MergeOutcome {
+        if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.version.timestamp, now_ms) {
+            self.stats.drift_rejections.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .max_drift_seen_ms
+                .fetch_max(ahead_ms, Ordering::Relaxed);
+            tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
+        }
+        let mut shard = self.shard_of(&key).write();
+        let newer = shard
+            .map
+            .get(key.as_ref())
+            .is_none_or(|held| entry.version > held.version);
+        if newer {
+            shard.put(key, entry);
+            self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
+            MergeOutcome::Applied
+        } else {
+            self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
+            MergeOutcome::Stale
+        }
+    }
+
+    /// TTL of `key` at `now_ms`.
+    pub fn ttl(&self, key: &[u8], now_ms: u64) -> Ttl {
+        let shard = self.shard_of(key).read();
+        match shard.map.get(key) {
+            Some(e) if e.live_value(now_ms).is_some() => match e.expires_at_ms {
+                Some(deadline) => Ttl::RemainingMs(deadline - now_ms),
+                None => Ttl::Persistent,
+            },
+            _ => Ttl::Missing,
+        }
+    }
+
+    /// Keys holding a value, expired ones included until they are swept —
+    /// the same approximation Redis's DBSIZE makes.
+    pub fn value_count(&self) -> usize {
+        self.shards.iter().map(|s| s.read().values).sum()
+    }
+
+    /// Entries of any kind, tombstones included.
+    pub fn entry_count(&self) -> usize {
+        self.shards.iter().map(|s| s.read().map.len()).sum()
+    }
+
+    /// One step of a SCAN: live keys accepted by `filter`, from shard
+    /// `cursor` on, whole shards at a time until at least `count` keys are
+    /// gathered. Returns the next cursor, 0 when the walk is complete.
+    ///
+    /// Every key present for the whole walk is returned exactly once, since
+    /// a shard is read entirely under one lock.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        filter: impl Fn(&[u8]) -> bool,
+    ) -> (u64, Vec<Bytes>) {
+        let mut keys = Vec::new();
+        let mut index = usize::try_from(cursor).unwrap_or(usize::MAX);
+        while index < self.shards.len() {
+            let shard = self.shards[index].read();
+            keys.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(k, e)| e.live_value(now_ms).is_some() && filter(k))
+                    .map(|(k, _)| k.clone()),
+            );
+            index += 1;
+            if keys.len() >= count {
+                break;
+            }
+        }
+        let next = if index >= self.shards.len() {
+            0
+        } else {
+            index as u64
+        };
+        (next, keys)
+    }
+
+    /// Calls `visit` for every entry, tombstones included, shard by shard.
+    pub fn for_each_entry(&self, mut visit: impl FnMut(&Bytes, &Entry)) {
+        for shard in self.shards.iter() {
+            for (k, e) in shard.read().map.iter() {
+                visit(k, e);
+            }
+        }
+    }
+
+    /// The version the store holds for `key`, for tests and checkers.
+    pub fn version(&self, key: &[u8]) -> Option<Version> {
+        self.shard_of(key).read().map.get(key).map(|e| e.version)
+    }
+
+    /// The greatest timestamp this node has issued or accepted.
+    pub fn clock_reading(&self) -> Timestamp {
+        self.hlc.last()
+    }
+}
+
+fn shard_index(key: &[u8]) -> usize {
+    (xxh3_64(key) as usize) & (SHARD_COUNT - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node(n: u8) -> NodeId {
+        NodeId::from_random_bytes([n; 16])
+    }
+
+    fn put(value: &'static str) -> Option<Write> {
+        Some(Write::Put {
+            value: Bytes::from_static(value.as_bytes()),
+            expires_at_ms: None,
+        })
+    }
+
+    #[test]
+    fn local_write_beats_a_held_version_from_a_clock_far_ahead() {
+        let store = Store::new(node(1), 500);
+        let key = Bytes::from_static(b"k");
+        let future = Version {
+            timestamp: Timestamp::from_physical_ms(1_000_000),
+            writer: node(2),
+        };
+        let remote = Entry {
+            value: Some(Bytes::from_static(b"remote")),
+            version: future,
+            expires_at_ms: None,
+        };
+        assert_eq!(
+            store.merge(key.clone(), remote, 1_000),
+            MergeOutcome::Applied
+        );
+        assert_eq!(store.stats().drift_rejections.load(Ordering::Relaxed), 1);
+        let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ()));
+        assert!(written.unwrap().version > future);
+        assert_eq!(store.get(b"k", 1_000).unwrap(), "local");
+    }
+
+    #[test]
+    fn stale_merge_is_ignored() {
+        let store = Store::new(node(1), 500);
+        let key = Bytes::from_static(b"k");
+        let (newer, ()) = store.update(&key, 2_000, |_| (put("new"), ()));
+        let old = Entry {
+            value: Some(Bytes::from_static(b"old")),
+            version: Version {
+                timestamp: Timestamp::from_physical_ms(1_000),
+                writer: node(9),
+            },
+            expires_at_ms: None,
+        };
+        assert_eq!(store.merge(key.clone(), old, 2_000), MergeOutcome::Stale);
+        assert_eq!(store.entry(b"k"), newer);
+    }
+
+    #[test]
+    fn expired_and_deleted_keys_read_as_missing() {
+        let store = Store::new(node(1), 500);
+        let a = Bytes::from_static(b"a");
+        let b = Bytes::from_static(b"b");
+        store.update(&a, 1_000, |_| {
+            (
+                Some(Write::Put {
+                    value: a.clone(),
+                    expires_at_ms: Some(1_500),
+                }),
+                (),
+            )
+        });
+        store.update(&b, 1_000, |_| (put("v"), ()));
+        store.update(&b, 1_001, |_| (Some(Write::Delete), ()));
+        assert_eq!(store.get(b"a", 1_499).unwrap(), "a");
+        assert_eq!(store.ttl(b"a", 1_400), Ttl::RemainingMs(100));
+        assert_eq!(store.get(b"a", 1_500), None);
+        assert_eq!(store.ttl(b"a", 1_500), Ttl::Missing);
+        assert_eq!(store.get(b"b", 1_001), None);
+        assert_eq!(store.value_count(), 1);
+        assert_eq!(store.entry_count(), 2);
+    }
+
+    #[test]
+    fn scan_returns_every_live_key_once() {
+        let store = Store::new(node(1), 500);
+        for i in 0..5_000u32 {
+            let key = Bytes::from(format!("key:{i}"));
+            store.update(&key, 1, |_| (put("v"), ()));
+        }
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = store.scan(cursor, 100, 1, |_| true);
+            seen.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 5_000);
+    }
+
+    fn arb_entry() -> impl Strategy<Value = (u8, Entry)> {
+        // One version is one write, so the value is a function of it.
+        (0u8..4, 0u64..50, 0u8..3).prop_map(|(key, ts, writer)| {
+            let entry = Entry {
+                value: (ts % 5 != 0).then(|| Bytes::from(vec![ts as u8, writer])),
+                version: Version {
+                    timestamp: Timestamp::from_packed(ts),
+                    writer: node(writer),
+                },
+                expires_at_ms: None,
+            };
+            (key, entry)
+        })
+    }
+
+    fn final_state(entries: &[(u8, Entry)]) -> Vec<(Bytes, Entry)> {
+        let store = Store::new(node(200), 500);
+        for (k, e) in entries {
+            store.merge(Bytes::from(vec![*k]), e.clone(), 0);
+        }
+        let mut all = Vec::new();
+        store.for_each_entry(|k, e| all.push((k.clone(), e.clone())));
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    proptest! {
+        /// Any order, with any duplicates, gives the same store: merge is
+        /// commutative, associative and idempotent.
+        #[test]
+        fn merge_order_and_duplicates_do_not_matter(
+            entries in proptest::collection::vec(arb_entry(), 0..40),
+            seed in any::<u64>(),
+        ) {
+            let mut shuffled = entries.clone();
+            // A deterministic permutation from the seed, plus duplicates.
+            let n = shuffled.len();
+            for i in 0..n {
+                let j = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) % n as u64) as usize;
+                shuffled.swap(i, j);
+            }
+            shuffled.extend(entries.iter().take(n / 2).cloned());
+            let expected = final_state(&entries);
+            prop_assert_eq!(final_state(&shuffled), expected.clone());
+            // Each key holds its greatest version.
+            for (k, e) in &expected {
+                let max = entries.iter().filter(|(key, _)| [*key] == k[..]).map(|(_, e)| e.version).max();
+                prop_assert_eq!(Some(e.version), max);
+            }
+        }
+    }
+}

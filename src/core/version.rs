@@ -1,0 +1,146 @@
+//! Versions: the total order that last-write-wins merge is built on.
+//!
+//! A [`Version`] is a hybrid logical clock [`Timestamp`] with the writer's
+//! [`NodeId`] as the tie-break, so two writes never compare equal unless they
+//! are the same write.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Bits of a [`Timestamp`] that hold the logical counter.
+const LOGICAL_BITS: u32 = 16;
+
+/// A hybrid logical clock reading packed into one `u64`: wall-clock
+/// milliseconds in the high 48 bits, a logical counter in the low 16.
+///
+/// Packing makes "the next timestamp" a plain `+ 1`: a logical counter that
+/// overflows carries into the millisecond part, which keeps the order total
+/// and never goes backwards.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The smallest timestamp; every real write is greater.
+    pub const ZERO: Timestamp = Timestamp(0);
+
+    /// The first timestamp of wall-clock millisecond `ms`.
+    pub fn from_physical_ms(ms: u64) -> Self {
+        Timestamp(ms << LOGICAL_BITS)
+    }
+
+    /// Rebuilds a timestamp from its packed form (as sent on the wire).
+    pub fn from_packed(packed: u64) -> Self {
+        Timestamp(packed)
+    }
+
+    /// The packed form.
+    pub fn packed(self) -> u64 {
+        self.0
+    }
+
+    /// Wall-clock milliseconds of this reading.
+    pub fn physical_ms(self) -> u64 {
+        self.0 >> LOGICAL_BITS
+    }
+
+    /// The logical counter within the millisecond.
+    pub fn logical(self) -> u16 {
+        (self.0 & ((1 << LOGICAL_BITS) - 1)) as u16
+    }
+
+    /// The smallest timestamp greater than this one.
+    pub fn next(self) -> Self {
+        Timestamp(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.physical_ms(), self.logical())
+    }
+}
+
+/// A node's identity in versions and membership: a UUID.
+///
+/// Real nodes draw it from the OS RNG at start; the simulator draws it from
+/// its seeded RNG so that runs replay.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(Uuid);
+
+impl NodeId {
+    /// A random (v4) id from 16 bytes of the caller's randomness.
+    pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
+        NodeId(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
+
+    /// The underlying UUID.
+    pub fn uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The version of one entry: merge keeps the greater.
+///
+/// Ordered by timestamp first, then by writer, so the order is total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version {
+    /// When the write happened, by the writer's hybrid logical clock.
+    pub timestamp: Timestamp,
+    /// Who wrote it; breaks ties between equal timestamps.
+    pub writer: NodeId,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.timestamp, self.writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_overflow_carries_into_physical() {
+        let last_of_ms = Timestamp::from_packed((7 << LOGICAL_BITS) | 0xFFFF);
+        let next = last_of_ms.next();
+        assert_eq!(next.physical_ms(), 8);
+        assert_eq!(next.logical(), 0);
+        assert!(next > last_of_ms);
+    }
+
+    #[test]
+    fn writer_breaks_timestamp_ties() {
+        let ts = Timestamp::from_physical_ms(5);
+        let a = Version {
+            timestamp: ts,
+            writer: NodeId::from_random_bytes([1; 16]),
+        };
+        let b = Version {
+            timestamp: ts,
+            writer: NodeId::from_random_bytes([2; 16]),
+        };
+        assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
+        let later = Version {
+            timestamp: ts.next(),
+            writer: a.writer.min(b.writer),
+        };
+        assert!(later > a && later > b);
+    }
+}

@@ -1,0 +1,7 @@
+//! rumor: a leaderless, gossip-based, eventually consistent key-value mesh
+//! that speaks RESP2.
+#![deny(missing_docs)]
+
+pub mod core;
+pub mod resp;
+pub mod server;

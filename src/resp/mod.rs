@@ -1,0 +1,1 @@
+//! The RESP2 client protocol: parsing, commands, connections.

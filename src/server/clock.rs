@@ -1,0 +1,32 @@
+//! The only real clock in rumor. Everything else takes time as an argument.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Monotonic time for timers and wall time for versions and expiry.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock whose monotonic reading starts at zero now.
+    #[expect(clippy::disallowed_methods, reason = "the one real clock")]
+    pub fn start() -> Self {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// Monotonic time since [`Clock::start`].
+    pub fn mono(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch.
+    #[expect(clippy::disallowed_methods, reason = "the one real clock")]
+    pub fn wall_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
