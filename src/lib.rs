@@ -2,6 +2,7 @@
 //! that speaks RESP2.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod core;
 pub mod resp;
 pub mod server;

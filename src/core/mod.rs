@@ -2,6 +2,15 @@
 //! Time and randomness come in as arguments; what the node wants done comes
 //! out as values that a driver (tokio, or the simulator) carries out.
 
+pub mod gossip;
 pub mod hlc;
+pub mod io;
+pub mod membership;
+pub mod node;
 pub mod store;
+pub mod timer;
 pub mod version;
+pub mod wire;
+
+#[cfg(test)]
+mod cluster_tests;

@@ -211,10 +211,10 @@ impl Store {
             return (None, result);
         };
         let mut timestamp = self.hlc.tick(now_ms);
-        if let Some(held) = existing {
-            if held.version.timestamp >= timestamp {
-                timestamp = held.version.timestamp.next();
-            }
+        if let Some(held) = existing
+            && held.version.timestamp >= timestamp
+        {
+            timestamp = held.version.timestamp.next();
         }
         let version = Version {
             timestamp,

@@ -30,3 +30,19 @@ impl Clock {
             .map_or(0, |d| d.as_millis() as u64)
     }
 }
+
+impl Clock {
+    /// The real instant of monotonic reading `mono`, for sleeping until a
+    /// core deadline.
+    pub fn instant_at(&self, mono: Duration) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + mono)
+    }
+
+    /// Both readings, as the core takes them.
+    pub fn now(&self) -> crate::core::io::Now {
+        crate::core::io::Now {
+            mono: self.mono(),
+            wall_ms: self.wall_ms(),
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! Configuration: a TOML file, overridden by flags, validated into typed
+//! settings so that an invalid value cannot reach the node.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::membership::SwimConfig;
+use crate::core::node::NodeConfig;
+use crate::server::shared::ClientLimits;
+
+/// A configuration problem, worded to name the option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for our schema (unknown key, wrong type).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the key.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid value for {option}: {reason}")]
+    Invalid {
+        /// The option, as written in the file.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The config file's schema. Every field is optional; defaults are in
+/// `config/node.toml` and [`Settings::default`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Node name.
+    pub name: Option<String>,
+    /// Client address.
+    pub listen: Option<SocketAddr>,
+    /// Gossip address.
+    pub gossip: Option<SocketAddr>,
+    /// Seeds to announce to.
+    pub seeds: Option<Vec<SocketAddr>>,
+    /// Client password.
+    pub requirepass: Option<String>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// Largest clock lead of a peer that may move our clock, ms.
+    pub max_clock_drift_ms: Option<u64>,
+    /// `[membership]`.
+    #[serde(default)]
+    pub membership: MembershipFile,
+    /// `[dissemination]`.
+    #[serde(default)]
+    pub dissemination: GossipFile,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// `[membership]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipFile {
+    /// See [`SwimConfig::probe_interval`].
+    pub probe_interval_ms: Option<u64>,
+    /// See [`SwimConfig::probe_timeout`].
+    pub probe_timeout_ms: Option<u64>,
+    /// See [`SwimConfig::suspect_timeout`].
+    pub suspect_timeout_ms: Option<u64>,
+    /// See [`SwimConfig::gossip_interval`].
+    pub gossip_interval_ms: Option<u64>,
+    /// See [`SwimConfig::cluster_size_hint`].
+    pub cluster_size_hint: Option<u32>,
+    /// See [`NodeConfig::rejoin_interval`].
+    pub rejoin_interval_ms: Option<u64>,
+    /// See [`NodeConfig::join_retry_max`].
+    pub join_retry_max_ms: Option<u64>,
+}
+
+/// `[dissemination]` table: how writes are pushed to peers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GossipFile {
+    /// See [`NodeConfig::fanout`].
+    pub fanout: Option<usize>,
+    /// See [`NodeConfig::max_hops`].
+    pub max_hops: Option<u8>,
+    /// See [`NodeConfig::max_datagram_bytes`].
+    pub max_datagram_bytes: Option<usize>,
+    /// See [`NodeConfig::direct_push_max`].
+    pub direct_push_max: Option<usize>,
+    /// Local writes handed to gossip per batch.
+    pub write_batch_max: Option<usize>,
+    /// Capacity of the channel from clients to gossip.
+    pub write_queue: Option<usize>,
+    /// Gossip socket send and receive buffer size, bytes.
+    pub socket_buffer_bytes: Option<usize>,
+}
+
+/// `[limits]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// See [`ClientLimits::max_clients`].
+    pub max_clients: Option<usize>,
+    /// See [`ClientLimits::max_inline_bytes`].
+    pub max_inline_bytes: Option<usize>,
+    /// See [`ClientLimits::max_bulk_bytes`].
+    pub max_bulk_bytes: Option<usize>,
+    /// See [`ClientLimits::max_args`].
+    pub max_args: Option<usize>,
+    /// See [`ClientLimits::max_key_bytes`].
+    pub max_key_bytes: Option<usize>,
+}
+
+/// Flags of `rumor serve` that override the file.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeFlags {
+    /// TOML config file (see config/node.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Node name shown in MEMBERS and logs.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Gossip address: UDP for SWIM and rumors, TCP for streams.
+    #[arg(long, value_name = "ADDR")]
+    pub gossip: Option<SocketAddr>,
+    /// Client (RESP) address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Gossip address of a node to join through (repeatable).
+    #[arg(long = "seed", value_name = "ADDR")]
+    pub seeds: Vec<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Everything a node needs, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Client address.
+    pub listen: SocketAddr,
+    /// Gossip address.
+    pub gossip: SocketAddr,
+    /// Node name.
+    pub name: String,
+    /// Client password.
+    pub requirepass: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Largest clock lead of a peer that may move our clock, ms.
+    pub max_clock_drift_ms: u64,
+    /// Core settings.
+    pub node: NodeConfig,
+    /// Client limits.
+    pub limits: ClientLimits,
+    /// Local writes handed to gossip per batch.
+    pub write_batch_max: NonZeroUsize,
+    /// Capacity of the channel from clients to gossip.
+    pub write_queue: NonZeroUsize,
+    /// Gossip socket send and receive buffer size, bytes.
+    pub socket_buffer_bytes: usize,
+}
+
+/// Longest node name: it travels in every SWIM header.
+pub const MAX_NAME_BYTES: usize = 64;
+
+impl Default for Settings {
+    fn default() -> Self {
+        let limits = ClientLimits::default();
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6380)),
+            gossip: SocketAddr::from(([127, 0, 0, 1], 7946)),
+            name: String::new(),
+            requirepass: None,
+            log_format: LogFormat::Text,
+            max_clock_drift_ms: 500,
+            node: NodeConfig {
+                swim: SwimConfig {
+                    probe_interval: Duration::from_millis(400),
+                    probe_timeout: Duration::from_millis(150),
+                    suspect_timeout: Duration::from_millis(1000),
+                    gossip_interval: Duration::from_millis(100),
+                    // One byte of each datagram is the tag.
+                    max_packet_bytes: NonZeroUsize::new(1399).unwrap_or(NonZeroUsize::MIN),
+                    cluster_size_hint: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+                    forget_down_after: Duration::from_secs(3600),
+                },
+                seeds: Vec::new(),
+                fanout: 3,
+                max_hops: 6,
+                direct_push_max: 16,
+                max_datagram_bytes: 1400,
+                max_stream_bytes: stream_limit(&limits),
+                join_retry_max: Duration::from_secs(2),
+                rejoin_interval: Duration::from_secs(5),
+            },
+            limits,
+            write_batch_max: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
+            write_queue: NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
+            socket_buffer_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// A stream frame must hold the largest key and value a client may write.
+fn stream_limit(limits: &ClientLimits) -> usize {
+    limits.max_bulk_bytes + limits.max_key_bytes + 4096
+}
+
+impl Settings {
+    /// Reads the file named by `flags.config` (if any) and applies flags.
+    pub fn load(flags: &ServeFlags) -> Result<Settings, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Settings::from_parts(file, flags)
+    }
+
+    /// Builds settings from a parsed file and flags (flags win).
+    pub fn from_parts(file: FileConfig, flags: &ServeFlags) -> Result<Settings, ConfigError> {
+        let mut s = Settings::default();
+        s.listen = flags.listen.or(file.listen).unwrap_or(s.listen);
+        s.gossip = flags.gossip.or(file.gossip).unwrap_or(s.gossip);
+        s.name = flags
+            .name
+            .clone()
+            .or(file.name)
+            .unwrap_or_else(|| format!("rumor-{}", s.gossip.port()));
+        if s.name.is_empty()
+            || s.name.len() > MAX_NAME_BYTES
+            || s.name.contains(char::is_whitespace)
+        {
+            return Err(invalid(
+                "name",
+                format!("must be 1 to {MAX_NAME_BYTES} bytes without spaces"),
+            ));
+        }
+        s.node.seeds = if flags.seeds.is_empty() {
+            file.seeds.unwrap_or_default()
+        } else {
+            flags.seeds.clone()
+        };
+        s.requirepass = file.requirepass.filter(|p| !p.is_empty());
+        s.log_format = flags.log_format.or(file.log_format).unwrap_or_default();
+        if let Some(ms) = file.max_clock_drift_ms {
+            s.max_clock_drift_ms = ms;
+        }
+
+        let m = file.membership;
+        let swim = &mut s.node.swim;
+        set_ms(
+            &mut swim.probe_interval,
+            m.probe_interval_ms,
+            "membership.probe_interval_ms",
+        )?;
+        set_ms(
+            &mut swim.probe_timeout,
+            m.probe_timeout_ms,
+            "membership.probe_timeout_ms",
+        )?;
+        set_ms(
+            &mut swim.suspect_timeout,
+            m.suspect_timeout_ms,
+            "membership.suspect_timeout_ms",
+        )?;
+        set_ms(
+            &mut swim.gossip_interval,
+            m.gossip_interval_ms,
+            "membership.gossip_interval_ms",
+        )?;
+        if swim.probe_timeout >= swim.probe_interval {
+            return Err(invalid(
+                "membership.probe_timeout_ms",
+                "must be less than probe_interval_ms".into(),
+            ));
+        }
+        if let Some(n) = m.cluster_size_hint {
+            swim.cluster_size_hint = NonZeroU32::new(n).ok_or_else(|| {
+                invalid("membership.cluster_size_hint", "must be at least 1".into())
+            })?;
+        }
+        set_ms(
+            &mut s.node.rejoin_interval,
+            m.rejoin_interval_ms,
+            "membership.rejoin_interval_ms",
+        )?;
+        set_ms(
+            &mut s.node.join_retry_max,
+            m.join_retry_max_ms,
+            "membership.join_retry_max_ms",
+        )?;
+
+        let g = file.dissemination;
+        if let Some(fanout) = g.fanout {
+            if fanout == 0 {
+                return Err(invalid("dissemination.fanout", "must be at least 1".into()));
+            }
+            s.node.fanout = fanout;
+        }
+        if let Some(hops) = g.max_hops {
+            s.node.max_hops = hops;
+        }
+        if let Some(n) = g.direct_push_max {
+            s.node.direct_push_max = n;
+        }
+        if let Some(bytes) = g.max_datagram_bytes {
+            if !(512..=65_000).contains(&bytes) {
+                return Err(invalid(
+                    "dissemination.max_datagram_bytes",
+                    "must be between 512 and 65000".into(),
+                ));
+            }
+            s.node.max_datagram_bytes = bytes;
+            s.node.swim.max_packet_bytes =
+                NonZeroUsize::new(bytes - 1).unwrap_or(NonZeroUsize::MIN);
+        }
+        if let Some(n) = g.write_batch_max {
+            s.write_batch_max = NonZeroUsize::new(n).ok_or_else(|| {
+                invalid("dissemination.write_batch_max", "must be at least 1".into())
+            })?;
+        }
+        if let Some(n) = g.write_queue {
+            s.write_queue = NonZeroUsize::new(n)
+                .ok_or_else(|| invalid("dissemination.write_queue", "must be at least 1".into()))?;
+        }
+
+        set_limit(
+            &mut s.socket_buffer_bytes,
+            g.socket_buffer_bytes,
+            "dissemination.socket_buffer_bytes",
+        )?;
+
+        let l = file.limits;
+        set_limit(
+            &mut s.limits.max_clients,
+            l.max_clients,
+            "limits.max_clients",
+        )?;
+        set_limit(
+            &mut s.limits.max_inline_bytes,
+            l.max_inline_bytes,
+            "limits.max_inline_bytes",
+        )?;
+        set_limit(
+            &mut s.limits.max_bulk_bytes,
+            l.max_bulk_bytes,
+            "limits.max_bulk_bytes",
+        )?;
+        set_limit(&mut s.limits.max_args, l.max_args, "limits.max_args")?;
+        set_limit(
+            &mut s.limits.max_key_bytes,
+            l.max_key_bytes,
+            "limits.max_key_bytes",
+        )?;
+        s.node.max_stream_bytes = stream_limit(&s.limits);
+        Ok(s)
+    }
+}
+
+/// Parses a config file, naming the file and the key on error.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.message().to_owned()
+            + &e.span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default(),
+    })
+}
+
+fn invalid(option: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { option, reason }
+}
+
+fn set_ms(target: &mut Duration, ms: Option<u64>, option: &'static str) -> Result<(), ConfigError> {
+    match ms {
+        Some(0) => Err(invalid(option, "must be greater than 0".into())),
+        Some(ms) => {
+            *target = Duration::from_millis(ms);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+fn set_limit(
+    target: &mut usize,
+    value: Option<usize>,
+    option: &'static str,
+) -> Result<(), ConfigError> {
+    match value {
+        Some(0) => Err(invalid(option, "must be greater than 0".into())),
+        Some(v) => {
+            *target = v;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        Settings::from_parts(file, &ServeFlags::default())
+    }
+
+    #[test]
+    fn example_config_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node.toml");
+        let file = read_file(&path).unwrap();
+        let s = Settings::from_parts(file, &ServeFlags::default()).unwrap();
+        let d = Settings::default();
+        assert_eq!(
+            (s.listen, s.gossip, s.max_clock_drift_ms),
+            (d.listen, d.gossip, d.max_clock_drift_ms)
+        );
+        assert_eq!(format!("{:?}", s.node), format!("{:?}", d.node));
+        assert_eq!(format!("{:?}", s.limits), format!("{:?}", d.limits));
+        assert_eq!(
+            (s.write_batch_max, s.write_queue),
+            (d.write_batch_max, d.write_queue)
+        );
+        assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
+        assert_eq!(s.requirepass, None);
+    }
+
+    #[test]
+    fn local_cluster_configs_load() {
+        for i in 1..=3 {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/node{i}.toml"));
+            let s =
+                Settings::from_parts(read_file(&path).unwrap(), &ServeFlags::default()).unwrap();
+            assert_eq!(s.name, format!("node{i}"));
+            assert_eq!(s.node.seeds.len(), 3);
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = parse("nmae = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("nmae"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig = toml::from_str("name = \"file\"\nlisten = \"127.0.0.1:1\"").unwrap();
+        let flags = ServeFlags {
+            name: Some("flag".into()),
+            ..ServeFlags::default()
+        };
+        let s = Settings::from_parts(file, &flags).unwrap();
+        assert_eq!(s.name, "flag");
+        assert_eq!(s.listen.port(), 1);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_option() {
+        let err = parse("[membership]\nprobe_interval_ms = 100\nprobe_timeout_ms = 200")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("membership.probe_timeout_ms"), "{err}");
+        let err = parse("[limits]\nmax_clients = 0").unwrap_err().to_string();
+        assert!(err.contains("limits.max_clients"), "{err}");
+    }
+}

@@ -1,0 +1,428 @@
+//! SWIM membership: one wrapper around foca with concrete types, plus the
+//! member table that `MEMBERS` shows (foca forgets nothing we need, but it
+//! keeps no names for down members and emits no event for suspicion).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+use super::io::{Event, Transmit, Transport};
+use super::timer::TimerQueue;
+use super::version::NodeId;
+use super::wire::TAG_SWIM;
+
+/// Who a member is, as SWIM sees it.
+///
+/// `incarnation` grows with every process start (the driver uses start-up
+/// wall-clock ms), so a node restarted on the same address wins foca's
+/// address conflict against its old, possibly still "alive", identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The node's id; also the writer in its versions.
+    pub id: NodeId,
+    /// Its gossip address (UDP for SWIM and rumors, TCP for streams).
+    pub addr: SocketAddr,
+    /// Grows on every start and on every renewal after being declared down.
+    pub incarnation: u64,
+    /// Human-readable name for `MEMBERS` and logs.
+    pub name: String,
+}
+
+impl foca::Identity for Identity {
+    type Addr = SocketAddr;
+
+    fn renew(&self) -> Option<Self> {
+        Some(Identity {
+            incarnation: self.incarnation + 1,
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        (self.incarnation, self.id) > (adversary.incarnation, adversary.id)
+    }
+}
+
+/// A member's state as `MEMBERS` prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MemberState {
+    /// Answering probes.
+    Alive,
+    /// Someone's probe failed; it has `suspect_timeout` to refute.
+    Suspect,
+    /// Declared failed, or left.
+    Down,
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Down => "down",
+        })
+    }
+}
+
+/// One line of `MEMBERS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    /// The member's identity.
+    pub identity: Identity,
+    /// What we think of it.
+    pub state: MemberState,
+}
+
+impl fmt::Display for MemberView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            self.identity.name, self.identity.addr, self.state
+        )
+    }
+}
+
+/// SWIM timings and sizes.
+#[derive(Clone, Debug)]
+pub struct SwimConfig {
+    /// How often each node probes one member.
+    pub probe_interval: Duration,
+    /// How long to wait for a direct ack before asking others to probe.
+    pub probe_timeout: Duration,
+    /// How long a suspect has to refute before it is declared down.
+    pub suspect_timeout: Duration,
+    /// How often membership updates are gossiped to a few members.
+    pub gossip_interval: Duration,
+    /// Largest SWIM payload, bytes (the tag byte comes on top).
+    pub max_packet_bytes: NonZeroUsize,
+    /// Expected mesh size; sets how often each update is retransmitted.
+    pub cluster_size_hint: NonZeroU32,
+    /// How long a down member stays listed in `MEMBERS`.
+    pub forget_down_after: Duration,
+}
+
+impl SwimConfig {
+    fn foca_config(&self) -> foca::Config {
+        let mut config = foca::Config::new_lan(self.cluster_size_hint);
+        config.probe_period = self.probe_interval;
+        config.probe_rtt = self.probe_timeout;
+        config.suspect_to_down_after = self.suspect_timeout;
+        config.max_packet_size = self.max_packet_bytes;
+        // new_lan's ⌊4·log10(n+1)⌋ is 2 at n = 3: too few to beat loss.
+        config.max_transmissions = config
+            .max_transmissions
+            .max(NonZeroU8::new(6).unwrap_or(NonZeroU8::MIN));
+        if let Some(gossip) = config.periodic_gossip.as_mut() {
+            gossip.frequency = self.gossip_interval;
+        }
+        // Re-forms a mesh split by a partition without waiting a minute.
+        if let Some(down) = config.periodic_announce_to_down_members.as_mut() {
+            down.frequency = Duration::from_secs(5);
+        }
+        config
+    }
+}
+
+/// Counters for INFO.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MembershipStats {
+    /// Times a member was seen turning suspect.
+    pub suspicions: u64,
+    /// Members declared down.
+    pub downs: u64,
+    /// SWIM payloads foca refused (junk, our own, too big).
+    pub swim_rejected: u64,
+    /// Renewals of our own identity after being declared down.
+    pub renewals: u64,
+}
+
+/// The timers the membership side asks for.
+pub type SwimTimer = foca::Timer<Identity>;
+
+type Swim = Foca<Identity, PostcardCodec, Xoshiro256PlusPlus, NoCustomBroadcast>;
+
+#[derive(Debug)]
+struct Known {
+    identity: Identity,
+    down_since: Option<Duration>,
+    suspect: bool,
+}
+
+/// foca plus the member table.
+pub struct Membership {
+    swim: Swim,
+    runtime: AccumulatingRuntime<Identity>,
+    known: BTreeMap<SocketAddr, Known>,
+    active: bool,
+    /// Set when foca went idle; the node takes it to re-announce at once.
+    isolated: bool,
+    forget_down_after: Duration,
+    stats: MembershipStats,
+}
+
+/// Where membership puts what it wants done.
+pub struct Effects<'a, T> {
+    /// Packets to send.
+    pub transmits: &'a mut VecDeque<Transmit>,
+    /// The node's timer queue.
+    pub timers: &'a mut TimerQueue<T>,
+    /// Events for the driver.
+    pub events: &'a mut VecDeque<Event>,
+}
+
+impl Membership {
+    /// A membership that knows only itself until it announces.
+    pub fn new(identity: Identity, config: &SwimConfig, rng: Xoshiro256PlusPlus) -> Self {
+        Membership {
+            swim: Foca::new(identity, config.foca_config(), rng, PostcardCodec),
+            runtime: AccumulatingRuntime::new(),
+            known: BTreeMap::new(),
+            active: false,
+            isolated: false,
+            forget_down_after: config.forget_down_after,
+            stats: MembershipStats::default(),
+        }
+    }
+
+    /// Our current identity (renewed if the mesh ever declared us down).
+    pub fn identity(&self) -> &Identity {
+        self.swim.identity()
+    }
+
+    /// Whether at least one other member is active.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Whether we lost every other member since the last call.
+    pub fn take_isolated(&mut self) -> bool {
+        std::mem::take(&mut self.isolated)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> MembershipStats {
+        self.stats
+    }
+
+    /// A SWIM payload (tag byte stripped) from the network.
+    pub fn handle_data<T: From<SwimTimer>>(
+        &mut self,
+        data: &[u8],
+        now: Duration,
+        fx: Effects<'_, T>,
+    ) {
+        if let Err(error) = self.swim.handle_data(data, &mut self.runtime) {
+            self.note_error(&error);
+        }
+        self.drain(now, fx);
+    }
+
+    /// A SWIM timer came due.
+    pub fn handle_timer<T: From<SwimTimer>>(
+        &mut self,
+        timer: SwimTimer,
+        now: Duration,
+        fx: Effects<'_, T>,
+    ) {
+        if let Err(error) = self.swim.handle_timer(timer, &mut self.runtime) {
+            self.note_error(&error);
+        }
+        self.refresh_suspicion();
+        self.forget_old_downs(now);
+        self.drain(now, fx);
+    }
+
+    /// Asks whoever listens at `addr` to let us in.
+    pub fn announce<T: From<SwimTimer>>(
+        &mut self,
+        addr: SocketAddr,
+        now: Duration,
+        fx: Effects<'_, T>,
+    ) {
+        // foca accepts an Announce addressed to any identity with its address.
+        let target = Identity {
+            id: NodeId::from_random_bytes([0; 16]),
+            addr,
+            incarnation: 0,
+            name: String::new(),
+        };
+        if let Err(error) = self.swim.announce(target, &mut self.runtime) {
+            self.note_error(&error);
+        }
+        self.drain(now, fx);
+    }
+
+    /// Leaves the mesh: gossips our own Down so others see a leave, not a failure.
+    pub fn leave<T: From<SwimTimer>>(&mut self, now: Duration, fx: Effects<'_, T>) {
+        if let Err(error) = self.swim.leave_cluster(&mut self.runtime) {
+            self.note_error(&error);
+        }
+        self.drain(now, fx);
+    }
+
+    /// Gossip addresses of active members (alive or suspect), in a stable order.
+    pub fn live_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.swim.iter_members().map(|m| m.id().addr)
+    }
+
+    /// Addresses of members we know as down.
+    pub fn down_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.known
+            .iter()
+            .filter(|(_, k)| k.down_since.is_some())
+            .map(|(addr, _)| *addr)
+    }
+
+    /// Every known member, self first, then by address.
+    pub fn members(&self) -> Vec<MemberView> {
+        let mut views = vec![MemberView {
+            identity: self.identity().clone(),
+            state: MemberState::Alive,
+        }];
+        views.extend(self.known.values().map(|k| MemberView {
+            identity: k.identity.clone(),
+            state: match (k.down_since, k.suspect) {
+                (Some(_), _) => MemberState::Down,
+                (None, true) => MemberState::Suspect,
+                (None, false) => MemberState::Alive,
+            },
+        }));
+        views
+    }
+
+    fn note_error(&mut self, error: &foca::Error) {
+        match error {
+            foca::Error::Encode(_) => {
+                // foca's docs: state may be inconsistent after an encode failure.
+                tracing::error!(%error, "SWIM failed to encode a message");
+            }
+            foca::Error::Decode(_)
+            | foca::Error::MalformedPacket
+            | foca::Error::DataFromOurselves
+            | foca::Error::DataTooBig => {
+                self.stats.swim_rejected += 1;
+                tracing::debug!(%error, "SWIM payload rejected");
+            }
+            other => tracing::debug!(error = %other, "SWIM"),
+        }
+    }
+
+    /// foca has no Suspect notification: compare its view with ours and
+    /// count each member's turn to suspect once.
+    fn refresh_suspicion(&mut self) {
+        let suspects: Vec<&Identity> = self
+            .swim
+            .iter_membership_state()
+            .filter(|m| m.state() == State::Suspect)
+            .map(|m| m.id())
+            .collect();
+        for (addr, known) in self.known.iter_mut() {
+            let suspect =
+                known.down_since.is_none() && suspects.iter().any(|id| **id == known.identity);
+            if suspect && !known.suspect {
+                self.stats.suspicions += 1;
+                tracing::info!(member = %addr, name = %known.identity.name, "member suspected");
+            }
+            known.suspect = suspect;
+        }
+    }
+
+    fn drain<T: From<SwimTimer>>(&mut self, now: Duration, fx: Effects<'_, T>) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            let mut payload = Vec::with_capacity(data.len() + 1);
+            payload.push(TAG_SWIM);
+            payload.extend_from_slice(&data);
+            fx.transmits.push_back(Transmit {
+                to: to.addr,
+                transport: Transport::Datagram,
+                payload: payload.into(),
+            });
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            fx.timers.schedule(now + after, T::from(timer));
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            self.apply_notification(notification, now, fx.events);
+        }
+    }
+
+    /// Drops down members listed longer than `forget_down_after`.
+    fn forget_old_downs(&mut self, now: Duration) {
+        let forget_after = self.forget_down_after;
+        self.known.retain(|_, k| {
+            k.down_since
+                .is_none_or(|since| now.saturating_sub(since) < forget_after)
+        });
+    }
+
+    fn apply_notification(
+        &mut self,
+        notification: OwnedNotification<Identity>,
+        now: Duration,
+        events: &mut VecDeque<Event>,
+    ) {
+        match notification {
+            OwnedNotification::MemberUp(identity) | OwnedNotification::Rename(_, identity) => {
+                events.push_back(Event::MemberUp {
+                    name: identity.name.clone(),
+                    addr: identity.addr,
+                });
+                self.known.insert(
+                    identity.addr,
+                    Known {
+                        identity,
+                        down_since: None,
+                        suspect: false,
+                    },
+                );
+            }
+            OwnedNotification::MemberDown(identity) => {
+                self.stats.downs += 1;
+                events.push_back(Event::MemberDown {
+                    name: identity.name.clone(),
+                    addr: identity.addr,
+                });
+                let known = self.known.entry(identity.addr).or_insert(Known {
+                    identity: identity.clone(),
+                    down_since: None,
+                    suspect: false,
+                });
+                // A newer identity on the same address may already be up.
+                if known.identity == identity {
+                    known.down_since = Some(now);
+                    known.suspect = false;
+                }
+            }
+            OwnedNotification::Active => {
+                self.active = true;
+                events.push_back(Event::Joined);
+            }
+            OwnedNotification::Idle => {
+                self.active = false;
+                self.isolated = true;
+                events.push_back(Event::Isolated);
+            }
+            OwnedNotification::Defunct => {
+                events.push_back(Event::DeclaredDown);
+            }
+            OwnedNotification::Rejoin(identity) => {
+                self.stats.renewals += 1;
+                tracing::info!(
+                    incarnation = identity.incarnation,
+                    "rejoined with a renewed identity"
+                );
+            }
+        }
+    }
+}

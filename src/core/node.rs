@@ -1,0 +1,412 @@
+//! The node: the one facade a driver talks to.
+//!
+//! Inputs are `handle_*` calls, each with the current [`Now`]; outputs are
+//! drained with `poll_*`. After every input a driver drains, in this order:
+//! [`Node::poll_transmit`] until `None` (send), [`Node::poll_event`] until
+//! `None` (log), then [`Node::poll_timeout`] (when to call
+//! [`Node::handle_timeout`] next). The node never reads a clock, never touches
+//! a socket and draws randomness only from the seed it was given.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::gossip::{choose_peers, pack};
+use super::io::{Event, Now, Transmit};
+use super::membership::{
+    Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
+};
+use super::store::{Entry, MergeOutcome, Store};
+use super::timer::TimerQueue;
+use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
+
+/// How the node gossips and joins.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// SWIM timings.
+    pub swim: SwimConfig,
+    /// Gossip addresses to announce to until joined, and after a split.
+    pub seeds: Vec<SocketAddr>,
+    /// Peers each fresh entry is pushed to.
+    pub fanout: usize,
+    /// Forwarding steps a local write may take.
+    pub max_hops: u8,
+    /// Meshes with at most this many other live members get each local
+    /// write pushed to every member directly, with no forwarding: rumor
+    /// mongering with one forward per node leaves about e^-fanout of the
+    /// nodes uninformed (Demers et al.), which in a small mesh is a node
+    /// in every few writes, while a direct push costs fewer datagrams there.
+    pub direct_push_max: usize,
+    /// Largest datagram payload, bytes.
+    pub max_datagram_bytes: usize,
+    /// Largest stream frame, bytes.
+    pub max_stream_bytes: usize,
+    /// Longest wait between announces while not joined (backoff cap).
+    pub join_retry_max: Duration,
+    /// While joined, how often to re-announce to seeds we do not see alive,
+    /// which is what re-forms a mesh after a partition heals.
+    pub rejoin_interval: Duration,
+}
+
+/// First wait between announces while not joined.
+const JOIN_RETRY_MIN: Duration = Duration::from_millis(100);
+/// Down members to re-announce to per round while isolated.
+const DOWN_MEMBERS_PER_ANNOUNCE: usize = 3;
+
+/// The node's timers.
+#[derive(Debug)]
+pub enum NodeTimer {
+    /// foca's.
+    Swim(SwimTimer),
+    /// Announce to seeds (and remembered members); the number is a
+    /// generation so a rescheduled announce cancels older ones.
+    Announce(u64),
+}
+
+impl From<SwimTimer> for NodeTimer {
+    fn from(timer: SwimTimer) -> Self {
+        NodeTimer::Swim(timer)
+    }
+}
+
+/// Gossip counters for INFO and metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GossipStats {
+    /// Datagrams and frames received.
+    pub packets_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Datagrams and frames queued for sending.
+    pub packets_out: u64,
+    /// Bytes queued for sending.
+    pub bytes_out: u64,
+    /// Entries received in pushes.
+    pub entries_received: u64,
+    /// Received entries that were new to us.
+    pub entries_applied: u64,
+    /// Entries sent in pushes (counted once per peer).
+    pub entries_sent: u64,
+    /// Payloads that did not decode.
+    pub decode_errors: u64,
+}
+
+/// One rumor node: membership, store and dissemination.
+pub struct Node {
+    config: NodeConfig,
+    store: Arc<Store>,
+    membership: Membership,
+    rng: Xoshiro256PlusPlus,
+    timers: TimerQueue<NodeTimer>,
+    transmits: VecDeque<Transmit>,
+    /// Entries waiting to be pushed, by (peer, hops left). Everything pushed
+    /// between two drains shares datagrams: under load that turns many
+    /// one-entry packets into a few full ones.
+    outbox: BTreeMap<(SocketAddr, u8), Vec<(Bytes, Entry)>>,
+    events: VecDeque<Event>,
+    announce_generation: u64,
+    announce_backoff: Duration,
+    stats: GossipStats,
+}
+
+macro_rules! effects {
+    ($self:ident) => {
+        Effects {
+            transmits: &mut $self.transmits,
+            timers: &mut $self.timers,
+            events: &mut $self.events,
+        }
+    };
+}
+
+impl Node {
+    /// A node that starts announcing to its seeds at once.
+    pub fn new(
+        identity: Identity,
+        config: NodeConfig,
+        store: Arc<Store>,
+        seed: u64,
+        now: Now,
+    ) -> Self {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let swim_rng = Xoshiro256PlusPlus::seed_from_u64(rng.next_u64());
+        let membership = Membership::new(identity, &config.swim, swim_rng);
+        let mut node = Node {
+            config,
+            store,
+            membership,
+            rng,
+            timers: TimerQueue::default(),
+            transmits: VecDeque::new(),
+            outbox: BTreeMap::new(),
+            events: VecDeque::new(),
+            announce_generation: 0,
+            announce_backoff: JOIN_RETRY_MIN,
+            stats: GossipStats::default(),
+        };
+        node.schedule_announce(now.mono);
+        node
+    }
+
+    /// A UDP datagram arrived on the gossip port.
+    pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Now) {
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        match data.split_first() {
+            Some((&TAG_SWIM, body)) => self.membership.handle_data(body, now.mono, effects!(self)),
+            Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, body, now),
+            Some((tag, _)) => {
+                self.stats.decode_errors += 1;
+                tracing::debug!(%from, tag, "datagram with unknown tag");
+            }
+            None => self.stats.decode_errors += 1,
+        }
+        self.after_input(now);
+    }
+
+    /// A frame arrived on a TCP stream to the gossip port (length prefix
+    /// already removed).
+    pub fn handle_frame(&mut self, from: SocketAddr, data: &[u8], now: Now) {
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        match data.split_first() {
+            Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, body, now),
+            _ => {
+                self.stats.decode_errors += 1;
+                tracing::debug!(%from, "stream frame with unknown tag");
+            }
+        }
+        self.after_input(now);
+    }
+
+    /// Writes clients made on this node, already applied to the store:
+    /// pushes them to `fanout` random live peers at once.
+    pub fn handle_local_writes(&mut self, writes: &[(Bytes, Entry)], now: Now) {
+        let _ = now;
+        let peers: Vec<SocketAddr> = self.membership.live_peers().collect();
+        if peers.len() <= self.config.direct_push_max {
+            self.push_to(peers, writes, 0);
+        } else {
+            self.push(writes, self.config.max_hops, &[]);
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(timer) = self.timers.pop_due(now.mono) {
+            match timer {
+                NodeTimer::Swim(timer) => {
+                    self.membership
+                        .handle_timer(timer, now.mono, effects!(self))
+                }
+                NodeTimer::Announce(generation) if generation == self.announce_generation => {
+                    self.announce_round(now);
+                }
+                NodeTimer::Announce(_) => {}
+            }
+        }
+        self.after_input(now);
+    }
+
+    /// Leaves the mesh gracefully; the driver should drain transmits, send
+    /// them, and stop.
+    pub fn leave(&mut self, now: Now) {
+        self.membership.leave(now.mono, effects!(self));
+    }
+
+    /// Re-announces to seeds now (the driver calls this when it has reason to
+    /// think the mesh changed, e.g. tests; the timer does it anyway).
+    pub fn handle_rejoin(&mut self, now: Now) {
+        self.announce_backoff = JOIN_RETRY_MIN;
+        self.schedule_announce(now.mono);
+    }
+
+    /// The next thing to send. Membership traffic comes first; pushes are
+    /// packed when it is drained.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.transmits.is_empty() {
+            self.pack_outbox();
+        }
+        self.transmits.pop_front()
+    }
+
+    /// The next event to log.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must next be called (monotonic).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.timers.next_deadline()
+    }
+
+    /// Our current identity.
+    pub fn identity(&self) -> &Identity {
+        self.membership.identity()
+    }
+
+    /// Every known member, self first.
+    pub fn members(&self) -> Vec<MemberView> {
+        self.membership.members()
+    }
+
+    /// The store this node replicates.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Gossip counters.
+    pub fn gossip_stats(&self) -> GossipStats {
+        self.stats
+    }
+
+    /// Membership counters.
+    pub fn membership_stats(&self) -> MembershipStats {
+        self.membership.stats()
+    }
+
+    /// Whether we are part of a mesh (some other member is active).
+    pub fn is_joined(&self) -> bool {
+        self.membership.is_active()
+    }
+
+    fn handle_gossip(&mut self, from: SocketAddr, body: &[u8], now: Now) {
+        let message = match Message::decode_body(body) {
+            Ok(message) => message,
+            Err(error) => {
+                self.stats.decode_errors += 1;
+                tracing::debug!(%from, %error, "gossip message dropped");
+                return;
+            }
+        };
+        match message {
+            Message::Push {
+                sender,
+                hops_left,
+                entries,
+            } => {
+                self.stats.entries_received += entries.len() as u64;
+                let mut fresh = Vec::new();
+                for (key, entry) in entries {
+                    if self.store.merge(key.clone(), entry.clone(), now.wall_ms)
+                        == MergeOutcome::Applied
+                    {
+                        fresh.push((key, entry));
+                    }
+                }
+                self.stats.entries_applied += fresh.len() as u64;
+                if hops_left > 0 && !fresh.is_empty() {
+                    self.push(&fresh, hops_left - 1, &[sender, from]);
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, entries: &[(Bytes, Entry)], hops_left: u8, skip: &[SocketAddr]) {
+        if entries.is_empty() {
+            return;
+        }
+        let candidates: Vec<SocketAddr> = self
+            .membership
+            .live_peers()
+            .filter(|a| !skip.contains(a))
+            .collect();
+        let peers = choose_peers(candidates, self.config.fanout, &mut self.rng);
+        self.push_to(peers, entries, hops_left);
+    }
+
+    fn push_to(&mut self, peers: Vec<SocketAddr>, entries: &[(Bytes, Entry)], hops_left: u8) {
+        for peer in peers {
+            self.outbox
+                .entry((peer, hops_left))
+                .or_default()
+                .extend_from_slice(entries);
+        }
+    }
+
+    fn pack_outbox(&mut self) {
+        let me = self.membership.identity().addr;
+        for ((to, hops_left), entries) in std::mem::take(&mut self.outbox) {
+            self.stats.entries_sent += entries.len() as u64;
+            let packed = pack(
+                &entries,
+                me,
+                hops_left,
+                self.config.max_datagram_bytes,
+                self.config.max_stream_bytes,
+            );
+            for message in packed {
+                self.stats.packets_out += 1;
+                self.stats.bytes_out += message.payload.len() as u64;
+                self.transmits.push_back(Transmit {
+                    to,
+                    transport: message.transport,
+                    payload: message.payload,
+                });
+            }
+        }
+    }
+
+    fn announce_round(&mut self, now: Now) {
+        let me = self.membership.identity().addr;
+        let live: BTreeSet<SocketAddr> = self.membership.live_peers().collect();
+        let mut targets: Vec<SocketAddr> = self
+            .config
+            .seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != me && !live.contains(s))
+            .collect();
+        let delay = if self.membership.is_active() {
+            self.announce_backoff = JOIN_RETRY_MIN;
+            self.config.rejoin_interval
+        } else {
+            // Isolated: members we knew may be on the far side of a healed
+            // partition, and may be the only way back if seeds are gone.
+            let down: Vec<SocketAddr> = self
+                .membership
+                .down_peers()
+                .filter(|a| !targets.contains(a))
+                .collect();
+            targets.extend(choose_peers(down, DOWN_MEMBERS_PER_ANNOUNCE, &mut self.rng));
+            let delay = self.announce_backoff;
+            self.announce_backoff = (self.announce_backoff * 2).min(self.config.join_retry_max);
+            delay
+        };
+        for target in targets {
+            self.membership.announce(target, now.mono, effects!(self));
+        }
+        self.announce_generation += 1;
+        self.timers.schedule(
+            now.mono + delay,
+            NodeTimer::Announce(self.announce_generation),
+        );
+    }
+
+    fn schedule_announce(&mut self, at: Duration) {
+        self.announce_generation += 1;
+        self.timers
+            .schedule(at, NodeTimer::Announce(self.announce_generation));
+    }
+
+    /// Reacts to membership changes the last input caused.
+    fn after_input(&mut self, now: Now) {
+        if self.membership.take_isolated() {
+            // Start re-joining now rather than at the next slow re-announce.
+            self.announce_backoff = JOIN_RETRY_MIN;
+            self.schedule_announce(now.mono);
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("identity", self.identity())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,134 @@
+//! The gossip port's wire format.
+//!
+//! SWIM (foca) and rumor's own messages share one UDP port, so every
+//! datagram starts with a tag byte. Stream frames on the TCP side carry the
+//! same tagged payloads behind a 4-byte big-endian length.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::store::Entry;
+
+/// First byte of a foca (SWIM) payload.
+pub const TAG_SWIM: u8 = 0x01;
+/// First byte of a rumor [`Message`].
+pub const TAG_GOSSIP: u8 = 0x02;
+
+/// Bytes of the length prefix of a stream frame.
+pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// A rumor message between peers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Entries the sender just learned (or wrote), to merge and, if new,
+    /// pass on while `hops_left > 0`.
+    Push {
+        /// The sender's gossip address, so a forward skips it.
+        sender: SocketAddr,
+        /// Remaining forwarding steps after this one.
+        hops_left: u8,
+        /// Key and entry pairs.
+        entries: Vec<(Bytes, Entry)>,
+    },
+}
+
+/// Why a payload could not be read. Nothing changed; the payload is dropped
+/// and counted.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Empty payload.
+    #[error("empty payload")]
+    Empty,
+    /// The tag byte is not one we know.
+    #[error("unknown tag byte {0:#04x}")]
+    UnknownTag(u8),
+    /// The body did not decode.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] postcard::Error),
+}
+
+impl Message {
+    /// Encodes with the tag byte in front.
+    pub fn encode(&self) -> Vec<u8> {
+        let out = vec![TAG_GOSSIP];
+        // Serializing into a Vec cannot fail for these types.
+        match postcard::to_extend(self, out) {
+            Ok(buf) => buf,
+            Err(_) => unreachable!("postcard to a Vec is infallible for Message"),
+        }
+    }
+
+    /// Decodes a body whose tag byte was already read.
+    pub fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
+        Ok(postcard::from_bytes(body)?)
+    }
+}
+
+/// Conservative encoded size of one pushed entry, used to pack datagrams
+/// without encoding twice: postcard's varints never exceed these bounds.
+pub fn entry_size_bound(key: &[u8], entry: &Entry) -> usize {
+    // key len varint (5) + key + option tag (1) + value len varint (5) +
+    // value + timestamp varint (10) + uuid (1 + 16) + expiry option (1 + 10)
+    key.len() + entry.value.as_ref().map_or(0, Bytes::len) + 49
+}
+
+/// Conservative size of a `Push` with no entries, tag byte included.
+// tag + variant + sender (variant + 16 octets + port varint 3) + hops + count varint
+pub const PUSH_OVERHEAD_BYTES: usize = 1 + 1 + 20 + 1 + 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::version::{NodeId, Timestamp, Version};
+    use proptest::prelude::*;
+
+    fn entry(value: Option<&[u8]>, ts: u64, expires: Option<u64>) -> Entry {
+        Entry {
+            value: value.map(Bytes::copy_from_slice),
+            version: Version {
+                timestamp: Timestamp::from_packed(ts),
+                writer: NodeId::from_random_bytes([7; 16]),
+            },
+            expires_at_ms: expires,
+        }
+    }
+
+    #[test]
+    fn push_round_trips_with_exact_length() {
+        let msg = Message::Push {
+            sender: "127.0.0.1:7946".parse().unwrap(),
+            hops_left: 3,
+            entries: vec![(Bytes::from_static(b"k"), entry(Some(b"v"), 1, None))],
+        };
+        let bytes = msg.encode();
+        // tag 1 + variant 1 + addr (variant 1 + 4 octets + port varint 2)
+        // + hops 1 + len 1 + key (1 + 1) + value (1 + 1 + 1) + ts 1
+        // + uuid (1 + 16) + expiry 1
+        assert_eq!(bytes.len(), 35);
+        assert_eq!(bytes[0], TAG_GOSSIP);
+        assert_eq!(Message::decode_body(&bytes[1..]).unwrap(), msg);
+    }
+
+    proptest! {
+        #[test]
+        fn entries_round_trip_within_the_size_bound(
+            key in proptest::collection::vec(any::<u8>(), 0..64),
+            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+            ts in any::<u64>(),
+            expires in proptest::option::of(any::<u64>()),
+        ) {
+            let e = entry(value.as_deref(), ts, expires);
+            let bound = entry_size_bound(&key, &e);
+            let msg = Message::Push {
+                sender: "[::1]:65535".parse().unwrap(),
+                hops_left: 255,
+                entries: vec![(Bytes::from(key), e)],
+            };
+            let bytes = msg.encode();
+            prop_assert!(bytes.len() <= PUSH_OVERHEAD_BYTES + bound);
+            prop_assert_eq!(Message::decode_body(&bytes[1..]).unwrap(), msg);
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `INFO [section…]`: Redis's text format — `# Title` then `field:value`
+//! lines, CRLF-terminated, sections separated by a blank line, all in one
+//! bulk string — with the client side's sections (Server, Clients, Memory,
+//! Stats, Keyspace) followed by the node's own (membership, gossip), which
+//! the driver task supplies.
+//!
+//! `redis_version` says 7.0.0 because client libraries gate features on
+//! it; `rumor_version` is the truth.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::{CommandError, Ctx};
+use crate::resp::parse::Args;
+use crate::resp::reply;
+use crate::server::shared::{Control, InfoSection};
+
+/// `INFO [section…]`: no section, `all`, `everything` or `default` give
+/// every section; otherwise the named ones, case-insensitively. Unknown
+/// names give nothing, as in Redis.
+pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let everything = args.len() == 1
+        || args.iter_from(1).any(|s| {
+            ["all", "everything", "default"]
+                .iter()
+                .any(|a| s.eq_ignore_ascii_case(a.as_bytes()))
+        });
+    let wanted = |title: &str| {
+        everything
+            || args
+                .iter_from(1)
+                .any(|s| s.eq_ignore_ascii_case(title.as_bytes()))
+    };
+
+    let mut sections = local_sections(ctx);
+    sections.retain(|section| wanted(&section.title));
+    let local_titles = ["Server", "Clients", "Memory", "Stats", "Keyspace"];
+    let node_wanted = everything
+        || args.iter_from(1).any(|s| {
+            !local_titles
+                .iter()
+                .any(|t| s.eq_ignore_ascii_case(t.as_bytes()))
+        });
+    if node_wanted {
+        // Without an answer the node's sections are left out, not waited for.
+        let node = ctx.ask(Control::Info).await.unwrap_or_default();
+        sections.extend(node.into_iter().filter(|section| wanted(&section.title)));
+    }
+
+    let mut text = String::new();
+    for (i, section) in sections.iter().enumerate() {
+        if i > 0 {
+            text.push_str("\r\n");
+        }
+        let _ = write!(text, "# {}\r\n", section.title);
+        for (field, value) in &section.fields {
+            let _ = write!(text, "{field}:{value}\r\n");
+        }
+    }
+    reply::bulk(ctx.out, text.as_bytes());
+    Ok(())
+}
+
+fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
+    let shared = ctx.shared;
+    let stats = &shared.stats;
+    let uptime_s = shared.clock.mono().as_secs();
+    let rss = resident_bytes();
+    let keys = shared.store.value_count();
+    vec![
+        section(
+            "Server",
+            [
+                ("redis_version", REDIS_VERSION.to_owned()),
+                ("redis_mode", "standalone".to_owned()),
+                ("rumor_version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("os", std::env::consts::OS.to_owned()),
+                ("arch_bits", (usize::BITS).to_string()),
+                ("process_id", std::process::id().to_string()),
+                ("run_id", shared.store.writer().uuid().simple().to_string()),
+                ("tcp_port", ctx.session.local.port().to_string()),
+                ("uptime_in_seconds", uptime_s.to_string()),
+                ("uptime_in_days", (uptime_s / 86_400).to_string()),
+                ("node_name", shared.name.clone()),
+                ("node_id", shared.store.writer().to_string()),
+            ],
+        ),
+        section(
+            "Clients",
+            [
+                ("connected_clients", load(&stats.connected_clients)),
+                ("maxclients", shared.limits.max_clients.to_string()),
+                ("blocked_clients", "0".to_owned()),
+            ],
+        ),
+        section(
+            "Memory",
+            [
+                ("used_memory", rss.to_string()),
+                ("used_memory_human", human_bytes(rss)),
+                ("used_memory_rss", rss.to_string()),
+                ("maxmemory", "0".to_owned()),
+                ("maxmemory_policy", "noeviction".to_owned()),
+            ],
+        ),
+        section(
+            "Stats",
+            [
+                (
+                    "total_connections_received",
+                    load(&stats.total_connections_received),
+                ),
+                (
+                    "total_commands_processed",
+                    load(&stats.total_commands_processed),
+                ),
+                ("rejected_connections", load(&stats.rejected_connections)),
+                ("protocol_errors", load(&stats.protocol_errors)),
+            ],
+        ),
+        section(
+            "Keyspace",
+            [("db0", format!("keys={keys},expires=0,avg_ttl=0"))],
+        ),
+    ]
+}
+
+fn section<const N: usize>(title: &str, fields: [(&str, String); N]) -> InfoSection {
+    InfoSection {
+        title: title.to_owned(),
+        fields: fields
+            .into_iter()
+            .map(|(field, value)| (field.to_owned(), value))
+            .collect(),
+    }
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> String {
+    counter.load(Ordering::Relaxed).to_string()
+}
+
+/// The process's resident set size, from `/proc/self/status` (0 where
+/// there is no procfs). It stands in for Redis's `used_memory`: the store
+/// is most of the process, and this counts what it really costs. The read
+/// is a few hundred bytes from procfs, cheap enough for a task.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// Redis's `used_memory_human` style: `1.50M`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (suffix, size) in UNITS {
+        if bytes >= size {
+            return format!("{:.2}{suffix}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// What `redis_version` claims.
+const REDIS_VERSION: &str = "7.0.0";
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::Harness;
+
+    /// The bulk string's text.
+    fn body(reply: &str) -> &str {
+        let (header, rest) = reply.split_once("\r\n").unwrap();
+        let len: usize = header.trim_start_matches('$').parse().unwrap();
+        assert_eq!(rest.len(), len + 2, "the length header is exact");
+        &rest[..len]
+    }
+
+    fn titles(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .map(str::trim_end)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn info_has_every_section_in_redis_format() {
+        let mut h = Harness::new();
+        h.run(&["MSET", "a", "1", "b", "2"]).await;
+        let reply = h.run(&["INFO"]).await;
+        let text = body(&reply);
+        assert_eq!(
+            titles(text),
+            [
+                "Server",
+                "Clients",
+                "Memory",
+                "Stats",
+                "Keyspace",
+                "Membership"
+            ]
+        );
+        assert!(
+            text.starts_with("# Server\r\nredis_version:7.0.0\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nrumor_version:"));
+        assert!(text.contains("\r\ntcp_port:6380\r\n"));
+        assert!(text.contains("\r\nnode_name:test-node\r\n"));
+        assert!(text.contains(&format!("\r\nprocess_id:{}\r\n", std::process::id())));
+        assert!(
+            text.contains("\r\n\r\n# Clients\r\n"),
+            "sections are separated by a blank line"
+        );
+        assert!(text.contains("\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n"));
+        assert!(text.contains("\r\n# Membership\r\nmembers_alive:1\r\n"));
+        assert!(text.ends_with("members_suspect:1\r\n"));
+        assert!(!text.contains("\r\n\r\n\r\n"));
+        for line in text
+            .split("\r\n")
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            assert!(line.contains(':'), "{line:?}");
+        }
+        let used: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if cfg!(target_os = "linux") {
+            assert!(used > 0);
+        }
+        for word in ["all", "everything", "DEFAULT"] {
+            assert_eq!(
+                titles(body(&h.run(&["INFO", word]).await)).len(),
+                6,
+                "{word}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn info_filters_sections_case_insensitively() {
+        let mut h = Harness::new();
+        let reply = h.run(&["INFO", "keyspace"]).await;
+        assert_eq!(
+            body(&reply),
+            "# Keyspace\r\ndb0:keys=0,expires=0,avg_ttl=0\r\n"
+        );
+        let reply = h.run(&["INFO", "SERVER", "membership"]).await;
+        assert_eq!(titles(body(&reply)), ["Server", "Membership"]);
+        assert_eq!(h.run(&["INFO", "nothing"]).await, "$0\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn info_without_a_driver_still_answers() {
+        let mut h = Harness::without_driver();
+        let reply = h.run(&["INFO"]).await;
+        assert_eq!(
+            titles(body(&reply)),
+            ["Server", "Clients", "Memory", "Stats", "Keyspace"]
+        );
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(super::human_bytes(512), "512B");
+        assert_eq!(super::human_bytes(1536), "1.50K");
+        assert_eq!(super::human_bytes(3 << 20), "3.00M");
+    }
+}

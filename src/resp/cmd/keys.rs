@@ -1,0 +1,239 @@
+//! Whole-key commands: DEL, EXISTS, DBSIZE, SCAN, KEYS.
+
+use bytes::Bytes;
+
+use super::{CommandError, Ctx, is};
+use crate::core::store::{Ttl, Write};
+use crate::resp::glob;
+use crate::resp::num::{parse_i64, parse_u64};
+use crate::resp::parse::Args;
+use crate::resp::reply;
+
+/// `DEL key…`: how many keys held a live value. Only those get a tombstone.
+pub(super) async fn del(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    for key in args.iter_from(1) {
+        ctx.key(key)?;
+    }
+    let now_ms = ctx.now_ms();
+    let mut deleted = 0;
+    for key in args.iter_from(1) {
+        let key = Bytes::copy_from_slice(key);
+        let (written, existed) = ctx.shared.store.update(&key, now_ms, |live| match live {
+            Some(_) => (Some(Write::Delete), true),
+            None => (None, false),
+        });
+        deleted += usize::from(existed);
+        ctx.replicate(key, written).await;
+    }
+    reply::count(ctx.out, deleted);
+    Ok(())
+}
+
+/// `EXISTS key…`: how many of the keys are live; a key named twice counts
+/// twice, as in Redis.
+pub(super) fn exists(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    for key in args.iter_from(1) {
+        ctx.key(key)?;
+    }
+    let now_ms = ctx.now_ms();
+    let live = args
+        .iter_from(1)
+        .filter(|key| ctx.shared.store.ttl(key, now_ms) != Ttl::Missing)
+        .count();
+    reply::count(ctx.out, live);
+    Ok(())
+}
+
+/// `DBSIZE`: keys holding a value (expired ones until they are swept, the
+/// approximation Redis makes too).
+pub(super) fn dbsize(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    reply::count(ctx.out, ctx.shared.store.value_count());
+    Ok(())
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`. The cursor is the
+/// store's shard index; every key present for the whole walk is returned
+/// once. Every value is a string, so `TYPE string` keeps all keys and any
+/// other type none.
+pub(super) fn scan(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let cursor = parse_u64(args.arg(1)).ok_or(CommandError::fixed("ERR invalid cursor"))?;
+    let mut count = DEFAULT_SCAN_COUNT;
+    let mut pattern: Option<&[u8]> = None;
+    let mut strings_only = true;
+    let mut index = 2;
+    while let Some(option) = args.get(index) {
+        let value = args.get(index + 1).ok_or(CommandError::Syntax)?;
+        if is(option, "COUNT") {
+            let n = parse_i64(value).ok_or(CommandError::NotInteger)?;
+            count = usize::try_from(n)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or(CommandError::Syntax)?;
+        } else if is(option, "MATCH") {
+            pattern = (value != b"*").then_some(value);
+        } else if is(option, "TYPE") {
+            strings_only = is(value, "STRING");
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        index += 2;
+    }
+    let (next, keys) = ctx.shared.store.scan(cursor, count, ctx.now_ms(), |key| {
+        strings_only && pattern.is_none_or(|p| glob::matches(p, key, false))
+    });
+    reply::array(ctx.out, 2);
+    reply::bulk_u64(ctx.out, next);
+    write_keys(ctx, &keys);
+    Ok(())
+}
+
+/// `KEYS pattern`: every live key matching, in one reply.
+pub(super) fn keys(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let pattern = args.arg(1);
+    let everything = pattern == b"*";
+    let (_, keys) = ctx.shared.store.scan(0, usize::MAX, ctx.now_ms(), |key| {
+        everything || glob::matches(pattern, key, false)
+    });
+    write_keys(ctx, &keys);
+    Ok(())
+}
+
+fn write_keys(ctx: &mut Ctx<'_>, keys: &[Bytes]) {
+    reply::array(ctx.out, keys.len());
+    for key in keys {
+        reply::bulk(ctx.out, key);
+    }
+}
+
+/// SCAN's COUNT when none is given (Redis's default).
+const DEFAULT_SCAN_COUNT: usize = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::Harness;
+
+    /// Parses a flat array reply of bulk strings (test replies only).
+    fn bulks(reply: &str) -> Vec<String> {
+        let mut lines = reply.split("\r\n");
+        let mut out = Vec::new();
+        while let Some(line) = lines.next() {
+            if line.starts_with('$') {
+                out.push(lines.next().unwrap().to_owned());
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn del_counts_live_keys_only() {
+        let mut h = Harness::new();
+        h.run(&["MSET", "a", "1", "b", "2"]).await;
+        h.replicated();
+        assert_eq!(h.run(&["DEL", "a", "missing", "a", "b"]).await, ":2\r\n");
+        assert_eq!(h.run(&["GET", "a"]).await, "$-1\r\n");
+        assert_eq!(
+            h.replicated(),
+            [("a".to_owned(), true), ("b".to_owned(), true)]
+        );
+        assert_eq!(h.run(&["DEL", "a"]).await, ":0\r\n");
+        assert!(h.replicated().is_empty(), "no tombstone for a missing key");
+    }
+
+    #[tokio::test]
+    async fn exists_counts_duplicates() {
+        let mut h = Harness::new();
+        h.run(&["SET", "a", "1"]).await;
+        assert_eq!(h.run(&["EXISTS", "a", "a", "b"]).await, ":2\r\n");
+        assert_eq!(h.run(&["EXISTS", "b"]).await, ":0\r\n");
+    }
+
+    #[tokio::test]
+    async fn dbsize_counts_values() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["DBSIZE"]).await, ":0\r\n");
+        h.run(&["MSET", "a", "1", "b", "2", "c", "3"]).await;
+        h.run(&["DEL", "b"]).await;
+        assert_eq!(h.run(&["DBSIZE"]).await, ":2\r\n");
+    }
+
+    #[tokio::test]
+    async fn keys_matches_a_glob() {
+        let mut h = Harness::new();
+        h.run(&["MSET", "user:1", "a", "user:2", "b", "item:1", "c"])
+            .await;
+        let mut all = bulks(&h.run(&["KEYS", "*"]).await);
+        all.sort();
+        assert_eq!(all, ["item:1", "user:1", "user:2"]);
+        let mut users = bulks(&h.run(&["KEYS", "user:*"]).await);
+        users.sort();
+        assert_eq!(users, ["user:1", "user:2"]);
+        assert_eq!(bulks(&h.run(&["KEYS", "*:[2]"]).await), ["user:2"]);
+        assert_eq!(h.run(&["KEYS", "nothing*"]).await, "*0\r\n");
+    }
+
+    #[tokio::test]
+    async fn scan_walks_every_key_once() {
+        let mut h = Harness::new();
+        for i in 0..300 {
+            h.run(&["SET", &format!("key:{i}"), "v"]).await;
+        }
+        h.replicated();
+        let mut seen = Vec::new();
+        let mut cursor = "0".to_owned();
+        for _ in 0..10_000 {
+            let reply = h.run(&["SCAN", &cursor, "COUNT", "50"]).await;
+            assert!(reply.starts_with("*2\r\n$"), "{reply}");
+            let mut parts = bulks(&reply);
+            cursor = parts.remove(0);
+            seen.extend(parts);
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(cursor, "0");
+        seen.sort();
+        let before = seen.len();
+        seen.dedup();
+        assert_eq!(before, seen.len(), "no key twice");
+        assert_eq!(seen.len(), 300);
+    }
+
+    #[tokio::test]
+    async fn scan_options() {
+        let mut h = Harness::new();
+        h.run(&["MSET", "user:1", "a", "item:1", "c"]).await;
+        let reply = h
+            .run(&["SCAN", "0", "MATCH", "user:*", "COUNT", "100000"])
+            .await;
+        assert_eq!(reply, "*2\r\n$1\r\n0\r\n*1\r\n$6\r\nuser:1\r\n");
+        let reply = h
+            .run(&["scan", "0", "count", "5000", "type", "string", "match", "*"])
+            .await;
+        assert_eq!(bulks(&reply).len(), 3);
+        let reply = h.run(&["SCAN", "0", "COUNT", "5000", "TYPE", "hash"]).await;
+        assert_eq!(reply, "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(h.run(&["SCAN", "x"]).await, "-ERR invalid cursor\r\n");
+        assert_eq!(h.run(&["SCAN", "-1"]).await, "-ERR invalid cursor\r\n");
+        assert_eq!(
+            h.run(&["SCAN", "0", "COUNT", "0"]).await,
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            h.run(&["SCAN", "0", "COUNT", "x"]).await,
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(
+            h.run(&["SCAN", "0", "MATCH"]).await,
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            h.run(&["SCAN", "0", "LIMIT", "1"]).await,
+            "-ERR syntax error\r\n"
+        );
+        // A cursor past the end is a finished walk, as in Redis.
+        assert_eq!(
+            h.run(&["SCAN", "99999999"]).await,
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+    }
+}

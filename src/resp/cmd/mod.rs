@@ -1,0 +1,507 @@
+//! Command dispatch: finds a command by name (case-insensitively, without
+//! allocating), checks its arity, then the client's authentication, in
+//! that order as Redis does, and runs it. Each command writes its reply
+//! straight into the connection's output buffer.
+//!
+//! One file per family of commands: `string` (GET, SET, MGET, MSET),
+//! `keys` (DEL, EXISTS, DBSIZE, SCAN, KEYS), `expire` (EXPIRE and friends,
+//! TTL, PTTL, PERSIST), `session` (PING, ECHO, AUTH, SELECT, CLIENT),
+//! `server` (COMMAND, CONFIG, MEMBERS) and `info` (INFO).
+//!
+//! `HELLO` is deliberately not a command: it gets Redis's
+//! `-ERR unknown command 'HELLO', …` reply, which every client library
+//! reads as "a server before Redis 6" and answers by staying on RESP2 and
+//! authenticating with plain `AUTH` — the same fallback `-NOPROTO` would
+//! trigger, but one that clients asking for `HELLO 2` handle too.
+
+mod expire;
+mod info;
+mod keys;
+mod server;
+mod session;
+mod string;
+
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+pub(crate) use self::session::Session;
+use super::parse::Args;
+use super::reply;
+use crate::core::store::Entry;
+use crate::server::shared::{Control, Shared};
+
+/// What the connection does after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on with the next command.
+    Continue,
+    /// Send what is written and close (`QUIT`).
+    Close,
+}
+
+/// What a command runs with.
+pub(crate) struct Ctx<'a> {
+    /// The node's shared state.
+    pub(crate) shared: &'a Shared,
+    /// This connection's state.
+    pub(crate) session: &'a mut Session,
+    /// Where the reply goes.
+    pub(crate) out: &'a mut BytesMut,
+}
+
+/// Runs one command (`args` is not empty) and writes its reply.
+pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    let Some(spec) = lookup(args.arg(0)) else {
+        unknown_command(args, ctx.out);
+        return Flow::Continue;
+    };
+    if !spec.arity_fits(args.len()) {
+        CommandError::Arity(spec.name).write(ctx.out);
+        return Flow::Continue;
+    }
+    if !spec.before_auth && ctx.session.auth_required(ctx.shared) {
+        CommandError::NoAuth.write(ctx.out);
+        return Flow::Continue;
+    }
+    ctx.session.commands += 1;
+    let result = match spec.handler {
+        Handler::Get => string::get(args, ctx),
+        Handler::Set => string::set(args, ctx).await,
+        Handler::Mget => string::mget(args, ctx),
+        Handler::Mset => string::mset(args, ctx).await,
+        Handler::Del => keys::del(args, ctx).await,
+        Handler::Exists => keys::exists(args, ctx),
+        Handler::Dbsize => keys::dbsize(ctx),
+        Handler::Scan => keys::scan(args, ctx),
+        Handler::Keys => keys::keys(args, ctx),
+        Handler::Expire(how) => expire::expire(args, ctx, how).await,
+        Handler::Ttl(unit) => expire::ttl(args, ctx, unit),
+        Handler::Persist => expire::persist(args, ctx).await,
+        Handler::Ping => session::ping(args, ctx),
+        Handler::Echo => session::echo(args, ctx),
+        Handler::Auth => session::auth(args, ctx),
+        Handler::Select => session::select(args, ctx),
+        Handler::Client => session::client(args, ctx),
+        Handler::Quit => {
+            reply::ok(ctx.out);
+            return Flow::Close;
+        }
+        Handler::Command => server::command(args, ctx),
+        Handler::Config => server::config(args, ctx),
+        Handler::Members => server::members(ctx).await,
+        Handler::Info => info::info(args, ctx).await,
+    };
+    if let Err(error) = result {
+        error.write(ctx.out);
+    }
+    Flow::Continue
+}
+
+/// A command's failure, written as a Redis error reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CommandError {
+    /// `-ERR wrong number of arguments for '<name>' command`.
+    Arity(&'static str),
+    /// `-ERR syntax error`.
+    Syntax,
+    /// `-ERR value is not an integer or out of range`.
+    NotInteger,
+    /// `-ERR invalid expire time in '<name>' command`.
+    InvalidExpireTime(&'static str),
+    /// A key over `max_key_bytes`.
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `-NOAUTH Authentication required.`
+    NoAuth,
+    /// Any other error, its code included (`ERR …`, `WRONGPASS …`).
+    Message(Cow<'static, str>),
+}
+
+impl CommandError {
+    /// Writes the error reply.
+    pub(crate) fn write(&self, out: &mut BytesMut) {
+        let text: Cow<'_, str> = match self {
+            CommandError::Arity(name) => {
+                format!("ERR wrong number of arguments for '{name}' command").into()
+            }
+            CommandError::Syntax => "ERR syntax error".into(),
+            CommandError::NotInteger => "ERR value is not an integer or out of range".into(),
+            CommandError::InvalidExpireTime(name) => {
+                format!("ERR invalid expire time in '{name}' command").into()
+            }
+            CommandError::KeyTooLong { len, max } => {
+                format!("ERR key is {len} bytes, longer than max_key_bytes ({max})").into()
+            }
+            CommandError::NoAuth => "NOAUTH Authentication required.".into(),
+            CommandError::Message(text) => Cow::Borrowed(text.as_ref()),
+        };
+        reply::error(out, text.as_bytes());
+    }
+
+    /// An error with a fixed text.
+    pub(crate) const fn fixed(text: &'static str) -> Self {
+        CommandError::Message(Cow::Borrowed(text))
+    }
+}
+
+impl Ctx<'_> {
+    /// Wall-clock now, read once per command.
+    fn now_ms(&self) -> u64 {
+        self.shared.clock.wall_ms()
+    }
+
+    /// `key`, if it is within `max_key_bytes`.
+    fn key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], CommandError> {
+        let max = self.shared.limits.max_key_bytes;
+        if key.len() > max {
+            return Err(CommandError::KeyTooLong {
+                len: key.len(),
+                max,
+            });
+        }
+        Ok(key)
+    }
+
+    /// Hands a local write to dissemination. Waits while the channel is
+    /// full: that wait is the backpressure that bounds its memory.
+    async fn replicate(&self, key: Bytes, written: Option<Entry>) {
+        let Some(entry) = written else { return };
+        if self.shared.writes.send((key, entry)).await.is_err() {
+            tracing::debug!("dissemination has stopped; the write stays local");
+        }
+    }
+
+    /// Asks the driver task a question, giving up after [`CONTROL_TIMEOUT`]
+    /// (the driver is gone or stuck: the client gets an error, not a hang).
+    async fn ask<T>(&self, question: impl FnOnce(oneshot::Sender<T>) -> Control) -> Option<T> {
+        let (answer, receiver) = oneshot::channel();
+        let asked = tokio::time::timeout(CONTROL_TIMEOUT, async {
+            self.shared.control.send(question(answer)).await.ok()?;
+            receiver.await.ok()
+        });
+        asked.await.ok().flatten()
+    }
+}
+
+/// Whether `arg` is `name`, ignoring ASCII case; `name` is upper case.
+fn is(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// Checks a subcommand's arity (Redis's rule: positive is exact, negative a
+/// minimum); `full_name` is e.g. `client|setname`.
+fn subcommand_arity(
+    args: Args<'_>,
+    arity: i32,
+    full_name: &'static str,
+) -> Result<(), CommandError> {
+    if arity_fits(arity, args.len()) {
+        Ok(())
+    } else {
+        Err(CommandError::Arity(full_name))
+    }
+}
+
+/// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
+fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
+    let sub = args.arg(1);
+    let sub = String::from_utf8_lossy(&sub[..sub.len().min(ECHOED_NAME_BYTES)]);
+    CommandError::Message(format!("ERR unknown subcommand '{sub}'. Try {container} HELP.").into())
+}
+
+/// Which function runs a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handler {
+    Get,
+    Set,
+    Mget,
+    Mset,
+    Del,
+    Exists,
+    Dbsize,
+    Scan,
+    Keys,
+    Expire(expire::How),
+    Ttl(expire::Unit),
+    Persist,
+    Ping,
+    Echo,
+    Auth,
+    Select,
+    Client,
+    Quit,
+    Command,
+    Config,
+    Members,
+    Info,
+}
+
+/// A command's entry in the table.
+struct Spec {
+    /// Lower-case name, as Redis's error messages show it.
+    name: &'static str,
+    /// Redis's arity: `n` exactly n arguments (name included), `-n` at
+    /// least n.
+    arity: i32,
+    /// Allowed before `AUTH`.
+    before_auth: bool,
+    /// What runs it.
+    handler: Handler,
+}
+
+impl Spec {
+    fn arity_fits(&self, argc: usize) -> bool {
+        arity_fits(self.arity, argc)
+    }
+}
+
+fn arity_fits(arity: i32, argc: usize) -> bool {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    let arity = i64::from(arity);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+const fn spec(name: &'static str, arity: i32, handler: Handler) -> Spec {
+    Spec {
+        name,
+        arity,
+        before_auth: false,
+        handler,
+    }
+}
+
+const fn spec_before_auth(name: &'static str, arity: i32, handler: Handler) -> Spec {
+    Spec {
+        name,
+        arity,
+        before_auth: true,
+        handler,
+    }
+}
+
+/// Every command, the hottest first (lookup is a scan that compares lengths
+/// before bytes).
+const COMMANDS: &[Spec] = &[
+    spec("get", 2, Handler::Get),
+    spec("set", -3, Handler::Set),
+    spec("mget", -2, Handler::Mget),
+    spec("mset", -3, Handler::Mset),
+    spec("del", -2, Handler::Del),
+    spec("exists", -2, Handler::Exists),
+    spec("ping", -1, Handler::Ping),
+    spec("expire", -3, Handler::Expire(expire::How::EXPIRE)),
+    spec("pexpire", -3, Handler::Expire(expire::How::PEXPIRE)),
+    spec("expireat", -3, Handler::Expire(expire::How::EXPIREAT)),
+    spec("pexpireat", -3, Handler::Expire(expire::How::PEXPIREAT)),
+    spec("ttl", 2, Handler::Ttl(expire::Unit::Seconds)),
+    spec("pttl", 2, Handler::Ttl(expire::Unit::Milliseconds)),
+    spec("persist", 2, Handler::Persist),
+    spec("echo", 2, Handler::Echo),
+    spec("dbsize", 1, Handler::Dbsize),
+    spec("scan", -2, Handler::Scan),
+    spec("keys", 2, Handler::Keys),
+    spec("info", -1, Handler::Info),
+    spec("members", 1, Handler::Members),
+    spec_before_auth("auth", -2, Handler::Auth),
+    spec("select", 2, Handler::Select),
+    spec("client", -2, Handler::Client),
+    spec_before_auth("quit", -1, Handler::Quit),
+    spec("command", -1, Handler::Command),
+    spec("config", -2, Handler::Config),
+];
+
+fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))
+}
+
+/// Redis 7's `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `
+/// — the name cut at 128 bytes, arguments quoted until 128 bytes of them.
+fn unknown_command(args: Args<'_>, out: &mut BytesMut) {
+    let name = args.arg(0);
+    let mut message =
+        Vec::with_capacity(64 + name.len().min(ECHOED_NAME_BYTES) + ECHOED_ARGS_BYTES);
+    message.extend_from_slice(b"ERR unknown command '");
+    message.extend_from_slice(&name[..name.len().min(ECHOED_NAME_BYTES)]);
+    message.extend_from_slice(b"', with args beginning with: ");
+    let mut echoed = 0;
+    for arg in args.iter_from(1) {
+        if echoed >= ECHOED_ARGS_BYTES {
+            break;
+        }
+        let arg = &arg[..arg.len().min(ECHOED_ARGS_BYTES - echoed)];
+        message.push(b'\'');
+        message.extend_from_slice(arg);
+        message.extend_from_slice(b"' ");
+        echoed += arg.len() + 3;
+    }
+    reply::error(out, &message);
+}
+
+/// Longest command name echoed back in an error (Redis's `%.128s`).
+const ECHOED_NAME_BYTES: usize = 128;
+
+/// Bytes of arguments echoed back in an unknown-command error.
+const ECHOED_ARGS_BYTES: usize = 128;
+
+/// How long MEMBERS and INFO wait for the driver task.
+const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::Harness;
+
+    #[tokio::test]
+    async fn names_are_case_insensitive() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["ping"]).await, "+PONG\r\n");
+        assert_eq!(h.run(&["PiNg"]).await, "+PONG\r\n");
+        assert_eq!(h.run(&["sEt", "k", "v"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["GET", "k"]).await, "$1\r\nv\r\n");
+    }
+
+    #[tokio::test]
+    async fn unknown_commands_use_redis_7_wording() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["foo", "a", "b"]).await,
+            "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
+        );
+        assert_eq!(
+            h.run(&["foo"]).await,
+            "-ERR unknown command 'foo', with args beginning with: \r\n"
+        );
+        assert_eq!(
+            h.run(&["HELLO", "3"]).await,
+            "-ERR unknown command 'HELLO', with args beginning with: '3' \r\n"
+        );
+        assert_eq!(
+            h.run(&["x\r\ny", "a\nb"]).await,
+            "-ERR unknown command 'x  y', with args beginning with: 'a b' \r\n"
+        );
+        let long = "z".repeat(300);
+        let reply = h.run(&["nope", &long, "more"]).await;
+        assert_eq!(
+            reply,
+            format!(
+                "-ERR unknown command 'nope', with args beginning with: '{}' \r\n",
+                "z".repeat(128)
+            )
+        );
+        let many = ["a"; 60];
+        let reply = h.run(&[&["nope"][..], &many].concat()).await;
+        // Redis stops once 128 bytes of quoted arguments are written.
+        assert_eq!(reply.matches("'a' ").count(), 32);
+    }
+
+    #[tokio::test]
+    async fn wrong_arity_names_the_command_in_lower_case() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["GET"]).await,
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
+        assert_eq!(
+            h.run(&["GET", "a", "b"]).await,
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
+        for (args, name) in [
+            (&["SET", "k"][..], "set"),
+            (&["DEL"][..], "del"),
+            (&["EXISTS"][..], "exists"),
+            (&["MGET"][..], "mget"),
+            (&["MSET", "a"][..], "mset"),
+            (&["MSET", "a", "1", "b"][..], "mset"),
+            (&["EXPIRE", "k"][..], "expire"),
+            (&["TTL"][..], "ttl"),
+            (&["DBSIZE", "x"][..], "dbsize"),
+            (&["SCAN"][..], "scan"),
+            (&["KEYS"][..], "keys"),
+            (&["ECHO"][..], "echo"),
+            (&["PING", "a", "b"][..], "ping"),
+            (&["SELECT"][..], "select"),
+            (&["MEMBERS", "x"][..], "members"),
+            (&["CONFIG"][..], "config"),
+            (&["CONFIG", "GET"][..], "config|get"),
+            (&["CLIENT"][..], "client"),
+            (&["CLIENT", "SETNAME"][..], "client|setname"),
+        ] {
+            assert_eq!(
+                h.run(args).await,
+                format!("-ERR wrong number of arguments for '{name}' command\r\n"),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_clients_get_noauth() {
+        let mut h = Harness::with_password("sesame");
+        assert_eq!(
+            h.run(&["GET", "k"]).await,
+            "-NOAUTH Authentication required.\r\n"
+        );
+        assert_eq!(
+            h.run(&["PING"]).await,
+            "-NOAUTH Authentication required.\r\n"
+        );
+        // Unknown command and arity errors come first, as in Redis.
+        assert!(
+            h.run(&["HELLO", "3"])
+                .await
+                .starts_with("-ERR unknown command 'HELLO'")
+        );
+        assert!(h.run(&["GET"]).await.starts_with("-ERR wrong number"));
+        assert_eq!(
+            h.run(&["AUTH", "wrong"]).await,
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        );
+        assert_eq!(
+            h.run(&["GET", "k"]).await,
+            "-NOAUTH Authentication required.\r\n"
+        );
+        assert_eq!(h.run(&["AUTH", "sesame"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["GET", "k"]).await, "$-1\r\n");
+        // Both AUTHs and the last GET ran; refused and unknown commands did not.
+        assert_eq!(h.commands(), 3);
+    }
+
+    #[tokio::test]
+    async fn quit_replies_ok_and_closes() {
+        let mut h = Harness::with_password("pw");
+        assert_eq!(
+            h.run_flow(&["QUIT"]).await,
+            ("+OK\r\n".to_owned(), super::Flow::Close)
+        );
+    }
+
+    #[tokio::test]
+    async fn long_keys_are_refused_naming_the_limit() {
+        let mut h = Harness::new();
+        let long = "k".repeat(33);
+        let expected = "-ERR key is 33 bytes, longer than max_key_bytes (32)\r\n";
+        assert_eq!(h.run(&["SET", &long, "v"]).await, expected);
+        assert_eq!(h.run(&["GET", &long]).await, expected);
+        assert_eq!(h.run(&["MSET", "a", "1", &long, "2"]).await, expected);
+        assert_eq!(
+            h.run(&["GET", "a"]).await,
+            "$-1\r\n",
+            "MSET checks every key first"
+        );
+        assert_eq!(h.run(&["SET", &"k".repeat(32), "v"]).await, "+OK\r\n");
+    }
+}

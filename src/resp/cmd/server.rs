@@ -1,0 +1,177 @@
+//! Introspection that clients send on connect, and the mesh view:
+//! COMMAND, CONFIG, MEMBERS.
+
+use super::{COMMANDS, CommandError, Ctx, is, subcommand_arity, unknown_subcommand};
+use crate::resp::glob;
+use crate::resp::parse::Args;
+use crate::resp::reply;
+use crate::server::shared::Control;
+
+/// `COMMAND` (an empty table: clients only need it to answer),
+/// `COMMAND COUNT`, `COMMAND LIST`, `COMMAND DOCS` (empty), `COMMAND INFO`
+/// (a nil per name).
+pub(super) fn command(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let Some(sub) = args.get(1) else {
+        reply::array(ctx.out, 0);
+        return Ok(());
+    };
+    if is(sub, "COUNT") {
+        subcommand_arity(args, 2, "command|count")?;
+        reply::count(ctx.out, COMMANDS.len());
+    } else if is(sub, "LIST") {
+        reply::array(ctx.out, COMMANDS.len());
+        for spec in COMMANDS {
+            reply::bulk(ctx.out, spec.name.as_bytes());
+        }
+    } else if is(sub, "DOCS") {
+        reply::array(ctx.out, 0);
+    } else if is(sub, "INFO") {
+        reply::array(ctx.out, args.len() - 2);
+        for _ in 2..args.len() {
+            reply::null(ctx.out);
+        }
+    } else {
+        return Err(unknown_subcommand(args, "COMMAND"));
+    }
+    Ok(())
+}
+
+/// `CONFIG GET pattern…` answers the few parameters clients and tools ask
+/// about; `CONFIG SET` is refused, since limits come from the config file.
+pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let sub = args.arg(1);
+    if is(sub, "GET") {
+        subcommand_arity(args, -3, "config|get")?;
+        let limits = &ctx.shared.limits;
+        let parameters = [
+            ("appendonly", "no".to_owned()),
+            ("databases", "1".to_owned()),
+            ("maxclients", limits.max_clients.to_string()),
+            ("maxmemory", "0".to_owned()),
+            ("port", ctx.session.local.port().to_string()),
+            ("proto-max-bulk-len", limits.max_bulk_bytes.to_string()),
+            ("save", String::new()),
+            ("timeout", "0".to_owned()),
+        ];
+        let matching: Vec<_> = parameters
+            .iter()
+            .filter(|(name, _)| {
+                args.iter_from(2)
+                    .any(|pattern| glob::matches(pattern, name.as_bytes(), true))
+            })
+            .collect();
+        reply::array(ctx.out, matching.len() * 2);
+        for (name, value) in matching {
+            reply::bulk(ctx.out, name.as_bytes());
+            reply::bulk(ctx.out, value.as_bytes());
+        }
+        Ok(())
+    } else if is(sub, "SET") {
+        subcommand_arity(args, -4, "config|set")?;
+        Err(CommandError::fixed(
+            "ERR CONFIG SET is not supported: rumor reads its settings from the config file",
+        ))
+    } else {
+        Err(unknown_subcommand(args, "CONFIG"))
+    }
+}
+
+/// `MEMBERS`: one bulk string per known member, self included,
+/// `<name> <gossip-addr> <alive|suspect|down>`, as the driver reports them.
+pub(super) async fn members(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let members = ctx.ask(Control::Members).await.ok_or(CommandError::fixed(
+        "ERR membership is unavailable: the node is not answering",
+    ))?;
+    reply::array(ctx.out, members.len());
+    for member in members {
+        reply::bulk(ctx.out, member.as_bytes());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{Harness, MEMBERS};
+
+    #[tokio::test]
+    async fn command_answers_what_clients_ask() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["COMMAND"]).await, "*0\r\n");
+        assert_eq!(h.run(&["COMMAND", "DOCS"]).await, "*0\r\n");
+        assert_eq!(h.run(&["COMMAND", "DOCS", "get"]).await, "*0\r\n");
+        assert_eq!(
+            h.run(&["COMMAND", "INFO", "get", "set"]).await,
+            "*2\r\n$-1\r\n$-1\r\n"
+        );
+        let count = h.run(&["COMMAND", "COUNT"]).await;
+        let count: usize = count.trim_start_matches(':').trim_end().parse().unwrap();
+        assert_eq!(count, super::COMMANDS.len());
+        let list = h.run(&["COMMAND", "LIST"]).await;
+        assert!(
+            list.starts_with(&format!("*{count}\r\n$3\r\nget\r\n")),
+            "{list}"
+        );
+        assert_eq!(
+            h.run(&["COMMAND", "NOPE"]).await,
+            "-ERR unknown subcommand 'NOPE'. Try COMMAND HELP.\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn config_get_matches_parameters() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "save"]).await,
+            "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "APPENDONLY"]).await,
+            "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "proto-max-*"]).await,
+            "*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n1048576\r\n"
+        );
+        let both = h.run(&["config", "get", "maxclients", "databases"]).await;
+        assert!(both.starts_with("*4\r\n"), "{both}");
+        assert!(both.contains("maxclients\r\n$2\r\n64\r\n"), "{both}");
+        assert!(h.run(&["CONFIG", "GET", "*"]).await.starts_with("*16\r\n"));
+        assert_eq!(h.run(&["CONFIG", "GET", "nothing"]).await, "*0\r\n");
+        assert!(
+            h.run(&["CONFIG", "SET", "maxclients", "1"])
+                .await
+                .starts_with("-ERR CONFIG SET")
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "x"]).await,
+            "-ERR wrong number of arguments for 'config|set' command\r\n"
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "REWRITE"]).await,
+            "-ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn members_lists_what_the_driver_reports() {
+        let mut h = Harness::new();
+        let expected = format!(
+            "*2\r\n${}\r\n{}\r\n${}\r\n{}\r\n",
+            MEMBERS[0].len(),
+            MEMBERS[0],
+            MEMBERS[1].len(),
+            MEMBERS[1]
+        );
+        assert_eq!(h.run(&["MEMBERS"]).await, expected);
+        assert_eq!(h.run(&["members"]).await, expected);
+    }
+
+    #[tokio::test]
+    async fn members_without_a_driver_is_an_error() {
+        let mut h = Harness::without_driver();
+        assert_eq!(
+            h.run(&["MEMBERS"]).await,
+            "-ERR membership is unavailable: the node is not answering\r\n"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Test helpers: a [`Shared`] around a real store, a stand-in for the
+//! driver task that answers control questions, and a harness that runs
+//! commands through the real parser and dispatcher.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+
+use super::{Ctx, Flow, Session, execute};
+use crate::core::store::Store;
+use crate::core::version::NodeId;
+use crate::resp::parse::Parser;
+use crate::server::clock::Clock;
+use crate::server::shared::{ClientLimits, ClientStats, Control, InfoSection, Replicate, Shared};
+
+/// Small limits, so tests can reach them.
+pub(crate) fn limits() -> ClientLimits {
+    ClientLimits {
+        max_clients: 64,
+        max_inline_bytes: 1024,
+        max_bulk_bytes: 1 << 20,
+        max_args: 1024,
+        max_key_bytes: 32,
+    }
+}
+
+/// The members the stand-in driver reports.
+pub(crate) const MEMBERS: [&str; 2] = [
+    "test-node 127.0.0.1:7946 alive",
+    "other 127.0.0.1:7947 suspect",
+];
+
+/// A `Shared` with a real store; a task answers control questions while
+/// the `Shared` lives. Returns the receiving end of the writes channel.
+pub(crate) fn shared(
+    limits: ClientLimits,
+    password: Option<&str>,
+) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
+    shared_with_capacity(limits, password, WRITES_CAPACITY)
+}
+
+/// [`shared`] with a writes channel of `writes_capacity`.
+pub(crate) fn shared_with_capacity(
+    limits: ClientLimits,
+    password: Option<&str>,
+    writes_capacity: usize,
+) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
+    let (control, mut questions) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(question) = questions.recv().await {
+            match question {
+                Control::Members(answer) => {
+                    let _ = answer.send(MEMBERS.iter().map(|m| (*m).to_owned()).collect());
+                }
+                Control::Info(answer) => {
+                    let _ = answer.send(vec![InfoSection {
+                        title: "Membership".to_owned(),
+                        fields: vec![
+                            ("members_alive".to_owned(), "1".to_owned()),
+                            ("members_suspect".to_owned(), "1".to_owned()),
+                        ],
+                    }]);
+                }
+            }
+        }
+    });
+    shared_with_control(limits, password, control, writes_capacity)
+}
+
+/// A `Shared` whose control questions go to `control`.
+fn shared_with_control(
+    limits: ClientLimits,
+    password: Option<&str>,
+    control: mpsc::Sender<Control>,
+    writes_capacity: usize,
+) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
+    let (writes, replicated) = mpsc::channel(writes_capacity);
+    let shared = Shared {
+        name: "test-node".to_owned(),
+        store: Arc::new(Store::new(NodeId::from_random_bytes([1; 16]), 500)),
+        clock: Clock::start(),
+        writes,
+        control,
+        limits,
+        password: password.map(str::to_owned),
+        stats: ClientStats::default(),
+    };
+    (Arc::new(shared), replicated)
+}
+
+/// Runs commands as one connection would.
+pub(crate) struct Harness {
+    /// The node state the commands run on.
+    pub(crate) shared: Arc<Shared>,
+    /// Writes handed to dissemination.
+    pub(crate) replicated: mpsc::Receiver<Replicate>,
+    session: Session,
+    parser: Parser,
+}
+
+impl Harness {
+    /// A harness with test limits and no password.
+    pub(crate) fn new() -> Self {
+        Self::from_parts(shared(limits(), None))
+    }
+
+    /// A harness whose node requires `password`.
+    pub(crate) fn with_password(password: &str) -> Self {
+        Self::from_parts(shared(limits(), Some(password)))
+    }
+
+    /// A harness whose driver never answers (its control channel is closed).
+    pub(crate) fn without_driver() -> Self {
+        let (control, _) = mpsc::channel(1);
+        Self::from_parts(shared_with_control(
+            limits(),
+            None,
+            control,
+            WRITES_CAPACITY,
+        ))
+    }
+
+    fn from_parts((shared, replicated): (Arc<Shared>, mpsc::Receiver<Replicate>)) -> Self {
+        let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+        let local: SocketAddr = ([127, 0, 0, 1], 6380).into();
+        Harness {
+            parser: Parser::new(&shared.limits),
+            shared,
+            replicated,
+            session: Session::new(7, peer, local),
+        }
+    }
+
+    /// Runs one command; returns its reply as text (lossy).
+    pub(crate) async fn run(&mut self, args: &[&str]) -> String {
+        self.run_flow(args).await.0
+    }
+
+    /// Runs one command; returns its reply and what the connection does next.
+    pub(crate) async fn run_flow(&mut self, args: &[&str]) -> (String, Flow) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (reply, flow) = self.run_raw(&args).await;
+        (String::from_utf8_lossy(&reply).into_owned(), flow)
+    }
+
+    /// Runs one binary command; returns the exact reply bytes.
+    pub(crate) async fn run_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.run_raw(args).await.0
+    }
+
+    async fn run_raw(&mut self, args: &[&[u8]]) -> (Vec<u8>, Flow) {
+        let mut frame = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            frame.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            frame.extend_from_slice(arg);
+            frame.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(self.parser.parse(&frame), Ok(Some(frame.len())));
+        let mut out = BytesMut::new();
+        let mut ctx = Ctx {
+            shared: &self.shared,
+            session: &mut self.session,
+            out: &mut out,
+        };
+        let flow = execute(self.parser.args(&frame), &mut ctx).await;
+        (out.to_vec(), flow)
+    }
+
+    /// Keys of the writes handed to dissemination since the last call,
+    /// with whether each is a delete.
+    pub(crate) fn replicated(&mut self) -> Vec<(String, bool)> {
+        let mut writes = Vec::new();
+        while let Ok((key, entry)) = self.replicated.try_recv() {
+            writes.push((
+                String::from_utf8_lossy(&key).into_owned(),
+                entry.value.is_none(),
+            ));
+        }
+        writes
+    }
+
+    /// Commands executed so far.
+    pub(crate) fn commands(&self) -> u64 {
+        self.session.commands
+    }
+
+    /// The wall clock the commands read.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.shared.clock.wall_ms()
+    }
+}
+
+/// Room in the writes channel before a test must drain it.
+const WRITES_CAPACITY: usize = 4096;

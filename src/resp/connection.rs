@@ -1,0 +1,253 @@
+//! One client connection's task: read, parse every complete frame in the
+//! buffer, execute each, write all their replies with one write, repeat —
+//! until the client leaves, sends QUIT or a malformed frame, or the node
+//! shuts down.
+//!
+//! Memory per connection is bounded: the parser refuses anything over the
+//! limits before it is buffered, replies are flushed early once a batch's
+//! output passes [`OUTPUT_FLUSH_BYTES`], and buffers grown by one large
+//! request are released afterwards.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::cmd::{self, Ctx, Flow, Session};
+use super::parse::{Parser, ProtocolError};
+use super::shutdown::Shutdown;
+use crate::server::shared::Shared;
+
+/// A client connection and everything it owns.
+pub(crate) struct Connection {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+    parser: Parser,
+    session: Session,
+    /// Received bytes; starts at the first byte of an unparsed frame.
+    input: BytesMut,
+    /// Replies not yet written.
+    output: BytesMut,
+}
+
+/// Why a batch of buffered frames ended.
+enum BatchEnd {
+    /// Every complete frame ran: read more.
+    NeedInput,
+    /// QUIT: write the replies and close.
+    Quit,
+    /// A malformed frame: reply with the error and close.
+    Protocol(ProtocolError),
+    /// Writing failed: the client is gone.
+    Io,
+}
+
+impl Connection {
+    /// A connection over `stream`, stopping when `shutdown` fires.
+    pub(crate) fn new(
+        stream: TcpStream,
+        shared: Arc<Shared>,
+        shutdown: Shutdown,
+        session: Session,
+    ) -> Self {
+        let mut parser = Parser::new(&shared.limits);
+        parser.set_unauthenticated(session.auth_required(&shared));
+        Connection {
+            stream,
+            shared,
+            shutdown,
+            parser,
+            session,
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+        }
+    }
+
+    /// Serves the client until it leaves, quits, breaks the protocol, or
+    /// the node shuts down (after the batch in hand is answered).
+    pub(crate) async fn run(mut self) {
+        loop {
+            let end = self.run_batch().await;
+            let executed = std::mem::take(&mut self.session.commands);
+            if executed > 0 {
+                self.shared
+                    .stats
+                    .total_commands_processed
+                    .fetch_add(executed, Ordering::Relaxed);
+            }
+            match end {
+                BatchEnd::NeedInput => {}
+                BatchEnd::Quit => {
+                    if self.flush().await.is_ok() {
+                        let _ = self.stream.shutdown().await;
+                    }
+                    return;
+                }
+                BatchEnd::Protocol(error) => {
+                    self.shared
+                        .stats
+                        .protocol_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %self.session.peer, %error, "protocol error; closing the connection");
+                    error.write_reply(&mut self.output);
+                    if self.flush().await.is_ok() {
+                        self.linger().await;
+                    }
+                    return;
+                }
+                BatchEnd::Io => return,
+            }
+            if self.flush().await.is_err() || self.shutdown.fired() {
+                return;
+            }
+            let wanted = self.parser.bytes_wanted(self.input.len());
+            self.input
+                .reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
+            let read = tokio::select! {
+                read = self.stream.read_buf(&mut self.input) => read,
+                () = self.shutdown.wait() => return,
+            };
+            match read {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(peer = %self.session.peer, %error, "read failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Executes every complete frame in the input buffer, replies into the
+    /// output buffer, then drops the consumed input.
+    async fn run_batch(&mut self) -> BatchEnd {
+        let Connection {
+            stream,
+            shared,
+            shutdown,
+            parser,
+            session,
+            input,
+            output,
+        } = self;
+        let shared: &Shared = shared;
+        let mut start = 0;
+        let end = loop {
+            let frame = &input[start..];
+            let consumed = match parser.parse(frame) {
+                Ok(Some(consumed)) => consumed,
+                Ok(None) => break BatchEnd::NeedInput,
+                Err(error) => break BatchEnd::Protocol(error),
+            };
+            start += consumed;
+            let args = parser.args(frame);
+            if args.is_empty() {
+                continue;
+            }
+            let mut ctx = Ctx {
+                shared,
+                session,
+                out: output,
+            };
+            let flow = cmd::execute(args, &mut ctx).await;
+            parser.set_unauthenticated(session.auth_required(shared));
+            if flow == Flow::Close {
+                break BatchEnd::Quit;
+            }
+            if output.len() >= OUTPUT_FLUSH_BYTES && flush(stream, output, shutdown).await.is_err()
+            {
+                break BatchEnd::Io;
+            }
+        };
+        if start == input.len() && input.capacity() > RETAINED_BUFFER_BYTES {
+            *input = BytesMut::new();
+        } else {
+            input.advance(start);
+        }
+        end
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        flush(&mut self.stream, &mut self.output, &mut self.shutdown).await
+    }
+
+    /// After a protocol error: sends FIN behind the error reply, then reads
+    /// and discards what the client is still sending, for a bounded time.
+    /// Closing with unread input would send a reset, and the client could
+    /// lose the error before reading it.
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        self.input.clear();
+        let drain = async {
+            let mut discarded = 0;
+            while discarded < LINGER_MAX_BYTES {
+                self.input.clear();
+                self.input.reserve(READ_CHUNK_BYTES);
+                match self.stream.read_buf(&mut self.input).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => discarded += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+}
+
+/// Writes `output` out. If the node starts shutting down meanwhile, a
+/// client that does not read gets [`SHUTDOWN_WRITE_GRACE`] more, so it
+/// cannot hold shutdown up. Buffers grown past
+/// [`RETAINED_BUFFER_BYTES`] are released.
+async fn flush(
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+    shutdown: &mut Shutdown,
+) -> io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    let large = output.len() > RETAINED_BUFFER_BYTES;
+    let written = tokio::select! {
+        biased;
+        written = stream.write_all_buf(output) => written,
+        () = shutdown.wait() => {
+            // `write_all_buf` advances `output` as it goes: this resumes it.
+            tokio::time::timeout(SHUTDOWN_WRITE_GRACE, stream.write_all_buf(output))
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        }
+    };
+    if large {
+        *output = BytesMut::new();
+    } else {
+        output.clear();
+    }
+    written
+}
+
+/// The least buffer room offered to each read.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// The most the input buffer grows ahead of a large bulk in one step (it
+/// grows by doubling beyond that, as the bytes arrive).
+const MAX_RESERVE_BYTES: usize = 8 << 20;
+
+/// Replies buffered within one batch before they are written early.
+const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
+
+/// Buffers larger than this are released once empty.
+const RETAINED_BUFFER_BYTES: usize = 256 * 1024;
+
+/// How long a closing connection keeps draining input after a protocol
+/// error, and how much it drains.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_MAX_BYTES: usize = 1 << 20;
+
+/// How long a reply may take to write once shutdown has begun.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);

@@ -1,0 +1,168 @@
+//! The client accept loop: one task per connection, at most `max_clients`
+//! of them, and a graceful stop.
+//!
+//! Shutdown follows mini-redis: dropping a broadcast sender tells every
+//! connection to close after the batch it is running, and each connection
+//! task holds a clone of an mpsc sender, so when the receiver sees the
+//! channel closed, every task has ended.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+
+use super::cmd::Session;
+use super::connection::Connection;
+use super::shutdown::Shutdown;
+use crate::server::shared::Shared;
+
+/// Serves RESP clients on `listener` until `shutdown` completes.
+///
+/// Each accepted connection gets its own task (with `TCP_NODELAY`); past
+/// `shared.limits.max_clients` open connections, a new one is answered
+/// `-ERR max number of clients reached` and closed. Accept errors (such as
+/// running out of file descriptors) are logged and retried with backoff.
+/// When `shutdown` completes, the listener closes at once, each connection
+/// finishes the commands it has read, writes their replies and closes, and
+/// `serve` returns once every connection task has ended.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    let (stop, _) = broadcast::channel::<()>(1);
+    let (done, mut all_done) = mpsc::channel::<()>(1);
+    let slots = Arc::new(Semaphore::new(
+        shared.limits.max_clients.min(Semaphore::MAX_PERMITS),
+    ));
+    let refusals = Arc::new(Semaphore::new(MAX_POLITE_REFUSALS));
+    let fallback_local = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?backoff, "accepting a client failed; backing off");
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            shared
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "refusing a client: max_clients reached");
+            refuse(stream, &refusals, &done);
+            continue;
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+        }
+        let local = stream.local_addr().unwrap_or(fallback_local);
+        let id = shared
+            .stats
+            .total_connections_received
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        let admitted = Admitted::new(Arc::clone(&shared), slot, done.clone());
+        let connection = Connection::new(
+            stream,
+            Arc::clone(&shared),
+            Shutdown::new(stop.subscribe()),
+            Session::new(id, peer, local),
+        );
+        tokio::spawn(async move {
+            connection.run().await;
+            drop(admitted);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    drop(done);
+    // Every connection task holds a `done` sender: `None` means all ended.
+    let _ = all_done.recv().await;
+}
+
+/// What an admitted connection holds until its task ends, even by panic:
+/// its client slot, its part in the all-done channel, and its place in
+/// `connected_clients`.
+struct Admitted {
+    shared: Arc<Shared>,
+    _slot: OwnedSemaphorePermit,
+    _done: mpsc::Sender<()>,
+}
+
+impl Admitted {
+    fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit, done: mpsc::Sender<()>) -> Self {
+        shared
+            .stats
+            .connected_clients
+            .fetch_add(1, Ordering::Relaxed);
+        Admitted {
+            shared,
+            _slot: slot,
+            _done: done,
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.shared
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Tells a client over the limit why it is refused. Up to
+/// [`MAX_POLITE_REFUSALS`] at a time get a short task that sends the error,
+/// then FIN, and drains what the client already sent so the error is not
+/// lost to a reset; beyond that (a flood), the error is tried once without
+/// waiting and the socket dropped.
+fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, done: &mpsc::Sender<()>) {
+    let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
+        let _ = stream.try_write(MAX_CLIENTS_REPLY);
+        return;
+    };
+    let done = done.clone();
+    tokio::spawn(async move {
+        let polite = async {
+            stream.write_all(MAX_CLIENTS_REPLY).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIME, polite).await;
+        drop((permit, done));
+    });
+}
+
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Refusals handled politely at once.
+const MAX_POLITE_REFUSALS: usize = 64;
+
+/// The most time a polite refusal takes.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
+
+/// First and longest waits after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);

@@ -1,0 +1,246 @@
+//! The task that owns the node core: feeds it packets, frames, local
+//! writes, timers and questions, and carries out what it asks — in the
+//! drain order `core::node` documents.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::core::io::{Event, Transport};
+use crate::core::membership::MemberState;
+use crate::core::node::Node;
+use crate::server::clock::Clock;
+use crate::server::shared::{Control, InfoSection, Replicate};
+use crate::server::stream::StreamPool;
+
+/// Largest datagram we read.
+const DATAGRAM_BUFFER_BYTES: usize = 65_536;
+/// Datagrams read without waiting after a wake-up, before draining: the
+/// node then packs everything they caused into shared datagrams.
+const RECEIVE_BURST: usize = 256;
+
+/// The driver's inputs besides the UDP socket.
+pub struct Inputs {
+    /// Local writes from connection tasks.
+    pub writes: mpsc::Receiver<Replicate>,
+    /// Questions from connection tasks.
+    pub control: mpsc::Receiver<Control>,
+    /// Frames from gossip streams.
+    pub frames: mpsc::Receiver<(SocketAddr, Bytes)>,
+}
+
+/// One node's event loop.
+pub struct Driver {
+    node: Node,
+    udp: UdpSocket,
+    clock: Clock,
+    streams: StreamPool,
+    write_batch_max: usize,
+    send_errors: u64,
+}
+
+impl Driver {
+    /// A driver for `node` on `udp`.
+    pub fn new(node: Node, udp: UdpSocket, clock: Clock, write_batch_max: usize) -> Self {
+        Driver {
+            node,
+            udp,
+            clock,
+            streams: StreamPool::default(),
+            write_batch_max,
+            send_errors: 0,
+        }
+    }
+
+    /// Runs until `stop` completes, then hands every queued local write to
+    /// gossip, leaves the mesh and flushes what that sends.
+    ///
+    /// `stop` should complete only once no client can write any more (the
+    /// client listener has finished), so that nothing acknowledged is left
+    /// behind in the channel.
+    pub async fn run(mut self, inputs: Inputs, stop: impl Future<Output = ()>) {
+        let Inputs {
+            mut writes,
+            mut control,
+            mut frames,
+        } = inputs;
+        let mut buf = vec![0u8; DATAGRAM_BUFFER_BYTES];
+        let mut batch = Vec::with_capacity(self.write_batch_max);
+        let mut stop = pin!(stop);
+        loop {
+            self.drain().await;
+            let deadline = self.node.poll_timeout().map(|d| self.clock.instant_at(d));
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                received = self.udp.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => {
+                        self.node.handle_datagram(from, &buf[..len], self.clock.now());
+                        for _ in 0..RECEIVE_BURST {
+                            let Ok((len, from)) = self.udp.try_recv_from(&mut buf) else { break };
+                            self.node.handle_datagram(from, &buf[..len], self.clock.now());
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "gossip recv failed"),
+                },
+                () = sleep => self.node.handle_timeout(self.clock.now()),
+                Some(write) = writes.recv() => {
+                    batch.push(write);
+                    while batch.len() < self.write_batch_max {
+                        match writes.try_recv() {
+                            Ok(write) => batch.push(write),
+                            Err(_) => break,
+                        }
+                    }
+                    self.node.handle_local_writes(&batch, self.clock.now());
+                    batch.clear();
+                }
+                Some((from, frame)) = frames.recv() => self.node.handle_frame(from, &frame, self.clock.now()),
+                Some(question) = control.recv() => self.answer(question),
+            }
+        }
+        // Writes acknowledged to clients but not yet pushed go out before we leave.
+        while let Ok(write) = writes.try_recv() {
+            batch.push(write);
+        }
+        if !batch.is_empty() {
+            self.node.handle_local_writes(&batch, self.clock.now());
+        }
+        self.node.leave(self.clock.now());
+        self.drain().await;
+        for sender in self.streams.close() {
+            sender.closed().await;
+        }
+        tracing::info!(name = %self.node.identity().name, "left the mesh");
+    }
+
+    /// Sends what the node queued and logs its events.
+    async fn drain(&mut self) {
+        while let Some(transmit) = self.node.poll_transmit() {
+            match transmit.transport {
+                Transport::Datagram => {
+                    if let Err(error) = self.udp.send_to(&transmit.payload, transmit.to).await {
+                        self.send_errors += 1;
+                        tracing::debug!(to = %transmit.to, %error, "gossip send failed");
+                    }
+                }
+                Transport::Stream => self.streams.send(transmit.to, transmit.payload),
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            match event {
+                Event::MemberUp { name, addr } => tracing::info!(%name, %addr, "member up"),
+                Event::MemberDown { name, addr } => tracing::info!(%name, %addr, "member down"),
+                Event::Joined => tracing::info!("joined the mesh"),
+                Event::Isolated => {
+                    tracing::warn!("no other member is reachable; announcing to seeds")
+                }
+                Event::DeclaredDown => {
+                    tracing::warn!("the mesh declared this node down; rejoining")
+                }
+            }
+        }
+    }
+
+    fn answer(&self, question: Control) {
+        match question {
+            Control::Members(reply) => {
+                let _ = reply.send(
+                    self.node
+                        .members()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                );
+            }
+            Control::Info(reply) => {
+                let _ = reply.send(self.info_sections());
+            }
+        }
+    }
+
+    fn info_sections(&self) -> Vec<InfoSection> {
+        let members = self.node.members();
+        let count = |state| {
+            members
+                .iter()
+                .filter(|m| m.state == state)
+                .count()
+                .to_string()
+        };
+        let identity = self.node.identity();
+        let m = self.node.membership_stats();
+        let g = self.node.gossip_stats();
+        let store = self.node.store();
+        let field = |k: &str, v: String| (k.to_owned(), v);
+        vec![
+            InfoSection {
+                title: "Membership".into(),
+                fields: vec![
+                    field("node_id", identity.id.to_string()),
+                    field("node_name", identity.name.clone()),
+                    field("gossip_addr", identity.addr.to_string()),
+                    field("incarnation", identity.incarnation.to_string()),
+                    field("joined", u8::from(self.node.is_joined()).to_string()),
+                    field("members_alive", count(MemberState::Alive)),
+                    field("members_suspect", count(MemberState::Suspect)),
+                    field("members_down", count(MemberState::Down)),
+                    field("suspicions", m.suspicions.to_string()),
+                    field("members_declared_down", m.downs.to_string()),
+                    field("identity_renewals", m.renewals.to_string()),
+                    field("swim_rejected", m.swim_rejected.to_string()),
+                ],
+            },
+            InfoSection {
+                title: "Gossip".into(),
+                fields: vec![
+                    field("packets_in", g.packets_in.to_string()),
+                    field("packets_out", g.packets_out.to_string()),
+                    field("bytes_in", g.bytes_in.to_string()),
+                    field("bytes_out", g.bytes_out.to_string()),
+                    field("entries_sent", g.entries_sent.to_string()),
+                    field("entries_received", g.entries_received.to_string()),
+                    field("entries_applied", g.entries_applied.to_string()),
+                    field("decode_errors", g.decode_errors.to_string()),
+                    field("send_errors", self.send_errors.to_string()),
+                    field(
+                        "stream_frames_dropped",
+                        self.streams.dropped.load(Ordering::Relaxed).to_string(),
+                    ),
+                    field(
+                        "tombstones",
+                        (store.entry_count() - store.value_count()).to_string(),
+                    ),
+                    field("hlc", store.clock_reading().to_string()),
+                    field(
+                        "clock_drift_rejections",
+                        store
+                            .stats()
+                            .drift_rejections
+                            .load(Ordering::Relaxed)
+                            .to_string(),
+                    ),
+                    field(
+                        "max_clock_drift_seen_ms",
+                        store
+                            .stats()
+                            .max_drift_seen_ms
+                            .load(Ordering::Relaxed)
+                            .to_string(),
+                    ),
+                ],
+            },
+        ]
+    }
+}

@@ -1,0 +1,145 @@
+//! Length-prefixed frames over TCP on the gossip port: for payloads too big
+//! for one datagram. Outbound, one task per peer keeps a connection and
+//! writes frames in order; inbound, one task per connection reads frames and
+//! hands them to the driver.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::core::wire::FRAME_HEADER_BYTES;
+
+/// Frames queued per peer before new ones are dropped (and counted);
+/// anti-entropy repairs what a dropped frame carried.
+const QUEUE_PER_PEER: usize = 1024;
+/// How long to wait for a peer to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Outbound stream connections, one task per peer.
+#[derive(Debug, Default)]
+pub struct StreamPool {
+    peers: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Frames dropped because a peer's queue was full or its connection failed.
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl StreamPool {
+    /// Queues `payload` for `to`, starting its connection task if needed.
+    pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
+        let sender = self
+            .peers
+            .entry(to)
+            .or_insert_with(|| spawn_peer(to, self.dropped.clone()));
+        if sender.is_closed() {
+            *sender = spawn_peer(to, self.dropped.clone());
+        }
+        if sender.try_send(payload).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops every peer task after it wrote what it has queued.
+    pub fn close(&mut self) -> Vec<mpsc::Sender<Bytes>> {
+        self.peers.drain().map(|(_, s)| s).collect()
+    }
+}
+
+fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> mpsc::Sender<Bytes> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_PER_PEER);
+    tokio::spawn(async move {
+        let mut connection: Option<TcpStream> = None;
+        while let Some(payload) = rx.recv().await {
+            if connection.is_none() {
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        connection = Some(stream);
+                    }
+                    _ => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %to, "stream connect failed; frame dropped");
+                        continue;
+                    }
+                }
+            }
+            let Some(stream) = connection.as_mut() else {
+                continue;
+            };
+            let header = (payload.len() as u32).to_be_bytes();
+            let written = async {
+                stream.write_all(&header).await?;
+                stream.write_all(&payload).await
+            }
+            .await;
+            if let Err(error) = written {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer = %to, %error, "stream write failed; frame dropped");
+                connection = None;
+            }
+        }
+        if let Some(mut stream) = connection {
+            let _ = stream.shutdown().await;
+        }
+    });
+    tx
+}
+
+/// Accepts stream connections on the gossip port and forwards each frame
+/// (at most `max_frame_bytes`) with its sender's address.
+pub async fn accept_frames(
+    listener: TcpListener,
+    max_frame_bytes: usize,
+    frames: mpsc::Sender<(SocketAddr, Bytes)>,
+) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "gossip stream accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            if let Err(error) = read_frames(stream, from, max_frame_bytes, frames).await {
+                tracing::debug!(%from, %error, "gossip stream closed");
+            }
+        });
+    }
+}
+
+async fn read_frames(
+    mut stream: TcpStream,
+    from: SocketAddr,
+    max_frame_bytes: usize,
+    frames: mpsc::Sender<(SocketAddr, Bytes)>,
+) -> std::io::Result<()> {
+    loop {
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        match stream.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_be_bytes(header) as usize;
+        if len > max_frame_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes over limit"),
+            ));
+        }
+        let mut payload = BytesMut::zeroed(len);
+        stream.read_exact(&mut payload).await?;
+        if frames.send((from, payload.freeze())).await.is_err() {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Shared helpers for black-box tests: real `rumor serve` processes on
+//! loopback, free ports, and waiting on conditions with deadlines.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port free for both TCP and UDP on 127.0.0.1 (the gossip port uses both).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = tcp.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One `rumor serve` process; killed when dropped.
+pub struct Node {
+    pub name: String,
+    pub client: SocketAddr,
+    pub gossip: SocketAddr,
+    pub seeds: Vec<SocketAddr>,
+    pub extra: Vec<String>,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Starts a node on fresh ports that joins through `seeds`.
+    pub fn start(name: &str, seeds: &[SocketAddr]) -> Node {
+        Self::start_with(name, seeds, &[])
+    }
+
+    /// Like [`Node::start`], with extra command-line arguments.
+    pub fn start_with(name: &str, seeds: &[SocketAddr], extra: &[&str]) -> Node {
+        let client = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let gossip = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log = std::env::temp_dir().join(format!(
+            "rumor-test-{}-{name}-{}.log",
+            std::process::id(),
+            gossip.port()
+        ));
+        let mut node = Node {
+            name: name.into(),
+            client,
+            gossip,
+            seeds: seeds.to_vec(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            log,
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    /// (Re)starts the process on the same addresses.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumor"));
+        cmd.arg("serve")
+            .args(["--name", &self.name])
+            .args(["--listen", &self.client.to_string()])
+            .args(["--gossip", &self.gossip.to_string()]);
+        for seed in &self.seeds {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        cmd.args(&self.extra);
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        self.child = Some(cmd.spawn().expect("start rumor"));
+        let client = self.client;
+        wait_for(
+            &format!("{} to accept clients", self.name),
+            Duration::from_secs(20),
+            || std::net::TcpStream::connect(client).ok(),
+        );
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("{} did not exit after SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A fresh client connection.
+    pub fn connect(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://{}/", self.client)).expect("client");
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect")
+    }
+
+    /// The node's log so far, for failure messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("log of {} kept at {}", self.name, self.log.display());
+        }
+    }
+}
+
+/// `MEMBERS` as (name, addr, state) triples.
+pub fn members(con: &mut redis::Connection) -> Vec<(String, String, String)> {
+    let lines: Vec<String> = redis::cmd("MEMBERS").query(con).unwrap_or_default();
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut parts = l.split(' ');
+            Some((
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The state `observer` reports for the member at `gossip`, if listed.
+pub fn state_of(observer: &Node, gossip: SocketAddr) -> Option<String> {
+    let mut con = observer.connect();
+    members(&mut con)
+        .into_iter()
+        .find(|(_, addr, _)| *addr == gossip.to_string())
+        .map(|(_, _, state)| state)
+}
+
+/// Starts `n` nodes that all seed through the first one, and waits until
+/// every node sees every other alive.
+pub fn mesh(n: usize) -> Vec<Node> {
+    let first = Node::start("node1", &[]);
+    let seed = first.gossip;
+    let mut nodes = vec![first];
+    for i in 2..=n {
+        nodes.push(Node::start(&format!("node{i}"), &[seed]));
+    }
+    wait_all_alive(&nodes, Duration::from_secs(20));
+    nodes
+}
+
+/// Waits until every node lists every node as alive.
+pub fn wait_all_alive(nodes: &[Node], deadline: Duration) {
+    for observer in nodes {
+        let mut con = observer.connect();
+        wait_for(
+            &format!("{} to see all {} members alive", observer.name, nodes.len()),
+            deadline,
+            || {
+                let seen = members(&mut con);
+                let alive = nodes.iter().all(|n| {
+                    seen.iter()
+                        .any(|(_, addr, state)| *addr == n.gossip.to_string() && state == "alive")
+                });
+                alive.then_some(())
+            },
+        );
+    }
+}

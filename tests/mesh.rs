@@ -1,0 +1,207 @@
+//! A mesh of real `rumor serve` processes on loopback, seen through a real
+//! Redis client.
+#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Node, members, mesh, state_of, wait_all_alive, wait_for};
+use redis::Commands;
+
+#[test]
+fn every_node_sees_every_other_alive() {
+    let nodes = mesh(3);
+    for node in &nodes {
+        let seen = members(&mut node.connect());
+        assert_eq!(seen.len(), 3, "{} sees {seen:?}", node.name);
+        let names: Vec<_> = seen.iter().map(|(name, _, _)| name.as_str()).collect();
+        for other in &nodes {
+            assert!(
+                names.contains(&other.name.as_str()),
+                "{} misses {}",
+                node.name,
+                other.name
+            );
+        }
+    }
+}
+
+#[test]
+fn a_write_is_readable_on_every_other_node_within_a_second() {
+    let nodes = mesh(3);
+    let mut writer = nodes[0].connect();
+    let mut readers: Vec<_> = nodes[1..].iter().map(Node::connect).collect();
+    for i in 0..20 {
+        let key = format!("key:{i}");
+        let value = format!("value:{i}");
+        let () = writer.set(&key, &value).unwrap();
+        let start = Instant::now();
+        for reader in &mut readers {
+            wait_for(&format!("{key} to spread"), Duration::from_secs(1), || {
+                let got: Option<String> = reader.get(&key).unwrap();
+                (got.as_deref() == Some(value.as_str())).then_some(())
+            });
+        }
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn binary_keys_and_large_values_spread() {
+    let nodes = mesh(3);
+    let key: Vec<u8> = vec![0, 255, 13, 10, b' ', 1];
+    // Far bigger than a datagram: travels over the gossip stream.
+    let value: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let () = nodes[1].connect().set(&key, &value).unwrap();
+    for node in &nodes {
+        let mut con = node.connect();
+        wait_for("large value to spread", Duration::from_secs(5), || {
+            let got: Option<Vec<u8>> = con.get(&key).unwrap();
+            (got.as_ref() == Some(&value)).then_some(())
+        });
+    }
+}
+
+#[test]
+fn last_write_wins_on_conflicting_writes() {
+    let nodes = mesh(3);
+    let mut a = nodes[0].connect();
+    let mut b = nodes[1].connect();
+    // Sequential writes from two nodes: the later one wins everywhere. The
+    // later write is issued after the first is acknowledged and after the
+    // wall clock moved past its millisecond, so its version is greater.
+    for round in 0..10 {
+        let key = format!("conflict:{round}");
+        let () = a.set(&key, "first").unwrap();
+        let first_done = Instant::now();
+        while first_done.elapsed() < Duration::from_millis(2) {
+            std::hint::spin_loop();
+        }
+        let () = b.set(&key, "second").unwrap();
+        for node in &nodes {
+            let mut con = node.connect();
+            wait_for("the later write everywhere", Duration::from_secs(2), || {
+                let got: Option<String> = con.get(&key).unwrap();
+                (got.as_deref() == Some("second")).then_some(())
+            });
+        }
+    }
+    // Concurrent writes: whichever wins, every node agrees.
+    let mut handles = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut con = node.connect();
+        handles.push(std::thread::spawn(move || {
+            for round in 0..50 {
+                let () = con
+                    .set(format!("race:{round}"), format!("from-{i}"))
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut cons: Vec<_> = nodes.iter().map(Node::connect).collect();
+    for round in 0..50 {
+        let key = format!("race:{round}");
+        wait_for("all nodes to agree", Duration::from_secs(3), || {
+            let values: Vec<Option<String>> =
+                cons.iter_mut().map(|c| c.get(&key).unwrap()).collect();
+            (values[0].is_some() && values.iter().all(|v| *v == values[0])).then_some(())
+        });
+    }
+}
+
+#[test]
+fn deletes_and_expiry_spread() {
+    let nodes = mesh(3);
+    let mut a = nodes[0].connect();
+    let mut cons: Vec<_> = nodes.iter().map(Node::connect).collect();
+    let () = a.set("doomed", "v").unwrap();
+    for con in &mut cons {
+        wait_for("doomed to spread", Duration::from_secs(1), || {
+            con.get::<_, Option<String>>("doomed").unwrap().map(|_| ())
+        });
+    }
+    let deleted: i64 = cons[2].del("doomed").unwrap();
+    assert_eq!(deleted, 1);
+    for con in &mut cons {
+        wait_for("the delete to spread", Duration::from_secs(1), || {
+            con.get::<_, Option<String>>("doomed")
+                .unwrap()
+                .is_none()
+                .then_some(())
+        });
+    }
+
+    let () = redis::cmd("SET")
+        .arg("brief")
+        .arg("v")
+        .arg("PX")
+        .arg(800)
+        .query(&mut a)
+        .unwrap();
+    for con in &mut cons {
+        let pttl: i64 = wait_for("the expiring key to spread", Duration::from_secs(1), || {
+            let pttl: i64 = con.pttl("brief").unwrap();
+            (pttl > 0).then_some(pttl)
+        });
+        assert!(pttl <= 800);
+    }
+    for con in &mut cons {
+        wait_for(
+            "the key to expire everywhere",
+            Duration::from_secs(3),
+            || {
+                con.get::<_, Option<String>>("brief")
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            },
+        );
+    }
+    let exists: i64 = cons[1].exists("brief").unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn a_killed_node_is_marked_down_and_a_restart_rejoins() {
+    let mut nodes = mesh(3);
+    nodes[2].kill();
+    let dead = nodes[2].gossip;
+    for observer in &nodes[..2] {
+        wait_for(
+            "the killed node to be down",
+            Duration::from_secs(10),
+            || (state_of(observer, dead).as_deref() == Some("down")).then_some(()),
+        );
+    }
+    // Same addresses, new process: a higher incarnation wins the address.
+    nodes[2].spawn();
+    wait_all_alive(&nodes, Duration::from_secs(15));
+    // And it takes part in gossip again.
+    let () = nodes[2].connect().set("after-restart", "yes").unwrap();
+    let mut con = nodes[0].connect();
+    wait_for(
+        "a write from the restarted node",
+        Duration::from_secs(2),
+        || {
+            con.get::<_, Option<String>>("after-restart")
+                .unwrap()
+                .map(|_| ())
+        },
+    );
+}
+
+#[test]
+fn sigterm_leaves_cleanly() {
+    let mut nodes = mesh(3);
+    let status = nodes[1].terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let gone = nodes[1].gossip;
+    wait_for("the leaver to be down", Duration::from_secs(3), || {
+        (state_of(&nodes[0], gone).as_deref() == Some("down")).then_some(())
+    });
+    assert!(nodes[1].log_text().contains("left the mesh"));
+}
