@@ -220,6 +220,7 @@ impl Default for Settings {
                 max_stream_bytes: stream_limit(&limits),
                 join_retry_max: Duration::from_secs(2),
                 rejoin_interval: Duration::from_secs(5),
+                sabotage: Default::default(),
             },
             limits,
             write_batch_max: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),

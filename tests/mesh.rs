@@ -1,6 +1,9 @@
 //! A mesh of real `rumor serve` processes on loopback, seen through a real
 //! Redis client.
-#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "black-box tests time real processes"
+)]
 
 mod common;
 

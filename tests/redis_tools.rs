@@ -1,6 +1,9 @@
 //! redis-cli and redis-benchmark against a node of a real mesh. Skipped
 //! (with a message) where redis-tools is not installed; CI installs it.
-#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "black-box tests time real processes"
+)]
 
 mod common;
 

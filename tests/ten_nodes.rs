@@ -4,7 +4,10 @@
 //!
 //! `RUMOR_LOAD_SECS` sets the length of the load phase (default 10; the
 //! figure in BENCHMARKS.md used 60).
-#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "black-box tests time real processes"
+)]
 
 mod common;
 

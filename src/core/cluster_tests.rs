@@ -48,6 +48,7 @@ fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
         max_stream_bytes: 1 << 20,
         join_retry_max: Duration::from_secs(1),
         rejoin_interval: Duration::from_secs(5),
+        sabotage: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod hlc;
 pub mod io;
 pub mod membership;
 pub mod node;
+pub mod sabotage;
 pub mod store;
 pub mod timer;
 pub mod version;

@@ -21,6 +21,7 @@ use super::io::{Event, Now, Transmit};
 use super::membership::{
     Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
 };
+use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, Store};
 use super::timer::TimerQueue;
 use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
@@ -51,6 +52,8 @@ pub struct NodeConfig {
     /// While joined, how often to re-announce to seeds we do not see alive,
     /// which is what re-forms a mesh after a partition heals.
     pub rejoin_interval: Duration,
+    /// Deliberate bugs (simulator only; always default in production).
+    pub sabotage: Sabotage,
 }
 
 /// First wait between announces while not joined.
@@ -307,7 +310,7 @@ impl Node {
     }
 
     fn push(&mut self, entries: &[(Bytes, Entry)], hops_left: u8, skip: &[SocketAddr]) {
-        if entries.is_empty() {
+        if entries.is_empty() || self.config.sabotage.no_push {
             return;
         }
         let candidates: Vec<SocketAddr> = self
@@ -320,6 +323,9 @@ impl Node {
     }
 
     fn push_to(&mut self, peers: Vec<SocketAddr>, entries: &[(Bytes, Entry)], hops_left: u8) {
+        if self.config.sabotage.no_push {
+            return;
+        }
         for peer in peers {
             self.outbox
                 .entry((peer, hops_left))

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
 
 use super::hlc::{DriftExceeded, Hlc};
+use super::sabotage::Sabotage;
 use super::version::{NodeId, Timestamp, Version};
 
 /// One stored entry, exactly as it travels between nodes.
@@ -112,6 +113,13 @@ struct Shard {
 }
 
 impl Shard {
+    /// Removes `key`, keeping the value count in step.
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(old) = self.map.remove(key) {
+            self.values -= usize::from(old.value.is_some());
+        }
+    }
+
     /// Puts `entry`, keeping the value count in step.
     fn put(&mut self, key: Bytes, entry: Entry) {
         let adds = usize::from(entry.value.is_some());
@@ -129,6 +137,7 @@ pub struct Store {
     hlc: Hlc,
     writer: NodeId,
     stats: StoreStats,
+    sabotage: Sabotage,
 }
 
 /// Shards in a store. A power of two; SCAN walks one shard per cursor step.
@@ -145,7 +154,14 @@ impl Store {
             hlc: Hlc::new(max_clock_drift_ms),
             writer,
             stats: StoreStats::default(),
+            sabotage: Sabotage::default(),
         }
+    }
+
+    /// A store that breaks the rules `sabotage` names (simulator only).
+    pub fn with_sabotage(mut self, sabotage: Sabotage) -> Self {
+        self.sabotage = sabotage;
+        self
     }
 
     /// The id local writes carry.
@@ -235,7 +251,11 @@ impl Store {
                 expires_at_ms: None,
             },
         };
-        shard.put(key.clone(), entry.clone());
+        if self.sabotage.drop_tombstones_early && entry.value.is_none() {
+            shard.remove(key);
+        } else {
+            shard.put(key.clone(), entry.clone());
+        }
         (Some(entry), result)
     }
 
