@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::cmd::{self, Ctx, Flow, Session};
 use super::parse::{Parser, ProtocolError};
 use super::shutdown::Shutdown;
+use crate::core::store::Entry;
 use crate::server::shared::Shared;
 
 /// A client connection and everything it owns.
@@ -33,6 +34,8 @@ pub(crate) struct Connection {
     input: BytesMut,
     /// Replies not yet written.
     output: BytesMut,
+    /// Writes of this batch not yet handed to dissemination.
+    pending: Vec<(Bytes, Entry)>,
 }
 
 /// Why a batch of buffered frames ended.
@@ -65,6 +68,7 @@ impl Connection {
             session,
             input: BytesMut::new(),
             output: BytesMut::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -134,9 +138,11 @@ impl Connection {
             session,
             input,
             output,
+            pending,
         } = self;
         let shared: &Shared = shared;
         let mut start = 0;
+        let now_ms = shared.clock.wall_ms();
         let end = loop {
             let frame = &input[start..];
             let consumed = match parser.parse(frame) {
@@ -153,17 +159,24 @@ impl Connection {
                 shared,
                 session,
                 out: output,
+                pending,
+                now_ms,
             };
             let flow = cmd::execute(args, &mut ctx).await;
             parser.set_unauthenticated(session.auth_required(shared));
             if flow == Flow::Close {
                 break BatchEnd::Quit;
             }
-            if output.len() >= OUTPUT_FLUSH_BYTES && flush(stream, output, shutdown).await.is_err()
-            {
-                break BatchEnd::Io;
+            if output.len() >= OUTPUT_FLUSH_BYTES {
+                cmd::replicate(shared, pending).await;
+                if flush(stream, output, shutdown).await.is_err() {
+                    break BatchEnd::Io;
+                }
             }
         };
+        // Before any reply of the batch is written: once a client has an
+        // acknowledgement, its write is already in dissemination's hands.
+        cmd::replicate(shared, pending).await;
         if start == input.len() && input.capacity() > RETAINED_BUFFER_BYTES {
             *input = BytesMut::new();
         } else {

@@ -82,8 +82,8 @@ impl Server {
 }
 
 async fn drain(mut writes: mpsc::Receiver<Replicate>, count: Arc<AtomicUsize>) {
-    while writes.recv().await.is_some() {
-        count.fetch_add(1, Ordering::Relaxed);
+    while let Some(batch) = writes.recv().await {
+        count.fetch_add(batch.len(), Ordering::Relaxed);
     }
 }
 
@@ -481,15 +481,18 @@ async fn shutdown_closes_idle_connections_and_stops_accepting() {
 
 #[tokio::test]
 async fn shutdown_lets_a_running_command_finish() {
-    // A writes channel of one that nobody drains yet: MSET's second key
-    // waits on dissemination (backpressure) mid-command.
+    // A writes channel of one that nobody drains yet: the first SET fills
+    // it, the second waits on dissemination (backpressure) mid-batch.
     let (shared, mut writes) = testkit::shared_with_capacity(testkit::limits(), None, 1);
     let server = Server::start_on(shared).await;
     let mut c = server.connect().await;
-    c.write_all(b"MSET a 1 b 2\r\n").await.unwrap();
+    c.write_all(b"SET a 1\r\n").await.unwrap();
+    expect(&mut c, b"+OK\r\n").await;
+    c.write_all(b"SET b 2\r\n").await.unwrap();
     let shared = Arc::clone(&server.shared);
-    until("MSET to fill the writes channel", || {
-        shared.writes.capacity() == 0
+    // The second SET has been applied and now waits to hand its write over.
+    until("the second write to wait on the full channel", || {
+        shared.writes.capacity() == 0 && shared.store.get(b"b", shared.clock.wall_ms()).is_some()
     })
     .await;
     let stop = server.stop;
@@ -498,9 +501,9 @@ async fn shutdown_lets_a_running_command_finish() {
     tokio::task::yield_now().await;
     assert!(!task.is_finished(), "serve waits for the command in flight");
     let first = timeout(DEADLINE, writes.recv()).await.unwrap().unwrap();
-    assert_eq!(first.0, "a");
+    assert_eq!(first[0].0, "a");
     let second = timeout(DEADLINE, writes.recv()).await.unwrap().unwrap();
-    assert_eq!(second.0, "b");
+    assert_eq!(second[0].0, "b");
     expect(&mut c, b"+OK\r\n").await;
     expect_closed(&mut c).await;
     timeout(DEADLINE, task)

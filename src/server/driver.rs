@@ -95,11 +95,16 @@ impl Driver {
                     Err(error) => tracing::debug!(%error, "gossip recv failed"),
                 },
                 () = sleep => self.node.handle_timeout(self.clock.now()),
-                Some(write) = writes.recv() => {
-                    batch.push(write);
+                Some(writes_in) = writes.recv() => {
+                    batch.extend(writes_in);
+                    // Let the other connection tasks get their writes in
+                    // first: one pass of the scheduler turns many one-entry
+                    // datagrams into a few full ones when clients do not
+                    // pipeline.
+                    tokio::task::yield_now().await;
                     while batch.len() < self.write_batch_max {
                         match writes.try_recv() {
-                            Ok(write) => batch.push(write),
+                            Ok(writes_in) => batch.extend(writes_in),
                             Err(_) => break,
                         }
                     }
@@ -111,8 +116,8 @@ impl Driver {
             }
         }
         // Writes acknowledged to clients but not yet pushed go out before we leave.
-        while let Ok(write) = writes.try_recv() {
-            batch.push(write);
+        while let Ok(writes_in) = writes.try_recv() {
+            batch.extend(writes_in);
         }
         if !batch.is_empty() {
             self.node.handle_local_writes(&batch, self.clock.now());

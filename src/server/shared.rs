@@ -11,8 +11,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::store::{Entry, Store};
 use crate::server::clock::Clock;
 
-/// A local write on its way to the dissemination side.
-pub type Replicate = (Bytes, Entry);
+/// Local writes on their way to the dissemination side: everything one
+/// client batch (one read's worth of pipelined commands) wrote, so the
+/// channel costs one send per batch rather than per command.
+pub type Replicate = Vec<(Bytes, Entry)>;
 
 /// A question a connection asks the driver task, which owns the core.
 #[derive(Debug)]

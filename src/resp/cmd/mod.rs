@@ -49,6 +49,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) session: &'a mut Session,
     /// Where the reply goes.
     pub(crate) out: &'a mut BytesMut,
+    /// Writes to hand to dissemination when the batch ends.
+    pub(crate) pending: &'a mut Vec<(Bytes, Entry)>,
+    /// Wall-clock ms when the batch was read: one clock read per batch
+    /// (reading it per command was ~5% of a pipelined GET profile).
+    pub(crate) now_ms: u64,
 }
 
 /// Runs one command (`args` is not empty) and writes its reply.
@@ -151,9 +156,9 @@ impl CommandError {
 }
 
 impl Ctx<'_> {
-    /// Wall-clock now, read once per command.
+    /// Wall-clock now, as of the batch this command came in.
     fn now_ms(&self) -> u64 {
-        self.shared.clock.wall_ms()
+        self.now_ms
     }
 
     /// `key`, if it is within `max_key_bytes`.
@@ -168,12 +173,13 @@ impl Ctx<'_> {
         Ok(key)
     }
 
-    /// Hands a local write to dissemination. Waits while the channel is
-    /// full: that wait is the backpressure that bounds its memory.
-    async fn replicate(&self, key: Bytes, written: Option<Entry>) {
+    /// Queues a local write for dissemination with the rest of its batch;
+    /// a batch that grows past [`PENDING_WRITES_MAX`] is handed over at once.
+    async fn replicate(&mut self, key: Bytes, written: Option<Entry>) {
         let Some(entry) = written else { return };
-        if self.shared.writes.send((key, entry)).await.is_err() {
-            tracing::debug!("dissemination has stopped; the write stays local");
+        self.pending.push((key, entry));
+        if self.pending.len() >= PENDING_WRITES_MAX {
+            replicate(self.shared, self.pending).await;
         }
     }
 
@@ -186,6 +192,20 @@ impl Ctx<'_> {
             receiver.await.ok()
         });
         asked.await.ok().flatten()
+    }
+}
+
+/// Writes one connection may queue before handing them to dissemination.
+const PENDING_WRITES_MAX: usize = 1024;
+
+/// Hands queued writes to dissemination. Waits while the channel is full:
+/// that wait is the backpressure that bounds its memory.
+pub(crate) async fn replicate(shared: &Shared, pending: &mut Vec<(Bytes, Entry)>) {
+    if pending.is_empty() {
+        return;
+    }
+    if shared.writes.send(std::mem::take(pending)).await.is_err() {
+        tracing::debug!("dissemination has stopped; the writes stay local");
     }
 }
 

@@ -159,12 +159,16 @@ impl Harness {
         }
         assert_eq!(self.parser.parse(&frame), Ok(Some(frame.len())));
         let mut out = BytesMut::new();
+        let mut pending = Vec::new();
         let mut ctx = Ctx {
             shared: &self.shared,
             session: &mut self.session,
             out: &mut out,
+            pending: &mut pending,
+            now_ms: self.shared.clock.wall_ms(),
         };
         let flow = execute(self.parser.args(&frame), &mut ctx).await;
+        super::replicate(&self.shared, &mut pending).await;
         (out.to_vec(), flow)
     }
 
@@ -172,11 +176,13 @@ impl Harness {
     /// with whether each is a delete.
     pub(crate) fn replicated(&mut self) -> Vec<(String, bool)> {
         let mut writes = Vec::new();
-        while let Ok((key, entry)) = self.replicated.try_recv() {
-            writes.push((
-                String::from_utf8_lossy(&key).into_owned(),
-                entry.value.is_none(),
-            ));
+        while let Ok(batch) = self.replicated.try_recv() {
+            for (key, entry) in batch {
+                writes.push((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    entry.value.is_none(),
+                ));
+            }
         }
         writes
     }
