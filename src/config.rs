@@ -77,9 +77,24 @@ pub struct FileConfig {
     /// `[dissemination]`.
     #[serde(default)]
     pub dissemination: GossipFile,
+    /// `[anti_entropy]`.
+    #[serde(default)]
+    pub anti_entropy: AntiEntropyFile,
     /// `[limits]`.
     #[serde(default)]
     pub limits: LimitsFile,
+}
+
+/// `[anti_entropy]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntiEntropyFile {
+    /// See [`NodeConfig::sync_interval`].
+    pub sync_interval_ms: Option<u64>,
+    /// See [`NodeConfig::sync_budget_bytes`].
+    pub sync_budget_bytes: Option<usize>,
+    /// See [`NodeConfig::tombstone_ttl`].
+    pub tombstone_ttl_ms: Option<u64>,
 }
 
 /// `[membership]` table.
@@ -220,6 +235,9 @@ impl Default for Settings {
                 max_stream_bytes: stream_limit(&limits),
                 join_retry_max: Duration::from_secs(2),
                 rejoin_interval: Duration::from_secs(5),
+                sync_interval: Duration::from_secs(1),
+                sync_budget_bytes: 4 * 1024 * 1024,
+                tombstone_ttl: Duration::from_secs(24 * 60 * 60),
                 sabotage: Default::default(),
             },
             limits,
@@ -357,6 +375,23 @@ impl Settings {
             &mut s.socket_buffer_bytes,
             g.socket_buffer_bytes,
             "dissemination.socket_buffer_bytes",
+        )?;
+
+        let a = file.anti_entropy;
+        set_ms(
+            &mut s.node.sync_interval,
+            a.sync_interval_ms,
+            "anti_entropy.sync_interval_ms",
+        )?;
+        set_ms(
+            &mut s.node.tombstone_ttl,
+            a.tombstone_ttl_ms,
+            "anti_entropy.tombstone_ttl_ms",
+        )?;
+        set_limit(
+            &mut s.node.sync_budget_bytes,
+            a.sync_budget_bytes,
+            "anti_entropy.sync_budget_bytes",
         )?;
 
         let l = file.limits;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::io::{Now, Transmit};
+use super::io::{Now, Transmit, Transport};
 use super::membership::{Identity, MemberState, SwimConfig};
 use super::node::{Node, NodeConfig};
+use super::sabotage::Sabotage;
 use super::store::{Store, Write};
 use super::version::NodeId;
 
@@ -20,6 +21,10 @@ const EPOCH_MS: u64 = 1_700_000_000_000;
 
 struct Cluster {
     nodes: Vec<Option<Node>>,
+    /// Nodes cut off from everyone: their packets are dropped both ways.
+    cut_off: Vec<usize>,
+    direct_push_max: usize,
+    sabotage: Sabotage,
     now: Duration,
     in_flight: BTreeMap<(Duration, u64), (usize, SocketAddr, Transmit)>,
     seq: u64,
@@ -48,6 +53,9 @@ fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
         max_stream_bytes: 1 << 20,
         join_retry_max: Duration::from_secs(1),
         rejoin_interval: Duration::from_secs(5),
+        sync_interval: Duration::from_secs(1),
+        sync_budget_bytes: 64 * 1024,
+        tombstone_ttl: Duration::from_secs(3600),
         sabotage: Default::default(),
     }
 }
@@ -58,31 +66,40 @@ impl Cluster {
     }
 
     fn with_direct_push_max(n: usize, direct_push_max: usize) -> Self {
+        Self::build(n, direct_push_max, Sabotage::default())
+    }
+
+    fn build(n: usize, direct_push_max: usize, sabotage: Sabotage) -> Self {
         let mut cluster = Cluster {
             nodes: Vec::new(),
+            cut_off: Vec::new(),
+            direct_push_max,
+            sabotage,
             now: Duration::ZERO,
             in_flight: BTreeMap::new(),
             seq: 0,
         };
-        for i in 0..n {
-            let id = NodeId::from_random_bytes([i as u8 + 1; 16]);
-            let identity = Identity {
-                id,
-                addr: addr(i),
-                incarnation: 1,
-                name: format!("n{i}"),
-            };
-            let store = Arc::new(Store::new(id, 500));
-            let node = Node::new(
-                identity,
-                config(addr(0), direct_push_max),
-                store,
-                i as u64,
-                cluster.time(),
-            );
-            cluster.nodes.push(Some(node));
+        for _ in 0..n {
+            cluster.add_node();
         }
         cluster
+    }
+
+    fn add_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let id = NodeId::from_random_bytes([i as u8 + 1; 16]);
+        let identity = Identity {
+            id,
+            addr: addr(i),
+            incarnation: 1,
+            name: format!("n{i}"),
+        };
+        let store = Arc::new(Store::new(id, 500).with_sabotage(self.sabotage));
+        let mut config = config(addr(0), self.direct_push_max);
+        config.sabotage = self.sabotage;
+        let node = Node::new(identity, config, store, i as u64, self.time());
+        self.nodes.push(Some(node));
+        i
     }
 
     fn time(&self) -> Now {
@@ -128,9 +145,16 @@ impl Cluster {
             if next_packet == Some(next) {
                 let ((_, _), (_, from, t)) = self.in_flight.pop_first().unwrap();
                 let to = (t.to.port() - 7000) as usize;
+                let sender = (from.port() - 7000) as usize;
                 let now = self.time();
+                if self.cut_off.contains(&to) || self.cut_off.contains(&sender) {
+                    continue;
+                }
                 if let Some(node) = self.nodes.get_mut(to).and_then(Option::as_mut) {
-                    node.handle_datagram(from, &t.payload, now);
+                    match t.transport {
+                        Transport::Datagram => node.handle_datagram(from, &t.payload, now),
+                        Transport::Stream => node.handle_frame(from, &t.payload, now),
+                    }
                     self.collect(to);
                 }
             } else {
@@ -171,6 +195,28 @@ impl Cluster {
         });
         node.handle_local_writes(&[(key, entry.unwrap())], now);
         self.collect(i);
+    }
+
+    fn delete(&mut self, i: usize, key: &'static str) {
+        let now = self.time();
+        let node = self.nodes[i].as_mut().unwrap();
+        let key = Bytes::from_static(key.as_bytes());
+        let (entry, ()) = node
+            .store()
+            .update(&key, now.wall_ms, |_| (Some(Write::Delete), ()));
+        node.handle_local_writes(&[(key, entry.unwrap())], now);
+        self.collect(i);
+    }
+
+    fn entries(&self, i: usize) -> Vec<(Bytes, super::store::Entry)> {
+        let mut all = Vec::new();
+        self.nodes[i]
+            .as_ref()
+            .unwrap()
+            .store()
+            .for_each_entry(|k, e| all.push((k.clone(), e.clone())));
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     fn read(&self, i: usize, key: &str) -> Option<Bytes> {
@@ -257,4 +303,94 @@ fn a_crashed_node_is_marked_down_within_three_seconds() {
             "node {i}"
         );
     }
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Writes and deletes while node 4 is cut off, then heals: pushes never
+/// reach it, only anti-entropy can.
+fn missed_writes_scenario(sabotage: Sabotage) -> Cluster {
+    let mut cluster = Cluster::build(5, 16, sabotage);
+    cluster.run_for(Duration::from_secs(3));
+    for i in 0..200 {
+        cluster.write(i % 4, leak(format!("k{i}")), "before");
+    }
+    cluster.run_for(Duration::from_secs(1));
+    cluster.cut_off = vec![4];
+    for i in 0..200 {
+        cluster.write(i % 4, leak(format!("k{i}")), "during");
+    }
+    for i in 0..50 {
+        cluster.delete(i % 4, leak(format!("k{i}")));
+    }
+    cluster.run_for(Duration::from_secs(2));
+    cluster.cut_off.clear();
+    cluster.run_for(Duration::from_secs(10));
+    cluster
+}
+
+#[test]
+fn anti_entropy_repairs_writes_and_deletes_a_node_missed() {
+    let cluster = missed_writes_scenario(Sabotage::default());
+    let expected = cluster.entries(0);
+    assert_eq!(expected.len(), 200);
+    for i in 1..5 {
+        assert_eq!(cluster.entries(i), expected, "node {i} differs");
+    }
+    assert_eq!(cluster.read(4, "k0"), None, "a delete was missed");
+    assert_eq!(cluster.read(4, "k199").as_deref(), Some(&b"during"[..]));
+}
+
+#[test]
+fn without_anti_entropy_the_missed_writes_stay_missed() {
+    let sabotage = Sabotage {
+        no_anti_entropy: true,
+        ..Sabotage::default()
+    };
+    let cluster = missed_writes_scenario(sabotage);
+    assert_ne!(cluster.entries(4), cluster.entries(0));
+}
+
+#[test]
+fn a_late_joiner_bootstraps_the_whole_store_in_budgeted_chunks() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_for(Duration::from_secs(2));
+    for i in 0..3000 {
+        cluster.write(
+            i % 3,
+            leak(format!("key:{i}")),
+            "some value of moderate length",
+        );
+    }
+    cluster.run_for(Duration::from_secs(1));
+    let late = cluster.add_node();
+    // Budget 64 KiB (see config()): ~300 KB of entries take several rounds.
+    cluster.run_for(Duration::from_secs(10));
+    assert_eq!(cluster.entries(late), cluster.entries(0));
+    let stats = cluster.nodes[late].as_ref().unwrap().gossip_stats();
+    assert!(stats.sync_entries_applied >= 3000, "{stats:?}");
+}
+
+#[test]
+fn identical_stores_exchange_only_digests() {
+    let mut cluster = Cluster::new(2);
+    cluster.run_for(Duration::from_secs(2));
+    for i in 0..2000 {
+        cluster.write(0, leak(format!("key:{i}")), "v");
+    }
+    cluster.run_for(Duration::from_secs(3));
+    let before = cluster.nodes[0].as_ref().unwrap().gossip_stats();
+    cluster.run_for(Duration::from_secs(10));
+    let after = cluster.nodes[0].as_ref().unwrap().gossip_stats();
+    let rounds = after.sync_rounds - before.sync_rounds;
+    assert!(rounds >= 5, "{rounds} rounds");
+    assert_eq!(
+        after.sync_entries_sent, before.sync_entries_sent,
+        "entries sent between equal stores"
+    );
+    // A round between equal stores is one message of 16 digests.
+    let per_round = (after.sync_bytes_out - before.sync_bytes_out) / rounds;
+    assert!(per_round < 200, "{per_round} bytes per round");
 }

@@ -135,7 +135,10 @@ mod tests {
             assert_eq!(p.payload[0], TAG_GOSSIP);
             let Message::Push {
                 entries, hops_left, ..
-            } = Message::decode_body(&p.payload[1..]).unwrap();
+            } = Message::decode_body(&p.payload[1..]).unwrap()
+            else {
+                panic!("not a push");
+            };
             assert_eq!(hops_left, 3);
             total += entries.len();
         }

@@ -13,16 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::digest::{TREE_DEPTH, TREE_FANOUT, children_digests};
 use super::gossip::{choose_peers, pack};
-use super::io::{Event, Now, Transmit};
+use super::io::{Event, Now, Transmit, Transport};
 use super::membership::{
     Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
 };
 use super::sabotage::Sabotage;
-use super::store::{Entry, MergeOutcome, Store};
+use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
 use super::timer::TimerQueue;
 use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
 
@@ -52,9 +53,24 @@ pub struct NodeConfig {
     /// While joined, how often to re-announce to seeds we do not see alive,
     /// which is what re-forms a mesh after a partition heals.
     pub rejoin_interval: Duration,
+    /// How often a node compares digests with one random live peer.
+    pub sync_interval: Duration,
+    /// Entries one sync message may carry, about (bytes); a round that hits
+    /// it goes on at once with another round, so memory stays bounded
+    /// however far apart two stores are.
+    pub sync_budget_bytes: usize,
+    /// Dead entries (tombstones, expired values) are forgotten this long
+    /// after they died; a node isolated longer than this discards its state
+    /// when it rejoins, so it cannot bring back what the mesh forgot.
+    pub tombstone_ttl: Duration,
     /// Deliberate bugs (simulator only; always default in production).
     pub sabotage: Sabotage,
 }
+
+/// Shards swept per sweep tick; a full pass takes `SHARD_COUNT / SWEEP_SHARDS` ticks.
+const SWEEP_SHARDS: usize = 64;
+/// How often the sweep runs.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// First wait between announces while not joined.
 const JOIN_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -69,6 +85,12 @@ pub enum NodeTimer {
     /// Announce to seeds (and remembered members); the number is a
     /// generation so a rescheduled announce cancels older ones.
     Announce(u64),
+    /// Start an anti-entropy round with a random live peer.
+    Sync,
+    /// Go on at once with a round that hit its byte budget.
+    SyncWith(SocketAddr),
+    /// Sweep expired entries and old tombstones from a few shards.
+    Sweep,
 }
 
 impl From<SwimTimer> for NodeTimer {
@@ -96,6 +118,22 @@ pub struct GossipStats {
     pub entries_sent: u64,
     /// Payloads that did not decode.
     pub decode_errors: u64,
+    /// Anti-entropy rounds started.
+    pub sync_rounds: u64,
+    /// Sync messages that found the compared trees equal.
+    pub sync_in_step: u64,
+    /// Entries sent in sync messages.
+    pub sync_entries_sent: u64,
+    /// Entries received in sync messages that were new to us.
+    pub sync_entries_applied: u64,
+    /// Bytes of sync messages sent.
+    pub sync_bytes_out: u64,
+    /// Expired values turned into tombstones by the sweep.
+    pub expired_swept: u64,
+    /// Dead entries forgotten after the tombstone TTL.
+    pub tombstones_forgotten: u64,
+    /// Times a node discarded its state after being isolated too long.
+    pub stale_state_discarded: u64,
 }
 
 /// One rumor node: membership, store and dissemination.
@@ -114,6 +152,11 @@ pub struct Node {
     announce_generation: u64,
     announce_backoff: Duration,
     stats: GossipStats,
+    /// Next shard the sweep visits.
+    sweep_cursor: usize,
+    /// Wall ms since when no other member was active, if isolated after
+    /// having been joined.
+    isolated_since_ms: Option<u64>,
 }
 
 macro_rules! effects {
@@ -150,8 +193,14 @@ impl Node {
             announce_generation: 0,
             announce_backoff: JOIN_RETRY_MIN,
             stats: GossipStats::default(),
+            sweep_cursor: 0,
+            isolated_since_ms: None,
         };
         node.schedule_announce(now.mono);
+        let first_sync = node.jittered(node.config.sync_interval);
+        node.timers.schedule(now.mono + first_sync, NodeTimer::Sync);
+        node.timers
+            .schedule(now.mono + SWEEP_INTERVAL, NodeTimer::Sweep);
         node
     }
 
@@ -210,6 +259,24 @@ impl Node {
                     self.announce_round(now);
                 }
                 NodeTimer::Announce(_) => {}
+                NodeTimer::Sync => {
+                    let peers: Vec<SocketAddr> = self.membership.live_peers().collect();
+                    if let Some(&peer) = choose_peers(peers, 1, &mut self.rng).first() {
+                        self.start_sync(peer);
+                    }
+                    let next = self.jittered(self.config.sync_interval);
+                    self.timers.schedule(now.mono + next, NodeTimer::Sync);
+                }
+                NodeTimer::SyncWith(peer) => self.start_sync(peer),
+                NodeTimer::Sweep => {
+                    let start = self.sweep_cursor;
+                    let swept = self.store.sweep(start..start + SWEEP_SHARDS, now.wall_ms);
+                    self.sweep_cursor = (start + SWEEP_SHARDS) % SHARD_COUNT;
+                    self.stats.expired_swept += swept.expired;
+                    self.stats.tombstones_forgotten += swept.forgotten;
+                    self.timers
+                        .schedule(now.mono + SWEEP_INTERVAL, NodeTimer::Sweep);
+                }
             }
         }
         self.after_input(now);
@@ -306,7 +373,135 @@ impl Node {
                     self.push(&fresh, hops_left - 1, &[sender, from]);
                 }
             }
+            Message::SyncDigests {
+                sender,
+                level,
+                nodes,
+                digests,
+            } => {
+                self.handle_sync_digests(sender, level, &nodes, &digests);
+            }
+            Message::SyncEntries {
+                sender,
+                leaves,
+                entries,
+                reply,
+            } => {
+                let mut applied = 0;
+                for (key, entry) in entries {
+                    if self.store.merge(key, entry, now.wall_ms) == MergeOutcome::Applied {
+                        applied += 1;
+                    }
+                }
+                self.stats.sync_entries_applied += applied;
+                if reply {
+                    self.send_leaf_entries(sender, &leaves, false);
+                }
+            }
         }
+    }
+
+    /// Opens a round: our digests of the root's children.
+    fn start_sync(&mut self, peer: SocketAddr) {
+        if self.config.sabotage.no_anti_entropy {
+            return;
+        }
+        self.stats.sync_rounds += 1;
+        let digests = children_digests(&self.store.leaf_digests(), 0, 0);
+        let sender = self.membership.identity().addr;
+        self.send_sync(
+            peer,
+            Message::SyncDigests {
+                sender,
+                level: 0,
+                nodes: vec![0],
+                digests,
+            },
+        );
+    }
+
+    /// Compares a peer's digests with ours and answers one level down (or
+    /// with entries, at the leaves) only where they differ: the cost of a
+    /// round follows the difference, not the store's size.
+    fn handle_sync_digests(&mut self, peer: SocketAddr, level: u8, nodes: &[u32], digests: &[u64]) {
+        if level >= TREE_DEPTH || digests.len() != nodes.len() * TREE_FANOUT as usize {
+            self.stats.decode_errors += 1;
+            return;
+        }
+        let leaves = self.store.leaf_digests();
+        let mut differing = Vec::new();
+        for (node, theirs) in nodes.iter().zip(digests.chunks(TREE_FANOUT as usize)) {
+            let ours = children_digests(&leaves, level, *node);
+            for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+                if a != b {
+                    differing.push(node * TREE_FANOUT + i as u32);
+                }
+            }
+        }
+        if differing.is_empty() {
+            self.stats.sync_in_step += 1;
+            return;
+        }
+        let sender = self.membership.identity().addr;
+        if level + 1 == TREE_DEPTH {
+            self.send_leaf_entries(peer, &differing, true);
+        } else {
+            let digests = differing
+                .iter()
+                .flat_map(|n| children_digests(&leaves, level + 1, *n))
+                .collect();
+            self.send_sync(
+                peer,
+                Message::SyncDigests {
+                    sender,
+                    level: level + 1,
+                    nodes: differing,
+                    digests,
+                },
+            );
+        }
+    }
+
+    /// Sends our entries of `leaves`, within the byte budget; if the budget
+    /// cut the leaves short, another round with `peer` follows at once.
+    fn send_leaf_entries(&mut self, peer: SocketAddr, leaves: &[u32], reply: bool) {
+        let (included, entries) = self
+            .store
+            .leaf_entries(leaves, self.config.sync_budget_bytes);
+        if included.len() < leaves.len() {
+            self.timers
+                .schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
+        }
+        self.stats.sync_entries_sent += entries.len() as u64;
+        let sender = self.membership.identity().addr;
+        self.send_sync(
+            peer,
+            Message::SyncEntries {
+                sender,
+                leaves: included,
+                entries,
+                reply,
+            },
+        );
+    }
+
+    fn send_sync(&mut self, peer: SocketAddr, message: Message) {
+        let payload = Bytes::from(message.encode());
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        self.stats.sync_bytes_out += payload.len() as u64;
+        self.transmits.push_back(Transmit {
+            to: peer,
+            transport: Transport::Stream,
+            payload,
+        });
+    }
+
+    /// `base` ± 25%, from the node's RNG, so rounds of different nodes do
+    /// not fall into step.
+    fn jittered(&mut self, base: Duration) -> Duration {
+        let quarter = base / 4;
+        base - quarter + quarter.mul_f64(2.0 * self.rng.random::<f64>())
     }
 
     fn push(&mut self, entries: &[(Bytes, Entry)], hops_left: u8, skip: &[SocketAddr]) {
@@ -405,6 +600,23 @@ impl Node {
             // Start re-joining now rather than at the next slow re-announce.
             self.announce_backoff = JOIN_RETRY_MIN;
             self.schedule_announce(now.mono);
+            self.isolated_since_ms.get_or_insert(now.wall_ms);
+        }
+        if self.membership.is_active()
+            && let Some(since) = self.isolated_since_ms.take()
+        {
+            let away_ms = now.wall_ms.saturating_sub(since);
+            if away_ms > self.config.tombstone_ttl.as_millis() as u64 {
+                // The mesh may have forgotten deletes we never heard of;
+                // our copies of those keys would come back. Start over and
+                // let anti-entropy bootstrap us.
+                tracing::warn!(
+                    away_ms,
+                    "isolated longer than the tombstone TTL: discarding local state"
+                );
+                self.store.clear();
+                self.stats.stale_state_discarded += 1;
+            }
         }
     }
 }

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::digest::{LEAF_COUNT, entry_hash, key_hash, leaf_of_hash};
 
 use super::hlc::{DriftExceeded, Hlc};
 use super::sabotage::Sabotage;
@@ -127,27 +129,64 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 
-#[derive(Debug, Default)]
+/// Leaves of the digest tree per shard: a shard is a contiguous leaf range.
+const LEAVES_PER_SHARD: usize = LEAF_COUNT / SHARD_COUNT;
+
+#[derive(Debug)]
 struct Shard {
     map: HashMap<Bytes, Entry, KeyHash>,
     /// Entries holding a value (expired ones included until swept), so
     /// DBSIZE does not walk the map.
     values: usize,
+    /// Digests of this shard's leaves, kept in step with every change.
+    leaves: [u64; LEAVES_PER_SHARD],
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            map: HashMap::default(),
+            values: 0,
+            leaves: [0; LEAVES_PER_SHARD],
+        }
+    }
+}
+
+/// Where a key lives: its shard and its leaf slot within the shard.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    shard: usize,
+    leaf: usize,
+}
+
+impl Slot {
+    fn of(key: &[u8]) -> Slot {
+        let leaf = leaf_of_hash(key_hash(key)) as usize;
+        Slot {
+            shard: leaf / LEAVES_PER_SHARD,
+            leaf: leaf % LEAVES_PER_SHARD,
+        }
+    }
 }
 
 impl Shard {
-    /// Removes `key`, keeping the value count in step.
-    fn remove(&mut self, key: &[u8]) {
+    /// Removes `key`, keeping the value count and digest in step.
+    fn remove(&mut self, key: &[u8], slot: Slot) {
         if let Some(old) = self.map.remove(key) {
             self.values -= usize::from(old.value.is_some());
+            self.leaves[slot.leaf] ^= entry_hash(key, &old.version);
         }
     }
 
-    /// Puts `entry`, keeping the value count in step.
-    fn put(&mut self, key: Bytes, entry: Entry) {
+    /// Puts `entry`, keeping the value count and digest in step.
+    fn put(&mut self, key: Bytes, entry: Entry, slot: Slot) {
         let adds = usize::from(entry.value.is_some());
-        match self.map.insert(key, entry) {
-            Some(old) => self.values = self.values + adds - usize::from(old.value.is_some()),
+        self.leaves[slot.leaf] ^= entry_hash(&key, &entry.version);
+        match self.map.insert(key.clone(), entry) {
+            Some(old) => {
+                self.values = self.values + adds - usize::from(old.value.is_some());
+                self.leaves[slot.leaf] ^= entry_hash(&key, &old.version);
+            }
             None => self.values += adds,
         }
     }
@@ -161,7 +200,20 @@ pub struct Store {
     writer: NodeId,
     stats: StoreStats,
     sabotage: Sabotage,
+    tombstone_ttl_ms: u64,
 }
+
+/// What one sweep step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// Expired values turned into tombstones.
+    pub expired: u64,
+    /// Dead entries past the tombstone TTL dropped.
+    pub forgotten: u64,
+}
+
+/// Default tombstone TTL: 24 hours, as DESIGN.md sets.
+pub const DEFAULT_TOMBSTONE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Shards in a store. A power of two; SCAN walks one shard per cursor step.
 pub const SHARD_COUNT: usize = 1024;
@@ -178,6 +230,104 @@ impl Store {
             writer,
             stats: StoreStats::default(),
             sabotage: Sabotage::default(),
+            tombstone_ttl_ms: DEFAULT_TOMBSTONE_TTL_MS,
+        }
+    }
+
+    /// A store that forgets tombstones `tombstone_ttl_ms` after their write.
+    pub fn with_tombstone_ttl(mut self, tombstone_ttl_ms: u64) -> Self {
+        self.tombstone_ttl_ms = tombstone_ttl_ms;
+        self
+    }
+
+    /// Whether `entry` is dead (deleted or expired) for longer than the
+    /// tombstone TTL: such entries are dropped by the sweep and refused by
+    /// merge, as Cassandra does after `gc_grace_seconds`.
+    fn is_forgotten(&self, entry: &Entry, now_ms: u64) -> bool {
+        let dead_since = match (&entry.value, entry.expires_at_ms) {
+            // A swept expired value keeps its deadline: it died then.
+            (None, Some(deadline)) => deadline.max(entry.version.timestamp.physical_ms()),
+            (None, None) => entry.version.timestamp.physical_ms(),
+            (Some(_), Some(deadline)) if deadline <= now_ms => deadline,
+            (Some(_), _) => return false,
+        };
+        dead_since.saturating_add(self.tombstone_ttl_ms) < now_ms
+    }
+
+    /// Digests of every leaf of the digest tree, shard by shard.
+    pub fn leaf_digests(&self) -> Vec<u64> {
+        let mut leaves = Vec::with_capacity(LEAF_COUNT);
+        for shard in self.shards.iter() {
+            leaves.extend_from_slice(&shard.read().leaves);
+        }
+        leaves
+    }
+
+    /// Entries of `leaves` (ascending), whole leaves at a time, until about
+    /// `budget_bytes` of them are gathered (always at least one leaf, so a
+    /// sync makes progress). Returns the leaves included and their entries.
+    pub fn leaf_entries(
+        &self,
+        leaves: &[u32],
+        budget_bytes: usize,
+    ) -> (Vec<u32>, Vec<(Bytes, Entry)>) {
+        let mut included = Vec::new();
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for &leaf in leaves {
+            let leaf = leaf as usize;
+            if leaf >= LEAF_COUNT || (bytes >= budget_bytes && !included.is_empty()) {
+                break;
+            }
+            let shard = self.shards[leaf / LEAVES_PER_SHARD].read();
+            for (key, entry) in shard.map.iter() {
+                if leaf_of_hash(key_hash(key)) as usize == leaf {
+                    bytes += entry.encoded_len_hint(key);
+                    entries.push((key.clone(), entry.clone()));
+                }
+            }
+            included.push(leaf as u32);
+        }
+        (included, entries)
+    }
+
+    /// One step of the background sweep over `shards` (a range of shard
+    /// indexes): expired values become tombstones of the same version (the
+    /// value's memory is freed, digests do not change) and dead entries past
+    /// the tombstone TTL are dropped. Each shard is locked briefly on its own.
+    pub fn sweep(&self, shards: std::ops::Range<usize>, now_ms: u64) -> SweepOutcome {
+        let mut outcome = SweepOutcome::default();
+        for index in shards.start.min(SHARD_COUNT)..shards.end.min(SHARD_COUNT) {
+            let mut shard = self.shards[index].write();
+            let mut forget = Vec::new();
+            let mut expired = Vec::new();
+            for (key, entry) in shard.map.iter() {
+                if self.is_forgotten(entry, now_ms) {
+                    forget.push(key.clone());
+                } else if entry.value.is_some() && entry.live_value(now_ms).is_none() {
+                    expired.push(key.clone());
+                }
+            }
+            for key in forget {
+                shard.remove(&key, Slot::of(&key));
+                outcome.forgotten += 1;
+            }
+            for key in expired {
+                if let Some(entry) = shard.map.get_mut(&key) {
+                    entry.value = None;
+                    shard.values -= 1;
+                    outcome.expired += 1;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Drops every entry: for a node that was away longer than the
+    /// tombstone TTL, whose state may hold keys the mesh deleted and forgot.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            *shard.write() = Shard::default();
         }
     }
 
@@ -203,7 +353,7 @@ impl Store {
     }
 
     fn shard_of(&self, key: &[u8]) -> &RwLock<Shard> {
-        &self.shards[shard_index(key)]
+        &self.shards[Slot::of(key).shard]
     }
 
     /// The live value of `key` at `now_ms`.
@@ -237,7 +387,8 @@ impl Store {
         now_ms: u64,
         decide: impl FnOnce(Option<LiveValue<'_>>) -> (Option<Write>, R),
     ) -> (Option<Entry>, R) {
-        let mut shard = self.shard_of(key).write();
+        let slot = Slot::of(key);
+        let mut shard = self.shards[slot.shard].write();
         let existing = shard.map.get(key.as_ref());
         let live = existing.and_then(|e| {
             e.live_value(now_ms).map(|value| LiveValue {
@@ -275,9 +426,9 @@ impl Store {
             },
         };
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
-            shard.remove(key);
+            shard.remove(key, slot);
         } else {
-            shard.put(key.clone(), entry.clone());
+            shard.put(key.clone(), entry.clone(), slot);
         }
         (Some(entry), result)
     }
@@ -294,13 +445,27 @@ impl Store {
                 .fetch_max(ahead_ms, Ordering::Relaxed);
             tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
         }
-        let mut shard = self.shard_of(&key).write();
-        let newer = shard
-            .map
-            .get(key.as_ref())
-            .is_none_or(|held| entry.version > held.version);
+        if self.is_forgotten(&entry, now_ms) {
+            // Every node has dropped (or will drop) this tombstone: taking
+            // it back would only churn digests.
+            self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
+            return MergeOutcome::Stale;
+        }
+        let slot = Slot::of(&key);
+        let mut shard = self.shards[slot.shard].write();
+        let newer = shard.map.get(key.as_ref()).is_none_or(|held| {
+            if self.sabotage.merge_keeps_smaller {
+                entry.version < held.version
+            } else {
+                entry.version > held.version
+            }
+        });
         if newer {
-            shard.put(key, entry);
+            if self.sabotage.drop_tombstones_early && entry.value.is_none() {
+                shard.remove(&key, slot);
+            } else {
+                shard.put(key, entry, slot);
+            }
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
             MergeOutcome::Applied
         } else {
@@ -387,10 +552,6 @@ impl Store {
     pub fn clock_reading(&self) -> Timestamp {
         self.hlc.last()
     }
-}
-
-fn shard_index(key: &[u8]) -> usize {
-    (xxh3_64(key) as usize) & (SHARD_COUNT - 1)
 }
 
 #[cfg(test)]
@@ -494,6 +655,87 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 5_000);
+    }
+
+    #[test]
+    fn equal_contents_give_equal_digests_whatever_the_order() {
+        let a = Store::new(node(1), 500);
+        let b = Store::new(node(2), 500);
+        let mut written = Vec::new();
+        for i in 0..500u32 {
+            let key = Bytes::from(format!("k{i}"));
+            let (entry, ()) = a.update(&key, 1_000, |_| (put("v"), ()));
+            written.push((key, entry.unwrap()));
+        }
+        for (key, entry) in written.iter().rev() {
+            b.merge(key.clone(), entry.clone(), 1_000);
+        }
+        assert_eq!(a.leaf_digests(), b.leaf_digests());
+        // One changed key changes exactly one leaf.
+        let key = Bytes::from_static(b"k7");
+        b.update(&key, 2_000, |_| (put("w"), ()));
+        let differing = a
+            .leaf_digests()
+            .iter()
+            .zip(b.leaf_digests())
+            .filter(|(x, y)| *x != y)
+            .count();
+        assert_eq!(differing, 1);
+        let leaf = leaf_of_hash(key_hash(b"k7"));
+        let (leaves, entries) = b.leaf_entries(&[leaf], 1);
+        assert_eq!(leaves, vec![leaf]);
+        assert!(entries.iter().any(|(k, _)| *k == key));
+    }
+
+    #[test]
+    fn sweep_turns_expired_values_into_tombstones_and_forgets_old_tombstones() {
+        let ttl = 10_000;
+        let store = Store::new(node(1), 500).with_tombstone_ttl(ttl);
+        let e = Bytes::from_static(b"expiring");
+        let d = Bytes::from_static(b"deleted");
+        store.update(&e, 1_000, |_| {
+            (
+                Some(Write::Put {
+                    value: e.clone(),
+                    expires_at_ms: Some(2_000),
+                }),
+                (),
+            )
+        });
+        store.update(&d, 1_000, |_| (put("v"), ()));
+        store.update(&d, 1_001, |_| (Some(Write::Delete), ()));
+        let digests = store.leaf_digests();
+        let outcome = store.sweep(0..SHARD_COUNT, 3_000);
+        assert_eq!(
+            outcome,
+            SweepOutcome {
+                expired: 1,
+                forgotten: 0
+            }
+        );
+        assert_eq!(store.entry(b"expiring").unwrap().value, None);
+        assert_eq!(store.leaf_digests(), digests, "same versions, same digests");
+        assert_eq!(store.value_count(), 0);
+        let outcome = store.sweep(0..SHARD_COUNT, 1_001 + ttl + 1);
+        assert_eq!(
+            outcome.forgotten, 1,
+            "the delete's tombstone is past the TTL"
+        );
+        assert!(store.entry(b"deleted").is_none());
+        // A forgotten tombstone offered again by a peer is refused.
+        let old = Entry {
+            value: None,
+            version: Version {
+                timestamp: Timestamp::from_physical_ms(1_001),
+                writer: node(3),
+            },
+            expires_at_ms: None,
+        };
+        assert_eq!(
+            store.merge(d.clone(), old, 1_001 + ttl + 1),
+            MergeOutcome::Stale
+        );
+        assert!(store.entry(b"deleted").is_none());
     }
 
     fn arb_entry() -> impl Strategy<Value = (u8, Entry)> {

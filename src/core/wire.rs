@@ -32,6 +32,33 @@ pub enum Message {
         /// Key and entry pairs.
         entries: Vec<(Bytes, Entry)>,
     },
+    /// Anti-entropy: the sender's digests of the children of `nodes` (tree
+    /// positions at `level`, 0 = root), `TREE_FANOUT` per node in order.
+    /// The receiver compares them with its own and answers with the next
+    /// level's digests where they differ, or with entries at the leaves.
+    SyncDigests {
+        /// Where to answer.
+        sender: SocketAddr,
+        /// Level of `nodes`.
+        level: u8,
+        /// Positions whose children are digested.
+        nodes: Vec<u32>,
+        /// The children's digests.
+        digests: Vec<u64>,
+    },
+    /// Anti-entropy: the sender's entries in `leaves` (where digests
+    /// differ). With `reply`, the receiver merges them and answers with its
+    /// own entries of the same leaves.
+    SyncEntries {
+        /// Where to answer.
+        sender: SocketAddr,
+        /// Leaves the entries cover, entirely.
+        leaves: Vec<u32>,
+        /// Every entry the sender holds in `leaves`.
+        entries: Vec<(Bytes, Entry)>,
+        /// Whether the receiver should send its entries of `leaves` back.
+        reply: bool,
+    },
 }
 
 /// Why a payload could not be read. Nothing changed; the payload is dropped

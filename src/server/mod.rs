@@ -90,7 +90,9 @@ pub async fn run(
         incarnation: clock.wall_ms(),
         name: settings.name.clone(),
     };
-    let store = Arc::new(Store::new(id, settings.max_clock_drift_ms));
+    let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
+    let store =
+        Arc::new(Store::new(id, settings.max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms));
     let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);
