@@ -268,25 +268,11 @@ impl Settings {
         let mut s = Settings::default();
         s.listen = flags.listen.or(file.listen).unwrap_or(s.listen);
         s.gossip = flags.gossip.or(file.gossip).unwrap_or(s.gossip);
-        s.name = flags
-            .name
-            .clone()
-            .or(file.name)
-            .unwrap_or_else(|| format!("rumor-{}", s.gossip.port()));
-        if s.name.is_empty()
-            || s.name.len() > MAX_NAME_BYTES
-            || s.name.contains(char::is_whitespace)
-        {
-            return Err(invalid(
-                "name",
-                format!("must be 1 to {MAX_NAME_BYTES} bytes without spaces"),
-            ));
+        s.name = flags.name.clone().or(file.name).unwrap_or_else(|| format!("rumor-{}", s.gossip.port()));
+        if s.name.is_empty() || s.name.len() > MAX_NAME_BYTES || s.name.contains(char::is_whitespace) {
+            return Err(invalid("name", format!("must be 1 to {MAX_NAME_BYTES} bytes without spaces")));
         }
-        s.node.seeds = if flags.seeds.is_empty() {
-            file.seeds.unwrap_or_default()
-        } else {
-            flags.seeds.clone()
-        };
+        s.node.seeds = if flags.seeds.is_empty() { file.seeds.unwrap_or_default() } else { flags.seeds.clone() };
         s.requirepass = file.requirepass.filter(|p| !p.is_empty());
         s.log_format = flags.log_format.or(file.log_format).unwrap_or_default();
         if let Some(ms) = file.max_clock_drift_ms {
@@ -295,47 +281,19 @@ impl Settings {
 
         let m = file.membership;
         let swim = &mut s.node.swim;
-        set_ms(
-            &mut swim.probe_interval,
-            m.probe_interval_ms,
-            "membership.probe_interval_ms",
-        )?;
-        set_ms(
-            &mut swim.probe_timeout,
-            m.probe_timeout_ms,
-            "membership.probe_timeout_ms",
-        )?;
-        set_ms(
-            &mut swim.suspect_timeout,
-            m.suspect_timeout_ms,
-            "membership.suspect_timeout_ms",
-        )?;
-        set_ms(
-            &mut swim.gossip_interval,
-            m.gossip_interval_ms,
-            "membership.gossip_interval_ms",
-        )?;
+        set_ms(&mut swim.probe_interval, m.probe_interval_ms, "membership.probe_interval_ms")?;
+        set_ms(&mut swim.probe_timeout, m.probe_timeout_ms, "membership.probe_timeout_ms")?;
+        set_ms(&mut swim.suspect_timeout, m.suspect_timeout_ms, "membership.suspect_timeout_ms")?;
+        set_ms(&mut swim.gossip_interval, m.gossip_interval_ms, "membership.gossip_interval_ms")?;
         if swim.probe_timeout >= swim.probe_interval {
-            return Err(invalid(
-                "membership.probe_timeout_ms",
-                "must be less than probe_interval_ms".into(),
-            ));
+            return Err(invalid("membership.probe_timeout_ms", "must be less than probe_interval_ms".into()));
         }
         if let Some(n) = m.cluster_size_hint {
-            swim.cluster_size_hint = NonZeroU32::new(n).ok_or_else(|| {
-                invalid("membership.cluster_size_hint", "must be at least 1".into())
-            })?;
+            swim.cluster_size_hint = NonZeroU32::new(n)
+                .ok_or_else(|| invalid("membership.cluster_size_hint", "must be at least 1".into()))?;
         }
-        set_ms(
-            &mut s.node.rejoin_interval,
-            m.rejoin_interval_ms,
-            "membership.rejoin_interval_ms",
-        )?;
-        set_ms(
-            &mut s.node.join_retry_max,
-            m.join_retry_max_ms,
-            "membership.join_retry_max_ms",
-        )?;
+        set_ms(&mut s.node.rejoin_interval, m.rejoin_interval_ms, "membership.rejoin_interval_ms")?;
+        set_ms(&mut s.node.join_retry_max, m.join_retry_max_ms, "membership.join_retry_max_ms")?;
 
         let g = file.dissemination;
         if let Some(fanout) = g.fanout {
@@ -352,70 +310,33 @@ impl Settings {
         }
         if let Some(bytes) = g.max_datagram_bytes {
             if !(512..=65_000).contains(&bytes) {
-                return Err(invalid(
-                    "dissemination.max_datagram_bytes",
-                    "must be between 512 and 65000".into(),
-                ));
+                return Err(invalid("dissemination.max_datagram_bytes", "must be between 512 and 65000".into()));
             }
             s.node.max_datagram_bytes = bytes;
-            s.node.swim.max_packet_bytes =
-                NonZeroUsize::new(bytes - 1).unwrap_or(NonZeroUsize::MIN);
+            s.node.swim.max_packet_bytes = NonZeroUsize::new(bytes - 1).unwrap_or(NonZeroUsize::MIN);
         }
         if let Some(n) = g.write_batch_max {
-            s.write_batch_max = NonZeroUsize::new(n).ok_or_else(|| {
-                invalid("dissemination.write_batch_max", "must be at least 1".into())
-            })?;
+            s.write_batch_max = NonZeroUsize::new(n)
+                .ok_or_else(|| invalid("dissemination.write_batch_max", "must be at least 1".into()))?;
         }
         if let Some(n) = g.write_queue {
             s.write_queue = NonZeroUsize::new(n)
                 .ok_or_else(|| invalid("dissemination.write_queue", "must be at least 1".into()))?;
         }
 
-        set_limit(
-            &mut s.socket_buffer_bytes,
-            g.socket_buffer_bytes,
-            "dissemination.socket_buffer_bytes",
-        )?;
+        set_limit(&mut s.socket_buffer_bytes, g.socket_buffer_bytes, "dissemination.socket_buffer_bytes")?;
 
         let a = file.anti_entropy;
-        set_ms(
-            &mut s.node.sync_interval,
-            a.sync_interval_ms,
-            "anti_entropy.sync_interval_ms",
-        )?;
-        set_ms(
-            &mut s.node.tombstone_ttl,
-            a.tombstone_ttl_ms,
-            "anti_entropy.tombstone_ttl_ms",
-        )?;
-        set_limit(
-            &mut s.node.sync_budget_bytes,
-            a.sync_budget_bytes,
-            "anti_entropy.sync_budget_bytes",
-        )?;
+        set_ms(&mut s.node.sync_interval, a.sync_interval_ms, "anti_entropy.sync_interval_ms")?;
+        set_ms(&mut s.node.tombstone_ttl, a.tombstone_ttl_ms, "anti_entropy.tombstone_ttl_ms")?;
+        set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
         let l = file.limits;
-        set_limit(
-            &mut s.limits.max_clients,
-            l.max_clients,
-            "limits.max_clients",
-        )?;
-        set_limit(
-            &mut s.limits.max_inline_bytes,
-            l.max_inline_bytes,
-            "limits.max_inline_bytes",
-        )?;
-        set_limit(
-            &mut s.limits.max_bulk_bytes,
-            l.max_bulk_bytes,
-            "limits.max_bulk_bytes",
-        )?;
+        set_limit(&mut s.limits.max_clients, l.max_clients, "limits.max_clients")?;
+        set_limit(&mut s.limits.max_inline_bytes, l.max_inline_bytes, "limits.max_inline_bytes")?;
+        set_limit(&mut s.limits.max_bulk_bytes, l.max_bulk_bytes, "limits.max_bulk_bytes")?;
         set_limit(&mut s.limits.max_args, l.max_args, "limits.max_args")?;
-        set_limit(
-            &mut s.limits.max_key_bytes,
-            l.max_key_bytes,
-            "limits.max_key_bytes",
-        )?;
+        set_limit(&mut s.limits.max_key_bytes, l.max_key_bytes, "limits.max_key_bytes")?;
         s.node.max_stream_bytes = stream_limit(&s.limits);
         Ok(s)
     }
@@ -423,16 +344,10 @@ impl Settings {
 
 /// Parses a config file, naming the file and the key on error.
 pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.into(),
-        message: e.message().to_owned()
-            + &e.span()
-                .map(|s| format!(" (at byte {})", s.start))
-                .unwrap_or_default(),
+        message: e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
     })
 }
 
@@ -451,11 +366,7 @@ fn set_ms(target: &mut Duration, ms: Option<u64>, option: &'static str) -> Resul
     }
 }
 
-fn set_limit(
-    target: &mut usize,
-    value: Option<usize>,
-    option: &'static str,
-) -> Result<(), ConfigError> {
+fn set_limit(target: &mut usize, value: Option<usize>, option: &'static str) -> Result<(), ConfigError> {
     match value {
         Some(0) => Err(invalid(option, "must be greater than 0".into())),
         Some(v) => {
@@ -471,10 +382,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Settings, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "t".into(),
-            message: e.to_string(),
-        })?;
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: "t".into(), message: e.to_string() })?;
         Settings::from_parts(file, &ServeFlags::default())
     }
 
@@ -484,16 +393,10 @@ mod tests {
         let file = read_file(&path).unwrap();
         let s = Settings::from_parts(file, &ServeFlags::default()).unwrap();
         let d = Settings::default();
-        assert_eq!(
-            (s.listen, s.gossip, s.max_clock_drift_ms),
-            (d.listen, d.gossip, d.max_clock_drift_ms)
-        );
+        assert_eq!((s.listen, s.gossip, s.max_clock_drift_ms), (d.listen, d.gossip, d.max_clock_drift_ms));
         assert_eq!(format!("{:?}", s.node), format!("{:?}", d.node));
         assert_eq!(format!("{:?}", s.limits), format!("{:?}", d.limits));
-        assert_eq!(
-            (s.write_batch_max, s.write_queue),
-            (d.write_batch_max, d.write_queue)
-        );
+        assert_eq!((s.write_batch_max, s.write_queue), (d.write_batch_max, d.write_queue));
         assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
         assert_eq!(s.requirepass, None);
     }
@@ -502,8 +405,7 @@ mod tests {
     fn local_cluster_configs_load() {
         for i in 1..=3 {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/node{i}.toml"));
-            let s =
-                Settings::from_parts(read_file(&path).unwrap(), &ServeFlags::default()).unwrap();
+            let s = Settings::from_parts(read_file(&path).unwrap(), &ServeFlags::default()).unwrap();
             assert_eq!(s.name, format!("node{i}"));
             assert_eq!(s.node.seeds.len(), 3);
         }
@@ -518,10 +420,7 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let file: FileConfig = toml::from_str("name = \"file\"\nlisten = \"127.0.0.1:1\"").unwrap();
-        let flags = ServeFlags {
-            name: Some("flag".into()),
-            ..ServeFlags::default()
-        };
+        let flags = ServeFlags { name: Some("flag".into()), ..ServeFlags::default() };
         let s = Settings::from_parts(file, &flags).unwrap();
         assert_eq!(s.name, "flag");
         assert_eq!(s.listen.port(), 1);
@@ -529,9 +428,7 @@ mod tests {
 
     #[test]
     fn out_of_range_values_name_the_option() {
-        let err = parse("[membership]\nprobe_interval_ms = 100\nprobe_timeout_ms = 200")
-            .unwrap_err()
-            .to_string();
+        let err = parse("[membership]\nprobe_interval_ms = 100\nprobe_timeout_ms = 200").unwrap_err().to_string();
         assert!(err.contains("membership.probe_timeout_ms"), "{err}");
         let err = parse("[limits]\nmax_clients = 0").unwrap_err().to_string();
         assert!(err.contains("limits.max_clients"), "{err}");

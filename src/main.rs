@@ -13,11 +13,7 @@ use tokio::sync::watch;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "rumor",
-    version,
-    about = "A leaderless key-value mesh that speaks RESP2"
-)]
+#[command(name = "rumor", version, about = "A leaderless key-value mesh that speaks RESP2")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,10 +50,7 @@ fn main() -> ExitCode {
         Command::Dev(flags) => dev_settings(&flags),
     };
     init_logging(nodes[0].log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("rumor: cannot start the runtime: {error}");
@@ -70,16 +63,11 @@ fn main() -> ExitCode {
 /// Settings for a local mesh: node i listens on 6380+i and gossips on
 /// 7946+i; every node knows every other as a seed.
 fn dev_settings(flags: &DevFlags) -> Vec<Settings> {
-    let seeds: Vec<_> = (0..flags.nodes)
-        .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 7946 + i)))
-        .collect();
+    let seeds: Vec<_> = (0..flags.nodes).map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 7946 + i))).collect();
     (0..flags.nodes)
         .map(|i| {
-            let mut s = Settings {
-                name: format!("node{}", i + 1),
-                log_format: flags.log_format,
-                ..Settings::default()
-            };
+            let mut s =
+                Settings { name: format!("node{}", i + 1), log_format: flags.log_format, ..Settings::default() };
             s.listen.set_port(6380 + i);
             s.gossip.set_port(7946 + i);
             s.node.seeds = seeds.clone();
@@ -101,11 +89,7 @@ async fn run_nodes(nodes: Vec<Settings>) -> ExitCode {
             };
             let result = rumor::server::run(settings, shutdown, |bound| {
                 if dev {
-                    println!(
-                        "{name}: redis-cli -p {}   (gossip {})",
-                        bound.listen.port(),
-                        bound.gossip
-                    );
+                    println!("{name}: redis-cli -p {}   (gossip {})", bound.listen.port(), bound.gossip);
                 }
             })
             .await;
@@ -161,9 +145,7 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -1,9 +1,6 @@
 //! A mesh of real `rumor serve` processes on loopback, seen through a real
 //! Redis client.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "black-box tests time real processes"
-)]
+#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
 
 mod common;
 
@@ -20,12 +17,7 @@ fn every_node_sees_every_other_alive() {
         assert_eq!(seen.len(), 3, "{} sees {seen:?}", node.name);
         let names: Vec<_> = seen.iter().map(|(name, _, _)| name.as_str()).collect();
         for other in &nodes {
-            assert!(
-                names.contains(&other.name.as_str()),
-                "{} misses {}",
-                node.name,
-                other.name
-            );
+            assert!(names.contains(&other.name.as_str()), "{} misses {}", node.name, other.name);
         }
     }
 }
@@ -96,9 +88,7 @@ fn last_write_wins_on_conflicting_writes() {
         let mut con = node.connect();
         handles.push(std::thread::spawn(move || {
             for round in 0..50 {
-                let () = con
-                    .set(format!("race:{round}"), format!("from-{i}"))
-                    .unwrap();
+                let () = con.set(format!("race:{round}"), format!("from-{i}")).unwrap();
             }
         }));
     }
@@ -109,8 +99,7 @@ fn last_write_wins_on_conflicting_writes() {
     for round in 0..50 {
         let key = format!("race:{round}");
         wait_for("all nodes to agree", Duration::from_secs(3), || {
-            let values: Vec<Option<String>> =
-                cons.iter_mut().map(|c| c.get(&key).unwrap()).collect();
+            let values: Vec<Option<String>> = cons.iter_mut().map(|c| c.get(&key).unwrap()).collect();
             (values[0].is_some() && values.iter().all(|v| *v == values[0])).then_some(())
         });
     }
@@ -131,20 +120,11 @@ fn deletes_and_expiry_spread() {
     assert_eq!(deleted, 1);
     for con in &mut cons {
         wait_for("the delete to spread", Duration::from_secs(1), || {
-            con.get::<_, Option<String>>("doomed")
-                .unwrap()
-                .is_none()
-                .then_some(())
+            con.get::<_, Option<String>>("doomed").unwrap().is_none().then_some(())
         });
     }
 
-    let () = redis::cmd("SET")
-        .arg("brief")
-        .arg("v")
-        .arg("PX")
-        .arg(800)
-        .query(&mut a)
-        .unwrap();
+    let () = redis::cmd("SET").arg("brief").arg("v").arg("PX").arg(800).query(&mut a).unwrap();
     for con in &mut cons {
         let pttl: i64 = wait_for("the expiring key to spread", Duration::from_secs(1), || {
             let pttl: i64 = con.pttl("brief").unwrap();
@@ -153,16 +133,9 @@ fn deletes_and_expiry_spread() {
         assert!(pttl <= 800);
     }
     for con in &mut cons {
-        wait_for(
-            "the key to expire everywhere",
-            Duration::from_secs(3),
-            || {
-                con.get::<_, Option<String>>("brief")
-                    .unwrap()
-                    .is_none()
-                    .then_some(())
-            },
-        );
+        wait_for("the key to expire everywhere", Duration::from_secs(3), || {
+            con.get::<_, Option<String>>("brief").unwrap().is_none().then_some(())
+        });
     }
     let exists: i64 = cons[1].exists("brief").unwrap();
     assert_eq!(exists, 0);
@@ -174,11 +147,9 @@ fn a_killed_node_is_marked_down_and_a_restart_rejoins() {
     nodes[2].kill();
     let dead = nodes[2].gossip;
     for observer in &nodes[..2] {
-        wait_for(
-            "the killed node to be down",
-            Duration::from_secs(10),
-            || (state_of(observer, dead).as_deref() == Some("down")).then_some(()),
-        );
+        wait_for("the killed node to be down", Duration::from_secs(10), || {
+            (state_of(observer, dead).as_deref() == Some("down")).then_some(())
+        });
     }
     // Same addresses, new process: a higher incarnation wins the address.
     nodes[2].spawn();
@@ -186,15 +157,9 @@ fn a_killed_node_is_marked_down_and_a_restart_rejoins() {
     // And it takes part in gossip again.
     let () = nodes[2].connect().set("after-restart", "yes").unwrap();
     let mut con = nodes[0].connect();
-    wait_for(
-        "a write from the restarted node",
-        Duration::from_secs(2),
-        || {
-            con.get::<_, Option<String>>("after-restart")
-                .unwrap()
-                .map(|_| ())
-        },
-    );
+    wait_for("a write from the restarted node", Duration::from_secs(2), || {
+        con.get::<_, Option<String>>("after-restart").unwrap().map(|_| ())
+    });
 }
 
 #[test]

@@ -4,10 +4,7 @@
 //!
 //! `RUMOR_LOAD_SECS` sets the length of the load phase (default 10; the
 //! figure in BENCHMARKS.md used 60).
-#![allow(
-    clippy::disallowed_methods,
-    reason = "black-box tests time real processes"
-)]
+#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
 
 mod common;
 
@@ -26,9 +23,7 @@ fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> u64 {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 * p).ceil() as usize)
-        .saturating_sub(1)
-        .min(sorted.len() - 1);
+    let index = ((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1);
     sorted[index]
 }
 
@@ -37,10 +32,7 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
     let mut nodes = mesh(10);
 
     // Load phase: writers on every node; no member may even be suspected.
-    let load_secs: u64 = std::env::var("RUMOR_LOAD_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let load_secs: u64 = std::env::var("RUMOR_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let stop_at = Instant::now() + Duration::from_secs(load_secs);
     let writers: Vec<_> = nodes
         .iter()
@@ -58,17 +50,9 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
         })
         .collect();
     let writes: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
-    let suspicions: u64 = nodes
-        .iter()
-        .map(|n| info_field(&mut n.connect(), "membership", "suspicions"))
-        .sum();
-    println!(
-        "load: {writes} writes over {load_secs} s on 10 nodes, suspicions raised: {suspicions}"
-    );
-    assert_eq!(
-        suspicions, 0,
-        "false suspicions in a healthy mesh under load"
-    );
+    let suspicions: u64 = nodes.iter().map(|n| info_field(&mut n.connect(), "membership", "suspicions")).sum();
+    println!("load: {writes} writes over {load_secs} s on 10 nodes, suspicions raised: {suspicions}");
+    assert_eq!(suspicions, 0, "false suspicions in a healthy mesh under load");
 
     // Dissemination: one watcher thread per other node polls for each key.
     let mut latencies = Vec::new();
@@ -106,15 +90,8 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
     }
     drop(starts);
     latencies.sort();
-    let (p50, p99, max) = (
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies[latencies.len() - 1],
-    );
-    println!(
-        "write visible on other nodes: p50 {p50:?} p99 {p99:?} max {max:?} ({} samples)",
-        latencies.len()
-    );
+    let (p50, p99, max) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies[latencies.len() - 1]);
+    println!("write visible on other nodes: p50 {p50:?} p99 {p99:?} max {max:?} ({} samples)", latencies.len());
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
 
     // Failure detection: kill -9 one node; every other must mark it down.
@@ -124,21 +101,12 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
     let mut detections = Vec::new();
     for observer in &nodes[..9] {
         let mut con = observer.connect();
-        detections.push(wait_for(
-            "the killed node to be marked down",
-            Duration::from_secs(10),
-            || {
-                let down = members(&mut con)
-                    .iter()
-                    .any(|(_, addr, state)| *addr == victim.to_string() && state == "down");
-                down.then(|| killed.elapsed())
-            },
-        ));
+        detections.push(wait_for("the killed node to be marked down", Duration::from_secs(10), || {
+            let down = members(&mut con).iter().any(|(_, addr, state)| *addr == victim.to_string() && state == "down");
+            down.then(|| killed.elapsed())
+        }));
     }
     let slowest = detections.iter().max().copied().unwrap_or_default();
     println!("killed node marked down on all 9 others after {slowest:?}");
-    assert!(
-        slowest < Duration::from_secs(3),
-        "detection took {slowest:?}"
-    );
+    assert!(slowest < Duration::from_secs(3), "detection took {slowest:?}");
 }

@@ -88,12 +88,7 @@ impl Cluster {
     fn add_node(&mut self) -> usize {
         let i = self.nodes.len();
         let id = NodeId::from_random_bytes([i as u8 + 1; 16]);
-        let identity = Identity {
-            id,
-            addr: addr(i),
-            incarnation: 1,
-            name: format!("n{i}"),
-        };
+        let identity = Identity { id, addr: addr(i), incarnation: 1, name: format!("n{i}") };
         let store = Arc::new(Store::new(id, 500).with_sabotage(self.sabotage));
         let mut config = config(addr(0), self.direct_push_max);
         config.sabotage = self.sabotage;
@@ -103,10 +98,7 @@ impl Cluster {
     }
 
     fn time(&self) -> Now {
-        Now {
-            mono: self.now,
-            wall_ms: EPOCH_MS + self.now.as_millis() as u64,
-        }
+        Now { mono: self.now, wall_ms: EPOCH_MS + self.now.as_millis() as u64 }
     }
 
     fn collect(&mut self, i: usize) {
@@ -114,8 +106,7 @@ impl Cluster {
             return;
         };
         while let Some(t) = node.poll_transmit() {
-            self.in_flight
-                .insert((self.now + LATENCY, self.seq), (i, addr(i), t));
+            self.in_flight.insert((self.now + LATENCY, self.seq), (i, addr(i), t));
             self.seq += 1;
         }
         while node.poll_event().is_some() {}
@@ -129,12 +120,7 @@ impl Cluster {
         }
         loop {
             let next_packet = self.in_flight.keys().next().map(|k| k.0);
-            let next_timer = self
-                .nodes
-                .iter()
-                .flatten()
-                .filter_map(Node::poll_timeout)
-                .min();
+            let next_timer = self.nodes.iter().flatten().filter_map(Node::poll_timeout).min();
             let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
                 break;
             };
@@ -174,10 +160,7 @@ impl Cluster {
 
     fn states_seen_by(&self, i: usize) -> BTreeMap<SocketAddr, MemberState> {
         let node = self.nodes[i].as_ref().unwrap();
-        node.members()
-            .into_iter()
-            .map(|m| (m.identity.addr, m.state))
-            .collect()
+        node.members().into_iter().map(|m| (m.identity.addr, m.state)).collect()
     }
 
     fn write(&mut self, i: usize, key: &'static str, value: &'static str) {
@@ -185,13 +168,7 @@ impl Cluster {
         let node = self.nodes[i].as_mut().unwrap();
         let key = Bytes::from_static(key.as_bytes());
         let (entry, ()) = node.store().update(&key, now.wall_ms, |_| {
-            (
-                Some(Write::Put {
-                    value: Bytes::from_static(value.as_bytes()),
-                    expires_at_ms: None,
-                }),
-                (),
-            )
+            (Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None }), ())
         });
         node.handle_local_writes(&[(key, entry.unwrap())], now);
         self.collect(i);
@@ -201,30 +178,20 @@ impl Cluster {
         let now = self.time();
         let node = self.nodes[i].as_mut().unwrap();
         let key = Bytes::from_static(key.as_bytes());
-        let (entry, ()) = node
-            .store()
-            .update(&key, now.wall_ms, |_| (Some(Write::Delete), ()));
+        let (entry, ()) = node.store().update(&key, now.wall_ms, |_| (Some(Write::Delete), ()));
         node.handle_local_writes(&[(key, entry.unwrap())], now);
         self.collect(i);
     }
 
     fn entries(&self, i: usize) -> Vec<(Bytes, super::store::Entry)> {
         let mut all = Vec::new();
-        self.nodes[i]
-            .as_ref()
-            .unwrap()
-            .store()
-            .for_each_entry(|k, e| all.push((k.clone(), e.clone())));
+        self.nodes[i].as_ref().unwrap().store().for_each_entry(|k, e| all.push((k.clone(), e.clone())));
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
 
     fn read(&self, i: usize, key: &str) -> Option<Bytes> {
-        self.nodes[i]
-            .as_ref()
-            .unwrap()
-            .store()
-            .get(key.as_bytes(), self.time().wall_ms)
+        self.nodes[i].as_ref().unwrap().store().get(key.as_bytes(), self.time().wall_ms)
     }
 }
 
@@ -235,10 +202,7 @@ fn members_converge_through_one_seed() {
     for i in 0..5 {
         let seen = cluster.states_seen_by(i);
         assert_eq!(seen.len(), 5, "node {i} sees {seen:?}");
-        assert!(
-            seen.values().all(|s| *s == MemberState::Alive),
-            "node {i} sees {seen:?}"
-        );
+        assert!(seen.values().all(|s| *s == MemberState::Alive), "node {i} sees {seen:?}");
     }
 }
 
@@ -266,11 +230,7 @@ fn rumor_mongering_reaches_most_of_a_large_mesh_without_direct_push() {
         informed += (0..40).filter(|i| cluster.read(*i, key).is_some()).count();
     }
     // fanout 3: the residue is about e^-3 (5%); anti-entropy repairs it.
-    assert!(
-        informed >= 20 * 40 * 9 / 10,
-        "only {informed} of {} copies arrived",
-        20 * 40
-    );
+    assert!(informed >= 20 * 40 * 9 / 10, "only {informed} of {} copies arrived", 20 * 40);
 }
 
 #[test]
@@ -282,11 +242,7 @@ fn last_write_wins_across_nodes() {
     cluster.write(2, "k", "second");
     cluster.run_for(Duration::from_millis(50));
     for i in 0..3 {
-        assert_eq!(
-            cluster.read(i, "k").as_deref(),
-            Some(&b"second"[..]),
-            "node {i}"
-        );
+        assert_eq!(cluster.read(i, "k").as_deref(), Some(&b"second"[..]), "node {i}");
     }
 }
 
@@ -297,11 +253,7 @@ fn a_crashed_node_is_marked_down_within_three_seconds() {
     cluster.nodes[7] = None;
     cluster.run_for(Duration::from_secs(3));
     for i in (0..10).filter(|i| *i != 7) {
-        assert_eq!(
-            cluster.states_seen_by(i)[&addr(7)],
-            MemberState::Down,
-            "node {i}"
-        );
+        assert_eq!(cluster.states_seen_by(i)[&addr(7)], MemberState::Down, "node {i}");
     }
 }
 
@@ -345,10 +297,7 @@ fn anti_entropy_repairs_writes_and_deletes_a_node_missed() {
 
 #[test]
 fn without_anti_entropy_the_missed_writes_stay_missed() {
-    let sabotage = Sabotage {
-        no_anti_entropy: true,
-        ..Sabotage::default()
-    };
+    let sabotage = Sabotage { no_anti_entropy: true, ..Sabotage::default() };
     let cluster = missed_writes_scenario(sabotage);
     assert_ne!(cluster.entries(4), cluster.entries(0));
 }
@@ -358,11 +307,7 @@ fn a_late_joiner_bootstraps_the_whole_store_in_budgeted_chunks() {
     let mut cluster = Cluster::new(3);
     cluster.run_for(Duration::from_secs(2));
     for i in 0..3000 {
-        cluster.write(
-            i % 3,
-            leak(format!("key:{i}")),
-            "some value of moderate length",
-        );
+        cluster.write(i % 3, leak(format!("key:{i}")), "some value of moderate length");
     }
     cluster.run_for(Duration::from_secs(1));
     let late = cluster.add_node();
@@ -386,10 +331,7 @@ fn identical_stores_exchange_only_digests() {
     let after = cluster.nodes[0].as_ref().unwrap().gossip_stats();
     let rounds = after.sync_rounds - before.sync_rounds;
     assert!(rounds >= 5, "{rounds} rounds");
-    assert_eq!(
-        after.sync_entries_sent, before.sync_entries_sent,
-        "entries sent between equal stores"
-    );
+    assert_eq!(after.sync_entries_sent, before.sync_entries_sent, "entries sent between equal stores");
     // A round between equal stores is one message of 16 digests.
     let per_round = (after.sync_bytes_out - before.sync_bytes_out) / rounds;
     assert!(per_round < 200, "{per_round} bytes per round");

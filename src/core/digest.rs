@@ -35,8 +35,7 @@ pub fn key_hash(key: &[u8]) -> u64 {
 /// What one entry contributes to its leaf's digest.
 pub fn entry_hash(key: &[u8], version: &Version) -> u64 {
     let writer = version.writer.uuid().as_u128();
-    let seed =
-        version.timestamp.packed() ^ (writer as u64) ^ ((writer >> 64) as u64).rotate_left(29);
+    let seed = version.timestamp.packed() ^ (writer as u64) ^ ((writer >> 64) as u64).rotate_left(29);
     xxh3_64_with_seed(key, seed)
 }
 
@@ -51,9 +50,7 @@ pub fn children_digests(leaves: &[u64], level: u8, node: u32) -> Vec<u64> {
     (0..TREE_FANOUT)
         .map(|i| {
             let child = (node * TREE_FANOUT + i) as usize;
-            leaves
-                .get(child * span..(child + 1) * span)
-                .map_or(0, |range| range.iter().fold(0, |acc, d| acc ^ d))
+            leaves.get(child * span..(child + 1) * span).map_or(0, |range| range.iter().fold(0, |acc, d| acc ^ d))
         })
         .collect()
 }

@@ -45,15 +45,8 @@ pub fn pack(
         if batch.is_empty() {
             return;
         }
-        let message = Message::Push {
-            sender,
-            hops_left,
-            entries: std::mem::take(batch),
-        };
-        out.push(Packed {
-            transport,
-            payload: Bytes::from(message.encode()),
-        });
+        let message = Message::Push { sender, hops_left, entries: std::mem::take(batch) };
+        out.push(Packed { transport, payload: Bytes::from(message.encode()) });
     };
     for (key, entry) in entries {
         let size = entry_size_bound(key, entry);
@@ -80,11 +73,7 @@ pub fn pack(
 
 /// Up to `count` distinct peers chosen uniformly from `candidates`
 /// (a partial Fisher–Yates shuffle with the node's seeded RNG).
-pub fn choose_peers(
-    mut candidates: Vec<SocketAddr>,
-    count: usize,
-    rng: &mut impl Rng,
-) -> Vec<SocketAddr> {
+pub fn choose_peers(mut candidates: Vec<SocketAddr>, count: usize, rng: &mut impl Rng) -> Vec<SocketAddr> {
     let count = count.min(candidates.len());
     for i in 0..count {
         let j = rng.random_range(i..candidates.len());
@@ -105,10 +94,7 @@ mod tests {
     fn entry(value_len: usize) -> Entry {
         Entry {
             value: Some(Bytes::from(vec![b'x'; value_len])),
-            version: Version {
-                timestamp: Timestamp::from_physical_ms(1),
-                writer: NodeId::from_random_bytes([3; 16]),
-            },
+            version: Version { timestamp: Timestamp::from_physical_ms(1), writer: NodeId::from_random_bytes([3; 16]) },
             expires_at_ms: None,
         }
     }
@@ -119,24 +105,15 @@ mod tests {
 
     #[test]
     fn small_entries_share_datagrams_that_stay_under_the_limit() {
-        let entries: Vec<_> = (0..100)
-            .map(|i| (Bytes::from(format!("key{i}")), entry(20)))
-            .collect();
+        let entries: Vec<_> = (0..100).map(|i| (Bytes::from(format!("key{i}")), entry(20))).collect();
         let packed = pack(&entries, sender(), 3, 1400, 1 << 20);
-        assert!(
-            packed.len() > 1 && packed.len() < 10,
-            "{} datagrams",
-            packed.len()
-        );
+        assert!(packed.len() > 1 && packed.len() < 10, "{} datagrams", packed.len());
         let mut total = 0;
         for p in &packed {
             assert_eq!(p.transport, Transport::Datagram);
             assert!(p.payload.len() <= 1400);
             assert_eq!(p.payload[0], TAG_GOSSIP);
-            let Message::Push {
-                entries, hops_left, ..
-            } = Message::decode_body(&p.payload[1..]).unwrap()
-            else {
+            let Message::Push { entries, hops_left, .. } = Message::decode_body(&p.payload[1..]).unwrap() else {
                 panic!("not a push");
             };
             assert_eq!(hops_left, 3);
@@ -147,10 +124,7 @@ mod tests {
 
     #[test]
     fn an_entry_bigger_than_a_datagram_goes_by_stream() {
-        let entries = vec![
-            (Bytes::from_static(b"small"), entry(10)),
-            (Bytes::from_static(b"big"), entry(5000)),
-        ];
+        let entries = vec![(Bytes::from_static(b"small"), entry(10)), (Bytes::from_static(b"big"), entry(5000))];
         let packed = pack(&entries, sender(), 1, 1400, 1 << 20);
         let transports: Vec<_> = packed.iter().map(|p| p.transport).collect();
         assert_eq!(transports, vec![Transport::Datagram, Transport::Stream]);
@@ -159,9 +133,7 @@ mod tests {
     #[test]
     fn chosen_peers_are_distinct_and_bounded() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
-        let peers: Vec<SocketAddr> = (0..10)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], 7000 + i)))
-            .collect();
+        let peers: Vec<SocketAddr> = (0..10).map(|i| SocketAddr::from(([127, 0, 0, 1], 7000 + i))).collect();
         let chosen = choose_peers(peers.clone(), 3, &mut rng);
         assert_eq!(chosen.len(), 3);
         let mut dedup = chosen.clone();

@@ -29,10 +29,7 @@ pub struct DriftExceeded {
 impl Hlc {
     /// A clock that follows remote readings up to `max_drift_ms` ahead.
     pub fn new(max_drift_ms: u64) -> Self {
-        Hlc {
-            last: AtomicU64::new(0),
-            max_drift_ms,
-        }
+        Hlc { last: AtomicU64::new(0), max_drift_ms }
     }
 
     /// A fresh timestamp for a local event: greater than every timestamp
@@ -42,10 +39,7 @@ impl Hlc {
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = floor.max(last.saturating_add(1));
-            match self
-                .last
-                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return Timestamp::from_packed(next),
                 Err(seen) => last = seen,
             }
@@ -104,10 +98,7 @@ mod tests {
         hlc.tick(1_000);
         let before = hlc.last();
         let remote = Timestamp::from_physical_ms(10_000);
-        assert_eq!(
-            hlc.observe(remote, 1_000),
-            Err(DriftExceeded { ahead_ms: 9_000 })
-        );
+        assert_eq!(hlc.observe(remote, 1_000), Err(DriftExceeded { ahead_ms: 9_000 }));
         assert_eq!(hlc.last(), before);
         assert!(hlc.tick(1_000) < remote);
     }

@@ -38,10 +38,7 @@ impl foca::Identity for Identity {
     type Addr = SocketAddr;
 
     fn renew(&self) -> Option<Self> {
-        Some(Identity {
-            incarnation: self.incarnation + 1,
-            ..self.clone()
-        })
+        Some(Identity { incarnation: self.incarnation + 1, ..self.clone() })
     }
 
     fn addr(&self) -> SocketAddr {
@@ -85,11 +82,7 @@ pub struct MemberView {
 
 impl fmt::Display for MemberView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.identity.name, self.identity.addr, self.state
-        )
+        write!(f, "{} {} {}", self.identity.name, self.identity.addr, self.state)
     }
 }
 
@@ -120,9 +113,7 @@ impl SwimConfig {
         config.suspect_to_down_after = self.suspect_timeout;
         config.max_packet_size = self.max_packet_bytes;
         // new_lan's ⌊4·log10(n+1)⌋ is 2 at n = 3: too few to beat loss.
-        config.max_transmissions = config
-            .max_transmissions
-            .max(NonZeroU8::new(6).unwrap_or(NonZeroU8::MIN));
+        config.max_transmissions = config.max_transmissions.max(NonZeroU8::new(6).unwrap_or(NonZeroU8::MIN));
         if let Some(gossip) = config.periodic_gossip.as_mut() {
             gossip.frequency = self.gossip_interval;
         }
@@ -216,12 +207,7 @@ impl Membership {
     }
 
     /// A SWIM payload (tag byte stripped) from the network.
-    pub fn handle_data<T: From<SwimTimer>>(
-        &mut self,
-        data: &[u8],
-        now: Duration,
-        fx: Effects<'_, T>,
-    ) {
+    pub fn handle_data<T: From<SwimTimer>>(&mut self, data: &[u8], now: Duration, fx: Effects<'_, T>) {
         if let Err(error) = self.swim.handle_data(data, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -229,12 +215,7 @@ impl Membership {
     }
 
     /// A SWIM timer came due.
-    pub fn handle_timer<T: From<SwimTimer>>(
-        &mut self,
-        timer: SwimTimer,
-        now: Duration,
-        fx: Effects<'_, T>,
-    ) {
+    pub fn handle_timer<T: From<SwimTimer>>(&mut self, timer: SwimTimer, now: Duration, fx: Effects<'_, T>) {
         if let Err(error) = self.swim.handle_timer(timer, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -244,19 +225,9 @@ impl Membership {
     }
 
     /// Asks whoever listens at `addr` to let us in.
-    pub fn announce<T: From<SwimTimer>>(
-        &mut self,
-        addr: SocketAddr,
-        now: Duration,
-        fx: Effects<'_, T>,
-    ) {
+    pub fn announce<T: From<SwimTimer>>(&mut self, addr: SocketAddr, now: Duration, fx: Effects<'_, T>) {
         // foca accepts an Announce addressed to any identity with its address.
-        let target = Identity {
-            id: NodeId::from_random_bytes([0; 16]),
-            addr,
-            incarnation: 0,
-            name: String::new(),
-        };
+        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, incarnation: 0, name: String::new() };
         if let Err(error) = self.swim.announce(target, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -278,18 +249,12 @@ impl Membership {
 
     /// Addresses of members we know as down.
     pub fn down_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.known
-            .iter()
-            .filter(|(_, k)| k.down_since.is_some())
-            .map(|(addr, _)| *addr)
+        self.known.iter().filter(|(_, k)| k.down_since.is_some()).map(|(addr, _)| *addr)
     }
 
     /// Every known member, self first, then by address.
     pub fn members(&self) -> Vec<MemberView> {
-        let mut views = vec![MemberView {
-            identity: self.identity().clone(),
-            state: MemberState::Alive,
-        }];
+        let mut views = vec![MemberView { identity: self.identity().clone(), state: MemberState::Alive }];
         views.extend(self.known.values().map(|k| MemberView {
             identity: k.identity.clone(),
             state: match (k.down_since, k.suspect) {
@@ -321,15 +286,10 @@ impl Membership {
     /// foca has no Suspect notification: compare its view with ours and
     /// count each member's turn to suspect once.
     fn refresh_suspicion(&mut self) {
-        let suspects: Vec<&Identity> = self
-            .swim
-            .iter_membership_state()
-            .filter(|m| m.state() == State::Suspect)
-            .map(|m| m.id())
-            .collect();
+        let suspects: Vec<&Identity> =
+            self.swim.iter_membership_state().filter(|m| m.state() == State::Suspect).map(|m| m.id()).collect();
         for (addr, known) in self.known.iter_mut() {
-            let suspect =
-                known.down_since.is_none() && suspects.iter().any(|id| **id == known.identity);
+            let suspect = known.down_since.is_none() && suspects.iter().any(|id| **id == known.identity);
             if suspect && !known.suspect {
                 self.stats.suspicions += 1;
                 tracing::info!(member = %addr, name = %known.identity.name, "member suspected");
@@ -343,11 +303,7 @@ impl Membership {
             let mut payload = Vec::with_capacity(data.len() + 1);
             payload.push(TAG_SWIM);
             payload.extend_from_slice(&data);
-            fx.transmits.push_back(Transmit {
-                to: to.addr,
-                transport: Transport::Datagram,
-                payload: payload.into(),
-            });
+            fx.transmits.push_back(Transmit { to: to.addr, transport: Transport::Datagram, payload: payload.into() });
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             fx.timers.schedule(now + after, T::from(timer));
@@ -360,10 +316,7 @@ impl Membership {
     /// Drops down members listed longer than `forget_down_after`.
     fn forget_old_downs(&mut self, now: Duration) {
         let forget_after = self.forget_down_after;
-        self.known.retain(|_, k| {
-            k.down_since
-                .is_none_or(|since| now.saturating_sub(since) < forget_after)
-        });
+        self.known.retain(|_, k| k.down_since.is_none_or(|since| now.saturating_sub(since) < forget_after));
     }
 
     fn apply_notification(
@@ -374,25 +327,12 @@ impl Membership {
     ) {
         match notification {
             OwnedNotification::MemberUp(identity) | OwnedNotification::Rename(_, identity) => {
-                events.push_back(Event::MemberUp {
-                    name: identity.name.clone(),
-                    addr: identity.addr,
-                });
-                self.known.insert(
-                    identity.addr,
-                    Known {
-                        identity,
-                        down_since: None,
-                        suspect: false,
-                    },
-                );
+                events.push_back(Event::MemberUp { name: identity.name.clone(), addr: identity.addr });
+                self.known.insert(identity.addr, Known { identity, down_since: None, suspect: false });
             }
             OwnedNotification::MemberDown(identity) => {
                 self.stats.downs += 1;
-                events.push_back(Event::MemberDown {
-                    name: identity.name.clone(),
-                    addr: identity.addr,
-                });
+                events.push_back(Event::MemberDown { name: identity.name.clone(), addr: identity.addr });
                 let known = self.known.entry(identity.addr).or_insert(Known {
                     identity: identity.clone(),
                     down_since: None,
@@ -418,10 +358,7 @@ impl Membership {
             }
             OwnedNotification::Rejoin(identity) => {
                 self.stats.renewals += 1;
-                tracing::info!(
-                    incarnation = identity.incarnation,
-                    "rejoined with a renewed identity"
-                );
+                tracing::info!(incarnation = identity.incarnation, "rejoined with a renewed identity");
             }
         }
     }

@@ -19,9 +19,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::digest::{TREE_DEPTH, TREE_FANOUT, children_digests};
 use super::gossip::{choose_peers, pack};
 use super::io::{Event, Now, Transmit, Transport};
-use super::membership::{
-    Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
-};
+use super::membership::{Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer};
 use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
 use super::timer::TimerQueue;
@@ -161,23 +159,13 @@ pub struct Node {
 
 macro_rules! effects {
     ($self:ident) => {
-        Effects {
-            transmits: &mut $self.transmits,
-            timers: &mut $self.timers,
-            events: &mut $self.events,
-        }
+        Effects { transmits: &mut $self.transmits, timers: &mut $self.timers, events: &mut $self.events }
     };
 }
 
 impl Node {
     /// A node that starts announcing to its seeds at once.
-    pub fn new(
-        identity: Identity,
-        config: NodeConfig,
-        store: Arc<Store>,
-        seed: u64,
-        now: Now,
-    ) -> Self {
+    pub fn new(identity: Identity, config: NodeConfig, store: Arc<Store>, seed: u64, now: Now) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let swim_rng = Xoshiro256PlusPlus::seed_from_u64(rng.next_u64());
         let membership = Membership::new(identity, &config.swim, swim_rng);
@@ -199,8 +187,7 @@ impl Node {
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
         node.timers.schedule(now.mono + first_sync, NodeTimer::Sync);
-        node.timers
-            .schedule(now.mono + SWEEP_INTERVAL, NodeTimer::Sweep);
+        node.timers.schedule(now.mono + SWEEP_INTERVAL, NodeTimer::Sweep);
         node
     }
 
@@ -251,10 +238,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(timer) = self.timers.pop_due(now.mono) {
             match timer {
-                NodeTimer::Swim(timer) => {
-                    self.membership
-                        .handle_timer(timer, now.mono, effects!(self))
-                }
+                NodeTimer::Swim(timer) => self.membership.handle_timer(timer, now.mono, effects!(self)),
                 NodeTimer::Announce(generation) if generation == self.announce_generation => {
                     self.announce_round(now);
                 }
@@ -274,8 +258,7 @@ impl Node {
                     self.sweep_cursor = (start + SWEEP_SHARDS) % SHARD_COUNT;
                     self.stats.expired_swept += swept.expired;
                     self.stats.tombstones_forgotten += swept.forgotten;
-                    self.timers
-                        .schedule(now.mono + SWEEP_INTERVAL, NodeTimer::Sweep);
+                    self.timers.schedule(now.mono + SWEEP_INTERVAL, NodeTimer::Sweep);
                 }
             }
         }
@@ -354,17 +337,11 @@ impl Node {
             }
         };
         match message {
-            Message::Push {
-                sender,
-                hops_left,
-                entries,
-            } => {
+            Message::Push { sender, hops_left, entries } => {
                 self.stats.entries_received += entries.len() as u64;
                 let mut fresh = Vec::new();
                 for (key, entry) in entries {
-                    if self.store.merge(key.clone(), entry.clone(), now.wall_ms)
-                        == MergeOutcome::Applied
-                    {
+                    if self.store.merge(key.clone(), entry.clone(), now.wall_ms) == MergeOutcome::Applied {
                         fresh.push((key, entry));
                     }
                 }
@@ -373,20 +350,10 @@ impl Node {
                     self.push(&fresh, hops_left - 1, &[sender, from]);
                 }
             }
-            Message::SyncDigests {
-                sender,
-                level,
-                nodes,
-                digests,
-            } => {
+            Message::SyncDigests { sender, level, nodes, digests } => {
                 self.handle_sync_digests(sender, level, &nodes, &digests);
             }
-            Message::SyncEntries {
-                sender,
-                leaves,
-                entries,
-                reply,
-            } => {
+            Message::SyncEntries { sender, leaves, entries, reply } => {
                 let mut applied = 0;
                 for (key, entry) in entries {
                     if self.store.merge(key, entry, now.wall_ms) == MergeOutcome::Applied {
@@ -409,15 +376,7 @@ impl Node {
         self.stats.sync_rounds += 1;
         let digests = children_digests(&self.store.leaf_digests(), 0, 0);
         let sender = self.membership.identity().addr;
-        self.send_sync(
-            peer,
-            Message::SyncDigests {
-                sender,
-                level: 0,
-                nodes: vec![0],
-                digests,
-            },
-        );
+        self.send_sync(peer, Message::SyncDigests { sender, level: 0, nodes: vec![0], digests });
     }
 
     /// Compares a peer's digests with ours and answers one level down (or
@@ -446,43 +405,21 @@ impl Node {
         if level + 1 == TREE_DEPTH {
             self.send_leaf_entries(peer, &differing, true);
         } else {
-            let digests = differing
-                .iter()
-                .flat_map(|n| children_digests(&leaves, level + 1, *n))
-                .collect();
-            self.send_sync(
-                peer,
-                Message::SyncDigests {
-                    sender,
-                    level: level + 1,
-                    nodes: differing,
-                    digests,
-                },
-            );
+            let digests = differing.iter().flat_map(|n| children_digests(&leaves, level + 1, *n)).collect();
+            self.send_sync(peer, Message::SyncDigests { sender, level: level + 1, nodes: differing, digests });
         }
     }
 
     /// Sends our entries of `leaves`, within the byte budget; if the budget
     /// cut the leaves short, another round with `peer` follows at once.
     fn send_leaf_entries(&mut self, peer: SocketAddr, leaves: &[u32], reply: bool) {
-        let (included, entries) = self
-            .store
-            .leaf_entries(leaves, self.config.sync_budget_bytes);
+        let (included, entries) = self.store.leaf_entries(leaves, self.config.sync_budget_bytes);
         if included.len() < leaves.len() {
-            self.timers
-                .schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
+            self.timers.schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
         }
         self.stats.sync_entries_sent += entries.len() as u64;
         let sender = self.membership.identity().addr;
-        self.send_sync(
-            peer,
-            Message::SyncEntries {
-                sender,
-                leaves: included,
-                entries,
-                reply,
-            },
-        );
+        self.send_sync(peer, Message::SyncEntries { sender, leaves: included, entries, reply });
     }
 
     fn send_sync(&mut self, peer: SocketAddr, message: Message) {
@@ -490,11 +427,7 @@ impl Node {
         self.stats.packets_out += 1;
         self.stats.bytes_out += payload.len() as u64;
         self.stats.sync_bytes_out += payload.len() as u64;
-        self.transmits.push_back(Transmit {
-            to: peer,
-            transport: Transport::Stream,
-            payload,
-        });
+        self.transmits.push_back(Transmit { to: peer, transport: Transport::Stream, payload });
     }
 
     /// `base` ± 25%, from the node's RNG, so rounds of different nodes do
@@ -508,11 +441,7 @@ impl Node {
         if entries.is_empty() || self.config.sabotage.no_push {
             return;
         }
-        let candidates: Vec<SocketAddr> = self
-            .membership
-            .live_peers()
-            .filter(|a| !skip.contains(a))
-            .collect();
+        let candidates: Vec<SocketAddr> = self.membership.live_peers().filter(|a| !skip.contains(a)).collect();
         let peers = choose_peers(candidates, self.config.fanout, &mut self.rng);
         self.push_to(peers, entries, hops_left);
     }
@@ -522,10 +451,7 @@ impl Node {
             return;
         }
         for peer in peers {
-            self.outbox
-                .entry((peer, hops_left))
-                .or_default()
-                .extend_from_slice(entries);
+            self.outbox.entry((peer, hops_left)).or_default().extend_from_slice(entries);
         }
     }
 
@@ -533,21 +459,11 @@ impl Node {
         let me = self.membership.identity().addr;
         for ((to, hops_left), entries) in std::mem::take(&mut self.outbox) {
             self.stats.entries_sent += entries.len() as u64;
-            let packed = pack(
-                &entries,
-                me,
-                hops_left,
-                self.config.max_datagram_bytes,
-                self.config.max_stream_bytes,
-            );
+            let packed = pack(&entries, me, hops_left, self.config.max_datagram_bytes, self.config.max_stream_bytes);
             for message in packed {
                 self.stats.packets_out += 1;
                 self.stats.bytes_out += message.payload.len() as u64;
-                self.transmits.push_back(Transmit {
-                    to,
-                    transport: message.transport,
-                    payload: message.payload,
-                });
+                self.transmits.push_back(Transmit { to, transport: message.transport, payload: message.payload });
             }
         }
     }
@@ -555,24 +471,15 @@ impl Node {
     fn announce_round(&mut self, now: Now) {
         let me = self.membership.identity().addr;
         let live: BTreeSet<SocketAddr> = self.membership.live_peers().collect();
-        let mut targets: Vec<SocketAddr> = self
-            .config
-            .seeds
-            .iter()
-            .copied()
-            .filter(|s| *s != me && !live.contains(s))
-            .collect();
+        let mut targets: Vec<SocketAddr> =
+            self.config.seeds.iter().copied().filter(|s| *s != me && !live.contains(s)).collect();
         let delay = if self.membership.is_active() {
             self.announce_backoff = JOIN_RETRY_MIN;
             self.config.rejoin_interval
         } else {
             // Isolated: members we knew may be on the far side of a healed
             // partition, and may be the only way back if seeds are gone.
-            let down: Vec<SocketAddr> = self
-                .membership
-                .down_peers()
-                .filter(|a| !targets.contains(a))
-                .collect();
+            let down: Vec<SocketAddr> = self.membership.down_peers().filter(|a| !targets.contains(a)).collect();
             targets.extend(choose_peers(down, DOWN_MEMBERS_PER_ANNOUNCE, &mut self.rng));
             let delay = self.announce_backoff;
             self.announce_backoff = (self.announce_backoff * 2).min(self.config.join_retry_max);
@@ -582,16 +489,12 @@ impl Node {
             self.membership.announce(target, now.mono, effects!(self));
         }
         self.announce_generation += 1;
-        self.timers.schedule(
-            now.mono + delay,
-            NodeTimer::Announce(self.announce_generation),
-        );
+        self.timers.schedule(now.mono + delay, NodeTimer::Announce(self.announce_generation));
     }
 
     fn schedule_announce(&mut self, at: Duration) {
         self.announce_generation += 1;
-        self.timers
-            .schedule(at, NodeTimer::Announce(self.announce_generation));
+        self.timers.schedule(at, NodeTimer::Announce(self.announce_generation));
     }
 
     /// Reacts to membership changes the last input caused.
@@ -610,10 +513,7 @@ impl Node {
                 // The mesh may have forgotten deletes we never heard of;
                 // our copies of those keys would come back. Start over and
                 // let anti-entropy bootstrap us.
-                tracing::warn!(
-                    away_ms,
-                    "isolated longer than the tombstone TTL: discarding local state"
-                );
+                tracing::warn!(away_ms, "isolated longer than the tombstone TTL: discarding local state");
                 self.store.clear();
                 self.stats.stale_state_discarded += 1;
             }
@@ -623,8 +523,6 @@ impl Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("identity", self.identity())
-            .finish_non_exhaustive()
+        f.debug_struct("Node").field("identity", self.identity()).finish_non_exhaustive()
     }
 }

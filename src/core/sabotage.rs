@@ -35,10 +35,5 @@ impl Sabotage {
     }
 
     /// Every name [`Sabotage::named`] accepts.
-    pub const NAMES: [&'static str; 4] = [
-        "merge-keeps-smaller",
-        "no-push",
-        "no-anti-entropy",
-        "drop-tombstones-early",
-    ];
+    pub const NAMES: [&'static str; 4] = ["merge-keeps-smaller", "no-push", "no-anti-entropy", "drop-tombstones-early"];
 }

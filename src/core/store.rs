@@ -144,11 +144,7 @@ struct Shard {
 
 impl Default for Shard {
     fn default() -> Self {
-        Shard {
-            map: HashMap::default(),
-            values: 0,
-            leaves: [0; LEAVES_PER_SHARD],
-        }
+        Shard { map: HashMap::default(), values: 0, leaves: [0; LEAVES_PER_SHARD] }
     }
 }
 
@@ -162,10 +158,7 @@ struct Slot {
 impl Slot {
     fn of(key: &[u8]) -> Slot {
         let leaf = leaf_of_hash(key_hash(key)) as usize;
-        Slot {
-            shard: leaf / LEAVES_PER_SHARD,
-            leaf: leaf % LEAVES_PER_SHARD,
-        }
+        Slot { shard: leaf / LEAVES_PER_SHARD, leaf: leaf % LEAVES_PER_SHARD }
     }
 }
 
@@ -221,9 +214,7 @@ pub const SHARD_COUNT: usize = 1024;
 impl Store {
     /// An empty store whose local writes are stamped with `writer`.
     pub fn new(writer: NodeId, max_clock_drift_ms: u64) -> Self {
-        let shards = (0..SHARD_COUNT)
-            .map(|_| RwLock::new(Shard::default()))
-            .collect();
+        let shards = (0..SHARD_COUNT).map(|_| RwLock::new(Shard::default())).collect();
         Store {
             shards,
             hlc: Hlc::new(max_clock_drift_ms),
@@ -266,11 +257,7 @@ impl Store {
     /// Entries of `leaves` (ascending), whole leaves at a time, until about
     /// `budget_bytes` of them are gathered (always at least one leaf, so a
     /// sync makes progress). Returns the leaves included and their entries.
-    pub fn leaf_entries(
-        &self,
-        leaves: &[u32],
-        budget_bytes: usize,
-    ) -> (Vec<u32>, Vec<(Bytes, Entry)>) {
+    pub fn leaf_entries(&self, leaves: &[u32], budget_bytes: usize) -> (Vec<u32>, Vec<(Bytes, Entry)>) {
         let mut included = Vec::new();
         let mut entries = Vec::new();
         let mut bytes = 0;
@@ -359,11 +346,7 @@ impl Store {
     /// The live value of `key` at `now_ms`.
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<Bytes> {
         let shard = self.shard_of(key).read();
-        shard
-            .map
-            .get(key)
-            .and_then(|e| e.live_value(now_ms))
-            .cloned()
+        shard.map.get(key).and_then(|e| e.live_value(now_ms)).cloned()
     }
 
     /// The raw entry for `key`, tombstones and expired entries included.
@@ -390,12 +373,8 @@ impl Store {
         let slot = Slot::of(key);
         let mut shard = self.shards[slot.shard].write();
         let existing = shard.map.get(key.as_ref());
-        let live = existing.and_then(|e| {
-            e.live_value(now_ms).map(|value| LiveValue {
-                value,
-                expires_at_ms: e.expires_at_ms,
-            })
-        });
+        let live = existing
+            .and_then(|e| e.live_value(now_ms).map(|value| LiveValue { value, expires_at_ms: e.expires_at_ms }));
         let (write, result) = decide(live);
         let Some(write) = write else {
             return (None, result);
@@ -406,24 +385,10 @@ impl Store {
         {
             timestamp = held.version.timestamp.next();
         }
-        let version = Version {
-            timestamp,
-            writer: self.writer,
-        };
+        let version = Version { timestamp, writer: self.writer };
         let entry = match write {
-            Write::Put {
-                value,
-                expires_at_ms,
-            } => Entry {
-                value: Some(value),
-                version,
-                expires_at_ms,
-            },
-            Write::Delete => Entry {
-                value: None,
-                version,
-                expires_at_ms: None,
-            },
+            Write::Put { value, expires_at_ms } => Entry { value: Some(value), version, expires_at_ms },
+            Write::Delete => Entry { value: None, version, expires_at_ms: None },
         };
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
             shard.remove(key, slot);
@@ -440,9 +405,7 @@ impl Store {
     pub fn merge(&self, key: Bytes, entry: Entry, now_ms: u64) -> MergeOutcome {
         if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.version.timestamp, now_ms) {
             self.stats.drift_rejections.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .max_drift_seen_ms
-                .fetch_max(ahead_ms, Ordering::Relaxed);
+            self.stats.max_drift_seen_ms.fetch_max(ahead_ms, Ordering::Relaxed);
             tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
         }
         if self.is_forgotten(&entry, now_ms) {
@@ -454,11 +417,7 @@ impl Store {
         let slot = Slot::of(&key);
         let mut shard = self.shards[slot.shard].write();
         let newer = shard.map.get(key.as_ref()).is_none_or(|held| {
-            if self.sabotage.merge_keeps_smaller {
-                entry.version < held.version
-            } else {
-                entry.version > held.version
-            }
+            if self.sabotage.merge_keeps_smaller { entry.version < held.version } else { entry.version > held.version }
         });
         if newer {
             if self.sabotage.drop_tombstones_early && entry.value.is_none() {
@@ -503,34 +462,20 @@ impl Store {
     ///
     /// Every key present for the whole walk is returned exactly once, since
     /// a shard is read entirely under one lock.
-    pub fn scan(
-        &self,
-        cursor: u64,
-        count: usize,
-        now_ms: u64,
-        filter: impl Fn(&[u8]) -> bool,
-    ) -> (u64, Vec<Bytes>) {
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64, filter: impl Fn(&[u8]) -> bool) -> (u64, Vec<Bytes>) {
         let mut keys = Vec::new();
         let mut index = usize::try_from(cursor).unwrap_or(usize::MAX);
         while index < self.shards.len() {
             let shard = self.shards[index].read();
             keys.extend(
-                shard
-                    .map
-                    .iter()
-                    .filter(|(k, e)| e.live_value(now_ms).is_some() && filter(k))
-                    .map(|(k, _)| k.clone()),
+                shard.map.iter().filter(|(k, e)| e.live_value(now_ms).is_some() && filter(k)).map(|(k, _)| k.clone()),
             );
             index += 1;
             if keys.len() >= count {
                 break;
             }
         }
-        let next = if index >= self.shards.len() {
-            0
-        } else {
-            index as u64
-        };
+        let next = if index >= self.shards.len() { 0 } else { index as u64 };
         (next, keys)
     }
 
@@ -564,29 +509,16 @@ mod tests {
     }
 
     fn put(value: &'static str) -> Option<Write> {
-        Some(Write::Put {
-            value: Bytes::from_static(value.as_bytes()),
-            expires_at_ms: None,
-        })
+        Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None })
     }
 
     #[test]
     fn local_write_beats_a_held_version_from_a_clock_far_ahead() {
         let store = Store::new(node(1), 500);
         let key = Bytes::from_static(b"k");
-        let future = Version {
-            timestamp: Timestamp::from_physical_ms(1_000_000),
-            writer: node(2),
-        };
-        let remote = Entry {
-            value: Some(Bytes::from_static(b"remote")),
-            version: future,
-            expires_at_ms: None,
-        };
-        assert_eq!(
-            store.merge(key.clone(), remote, 1_000),
-            MergeOutcome::Applied
-        );
+        let future = Version { timestamp: Timestamp::from_physical_ms(1_000_000), writer: node(2) };
+        let remote = Entry { value: Some(Bytes::from_static(b"remote")), version: future, expires_at_ms: None };
+        assert_eq!(store.merge(key.clone(), remote, 1_000), MergeOutcome::Applied);
         assert_eq!(store.stats().drift_rejections.load(Ordering::Relaxed), 1);
         let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ()));
         assert!(written.unwrap().version > future);
@@ -600,10 +532,7 @@ mod tests {
         let (newer, ()) = store.update(&key, 2_000, |_| (put("new"), ()));
         let old = Entry {
             value: Some(Bytes::from_static(b"old")),
-            version: Version {
-                timestamp: Timestamp::from_physical_ms(1_000),
-                writer: node(9),
-            },
+            version: Version { timestamp: Timestamp::from_physical_ms(1_000), writer: node(9) },
             expires_at_ms: None,
         };
         assert_eq!(store.merge(key.clone(), old, 2_000), MergeOutcome::Stale);
@@ -615,15 +544,7 @@ mod tests {
         let store = Store::new(node(1), 500);
         let a = Bytes::from_static(b"a");
         let b = Bytes::from_static(b"b");
-        store.update(&a, 1_000, |_| {
-            (
-                Some(Write::Put {
-                    value: a.clone(),
-                    expires_at_ms: Some(1_500),
-                }),
-                (),
-            )
-        });
+        store.update(&a, 1_000, |_| (Some(Write::Put { value: a.clone(), expires_at_ms: Some(1_500) }), ()));
         store.update(&b, 1_000, |_| (put("v"), ()));
         store.update(&b, 1_001, |_| (Some(Write::Delete), ()));
         assert_eq!(store.get(b"a", 1_499).unwrap(), "a");
@@ -674,12 +595,7 @@ mod tests {
         // One changed key changes exactly one leaf.
         let key = Bytes::from_static(b"k7");
         b.update(&key, 2_000, |_| (put("w"), ()));
-        let differing = a
-            .leaf_digests()
-            .iter()
-            .zip(b.leaf_digests())
-            .filter(|(x, y)| *x != y)
-            .count();
+        let differing = a.leaf_digests().iter().zip(b.leaf_digests()).filter(|(x, y)| *x != y).count();
         assert_eq!(differing, 1);
         let leaf = leaf_of_hash(key_hash(b"k7"));
         let (leaves, entries) = b.leaf_entries(&[leaf], 1);
@@ -693,48 +609,25 @@ mod tests {
         let store = Store::new(node(1), 500).with_tombstone_ttl(ttl);
         let e = Bytes::from_static(b"expiring");
         let d = Bytes::from_static(b"deleted");
-        store.update(&e, 1_000, |_| {
-            (
-                Some(Write::Put {
-                    value: e.clone(),
-                    expires_at_ms: Some(2_000),
-                }),
-                (),
-            )
-        });
+        store.update(&e, 1_000, |_| (Some(Write::Put { value: e.clone(), expires_at_ms: Some(2_000) }), ()));
         store.update(&d, 1_000, |_| (put("v"), ()));
         store.update(&d, 1_001, |_| (Some(Write::Delete), ()));
         let digests = store.leaf_digests();
         let outcome = store.sweep(0..SHARD_COUNT, 3_000);
-        assert_eq!(
-            outcome,
-            SweepOutcome {
-                expired: 1,
-                forgotten: 0
-            }
-        );
+        assert_eq!(outcome, SweepOutcome { expired: 1, forgotten: 0 });
         assert_eq!(store.entry(b"expiring").unwrap().value, None);
         assert_eq!(store.leaf_digests(), digests, "same versions, same digests");
         assert_eq!(store.value_count(), 0);
         let outcome = store.sweep(0..SHARD_COUNT, 1_001 + ttl + 1);
-        assert_eq!(
-            outcome.forgotten, 1,
-            "the delete's tombstone is past the TTL"
-        );
+        assert_eq!(outcome.forgotten, 1, "the delete's tombstone is past the TTL");
         assert!(store.entry(b"deleted").is_none());
         // A forgotten tombstone offered again by a peer is refused.
         let old = Entry {
             value: None,
-            version: Version {
-                timestamp: Timestamp::from_physical_ms(1_001),
-                writer: node(3),
-            },
+            version: Version { timestamp: Timestamp::from_physical_ms(1_001), writer: node(3) },
             expires_at_ms: None,
         };
-        assert_eq!(
-            store.merge(d.clone(), old, 1_001 + ttl + 1),
-            MergeOutcome::Stale
-        );
+        assert_eq!(store.merge(d.clone(), old, 1_001 + ttl + 1), MergeOutcome::Stale);
         assert!(store.entry(b"deleted").is_none());
     }
 
@@ -743,10 +636,7 @@ mod tests {
         (0u8..4, 0u64..50, 0u8..3).prop_map(|(key, ts, writer)| {
             let entry = Entry {
                 value: (ts % 5 != 0).then(|| Bytes::from(vec![ts as u8, writer])),
-                version: Version {
-                    timestamp: Timestamp::from_packed(ts),
-                    writer: node(writer),
-                },
+                version: Version { timestamp: Timestamp::from_packed(ts), writer: node(writer) },
                 expires_at_ms: None,
             };
             (key, entry)

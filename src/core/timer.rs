@@ -14,10 +14,7 @@ pub struct TimerQueue<T> {
 
 impl<T> Default for TimerQueue<T> {
     fn default() -> Self {
-        TimerQueue {
-            queue: BTreeMap::new(),
-            next_seq: 0,
-        }
+        TimerQueue { queue: BTreeMap::new(), next_seq: 0 }
     }
 }
 

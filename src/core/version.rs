@@ -18,9 +18,7 @@ const LOGICAL_BITS: u32 = 16;
 /// Packing makes "the next timestamp" a plain `+ 1`: a logical counter that
 /// overflows carries into the millisecond part, which keeps the order total
 /// and never goes backwards.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(u64);
 
 impl Timestamp {
@@ -128,19 +126,10 @@ mod tests {
     #[test]
     fn writer_breaks_timestamp_ties() {
         let ts = Timestamp::from_physical_ms(5);
-        let a = Version {
-            timestamp: ts,
-            writer: NodeId::from_random_bytes([1; 16]),
-        };
-        let b = Version {
-            timestamp: ts,
-            writer: NodeId::from_random_bytes([2; 16]),
-        };
+        let a = Version { timestamp: ts, writer: NodeId::from_random_bytes([1; 16]) };
+        let b = Version { timestamp: ts, writer: NodeId::from_random_bytes([2; 16]) };
         assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
-        let later = Version {
-            timestamp: ts.next(),
-            writer: a.writer.min(b.writer),
-        };
+        let later = Version { timestamp: ts.next(), writer: a.writer.min(b.writer) };
         assert!(later > a && later > b);
     }
 }

@@ -114,10 +114,7 @@ mod tests {
     fn entry(value: Option<&[u8]>, ts: u64, expires: Option<u64>) -> Entry {
         Entry {
             value: value.map(Bytes::copy_from_slice),
-            version: Version {
-                timestamp: Timestamp::from_packed(ts),
-                writer: NodeId::from_random_bytes([7; 16]),
-            },
+            version: Version { timestamp: Timestamp::from_packed(ts), writer: NodeId::from_random_bytes([7; 16]) },
             expires_at_ms: expires,
         }
     }

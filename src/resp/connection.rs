@@ -52,12 +52,7 @@ enum BatchEnd {
 
 impl Connection {
     /// A connection over `stream`, stopping when `shutdown` fires.
-    pub(crate) fn new(
-        stream: TcpStream,
-        shared: Arc<Shared>,
-        shutdown: Shutdown,
-        session: Session,
-    ) -> Self {
+    pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>, shutdown: Shutdown, session: Session) -> Self {
         let mut parser = Parser::new(&shared.limits);
         parser.set_unauthenticated(session.auth_required(&shared));
         Connection {
@@ -79,10 +74,7 @@ impl Connection {
             let end = self.run_batch().await;
             let executed = std::mem::take(&mut self.session.commands);
             if executed > 0 {
-                self.shared
-                    .stats
-                    .total_commands_processed
-                    .fetch_add(executed, Ordering::Relaxed);
+                self.shared.stats.total_commands_processed.fetch_add(executed, Ordering::Relaxed);
             }
             match end {
                 BatchEnd::NeedInput => {}
@@ -93,10 +85,7 @@ impl Connection {
                     return;
                 }
                 BatchEnd::Protocol(error) => {
-                    self.shared
-                        .stats
-                        .protocol_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(peer = %self.session.peer, %error, "protocol error; closing the connection");
                     error.write_reply(&mut self.output);
                     if self.flush().await.is_ok() {
@@ -110,8 +99,7 @@ impl Connection {
                 return;
             }
             let wanted = self.parser.bytes_wanted(self.input.len());
-            self.input
-                .reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
+            self.input.reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read,
                 () = self.shutdown.wait() => return,
@@ -130,16 +118,7 @@ impl Connection {
     /// Executes every complete frame in the input buffer, replies into the
     /// output buffer, then drops the consumed input.
     async fn run_batch(&mut self) -> BatchEnd {
-        let Connection {
-            stream,
-            shared,
-            shutdown,
-            parser,
-            session,
-            input,
-            output,
-            pending,
-        } = self;
+        let Connection { stream, shared, shutdown, parser, session, input, output, pending } = self;
         let shared: &Shared = shared;
         let mut start = 0;
         let now_ms = shared.clock.wall_ms();
@@ -155,13 +134,7 @@ impl Connection {
             if args.is_empty() {
                 continue;
             }
-            let mut ctx = Ctx {
-                shared,
-                session,
-                out: output,
-                pending,
-                now_ms,
-            };
+            let mut ctx = Ctx { shared, session, out: output, pending, now_ms };
             let flow = cmd::execute(args, &mut ctx).await;
             parser.set_unauthenticated(session.auth_required(shared));
             if flow == Flow::Close {
@@ -217,11 +190,7 @@ impl Connection {
 /// client that does not read gets [`SHUTDOWN_WRITE_GRACE`] more, so it
 /// cannot hold shutdown up. Buffers grown past
 /// [`RETAINED_BUFFER_BYTES`] are released.
-async fn flush(
-    stream: &mut TcpStream,
-    output: &mut BytesMut,
-    shutdown: &mut Shutdown,
-) -> io::Result<()> {
+async fn flush(stream: &mut TcpStream, output: &mut BytesMut, shutdown: &mut Shutdown) -> io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }

@@ -15,22 +15,12 @@ pub(crate) fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
     match_from(pattern, text, nocase, &mut skip_longer, 0)
 }
 
-fn match_from(
-    pattern: &[u8],
-    text: &[u8],
-    nocase: bool,
-    skip_longer: &mut bool,
-    nesting: usize,
-) -> bool {
+fn match_from(pattern: &[u8], text: &[u8], nocase: bool, skip_longer: &mut bool, nesting: usize) -> bool {
     if nesting > MAX_NESTING {
         return false;
     }
     let same = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
+        if nocase { a.eq_ignore_ascii_case(&b) } else { a == b }
     };
     let (mut p, mut t) = (0, 0);
     while p < pattern.len() && t < text.len() {
@@ -43,13 +33,7 @@ fn match_from(
                     return true;
                 }
                 while t < text.len() {
-                    if match_from(
-                        &pattern[p + 1..],
-                        &text[t..],
-                        nocase,
-                        skip_longer,
-                        nesting + 1,
-                    ) {
+                    if match_from(&pattern[p + 1..], &text[t..], nocase, skip_longer, nesting + 1) {
                         return true;
                     }
                     if *skip_longer {

@@ -113,11 +113,7 @@ mod tests {
     }
 
     fn ok(line: &str) -> Vec<String> {
-        args(line.as_bytes())
-            .unwrap()
-            .into_iter()
-            .map(|a| String::from_utf8(a).unwrap())
-            .collect()
+        args(line.as_bytes()).unwrap().into_iter().map(|a| String::from_utf8(a).unwrap()).collect()
     }
 
     #[test]
@@ -134,11 +130,7 @@ mod tests {
         assert_eq!(ok(r#""\x41\x62" "\q""#), ["Ab", "q"]);
         assert_eq!(ok(r#""\xZZ""#), ["xZZ"], "a bad \\x escape is just x");
         assert_eq!(ok(r#""""#), [""]);
-        assert_eq!(
-            args(br#""\xff\x00""#).unwrap(),
-            [vec![0xff, 0x00]],
-            "binary bytes"
-        );
+        assert_eq!(args(br#""\xff\x00""#).unwrap(), [vec![0xff, 0x00]], "binary bytes");
     }
 
     #[test]

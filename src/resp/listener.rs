@@ -33,13 +33,9 @@ use crate::server::shared::Shared;
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
     let (stop, _) = broadcast::channel::<()>(1);
     let (done, mut all_done) = mpsc::channel::<()>(1);
-    let slots = Arc::new(Semaphore::new(
-        shared.limits.max_clients.min(Semaphore::MAX_PERMITS),
-    ));
+    let slots = Arc::new(Semaphore::new(shared.limits.max_clients.min(Semaphore::MAX_PERMITS)));
     let refusals = Arc::new(Semaphore::new(MAX_POLITE_REFUSALS));
-    let fallback_local = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let fallback_local = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     tokio::pin!(shutdown);
     loop {
@@ -63,10 +59,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            shared
-                .stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
+            shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "refusing a client: max_clients reached");
             refuse(stream, &refusals, &done);
             continue;
@@ -75,11 +68,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
         let local = stream.local_addr().unwrap_or(fallback_local);
-        let id = shared
-            .stats
-            .total_connections_received
-            .fetch_add(1, Ordering::Relaxed)
-            + 1;
+        let id = shared.stats.total_connections_received.fetch_add(1, Ordering::Relaxed) + 1;
         let admitted = Admitted::new(Arc::clone(&shared), slot, done.clone());
         let connection = Connection::new(
             stream,
@@ -110,24 +99,14 @@ struct Admitted {
 
 impl Admitted {
     fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit, done: mpsc::Sender<()>) -> Self {
-        shared
-            .stats
-            .connected_clients
-            .fetch_add(1, Ordering::Relaxed);
-        Admitted {
-            shared,
-            _slot: slot,
-            _done: done,
-        }
+        shared.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+        Admitted { shared, _slot: slot, _done: done }
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.shared
-            .stats
-            .connected_clients
-            .fetch_sub(1, Ordering::Relaxed);
+        self.shared.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -15,11 +15,7 @@ pub(crate) fn parse_i64(text: &[u8]) -> Option<i64> {
         _ => (false, text),
     };
     let magnitude = parse_digits(digits)?;
-    if negative {
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
+    if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
 /// Parses an unsigned 64-bit decimal as Redis's `string2ull` does for a
@@ -29,11 +25,7 @@ pub(crate) fn parse_u64(text: &[u8]) -> Option<u64> {
         return None;
     }
     text.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
+        if b.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(b - b'0')) } else { None }
     })
 }
 
@@ -44,11 +36,7 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
         _ => return None,
     }
     digits.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
+        if b.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(b - b'0')) } else { None }
     })
 }
 

@@ -73,11 +73,7 @@ impl ProtocolError {
     pub fn write_reply(self, out: &mut BytesMut) {
         match self {
             ProtocolError::ExpectedBulk(byte) => {
-                let message = [
-                    b"ERR Protocol error: expected '$', got '".as_slice(),
-                    &[byte],
-                    b"'",
-                ];
+                let message = [b"ERR Protocol error: expected '$', got '".as_slice(), &[byte], b"'"];
                 super::reply::error(out, &message.concat());
             }
             other => super::reply::error(out, format!("ERR Protocol error: {other}").as_bytes()),
@@ -133,12 +129,8 @@ impl Parser {
             max_inline_bytes: limits.max_inline_bytes,
             max_bulk_bytes: limits.max_bulk_bytes,
             max_args: limits.max_args,
-            max_request_bytes: MAX_REQUEST_BYTES.max(
-                limits
-                    .max_bulk_bytes
-                    .saturating_mul(2)
-                    .saturating_add(limits.max_inline_bytes),
-            ),
+            max_request_bytes: MAX_REQUEST_BYTES
+                .max(limits.max_bulk_bytes.saturating_mul(2).saturating_add(limits.max_inline_bytes)),
             unauthenticated: false,
             state: State::Start,
             pos: 0,
@@ -184,16 +176,12 @@ impl Parser {
                 },
                 State::Inline => return self.parse_inline(input),
                 State::Count => {
-                    let Some((digits, next)) = self.line(
-                        input,
-                        ProtocolError::TooBigMultibulkCount,
-                        ProtocolError::InvalidMultibulkLength,
-                    )?
+                    let Some((digits, next)) =
+                        self.line(input, ProtocolError::TooBigMultibulkCount, ProtocolError::InvalidMultibulkLength)?
                     else {
                         return Ok(None);
                     };
-                    let count =
-                        parse_i64(&input[digits]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                    let count = parse_i64(&input[digits]).ok_or(ProtocolError::InvalidMultibulkLength)?;
                     if count > i64::try_from(self.max_args).unwrap_or(i64::MAX) {
                         return Err(ProtocolError::InvalidMultibulkLength);
                     }
@@ -214,11 +202,8 @@ impl Parser {
                     if first != b'$' {
                         return Err(ProtocolError::ExpectedBulk(first));
                     }
-                    let Some((digits, next)) = self.line(
-                        input,
-                        ProtocolError::TooBigBulkCount,
-                        ProtocolError::InvalidBulkLength,
-                    )?
+                    let Some((digits, next)) =
+                        self.line(input, ProtocolError::TooBigBulkCount, ProtocolError::InvalidBulkLength)?
                     else {
                         return Ok(None);
                     };
@@ -248,9 +233,7 @@ impl Parser {
                     if remaining == 1 {
                         return Ok(Some(self.finish(false)));
                     }
-                    self.state = State::Header {
-                        remaining: remaining - 1,
-                    };
+                    self.state = State::Header { remaining: remaining - 1 };
                     self.scan_from = self.pos + 1;
                 }
             }
@@ -264,14 +247,7 @@ impl Parser {
         if !self.complete {
             return Args::default();
         }
-        Args {
-            src: if self.from_inline {
-                &self.inline
-            } else {
-                frame
-            },
-            ranges: &self.ranges,
-        }
+        Args { src: if self.from_inline { &self.inline } else { frame }, ranges: &self.ranges }
     }
 
     /// Bytes still missing from the bulk being received, given `buffered`
@@ -280,9 +256,7 @@ impl Parser {
     #[must_use]
     pub fn bytes_wanted(&self, buffered: usize) -> usize {
         match self.state {
-            State::Data { len, .. } if !self.complete => {
-                (self.pos + len + 2).saturating_sub(buffered)
-            }
+            State::Data { len, .. } if !self.complete => (self.pos + len + 2).saturating_sub(buffered),
             _ => 0,
         }
     }
@@ -298,11 +272,7 @@ impl Parser {
         let from = self.scan_from.min(input.len());
         let Some(offset) = input[from..].iter().position(|&b| b == b'\r') else {
             self.scan_from = input.len();
-            return if input.len() - self.pos > self.max_inline_bytes {
-                Err(too_long)
-            } else {
-                Ok(None)
-            };
+            return if input.len() - self.pos > self.max_inline_bytes { Err(too_long) } else { Ok(None) };
         };
         let cr = from + offset;
         self.scan_from = cr;
@@ -328,11 +298,7 @@ impl Parser {
             };
         };
         let newline = from + offset;
-        let end = if newline > 0 && input[newline - 1] == b'\r' {
-            newline - 1
-        } else {
-            newline
-        };
+        let end = if newline > 0 && input[newline - 1] == b'\r' { newline - 1 } else { newline };
         if end > self.max_inline_bytes {
             return Err(ProtocolError::TooBigInline);
         }
@@ -392,30 +358,21 @@ impl<'a> Args<'a> {
     /// Argument `index`, if present.
     #[must_use]
     pub fn get(&self, index: usize) -> Option<&'a [u8]> {
-        self.ranges
-            .get(index)
-            .and_then(|range| self.src.get(range.clone()))
+        self.ranges.get(index).and_then(|range| self.src.get(range.clone()))
     }
 
     /// Argument `index`, or an empty slice past the end: for commands whose
     /// arity was checked already.
     #[must_use]
     pub fn arg(&self, index: usize) -> &'a [u8] {
-        debug_assert!(
-            index < self.len(),
-            "arity is checked before arguments are read"
-        );
+        debug_assert!(index < self.len(), "arity is checked before arguments are read");
         self.get(index).unwrap_or_default()
     }
 
     /// The arguments from `index` on.
     pub fn iter_from(&self, index: usize) -> impl ExactSizeIterator<Item = &'a [u8]> + use<'a> {
         let src = self.src;
-        self.ranges
-            .get(index..)
-            .unwrap_or_default()
-            .iter()
-            .map(move |range| src.get(range.clone()).unwrap_or_default())
+        self.ranges.get(index..).unwrap_or_default().iter().map(move |range| src.get(range.clone()).unwrap_or_default())
     }
 }
 
@@ -438,13 +395,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn limits() -> ClientLimits {
-        ClientLimits {
-            max_clients: 10,
-            max_inline_bytes: 64,
-            max_bulk_bytes: 1024,
-            max_args: 8,
-            max_key_bytes: 32,
-        }
+        ClientLimits { max_clients: 10, max_inline_bytes: 64, max_bulk_bytes: 1024, max_args: 8, max_key_bytes: 32 }
     }
 
     fn parser() -> Parser {
@@ -462,11 +413,7 @@ mod tests {
     }
 
     fn owned(parser: &Parser, frame: &[u8]) -> Vec<Vec<u8>> {
-        parser
-            .args(frame)
-            .iter_from(0)
-            .map(<[u8]>::to_vec)
-            .collect()
+        parser.args(frame).iter_from(0).map(<[u8]>::to_vec).collect()
     }
 
     /// Parses every frame in `input`, returning their arguments.
@@ -487,10 +434,7 @@ mod tests {
         loop {
             match p.parse(&input[start..]) {
                 Ok(Some(n)) => start += n,
-                Ok(None) => panic!(
-                    "{:?} parsed without error",
-                    input.escape_ascii().to_string()
-                ),
+                Ok(None) => panic!("{:?} parsed without error", input.escape_ascii().to_string()),
                 Err(e) => return e,
             }
         }
@@ -512,12 +456,8 @@ mod tests {
 
     #[test]
     fn every_split_point_waits_then_completes() {
-        let frames: [&[u8]; 4] = [
-            &encode(&[b"SET", b"k", b"v"]),
-            &encode(&[b"", b"x"]),
-            b"SET \"a b\" 'c'\r\n",
-            b"PING\n",
-        ];
+        let frames: [&[u8]; 4] =
+            [&encode(&[b"SET", b"k", b"v"]), &encode(&[b"", b"x"]), b"SET \"a b\" 'c'\r\n", b"PING\n"];
         for frame in frames {
             for split in 0..frame.len() {
                 let mut p = parser();
@@ -555,15 +495,9 @@ mod tests {
     #[test]
     fn inline_commands_follow_redis_quoting() {
         let frames = parse_all(&mut parser(), b"SET \"a\\x41\" 'it\\'s'\r\n").unwrap();
-        assert_eq!(
-            frames,
-            [vec![b"SET".to_vec(), b"aA".to_vec(), b"it's".to_vec()]]
-        );
+        assert_eq!(frames, [vec![b"SET".to_vec(), b"aA".to_vec(), b"it's".to_vec()]]);
         assert_eq!(error_of(b"SET \"oops\r\n"), ProtocolError::UnbalancedQuotes);
-        assert_eq!(
-            reply_of(ProtocolError::UnbalancedQuotes),
-            b"-ERR Protocol error: unbalanced quotes in request\r\n"
-        );
+        assert_eq!(reply_of(ProtocolError::UnbalancedQuotes), b"-ERR Protocol error: unbalanced quotes in request\r\n");
     }
 
     #[test]
@@ -578,10 +512,7 @@ mod tests {
             assert_eq!(p.parse(&input[..end]), Ok(None));
             wanted_seen = wanted_seen.max(p.bytes_wanted(end));
         }
-        assert!(
-            wanted_seen >= value.len(),
-            "announces the bulk it waits for"
-        );
+        assert!(wanted_seen >= value.len(), "announces the bulk it waits for");
         assert_eq!(p.parse(&input), Ok(Some(input.len())));
         assert_eq!(p.args(&input).arg(2).len(), value.len());
         assert_eq!(p.bytes_wanted(input.len()), 0);
@@ -601,10 +532,7 @@ mod tests {
         assert_eq!(p.parse(&exact), Ok(None));
         exact.push(b'\n');
         assert_eq!(p.parse(&exact), Ok(Some(66)));
-        assert_eq!(
-            reply_of(ProtocolError::TooBigInline),
-            b"-ERR Protocol error: too big inline request\r\n"
-        );
+        assert_eq!(reply_of(ProtocolError::TooBigInline), b"-ERR Protocol error: too big inline request\r\n");
     }
 
     #[test]
@@ -619,23 +547,12 @@ mod tests {
             reply_of(ProtocolError::TooBigMultibulkCount),
             b"-ERR Protocol error: too big mbulk count string\r\n"
         );
-        assert_eq!(
-            reply_of(ProtocolError::TooBigBulkCount),
-            b"-ERR Protocol error: too big bulk count string\r\n"
-        );
+        assert_eq!(reply_of(ProtocolError::TooBigBulkCount), b"-ERR Protocol error: too big bulk count string\r\n");
     }
 
     #[test]
     fn bad_counts_are_invalid_multibulk_lengths() {
-        for input in [
-            &b"*abc\r\n"[..],
-            b"*9\r\n",
-            b"*+1\r\n",
-            b"*1x\r\n",
-            b"*\r\n",
-            b"*1\rX",
-            b"*\x01\xfe\xff\r\n",
-        ] {
+        for input in [&b"*abc\r\n"[..], b"*9\r\n", b"*+1\r\n", b"*1x\r\n", b"*\r\n", b"*1\rX", b"*\x01\xfe\xff\r\n"] {
             assert_eq!(error_of(input), ProtocolError::InvalidMultibulkLength);
         }
         assert_eq!(
@@ -656,10 +573,7 @@ mod tests {
         ] {
             assert_eq!(error_of(input), ProtocolError::InvalidBulkLength);
         }
-        assert_eq!(
-            reply_of(ProtocolError::InvalidBulkLength),
-            b"-ERR Protocol error: invalid bulk length\r\n"
-        );
+        assert_eq!(reply_of(ProtocolError::InvalidBulkLength), b"-ERR Protocol error: invalid bulk length\r\n");
         // At the limit is fine.
         let max = vec![b'v'; 1024];
         assert!(parse_all(&mut parser(), &encode(&[&max])).is_ok());
@@ -667,38 +581,20 @@ mod tests {
 
     #[test]
     fn a_missing_dollar_names_the_byte() {
-        assert_eq!(
-            error_of(b"*1\r\n:12\r\n"),
-            ProtocolError::ExpectedBulk(b':')
-        );
-        assert_eq!(
-            reply_of(ProtocolError::ExpectedBulk(b':')),
-            b"-ERR Protocol error: expected '$', got ':'\r\n"
-        );
-        assert_eq!(
-            reply_of(ProtocolError::ExpectedBulk(b'\n')),
-            b"-ERR Protocol error: expected '$', got ' '\r\n"
-        );
+        assert_eq!(error_of(b"*1\r\n:12\r\n"), ProtocolError::ExpectedBulk(b':'));
+        assert_eq!(reply_of(ProtocolError::ExpectedBulk(b':')), b"-ERR Protocol error: expected '$', got ':'\r\n");
+        assert_eq!(reply_of(ProtocolError::ExpectedBulk(b'\n')), b"-ERR Protocol error: expected '$', got ' '\r\n");
     }
 
     #[test]
     fn bulk_data_must_end_with_crlf() {
-        assert_eq!(
-            error_of(b"*1\r\n$3\r\nabcde\r\n"),
-            ProtocolError::MissingBulkCrlf
-        );
-        assert_eq!(
-            error_of(b"*1\r\n$3\r\nabc\n\r"),
-            ProtocolError::MissingBulkCrlf
-        );
+        assert_eq!(error_of(b"*1\r\n$3\r\nabcde\r\n"), ProtocolError::MissingBulkCrlf);
+        assert_eq!(error_of(b"*1\r\n$3\r\nabc\n\r"), ProtocolError::MissingBulkCrlf);
     }
 
     #[test]
     fn too_many_inline_arguments_are_refused() {
-        assert_eq!(
-            error_of(b"a b c d e f g h i\r\n"),
-            ProtocolError::TooManyInlineArgs
-        );
+        assert_eq!(error_of(b"a b c d e f g h i\r\n"), ProtocolError::TooManyInlineArgs);
         assert!(parse_all(&mut parser(), b"a b c d e f g h\r\n").is_ok());
     }
 
@@ -709,16 +605,10 @@ mod tests {
         limits.max_bulk_bytes = 100_000;
         let mut p = Parser::new(&limits);
         p.set_unauthenticated(true);
-        assert_eq!(
-            p.parse(b"*11\r\n"),
-            Err(ProtocolError::UnauthenticatedMultibulkLength)
-        );
+        assert_eq!(p.parse(b"*11\r\n"), Err(ProtocolError::UnauthenticatedMultibulkLength));
         let mut p = Parser::new(&limits);
         p.set_unauthenticated(true);
-        assert_eq!(
-            p.parse(b"*2\r\n$16385\r\n"),
-            Err(ProtocolError::UnauthenticatedBulkLength)
-        );
+        assert_eq!(p.parse(b"*2\r\n$16385\r\n"), Err(ProtocolError::UnauthenticatedBulkLength));
         let mut p = Parser::new(&limits);
         assert_eq!(p.parse(b"*11\r\n$16385\r\n"), Ok(None));
     }

@@ -24,11 +24,7 @@ pub(crate) fn simple(out: &mut BytesMut, text: &[u8]) {
 pub(crate) fn error(out: &mut BytesMut, message: &[u8]) {
     out.reserve(message.len() + 3);
     out.put_u8(b'-');
-    out.extend(
-        message
-            .iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    out.extend(message.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     out.extend_from_slice(CRLF);
 }
 
@@ -125,14 +121,8 @@ mod tests {
         assert_eq!(encoded(|o| simple(o, b"PONG")), b"+PONG\r\n");
         assert_eq!(encoded(|o| integer(o, 0)), b":0\r\n");
         assert_eq!(encoded(|o| integer(o, -2)), b":-2\r\n");
-        assert_eq!(
-            encoded(|o| integer(o, i64::MIN)),
-            b":-9223372036854775808\r\n"
-        );
-        assert_eq!(
-            encoded(|o| integer(o, i64::MAX)),
-            b":9223372036854775807\r\n"
-        );
+        assert_eq!(encoded(|o| integer(o, i64::MIN)), b":-9223372036854775808\r\n");
+        assert_eq!(encoded(|o| integer(o, i64::MAX)), b":9223372036854775807\r\n");
         assert_eq!(encoded(|o| count(o, 12)), b":12\r\n");
         assert_eq!(encoded(|o| bulk(o, b"")), b"$0\r\n\r\n");
         assert_eq!(encoded(|o| bulk(o, b"a\r\nb")), b"$4\r\na\r\nb\r\n");
@@ -140,17 +130,11 @@ mod tests {
         assert_eq!(encoded(|o| optional_bulk(o, None)), b"$-1\r\n");
         assert_eq!(encoded(null), b"$-1\r\n");
         assert_eq!(encoded(|o| array(o, 3)), b"*3\r\n");
-        assert_eq!(
-            encoded(|o| bulk_u64(o, u64::MAX)),
-            b"$20\r\n18446744073709551615\r\n"
-        );
+        assert_eq!(encoded(|o| bulk_u64(o, u64::MAX)), b"$20\r\n18446744073709551615\r\n");
     }
 
     #[test]
     fn errors_cannot_break_the_framing() {
-        assert_eq!(
-            encoded(|o| error(o, b"ERR bad\r\nthing")),
-            b"-ERR bad  thing\r\n"
-        );
+        assert_eq!(encoded(|o| error(o, b"ERR bad\r\nthing")), b"-ERR bad  thing\r\n");
     }
 }

@@ -15,10 +15,7 @@ pub(crate) struct Shutdown {
 impl Shutdown {
     /// Listens on `signal`; a message or the sender dropping means stop.
     pub(crate) fn new(signal: broadcast::Receiver<()>) -> Self {
-        Shutdown {
-            fired: false,
-            signal,
-        }
+        Shutdown { fired: false, signal }
     }
 
     /// Whether the signal has come, without waiting.

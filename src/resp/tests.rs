@@ -48,36 +48,21 @@ impl Server {
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), async {
             let _ = stopped.await;
         }));
-        Server {
-            addr,
-            shared,
-            stop: Some(stop),
-            task,
-            replicated: Arc::new(AtomicUsize::new(0)),
-        }
+        Server { addr, shared, stop: Some(stop), task, replicated: Arc::new(AtomicUsize::new(0)) }
     }
 
     async fn connect(&self) -> TcpStream {
-        timeout(DEADLINE, TcpStream::connect(self.addr))
-            .await
-            .expect("connect timed out")
-            .unwrap()
+        timeout(DEADLINE, TcpStream::connect(self.addr)).await.expect("connect timed out").unwrap()
     }
 
-    fn stat(
-        &self,
-        pick: impl Fn(&crate::server::shared::ClientStats) -> &std::sync::atomic::AtomicU64,
-    ) -> u64 {
+    fn stat(&self, pick: impl Fn(&crate::server::shared::ClientStats) -> &std::sync::atomic::AtomicU64) -> u64 {
         pick(&self.shared.stats).load(Ordering::Relaxed)
     }
 
     /// Signals shutdown and waits for `serve` to return.
     async fn shut_down(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        timeout(DEADLINE, self.task)
-            .await
-            .expect("serve did not return")
-            .unwrap();
+        timeout(DEADLINE, self.task).await.expect("serve did not return").unwrap();
     }
 }
 
@@ -94,9 +79,7 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
             tokio::time::sleep(POLL).await;
         }
     });
-    waited
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    waited.await.unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 /// Reads until `expected.len()` bytes arrived and compares them exactly.
@@ -125,11 +108,7 @@ async fn expect_closed(stream: &mut TcpStream) {
     let mut rest = Vec::new();
     let read = timeout(DEADLINE, stream.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "the connection stayed open");
-    assert!(
-        rest.is_empty(),
-        "unexpected bytes before close: {:?}",
-        short(&rest)
-    );
+    assert!(rest.is_empty(), "unexpected bytes before close: {:?}", short(&rest));
 }
 
 async fn roundtrip(stream: &mut TcpStream, request: &[u8], reply: &[u8]) {
@@ -139,11 +118,7 @@ async fn roundtrip(stream: &mut TcpStream, request: &[u8], reply: &[u8]) {
 
 fn short(bytes: &[u8]) -> String {
     let text = bytes.escape_ascii().to_string();
-    if text.len() > 300 {
-        format!("{}… ({} bytes)", &text[..300], bytes.len())
-    } else {
-        text
-    }
+    if text.len() > 300 { format!("{}… ({} bytes)", &text[..300], bytes.len()) } else { text }
 }
 
 fn frame(args: &[&[u8]]) -> Vec<u8> {
@@ -164,12 +139,7 @@ async fn array_and_inline_forms() {
     roundtrip(&mut c, b"PING\r\n", b"+PONG\r\n").await;
     roundtrip(&mut c, b"ping\n", b"+PONG\r\n").await;
     roundtrip(&mut c, b"SET k \"hello world\"\r\n", b"+OK\r\n").await;
-    roundtrip(
-        &mut c,
-        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
-        b"$11\r\nhello world\r\n",
-    )
-    .await;
+    roundtrip(&mut c, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$11\r\nhello world\r\n").await;
     // Blank lines and empty arrays are skipped silently.
     roundtrip(&mut c, b"\r\n*0\r\n*-1\r\nECHO 'a b'\r\n", b"$3\r\na b\r\n").await;
     // A frame split across writes.
@@ -219,14 +189,8 @@ async fn ten_thousand_pipelined_commands_in_one_write() {
     assert!(got == expected, "replies differ: {:?}", short(&got));
     drop(writing.await.unwrap());
     let replicated = Arc::clone(&server.replicated);
-    until("10k writes to reach dissemination", || {
-        replicated.load(Ordering::Relaxed) == N
-    })
-    .await;
-    assert_eq!(
-        server.stat(|s| &s.total_commands_processed),
-        2 * N as u64 + 1
-    );
+    until("10k writes to reach dissemination", || replicated.load(Ordering::Relaxed) == N).await;
+    assert_eq!(server.stat(|s| &s.total_commands_processed), 2 * N as u64 + 1);
     server.shut_down().await;
 }
 
@@ -244,12 +208,7 @@ async fn large_values_arrive_in_pieces() {
     reply.extend_from_slice(&value);
     reply.extend_from_slice(b"\r\n");
     roundtrip(&mut c, b"GET big\r\n", &reply).await;
-    roundtrip(
-        &mut c,
-        b"STRLEN big\r\n",
-        b"-ERR unknown command 'STRLEN', with args beginning with: 'big' \r\n",
-    )
-    .await;
+    roundtrip(&mut c, b"STRLEN big\r\n", b"-ERR unknown command 'STRLEN', with args beginning with: 'big' \r\n").await;
     server.shut_down().await;
 }
 
@@ -257,43 +216,13 @@ async fn large_values_arrive_in_pieces() {
 async fn errors_use_redis_wording() {
     let server = Server::start().await;
     let mut c = server.connect().await;
-    roundtrip(
-        &mut c,
-        b"GET\r\n",
-        b"-ERR wrong number of arguments for 'get' command\r\n",
-    )
-    .await;
-    roundtrip(
-        &mut c,
-        b"FOO a b\r\n",
-        b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n",
-    )
-    .await;
-    roundtrip(
-        &mut c,
-        b"HELLO 3\r\n",
-        b"-ERR unknown command 'HELLO', with args beginning with: '3' \r\n",
-    )
-    .await;
-    roundtrip(
-        &mut c,
-        b"SET k v EX 0\r\n",
-        b"-ERR invalid expire time in 'set' command\r\n",
-    )
-    .await;
-    roundtrip(
-        &mut c,
-        b"EXPIRE k x\r\n",
-        b"-ERR value is not an integer or out of range\r\n",
-    )
-    .await;
+    roundtrip(&mut c, b"GET\r\n", b"-ERR wrong number of arguments for 'get' command\r\n").await;
+    roundtrip(&mut c, b"FOO a b\r\n", b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n").await;
+    roundtrip(&mut c, b"HELLO 3\r\n", b"-ERR unknown command 'HELLO', with args beginning with: '3' \r\n").await;
+    roundtrip(&mut c, b"SET k v EX 0\r\n", b"-ERR invalid expire time in 'set' command\r\n").await;
+    roundtrip(&mut c, b"EXPIRE k x\r\n", b"-ERR value is not an integer or out of range\r\n").await;
     roundtrip(&mut c, b"SET k v NX XX\r\n", b"-ERR syntax error\r\n").await;
-    roundtrip(
-        &mut c,
-        b"SELECT 1\r\n",
-        b"-ERR DB index is out of range\r\n",
-    )
-    .await;
+    roundtrip(&mut c, b"SELECT 1\r\n", b"-ERR DB index is out of range\r\n").await;
     // The connection survives all of them.
     roundtrip(&mut c, b"PING\r\n", b"+PONG\r\n").await;
     server.shut_down().await;
@@ -310,50 +239,17 @@ async fn protocol_errors_close_only_that_connection() {
     let mut endless_bulk_header = b"*1\r\n$".to_vec();
     endless_bulk_header.extend(std::iter::repeat_n(b'9', 200 * 1024));
     let cases: [(&[u8], &[u8]); 11] = [
-        (
-            b"*1\r\n$-5\r\n",
-            b"-ERR Protocol error: invalid bulk length\r\n",
-        ),
-        (
-            b"*1\r\n$99999999999\r\n",
-            b"-ERR Protocol error: invalid bulk length\r\n",
-        ),
-        (
-            b"*1\r\n$2000000\r\n",
-            b"-ERR Protocol error: invalid bulk length\r\n",
-        ),
-        (
-            b"*1\r\n$3\r\nabcXY",
-            b"-ERR Protocol error: bulk data not followed by CRLF\r\n",
-        ),
-        (
-            b"*\x07\xfe garbage\r\n",
-            b"-ERR Protocol error: invalid multibulk length\r\n",
-        ),
-        (
-            b"*99999\r\n",
-            b"-ERR Protocol error: invalid multibulk length\r\n",
-        ),
-        (
-            b"*1\r\nX\r\n",
-            b"-ERR Protocol error: expected '$', got 'X'\r\n",
-        ),
-        (
-            b"SET \"k v\r\n",
-            b"-ERR Protocol error: unbalanced quotes in request\r\n",
-        ),
-        (
-            &endless_line,
-            b"-ERR Protocol error: too big inline request\r\n",
-        ),
-        (
-            &endless_count,
-            b"-ERR Protocol error: too big mbulk count string\r\n",
-        ),
-        (
-            &endless_bulk_header,
-            b"-ERR Protocol error: too big bulk count string\r\n",
-        ),
+        (b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\n$99999999999\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\n$2000000\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\n$3\r\nabcXY", b"-ERR Protocol error: bulk data not followed by CRLF\r\n"),
+        (b"*\x07\xfe garbage\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*99999\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*1\r\nX\r\n", b"-ERR Protocol error: expected '$', got 'X'\r\n"),
+        (b"SET \"k v\r\n", b"-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (&endless_line, b"-ERR Protocol error: too big inline request\r\n"),
+        (&endless_count, b"-ERR Protocol error: too big mbulk count string\r\n"),
+        (&endless_bulk_header, b"-ERR Protocol error: too big bulk count string\r\n"),
     ];
     for (i, (input, reply)) in cases.iter().enumerate() {
         let c = server.connect().await;
@@ -380,14 +276,8 @@ async fn protocol_errors_close_only_that_connection() {
 async fn replies_before_a_protocol_error_are_sent() {
     let server = Server::start().await;
     let mut c = server.connect().await;
-    c.write_all(b"PING\r\nSET a 1\r\n*1\r\n$-5\r\nPING\r\n")
-        .await
-        .unwrap();
-    expect(
-        &mut c,
-        b"+PONG\r\n+OK\r\n-ERR Protocol error: invalid bulk length\r\n",
-    )
-    .await;
+    c.write_all(b"PING\r\nSET a 1\r\n*1\r\n$-5\r\nPING\r\n").await.unwrap();
+    expect(&mut c, b"+PONG\r\n+OK\r\n-ERR Protocol error: invalid bulk length\r\n").await;
     expect_closed(&mut c).await;
     server.shut_down().await;
 }
@@ -406,37 +296,19 @@ async fn quit_answers_then_closes() {
 async fn password_is_required_when_set() {
     let server = Server::start_with(testkit::limits(), Some("sesame")).await;
     let mut c = server.connect().await;
-    roundtrip(
-        &mut c,
-        b"GET k\r\n",
-        b"-NOAUTH Authentication required.\r\n",
-    )
-    .await;
-    roundtrip(
-        &mut c,
-        b"AUTH nope\r\n",
-        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
-    )
-    .await;
+    roundtrip(&mut c, b"GET k\r\n", b"-NOAUTH Authentication required.\r\n").await;
+    roundtrip(&mut c, b"AUTH nope\r\n", b"-WRONGPASS invalid username-password pair or user is disabled.\r\n").await;
     roundtrip(&mut c, b"AUTH sesame\r\nGET k\r\n", b"+OK\r\n$-1\r\n").await;
     // Before AUTH, Redis's tight bounds hold: at most 10 arguments.
     let mut other = server.connect().await;
-    roundtrip(
-        &mut other,
-        b"*11\r\n",
-        b"-ERR Protocol error: unauthenticated multibulk length\r\n",
-    )
-    .await;
+    roundtrip(&mut other, b"*11\r\n", b"-ERR Protocol error: unauthenticated multibulk length\r\n").await;
     expect_closed(&mut other).await;
     server.shut_down().await;
 }
 
 #[tokio::test]
 async fn max_clients_is_enforced() {
-    let limits = ClientLimits {
-        max_clients: 2,
-        ..testkit::limits()
-    };
+    let limits = ClientLimits { max_clients: 2, ..testkit::limits() };
     let server = Server::start_with(limits, None).await;
     let mut first = server.connect().await;
     let mut second = server.connect().await;
@@ -450,10 +322,7 @@ async fn max_clients_is_enforced() {
     assert_eq!(server.stat(|s| &s.connected_clients), 2);
     drop(first);
     let shared = Arc::clone(&server.shared);
-    until("a slot to free up", || {
-        shared.stats.connected_clients.load(Ordering::Relaxed) == 1
-    })
-    .await;
+    until("a slot to free up", || shared.stats.connected_clients.load(Ordering::Relaxed) == 1).await;
     let mut fourth = server.connect().await;
     roundtrip(&mut fourth, b"PING\r\n", b"+PONG\r\n").await;
     assert_eq!(server.stat(|s| &s.total_connections_received), 3);
@@ -473,10 +342,7 @@ async fn shutdown_closes_idle_connections_and_stops_accepting() {
     expect_closed(&mut a).await;
     expect_closed(&mut b).await;
     assert_eq!(shared.stats.connected_clients.load(Ordering::Relaxed), 0);
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "the listener is closed"
-    );
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
 
 #[tokio::test]
@@ -506,10 +372,7 @@ async fn shutdown_lets_a_running_command_finish() {
     assert_eq!(second[0].0, "b");
     expect(&mut c, b"+OK\r\n").await;
     expect_closed(&mut c).await;
-    timeout(DEADLINE, task)
-        .await
-        .expect("serve did not return")
-        .unwrap();
+    timeout(DEADLINE, task).await.expect("serve did not return").unwrap();
 }
 
 #[tokio::test]
@@ -538,19 +401,13 @@ async fn a_real_redis_client_works() {
         con.set_read_timeout(Some(DEADLINE))?;
         let pong: String = redis::cmd("PING").query(&mut con)?;
         assert_eq!(pong, "PONG");
-        redis::cmd("SET")
-            .arg("greeting")
-            .arg("hello")
-            .query::<()>(&mut con)?;
+        redis::cmd("SET").arg("greeting").arg("hello").query::<()>(&mut con)?;
         let value: Option<String> = redis::cmd("GET").arg("greeting").query(&mut con)?;
         assert_eq!(value.as_deref(), Some("hello"));
         let missing: Option<String> = redis::cmd("GET").arg("nothing").query(&mut con)?;
         assert_eq!(missing, None);
         let binary = vec![0u8, 255, 13, 10];
-        redis::cmd("SET")
-            .arg(b"bin")
-            .arg(&binary)
-            .query::<()>(&mut con)?;
+        redis::cmd("SET").arg(b"bin").arg(&binary).query::<()>(&mut con)?;
         let back: Vec<u8> = redis::cmd("GET").arg(b"bin").query(&mut con)?;
         assert_eq!(back, binary);
         let (a, b, ttl): (i64, Vec<Option<String>>, i64) = redis::pipe()
@@ -570,20 +427,12 @@ async fn a_real_redis_client_works() {
         assert_eq!(error.code(), Some("ERR"));
         let name: Option<String> = redis::cmd("CLIENT").arg("GETNAME").query(&mut con)?;
         assert_eq!(name, None);
-        let (cursor, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(0)
-            .arg("COUNT")
-            .arg(100_000)
-            .query(&mut con)?;
+        let (cursor, keys): (u64, Vec<String>) = redis::cmd("SCAN").arg(0).arg("COUNT").arg(100_000).query(&mut con)?;
         assert_eq!(cursor, 0);
         assert_eq!(keys.len(), 2);
         Ok(())
     });
-    timeout(DEADLINE, checks)
-        .await
-        .expect("the client timed out")
-        .unwrap()
-        .unwrap();
+    timeout(DEADLINE, checks).await.expect("the client timed out").unwrap().unwrap();
     server.shut_down().await;
 }
 

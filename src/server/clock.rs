@@ -12,9 +12,7 @@ impl Clock {
     /// A clock whose monotonic reading starts at zero now.
     #[expect(clippy::disallowed_methods, reason = "the one real clock")]
     pub fn start() -> Self {
-        Clock {
-            start: Instant::now(),
-        }
+        Clock { start: Instant::now() }
     }
 
     /// Monotonic time since [`Clock::start`].
@@ -25,9 +23,7 @@ impl Clock {
     /// Wall-clock milliseconds since the Unix epoch.
     #[expect(clippy::disallowed_methods, reason = "the one real clock")]
     pub fn wall_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 }
 
@@ -40,9 +36,6 @@ impl Clock {
 
     /// Both readings, as the core takes them.
     pub fn now(&self) -> crate::core::io::Now {
-        crate::core::io::Now {
-            mono: self.mono(),
-            wall_ms: self.wall_ms(),
-        }
+        crate::core::io::Now { mono: self.mono(), wall_ms: self.wall_ms() }
     }
 }

@@ -47,14 +47,7 @@ pub struct Driver {
 impl Driver {
     /// A driver for `node` on `udp`.
     pub fn new(node: Node, udp: UdpSocket, clock: Clock, write_batch_max: usize) -> Self {
-        Driver {
-            node,
-            udp,
-            clock,
-            streams: StreamPool::default(),
-            write_batch_max,
-            send_errors: 0,
-        }
+        Driver { node, udp, clock, streams: StreamPool::default(), write_batch_max, send_errors: 0 }
     }
 
     /// Runs until `stop` completes, then hands every queued local write to
@@ -64,11 +57,7 @@ impl Driver {
     /// client listener has finished), so that nothing acknowledged is left
     /// behind in the channel.
     pub async fn run(mut self, inputs: Inputs, stop: impl Future<Output = ()>) {
-        let Inputs {
-            mut writes,
-            mut control,
-            mut frames,
-        } = inputs;
+        let Inputs { mut writes, mut control, mut frames } = inputs;
         let mut buf = vec![0u8; DATAGRAM_BUFFER_BYTES];
         let mut batch = Vec::with_capacity(self.write_batch_max);
         let mut stop = pin!(stop);
@@ -161,13 +150,7 @@ impl Driver {
     fn answer(&self, question: Control) {
         match question {
             Control::Members(reply) => {
-                let _ = reply.send(
-                    self.node
-                        .members()
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                );
+                let _ = reply.send(self.node.members().iter().map(ToString::to_string).collect());
             }
             Control::Info(reply) => {
                 let _ = reply.send(self.info_sections());
@@ -177,13 +160,7 @@ impl Driver {
 
     fn info_sections(&self) -> Vec<InfoSection> {
         let members = self.node.members();
-        let count = |state| {
-            members
-                .iter()
-                .filter(|m| m.state == state)
-                .count()
-                .to_string()
-        };
+        let count = |state| members.iter().filter(|m| m.state == state).count().to_string();
         let identity = self.node.identity();
         let m = self.node.membership_stats();
         let g = self.node.gossip_stats();
@@ -219,30 +196,21 @@ impl Driver {
                     field("entries_applied", g.entries_applied.to_string()),
                     field("decode_errors", g.decode_errors.to_string()),
                     field("send_errors", self.send_errors.to_string()),
-                    field(
-                        "stream_frames_dropped",
-                        self.streams.dropped.load(Ordering::Relaxed).to_string(),
-                    ),
-                    field(
-                        "tombstones",
-                        (store.entry_count() - store.value_count()).to_string(),
-                    ),
+                    field("stream_frames_dropped", self.streams.dropped.load(Ordering::Relaxed).to_string()),
+                    field("sync_rounds", g.sync_rounds.to_string()),
+                    field("sync_in_step", g.sync_in_step.to_string()),
+                    field("sync_entries_sent", g.sync_entries_sent.to_string()),
+                    field("sync_entries_applied", g.sync_entries_applied.to_string()),
+                    field("sync_bytes_out", g.sync_bytes_out.to_string()),
+                    field("expired_swept", g.expired_swept.to_string()),
+                    field("tombstones_forgotten", g.tombstones_forgotten.to_string()),
+                    field("stale_state_discarded", g.stale_state_discarded.to_string()),
+                    field("tombstones", (store.entry_count() - store.value_count()).to_string()),
                     field("hlc", store.clock_reading().to_string()),
-                    field(
-                        "clock_drift_rejections",
-                        store
-                            .stats()
-                            .drift_rejections
-                            .load(Ordering::Relaxed)
-                            .to_string(),
-                    ),
+                    field("clock_drift_rejections", store.stats().drift_rejections.load(Ordering::Relaxed).to_string()),
                     field(
                         "max_clock_drift_seen_ms",
-                        store
-                            .stats()
-                            .max_drift_seen_ms
-                            .load(Ordering::Relaxed)
-                            .to_string(),
+                        store.stats().max_drift_seen_ms.load(Ordering::Relaxed).to_string(),
                     ),
                 ],
             },

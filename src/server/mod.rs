@@ -64,35 +64,21 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let clock = Clock::start();
     let bind = |what, addr, source| ServerError::Bind { what, addr, source };
-    let udp = bind_udp(settings.gossip, settings.socket_buffer_bytes)
-        .map_err(|e| bind("gossip", settings.gossip, e))?;
-    let gossip = udp
-        .local_addr()
-        .map_err(|e| bind("gossip", settings.gossip, e))?;
-    let gossip_streams = TcpListener::bind(gossip)
-        .await
-        .map_err(|e| bind("gossip", gossip, e))?;
-    let clients = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| bind("listen", settings.listen, e))?;
-    let listen = clients
-        .local_addr()
-        .map_err(|e| bind("listen", settings.listen, e))?;
+    let udp =
+        bind_udp(settings.gossip, settings.socket_buffer_bytes).map_err(|e| bind("gossip", settings.gossip, e))?;
+    let gossip = udp.local_addr().map_err(|e| bind("gossip", settings.gossip, e))?;
+    let gossip_streams = TcpListener::bind(gossip).await.map_err(|e| bind("gossip", gossip, e))?;
+    let clients = TcpListener::bind(settings.listen).await.map_err(|e| bind("listen", settings.listen, e))?;
+    let listen = clients.local_addr().map_err(|e| bind("listen", settings.listen, e))?;
     on_bound(Bound { listen, gossip });
 
     let (id_bytes, seed) = os_randomness();
     let id = NodeId::from_random_bytes(id_bytes);
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
-    let identity = Identity {
-        id,
-        addr: gossip,
-        incarnation: clock.wall_ms(),
-        name: settings.name.clone(),
-    };
+    let identity = Identity { id, addr: gossip, incarnation: clock.wall_ms(), name: settings.name.clone() };
     let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
-    let store =
-        Arc::new(Store::new(id, settings.max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms));
+    let store = Arc::new(Store::new(id, settings.max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms));
     let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);
@@ -130,14 +116,7 @@ pub async fn run(
         let _ = client_task.await;
     };
     Driver::new(node, udp, clock, settings.write_batch_max.get())
-        .run(
-            Inputs {
-                writes,
-                control,
-                frames,
-            },
-            stop,
-        )
+        .run(Inputs { writes, control, frames }, stop)
         .instrument(span)
         .await;
     acceptor.abort();
@@ -148,11 +127,7 @@ pub async fn run(
 /// not overflow them and drop SWIM probes with it (the kernel caps the size
 /// at `net.core.rmem_max`/`wmem_max`).
 fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        None,
-    )?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
     if let Err(error) = socket.set_recv_buffer_size(buffer_bytes) {
         tracing::warn!(%error, buffer_bytes, "cannot size the gossip receive buffer");
     }
@@ -166,10 +141,7 @@ fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket>
 
 /// A node id and an RNG seed from the OS: the driver's only randomness,
 /// injected into the core.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the driver seeds the core from the OS once"
-)]
+#[expect(clippy::disallowed_methods, reason = "the driver seeds the core from the OS once")]
 fn os_randomness() -> ([u8; 16], u64) {
     let mut rng = rand::rng();
     let mut id = [0u8; 16];

@@ -33,10 +33,7 @@ pub struct StreamPool {
 impl StreamPool {
     /// Queues `payload` for `to`, starting its connection task if needed.
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        let sender = self
-            .peers
-            .entry(to)
-            .or_insert_with(|| spawn_peer(to, self.dropped.clone()));
+        let sender = self.peers.entry(to).or_insert_with(|| spawn_peer(to, self.dropped.clone()));
         if sender.is_closed() {
             *sender = spawn_peer(to, self.dropped.clone());
         }
@@ -93,11 +90,7 @@ fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> mpsc::Sender<Bytes> {
 
 /// Accepts stream connections on the gossip port and forwards each frame
 /// (at most `max_frame_bytes`) with its sender's address.
-pub async fn accept_frames(
-    listener: TcpListener,
-    max_frame_bytes: usize,
-    frames: mpsc::Sender<(SocketAddr, Bytes)>,
-) {
+pub async fn accept_frames(listener: TcpListener, max_frame_bytes: usize, frames: mpsc::Sender<(SocketAddr, Bytes)>) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => accepted,

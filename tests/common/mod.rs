@@ -53,11 +53,7 @@ impl Node {
     pub fn start_with(name: &str, seeds: &[SocketAddr], extra: &[&str]) -> Node {
         let client = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let gossip = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = std::env::temp_dir().join(format!(
-            "rumor-test-{}-{name}-{}.log",
-            std::process::id(),
-            gossip.port()
-        ));
+        let log = std::env::temp_dir().join(format!("rumor-test-{}-{name}-{}.log", std::process::id(), gossip.port()));
         let mut node = Node {
             name: name.into(),
             client,
@@ -73,11 +69,7 @@ impl Node {
 
     /// (Re)starts the process on the same addresses.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumor"));
         cmd.arg("serve")
             .args(["--name", &self.name])
@@ -87,18 +79,13 @@ impl Node {
             cmd.args(["--seed", &seed.to_string()]);
         }
         cmd.args(&self.extra);
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        );
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("start rumor"));
         let client = self.client;
-        wait_for(
-            &format!("{} to accept clients", self.name),
-            Duration::from_secs(20),
-            || std::net::TcpStream::connect(client).ok(),
-        );
+        wait_for(&format!("{} to accept clients", self.name), Duration::from_secs(20), || {
+            std::net::TcpStream::connect(client).ok()
+        });
     }
 
     /// `kill -9`.
@@ -112,9 +99,7 @@ impl Node {
     /// SIGTERM, then wait for the process to exit; returns its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -131,9 +116,7 @@ impl Node {
     /// A fresh client connection.
     pub fn connect(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.client)).expect("client");
-        client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .expect("connect")
+        client.get_connection_with_timeout(Duration::from_secs(5)).expect("connect")
     }
 
     /// The node's log so far, for failure messages.
@@ -160,11 +143,7 @@ pub fn members(con: &mut redis::Connection) -> Vec<(String, String, String)> {
         .iter()
         .filter_map(|l| {
             let mut parts = l.split(' ');
-            Some((
-                parts.next()?.to_owned(),
-                parts.next()?.to_owned(),
-                parts.next()?.to_owned(),
-            ))
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned(), parts.next()?.to_owned()))
         })
         .collect()
 }
@@ -172,10 +151,7 @@ pub fn members(con: &mut redis::Connection) -> Vec<(String, String, String)> {
 /// The state `observer` reports for the member at `gossip`, if listed.
 pub fn state_of(observer: &Node, gossip: SocketAddr) -> Option<String> {
     let mut con = observer.connect();
-    members(&mut con)
-        .into_iter()
-        .find(|(_, addr, _)| *addr == gossip.to_string())
-        .map(|(_, _, state)| state)
+    members(&mut con).into_iter().find(|(_, addr, _)| *addr == gossip.to_string()).map(|(_, _, state)| state)
 }
 
 /// Starts `n` nodes that all seed through the first one, and waits until
@@ -195,17 +171,12 @@ pub fn mesh(n: usize) -> Vec<Node> {
 pub fn wait_all_alive(nodes: &[Node], deadline: Duration) {
     for observer in nodes {
         let mut con = observer.connect();
-        wait_for(
-            &format!("{} to see all {} members alive", observer.name, nodes.len()),
-            deadline,
-            || {
-                let seen = members(&mut con);
-                let alive = nodes.iter().all(|n| {
-                    seen.iter()
-                        .any(|(_, addr, state)| *addr == n.gossip.to_string() && state == "alive")
-                });
-                alive.then_some(())
-            },
-        );
+        wait_for(&format!("{} to see all {} members alive", observer.name, nodes.len()), deadline, || {
+            let seen = members(&mut con);
+            let alive = nodes
+                .iter()
+                .all(|n| seen.iter().any(|(_, addr, state)| *addr == n.gossip.to_string() && state == "alive"));
+            alive.then_some(())
+        });
     }
 }

@@ -38,22 +38,14 @@ impl How {
     pub(crate) const PEXPIREAT: How = How::new("pexpireat", Unit::Milliseconds, false);
 
     const fn new(name: &'static str, unit: Unit, relative: bool) -> Self {
-        How {
-            name,
-            unit,
-            relative,
-        }
+        How { name, unit, relative }
     }
 }
 
 /// `EXPIRE key seconds [NX|XX|GT|LT]` and its three siblings: `:1` when
 /// the deadline was set (or the key deleted), `:0` when the key is missing
 /// or a condition failed.
-pub(super) async fn expire(
-    args: Args<'_>,
-    ctx: &mut Ctx<'_>,
-    how: How,
-) -> Result<(), CommandError> {
+pub(super) async fn expire(args: Args<'_>, ctx: &mut Ctx<'_>, how: How) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
     let condition = Condition::parse(args)?;
     let amount = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
@@ -72,17 +64,12 @@ pub(super) async fn expire(
         let Some(live) = live else {
             return (None, false);
         };
-        let current = live
-            .expires_at_ms
-            .map(|at| i64::try_from(at).unwrap_or(i64::MAX));
+        let current = live.expires_at_ms.map(|at| i64::try_from(at).unwrap_or(i64::MAX));
         if !condition.allows(current, when) {
             return (None, false);
         }
         let write = match u64::try_from(when) {
-            Ok(at) if when > now => Write::Put {
-                value: live.value.clone(),
-                expires_at_ms: Some(at),
-            },
+            Ok(at) if when > now => Write::Put { value: live.value.clone(), expires_at_ms: Some(at) },
             _ => Write::Delete,
         };
         (Some(write), true)
@@ -114,19 +101,13 @@ pub(super) fn ttl(args: Args<'_>, ctx: &mut Ctx<'_>, unit: Unit) -> Result<(), C
 /// `PERSIST key`: `:1` if a deadline was removed.
 pub(super) async fn persist(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
-    let (written, changed) = ctx
-        .shared
-        .store
-        .update(&key, ctx.now_ms(), |live| match live {
-            Some(live) if live.expires_at_ms.is_some() => {
-                let put = Write::Put {
-                    value: live.value.clone(),
-                    expires_at_ms: None,
-                };
-                (Some(put), true)
-            }
-            _ => (None, false),
-        });
+    let (written, changed) = ctx.shared.store.update(&key, ctx.now_ms(), |live| match live {
+        Some(live) if live.expires_at_ms.is_some() => {
+            let put = Write::Put { value: live.value.clone(), expires_at_ms: None };
+            (Some(put), true)
+        }
+        _ => (None, false),
+    });
     ctx.replicate(key, written).await;
     reply::integer(ctx.out, i64::from(changed));
     Ok(())
@@ -155,20 +136,14 @@ impl Condition {
                 c.lt = true;
             } else {
                 let option = String::from_utf8_lossy(option);
-                return Err(CommandError::Message(
-                    format!("ERR Unsupported option {option}").into(),
-                ));
+                return Err(CommandError::Message(format!("ERR Unsupported option {option}").into()));
             }
         }
         if c.nx && (c.xx || c.gt || c.lt) {
-            return Err(CommandError::fixed(
-                "ERR NX and XX, GT or LT options at the same time are not compatible",
-            ));
+            return Err(CommandError::fixed("ERR NX and XX, GT or LT options at the same time are not compatible"));
         }
         if c.gt && c.lt {
-            return Err(CommandError::fixed(
-                "ERR GT and LT options at the same time are not compatible",
-            ));
+            return Err(CommandError::fixed("ERR GT and LT options at the same time are not compatible"));
         }
         Ok(c)
     }
@@ -203,11 +178,7 @@ mod tests {
         let at_ms = (h.now_ms() + 40_000).to_string();
         assert_eq!(h.run(&["PEXPIREAT", "k", &at_ms]).await, ":1\r\n");
         assert_eq!(h.run(&["TTL", "k"]).await, ":40\r\n");
-        assert_eq!(
-            h.run(&["GET", "k"]).await,
-            "$1\r\nv\r\n",
-            "the value is kept"
-        );
+        assert_eq!(h.run(&["GET", "k"]).await, "$1\r\nv\r\n", "the value is kept");
         assert_eq!(h.replicated().len(), 5);
     }
 
@@ -233,11 +204,7 @@ mod tests {
         let mut h = Harness::new();
         h.run(&["SET", "k", "v"]).await;
         assert_eq!(h.run(&["EXPIRE", "k", "100", "XX"]).await, ":0\r\n");
-        assert_eq!(
-            h.run(&["EXPIRE", "k", "100", "GT"]).await,
-            ":0\r\n",
-            "none is infinite"
-        );
+        assert_eq!(h.run(&["EXPIRE", "k", "100", "GT"]).await, ":0\r\n", "none is infinite");
         assert_eq!(h.run(&["EXPIRE", "k", "100", "LT"]).await, ":1\r\n");
         assert_eq!(h.run(&["EXPIRE", "k", "50", "NX"]).await, ":0\r\n");
         assert_eq!(h.run(&["EXPIRE", "k", "50", "GT"]).await, ":0\r\n");
@@ -253,20 +220,14 @@ mod tests {
             h.run(&["EXPIRE", "k", "1", "GT", "LT"]).await,
             "-ERR GT and LT options at the same time are not compatible\r\n"
         );
-        assert_eq!(
-            h.run(&["EXPIRE", "k", "1", "SOON"]).await,
-            "-ERR Unsupported option SOON\r\n"
-        );
+        assert_eq!(h.run(&["EXPIRE", "k", "1", "SOON"]).await, "-ERR Unsupported option SOON\r\n");
     }
 
     #[tokio::test]
     async fn expire_rejects_bad_numbers() {
         let mut h = Harness::new();
         h.run(&["SET", "k", "v"]).await;
-        assert_eq!(
-            h.run(&["EXPIRE", "k", "1.5"]).await,
-            "-ERR value is not an integer or out of range\r\n"
-        );
+        assert_eq!(h.run(&["EXPIRE", "k", "1.5"]).await, "-ERR value is not an integer or out of range\r\n");
         assert_eq!(
             h.run(&["EXPIRE", "k", "9223372036854775807"]).await,
             "-ERR invalid expire time in 'expire' command\r\n"

@@ -20,27 +20,16 @@ use crate::server::shared::{Control, InfoSection};
 /// names give nothing, as in Redis.
 pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let everything = args.len() == 1
-        || args.iter_from(1).any(|s| {
-            ["all", "everything", "default"]
-                .iter()
-                .any(|a| s.eq_ignore_ascii_case(a.as_bytes()))
-        });
-    let wanted = |title: &str| {
-        everything
-            || args
-                .iter_from(1)
-                .any(|s| s.eq_ignore_ascii_case(title.as_bytes()))
-    };
+        || args
+            .iter_from(1)
+            .any(|s| ["all", "everything", "default"].iter().any(|a| s.eq_ignore_ascii_case(a.as_bytes())));
+    let wanted = |title: &str| everything || args.iter_from(1).any(|s| s.eq_ignore_ascii_case(title.as_bytes()));
 
     let mut sections = local_sections(ctx);
     sections.retain(|section| wanted(&section.title));
     let local_titles = ["Server", "Clients", "Memory", "Stats", "Keyspace"];
-    let node_wanted = everything
-        || args.iter_from(1).any(|s| {
-            !local_titles
-                .iter()
-                .any(|t| s.eq_ignore_ascii_case(t.as_bytes()))
-        });
+    let node_wanted =
+        everything || args.iter_from(1).any(|s| !local_titles.iter().any(|t| s.eq_ignore_ascii_case(t.as_bytes())));
     if node_wanted {
         // Without an answer the node's sections are left out, not waited for.
         let node = ctx.ask(Control::Info).await.unwrap_or_default();
@@ -106,32 +95,20 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
         section(
             "Stats",
             [
-                (
-                    "total_connections_received",
-                    load(&stats.total_connections_received),
-                ),
-                (
-                    "total_commands_processed",
-                    load(&stats.total_commands_processed),
-                ),
+                ("total_connections_received", load(&stats.total_connections_received)),
+                ("total_commands_processed", load(&stats.total_commands_processed)),
                 ("rejected_connections", load(&stats.rejected_connections)),
                 ("protocol_errors", load(&stats.protocol_errors)),
             ],
         ),
-        section(
-            "Keyspace",
-            [("db0", format!("keys={keys},expires=0,avg_ttl=0"))],
-        ),
+        section("Keyspace", [("db0", format!("keys={keys},expires=0,avg_ttl=0"))]),
     ]
 }
 
 fn section<const N: usize>(title: &str, fields: [(&str, String); N]) -> InfoSection {
     InfoSection {
         title: title.to_owned(),
-        fields: fields
-            .into_iter()
-            .map(|(field, value)| (field.to_owned(), value))
-            .collect(),
+        fields: fields.into_iter().map(|(field, value)| (field.to_owned(), value)).collect(),
     }
 }
 
@@ -181,10 +158,7 @@ mod tests {
     }
 
     fn titles(text: &str) -> Vec<&str> {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("# "))
-            .map(str::trim_end)
-            .collect()
+        text.lines().filter_map(|l| l.strip_prefix("# ")).map(str::trim_end).collect()
     }
 
     #[tokio::test]
@@ -193,55 +167,26 @@ mod tests {
         h.run(&["MSET", "a", "1", "b", "2"]).await;
         let reply = h.run(&["INFO"]).await;
         let text = body(&reply);
-        assert_eq!(
-            titles(text),
-            [
-                "Server",
-                "Clients",
-                "Memory",
-                "Stats",
-                "Keyspace",
-                "Membership"
-            ]
-        );
-        assert!(
-            text.starts_with("# Server\r\nredis_version:7.0.0\r\n"),
-            "{text}"
-        );
+        assert_eq!(titles(text), ["Server", "Clients", "Memory", "Stats", "Keyspace", "Membership"]);
+        assert!(text.starts_with("# Server\r\nredis_version:7.0.0\r\n"), "{text}");
         assert!(text.contains("\r\nrumor_version:"));
         assert!(text.contains("\r\ntcp_port:6380\r\n"));
         assert!(text.contains("\r\nnode_name:test-node\r\n"));
         assert!(text.contains(&format!("\r\nprocess_id:{}\r\n", std::process::id())));
-        assert!(
-            text.contains("\r\n\r\n# Clients\r\n"),
-            "sections are separated by a blank line"
-        );
+        assert!(text.contains("\r\n\r\n# Clients\r\n"), "sections are separated by a blank line");
         assert!(text.contains("\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n"));
         assert!(text.contains("\r\n# Membership\r\nmembers_alive:1\r\n"));
         assert!(text.ends_with("members_suspect:1\r\n"));
         assert!(!text.contains("\r\n\r\n\r\n"));
-        for line in text
-            .split("\r\n")
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
+        for line in text.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(line.contains(':'), "{line:?}");
         }
-        let used: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let used: u64 = text.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
         if cfg!(target_os = "linux") {
             assert!(used > 0);
         }
         for word in ["all", "everything", "DEFAULT"] {
-            assert_eq!(
-                titles(body(&h.run(&["INFO", word]).await)).len(),
-                6,
-                "{word}"
-            );
+            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 6, "{word}");
         }
     }
 
@@ -249,10 +194,7 @@ mod tests {
     async fn info_filters_sections_case_insensitively() {
         let mut h = Harness::new();
         let reply = h.run(&["INFO", "keyspace"]).await;
-        assert_eq!(
-            body(&reply),
-            "# Keyspace\r\ndb0:keys=0,expires=0,avg_ttl=0\r\n"
-        );
+        assert_eq!(body(&reply), "# Keyspace\r\ndb0:keys=0,expires=0,avg_ttl=0\r\n");
         let reply = h.run(&["INFO", "SERVER", "membership"]).await;
         assert_eq!(titles(body(&reply)), ["Server", "Membership"]);
         assert_eq!(h.run(&["INFO", "nothing"]).await, "$0\r\n\r\n");
@@ -262,10 +204,7 @@ mod tests {
     async fn info_without_a_driver_still_answers() {
         let mut h = Harness::without_driver();
         let reply = h.run(&["INFO"]).await;
-        assert_eq!(
-            titles(body(&reply)),
-            ["Server", "Clients", "Memory", "Stats", "Keyspace"]
-        );
+        assert_eq!(titles(body(&reply)), ["Server", "Clients", "Memory", "Stats", "Keyspace"]);
     }
 
     #[test]

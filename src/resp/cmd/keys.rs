@@ -36,10 +36,7 @@ pub(super) fn exists(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
         ctx.key(key)?;
     }
     let now_ms = ctx.now_ms();
-    let live = args
-        .iter_from(1)
-        .filter(|key| ctx.shared.store.ttl(key, now_ms) != Ttl::Missing)
-        .count();
+    let live = args.iter_from(1).filter(|key| ctx.shared.store.ttl(key, now_ms) != Ttl::Missing).count();
     reply::count(ctx.out, live);
     Ok(())
 }
@@ -65,10 +62,7 @@ pub(super) fn scan(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
         let value = args.get(index + 1).ok_or(CommandError::Syntax)?;
         if is(option, "COUNT") {
             let n = parse_i64(value).ok_or(CommandError::NotInteger)?;
-            count = usize::try_from(n)
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or(CommandError::Syntax)?;
+            count = usize::try_from(n).ok().filter(|&n| n >= 1).ok_or(CommandError::Syntax)?;
         } else if is(option, "MATCH") {
             pattern = (value != b"*").then_some(value);
         } else if is(option, "TYPE") {
@@ -78,9 +72,10 @@ pub(super) fn scan(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
         }
         index += 2;
     }
-    let (next, keys) = ctx.shared.store.scan(cursor, count, ctx.now_ms(), |key| {
-        strings_only && pattern.is_none_or(|p| glob::matches(p, key, false))
-    });
+    let (next, keys) = ctx
+        .shared
+        .store
+        .scan(cursor, count, ctx.now_ms(), |key| strings_only && pattern.is_none_or(|p| glob::matches(p, key, false)));
     reply::array(ctx.out, 2);
     reply::bulk_u64(ctx.out, next);
     write_keys(ctx, &keys);
@@ -91,9 +86,8 @@ pub(super) fn scan(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
 pub(super) fn keys(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let pattern = args.arg(1);
     let everything = pattern == b"*";
-    let (_, keys) = ctx.shared.store.scan(0, usize::MAX, ctx.now_ms(), |key| {
-        everything || glob::matches(pattern, key, false)
-    });
+    let (_, keys) =
+        ctx.shared.store.scan(0, usize::MAX, ctx.now_ms(), |key| everything || glob::matches(pattern, key, false));
     write_keys(ctx, &keys);
     Ok(())
 }
@@ -131,10 +125,7 @@ mod tests {
         h.replicated();
         assert_eq!(h.run(&["DEL", "a", "missing", "a", "b"]).await, ":2\r\n");
         assert_eq!(h.run(&["GET", "a"]).await, "$-1\r\n");
-        assert_eq!(
-            h.replicated(),
-            [("a".to_owned(), true), ("b".to_owned(), true)]
-        );
+        assert_eq!(h.replicated(), [("a".to_owned(), true), ("b".to_owned(), true)]);
         assert_eq!(h.run(&["DEL", "a"]).await, ":0\r\n");
         assert!(h.replicated().is_empty(), "no tombstone for a missing key");
     }
@@ -159,8 +150,7 @@ mod tests {
     #[tokio::test]
     async fn keys_matches_a_glob() {
         let mut h = Harness::new();
-        h.run(&["MSET", "user:1", "a", "user:2", "b", "item:1", "c"])
-            .await;
+        h.run(&["MSET", "user:1", "a", "user:2", "b", "item:1", "c"]).await;
         let mut all = bulks(&h.run(&["KEYS", "*"]).await);
         all.sort();
         assert_eq!(all, ["item:1", "user:1", "user:2"]);
@@ -202,38 +192,19 @@ mod tests {
     async fn scan_options() {
         let mut h = Harness::new();
         h.run(&["MSET", "user:1", "a", "item:1", "c"]).await;
-        let reply = h
-            .run(&["SCAN", "0", "MATCH", "user:*", "COUNT", "100000"])
-            .await;
+        let reply = h.run(&["SCAN", "0", "MATCH", "user:*", "COUNT", "100000"]).await;
         assert_eq!(reply, "*2\r\n$1\r\n0\r\n*1\r\n$6\r\nuser:1\r\n");
-        let reply = h
-            .run(&["scan", "0", "count", "5000", "type", "string", "match", "*"])
-            .await;
+        let reply = h.run(&["scan", "0", "count", "5000", "type", "string", "match", "*"]).await;
         assert_eq!(bulks(&reply).len(), 3);
         let reply = h.run(&["SCAN", "0", "COUNT", "5000", "TYPE", "hash"]).await;
         assert_eq!(reply, "*2\r\n$1\r\n0\r\n*0\r\n");
         assert_eq!(h.run(&["SCAN", "x"]).await, "-ERR invalid cursor\r\n");
         assert_eq!(h.run(&["SCAN", "-1"]).await, "-ERR invalid cursor\r\n");
-        assert_eq!(
-            h.run(&["SCAN", "0", "COUNT", "0"]).await,
-            "-ERR syntax error\r\n"
-        );
-        assert_eq!(
-            h.run(&["SCAN", "0", "COUNT", "x"]).await,
-            "-ERR value is not an integer or out of range\r\n"
-        );
-        assert_eq!(
-            h.run(&["SCAN", "0", "MATCH"]).await,
-            "-ERR syntax error\r\n"
-        );
-        assert_eq!(
-            h.run(&["SCAN", "0", "LIMIT", "1"]).await,
-            "-ERR syntax error\r\n"
-        );
+        assert_eq!(h.run(&["SCAN", "0", "COUNT", "0"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["SCAN", "0", "COUNT", "x"]).await, "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(h.run(&["SCAN", "0", "MATCH"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["SCAN", "0", "LIMIT", "1"]).await, "-ERR syntax error\r\n");
         // A cursor past the end is a finished walk, as in Redis.
-        assert_eq!(
-            h.run(&["SCAN", "99999999"]).await,
-            "*2\r\n$1\r\n0\r\n*0\r\n"
-        );
+        assert_eq!(h.run(&["SCAN", "99999999"]).await, "*2\r\n$1\r\n0\r\n*0\r\n");
     }
 }

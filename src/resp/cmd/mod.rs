@@ -132,14 +132,10 @@ impl CommandError {
     /// Writes the error reply.
     pub(crate) fn write(&self, out: &mut BytesMut) {
         let text: Cow<'_, str> = match self {
-            CommandError::Arity(name) => {
-                format!("ERR wrong number of arguments for '{name}' command").into()
-            }
+            CommandError::Arity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
             CommandError::Syntax => "ERR syntax error".into(),
             CommandError::NotInteger => "ERR value is not an integer or out of range".into(),
-            CommandError::InvalidExpireTime(name) => {
-                format!("ERR invalid expire time in '{name}' command").into()
-            }
+            CommandError::InvalidExpireTime(name) => format!("ERR invalid expire time in '{name}' command").into(),
             CommandError::KeyTooLong { len, max } => {
                 format!("ERR key is {len} bytes, longer than max_key_bytes ({max})").into()
             }
@@ -165,10 +161,7 @@ impl Ctx<'_> {
     fn key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], CommandError> {
         let max = self.shared.limits.max_key_bytes;
         if key.len() > max {
-            return Err(CommandError::KeyTooLong {
-                len: key.len(),
-                max,
-            });
+            return Err(CommandError::KeyTooLong { len: key.len(), max });
         }
         Ok(key)
     }
@@ -216,16 +209,8 @@ fn is(arg: &[u8], name: &str) -> bool {
 
 /// Checks a subcommand's arity (Redis's rule: positive is exact, negative a
 /// minimum); `full_name` is e.g. `client|setname`.
-fn subcommand_arity(
-    args: Args<'_>,
-    arity: i32,
-    full_name: &'static str,
-) -> Result<(), CommandError> {
-    if arity_fits(arity, args.len()) {
-        Ok(())
-    } else {
-        Err(CommandError::Arity(full_name))
-    }
+fn subcommand_arity(args: Args<'_>, arity: i32, full_name: &'static str) -> Result<(), CommandError> {
+    if arity_fits(arity, args.len()) { Ok(()) } else { Err(CommandError::Arity(full_name)) }
 }
 
 /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
@@ -284,29 +269,15 @@ impl Spec {
 fn arity_fits(arity: i32, argc: usize) -> bool {
     let argc = i64::try_from(argc).unwrap_or(i64::MAX);
     let arity = i64::from(arity);
-    if arity >= 0 {
-        argc == arity
-    } else {
-        argc >= -arity
-    }
+    if arity >= 0 { argc == arity } else { argc >= -arity }
 }
 
 const fn spec(name: &'static str, arity: i32, handler: Handler) -> Spec {
-    Spec {
-        name,
-        arity,
-        before_auth: false,
-        handler,
-    }
+    Spec { name, arity, before_auth: false, handler }
 }
 
 const fn spec_before_auth(name: &'static str, arity: i32, handler: Handler) -> Spec {
-    Spec {
-        name,
-        arity,
-        before_auth: true,
-        handler,
-    }
+    Spec { name, arity, before_auth: true, handler }
 }
 
 /// Every command, the hottest first (lookup is a scan that compares lengths
@@ -341,17 +312,14 @@ const COMMANDS: &[Spec] = &[
 ];
 
 fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .iter()
-        .find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))
+    COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))
 }
 
 /// Redis 7's `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `
 /// — the name cut at 128 bytes, arguments quoted until 128 bytes of them.
 fn unknown_command(args: Args<'_>, out: &mut BytesMut) {
     let name = args.arg(0);
-    let mut message =
-        Vec::with_capacity(64 + name.len().min(ECHOED_NAME_BYTES) + ECHOED_ARGS_BYTES);
+    let mut message = Vec::with_capacity(64 + name.len().min(ECHOED_NAME_BYTES) + ECHOED_ARGS_BYTES);
     message.extend_from_slice(b"ERR unknown command '");
     message.extend_from_slice(&name[..name.len().min(ECHOED_NAME_BYTES)]);
     message.extend_from_slice(b"', with args beginning with: ");
@@ -401,27 +369,15 @@ mod tests {
             h.run(&["foo", "a", "b"]).await,
             "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
         );
-        assert_eq!(
-            h.run(&["foo"]).await,
-            "-ERR unknown command 'foo', with args beginning with: \r\n"
-        );
-        assert_eq!(
-            h.run(&["HELLO", "3"]).await,
-            "-ERR unknown command 'HELLO', with args beginning with: '3' \r\n"
-        );
+        assert_eq!(h.run(&["foo"]).await, "-ERR unknown command 'foo', with args beginning with: \r\n");
+        assert_eq!(h.run(&["HELLO", "3"]).await, "-ERR unknown command 'HELLO', with args beginning with: '3' \r\n");
         assert_eq!(
             h.run(&["x\r\ny", "a\nb"]).await,
             "-ERR unknown command 'x  y', with args beginning with: 'a b' \r\n"
         );
         let long = "z".repeat(300);
         let reply = h.run(&["nope", &long, "more"]).await;
-        assert_eq!(
-            reply,
-            format!(
-                "-ERR unknown command 'nope', with args beginning with: '{}' \r\n",
-                "z".repeat(128)
-            )
-        );
+        assert_eq!(reply, format!("-ERR unknown command 'nope', with args beginning with: '{}' \r\n", "z".repeat(128)));
         let many = ["a"; 60];
         let reply = h.run(&[&["nope"][..], &many].concat()).await;
         // Redis stops once 128 bytes of quoted arguments are written.
@@ -431,14 +387,8 @@ mod tests {
     #[tokio::test]
     async fn wrong_arity_names_the_command_in_lower_case() {
         let mut h = Harness::new();
-        assert_eq!(
-            h.run(&["GET"]).await,
-            "-ERR wrong number of arguments for 'get' command\r\n"
-        );
-        assert_eq!(
-            h.run(&["GET", "a", "b"]).await,
-            "-ERR wrong number of arguments for 'get' command\r\n"
-        );
+        assert_eq!(h.run(&["GET"]).await, "-ERR wrong number of arguments for 'get' command\r\n");
+        assert_eq!(h.run(&["GET", "a", "b"]).await, "-ERR wrong number of arguments for 'get' command\r\n");
         for (args, name) in [
             (&["SET", "k"][..], "set"),
             (&["DEL"][..], "del"),
@@ -471,29 +421,16 @@ mod tests {
     #[tokio::test]
     async fn unauthenticated_clients_get_noauth() {
         let mut h = Harness::with_password("sesame");
-        assert_eq!(
-            h.run(&["GET", "k"]).await,
-            "-NOAUTH Authentication required.\r\n"
-        );
-        assert_eq!(
-            h.run(&["PING"]).await,
-            "-NOAUTH Authentication required.\r\n"
-        );
+        assert_eq!(h.run(&["GET", "k"]).await, "-NOAUTH Authentication required.\r\n");
+        assert_eq!(h.run(&["PING"]).await, "-NOAUTH Authentication required.\r\n");
         // Unknown command and arity errors come first, as in Redis.
-        assert!(
-            h.run(&["HELLO", "3"])
-                .await
-                .starts_with("-ERR unknown command 'HELLO'")
-        );
+        assert!(h.run(&["HELLO", "3"]).await.starts_with("-ERR unknown command 'HELLO'"));
         assert!(h.run(&["GET"]).await.starts_with("-ERR wrong number"));
         assert_eq!(
             h.run(&["AUTH", "wrong"]).await,
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
         );
-        assert_eq!(
-            h.run(&["GET", "k"]).await,
-            "-NOAUTH Authentication required.\r\n"
-        );
+        assert_eq!(h.run(&["GET", "k"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(h.run(&["AUTH", "sesame"]).await, "+OK\r\n");
         assert_eq!(h.run(&["GET", "k"]).await, "$-1\r\n");
         // Both AUTHs and the last GET ran; refused and unknown commands did not.
@@ -503,10 +440,7 @@ mod tests {
     #[tokio::test]
     async fn quit_replies_ok_and_closes() {
         let mut h = Harness::with_password("pw");
-        assert_eq!(
-            h.run_flow(&["QUIT"]).await,
-            ("+OK\r\n".to_owned(), super::Flow::Close)
-        );
+        assert_eq!(h.run_flow(&["QUIT"]).await, ("+OK\r\n".to_owned(), super::Flow::Close));
     }
 
     #[tokio::test]
@@ -517,11 +451,7 @@ mod tests {
         assert_eq!(h.run(&["SET", &long, "v"]).await, expected);
         assert_eq!(h.run(&["GET", &long]).await, expected);
         assert_eq!(h.run(&["MSET", "a", "1", &long, "2"]).await, expected);
-        assert_eq!(
-            h.run(&["GET", "a"]).await,
-            "$-1\r\n",
-            "MSET checks every key first"
-        );
+        assert_eq!(h.run(&["GET", "a"]).await, "$-1\r\n", "MSET checks every key first");
         assert_eq!(h.run(&["SET", &"k".repeat(32), "v"]).await, "+OK\r\n");
     }
 }

@@ -55,10 +55,7 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
         ];
         let matching: Vec<_> = parameters
             .iter()
-            .filter(|(name, _)| {
-                args.iter_from(2)
-                    .any(|pattern| glob::matches(pattern, name.as_bytes(), true))
-            })
+            .filter(|(name, _)| args.iter_from(2).any(|pattern| glob::matches(pattern, name.as_bytes(), true)))
             .collect();
         reply::array(ctx.out, matching.len() * 2);
         for (name, value) in matching {
@@ -68,9 +65,7 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
         Ok(())
     } else if is(sub, "SET") {
         subcommand_arity(args, -4, "config|set")?;
-        Err(CommandError::fixed(
-            "ERR CONFIG SET is not supported: rumor reads its settings from the config file",
-        ))
+        Err(CommandError::fixed("ERR CONFIG SET is not supported: rumor reads its settings from the config file"))
     } else {
         Err(unknown_subcommand(args, "CONFIG"))
     }
@@ -79,9 +74,10 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
 /// `MEMBERS`: one bulk string per known member, self included,
 /// `<name> <gossip-addr> <alive|suspect|down>`, as the driver reports them.
 pub(super) async fn members(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
-    let members = ctx.ask(Control::Members).await.ok_or(CommandError::fixed(
-        "ERR membership is unavailable: the node is not answering",
-    ))?;
+    let members = ctx
+        .ask(Control::Members)
+        .await
+        .ok_or(CommandError::fixed("ERR membership is unavailable: the node is not answering"))?;
     reply::array(ctx.out, members.len());
     for member in members {
         reply::bulk(ctx.out, member.as_bytes());
@@ -99,35 +95,20 @@ mod tests {
         assert_eq!(h.run(&["COMMAND"]).await, "*0\r\n");
         assert_eq!(h.run(&["COMMAND", "DOCS"]).await, "*0\r\n");
         assert_eq!(h.run(&["COMMAND", "DOCS", "get"]).await, "*0\r\n");
-        assert_eq!(
-            h.run(&["COMMAND", "INFO", "get", "set"]).await,
-            "*2\r\n$-1\r\n$-1\r\n"
-        );
+        assert_eq!(h.run(&["COMMAND", "INFO", "get", "set"]).await, "*2\r\n$-1\r\n$-1\r\n");
         let count = h.run(&["COMMAND", "COUNT"]).await;
         let count: usize = count.trim_start_matches(':').trim_end().parse().unwrap();
         assert_eq!(count, super::COMMANDS.len());
         let list = h.run(&["COMMAND", "LIST"]).await;
-        assert!(
-            list.starts_with(&format!("*{count}\r\n$3\r\nget\r\n")),
-            "{list}"
-        );
-        assert_eq!(
-            h.run(&["COMMAND", "NOPE"]).await,
-            "-ERR unknown subcommand 'NOPE'. Try COMMAND HELP.\r\n"
-        );
+        assert!(list.starts_with(&format!("*{count}\r\n$3\r\nget\r\n")), "{list}");
+        assert_eq!(h.run(&["COMMAND", "NOPE"]).await, "-ERR unknown subcommand 'NOPE'. Try COMMAND HELP.\r\n");
     }
 
     #[tokio::test]
     async fn config_get_matches_parameters() {
         let mut h = Harness::new();
-        assert_eq!(
-            h.run(&["CONFIG", "GET", "save"]).await,
-            "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"
-        );
-        assert_eq!(
-            h.run(&["CONFIG", "GET", "APPENDONLY"]).await,
-            "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
-        );
+        assert_eq!(h.run(&["CONFIG", "GET", "save"]).await, "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+        assert_eq!(h.run(&["CONFIG", "GET", "APPENDONLY"]).await, "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
         assert_eq!(
             h.run(&["CONFIG", "GET", "proto-max-*"]).await,
             "*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n1048576\r\n"
@@ -137,31 +118,16 @@ mod tests {
         assert!(both.contains("maxclients\r\n$2\r\n64\r\n"), "{both}");
         assert!(h.run(&["CONFIG", "GET", "*"]).await.starts_with("*16\r\n"));
         assert_eq!(h.run(&["CONFIG", "GET", "nothing"]).await, "*0\r\n");
-        assert!(
-            h.run(&["CONFIG", "SET", "maxclients", "1"])
-                .await
-                .starts_with("-ERR CONFIG SET")
-        );
-        assert_eq!(
-            h.run(&["CONFIG", "SET", "x"]).await,
-            "-ERR wrong number of arguments for 'config|set' command\r\n"
-        );
-        assert_eq!(
-            h.run(&["CONFIG", "REWRITE"]).await,
-            "-ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.\r\n"
-        );
+        assert!(h.run(&["CONFIG", "SET", "maxclients", "1"]).await.starts_with("-ERR CONFIG SET"));
+        assert_eq!(h.run(&["CONFIG", "SET", "x"]).await, "-ERR wrong number of arguments for 'config|set' command\r\n");
+        assert_eq!(h.run(&["CONFIG", "REWRITE"]).await, "-ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.\r\n");
     }
 
     #[tokio::test]
     async fn members_lists_what_the_driver_reports() {
         let mut h = Harness::new();
-        let expected = format!(
-            "*2\r\n${}\r\n{}\r\n${}\r\n{}\r\n",
-            MEMBERS[0].len(),
-            MEMBERS[0],
-            MEMBERS[1].len(),
-            MEMBERS[1]
-        );
+        let expected =
+            format!("*2\r\n${}\r\n{}\r\n${}\r\n{}\r\n", MEMBERS[0].len(), MEMBERS[0], MEMBERS[1].len(), MEMBERS[1]);
         assert_eq!(h.run(&["MEMBERS"]).await, expected);
         assert_eq!(h.run(&["members"]).await, expected);
     }
@@ -169,9 +135,6 @@ mod tests {
     #[tokio::test]
     async fn members_without_a_driver_is_an_error() {
         let mut h = Harness::without_driver();
-        assert_eq!(
-            h.run(&["MEMBERS"]).await,
-            "-ERR membership is unavailable: the node is not answering\r\n"
-        );
+        assert_eq!(h.run(&["MEMBERS"]).await, "-ERR membership is unavailable: the node is not answering\r\n");
     }
 }

@@ -85,15 +85,9 @@ pub(super) fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
         (args.arg(1), args.arg(2))
     };
     let accepted = user == b"default"
-        && ctx
-            .shared
-            .password
-            .as_ref()
-            .is_none_or(|password| same_secret(password.as_bytes(), given));
+        && ctx.shared.password.as_ref().is_none_or(|password| same_secret(password.as_bytes(), given));
     if !accepted {
-        return Err(CommandError::fixed(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ));
+        return Err(CommandError::fixed("WRONGPASS invalid username-password pair or user is disabled."));
     }
     ctx.session.authenticated = true;
     reply::ok(ctx.out);
@@ -119,9 +113,7 @@ pub(super) fn client(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
         subcommand_arity(args, 3, "client|setname")?;
         let name = args.arg(2);
         if !printable(name) {
-            return Err(CommandError::fixed(
-                "ERR Client names cannot contain spaces, newlines or special characters.",
-            ));
+            return Err(CommandError::fixed("ERR Client names cannot contain spaces, newlines or special characters."));
         }
         ctx.session.name = name.to_vec();
         reply::ok(ctx.out);
@@ -145,25 +137,18 @@ pub(super) fn client(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
             &mut ctx.session.lib_ver
         } else {
             let attribute = String::from_utf8_lossy(attribute);
-            return Err(CommandError::Message(
-                format!("ERR Unrecognized option '{attribute}'").into(),
-            ));
+            return Err(CommandError::Message(format!("ERR Unrecognized option '{attribute}'").into()));
         };
         if !printable(value) {
             let attribute = String::from_utf8_lossy(attribute);
             return Err(CommandError::Message(
-                format!("ERR {attribute} cannot contain spaces, newlines or special characters.")
-                    .into(),
+                format!("ERR {attribute} cannot contain spaces, newlines or special characters.").into(),
             ));
         }
         *slot = value.to_vec();
         reply::ok(ctx.out);
     } else if is(sub, "NO-EVICT") || is(sub, "NO-TOUCH") {
-        let full_name = if is(sub, "NO-EVICT") {
-            "client|no-evict"
-        } else {
-            "client|no-touch"
-        };
+        let full_name = if is(sub, "NO-EVICT") { "client|no-evict" } else { "client|no-touch" };
         subcommand_arity(args, 3, full_name)?;
         if !is(args.arg(2), "ON") && !is(args.arg(2), "OFF") {
             return Err(CommandError::Syntax);
@@ -200,12 +185,7 @@ fn printable(text: &[u8]) -> bool {
 
 /// Compares a secret without stopping at the first difference.
 fn same_secret(expected: &[u8], given: &[u8]) -> bool {
-    expected.len() == given.len()
-        && expected
-            .iter()
-            .zip(given)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+    expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 #[cfg(test)]
@@ -216,15 +196,9 @@ mod tests {
     async fn ping_and_echo() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["PING"]).await, "+PONG\r\n");
-        assert_eq!(
-            h.run(&["PING", "hello world"]).await,
-            "$11\r\nhello world\r\n"
-        );
+        assert_eq!(h.run(&["PING", "hello world"]).await, "$11\r\nhello world\r\n");
         assert_eq!(h.run(&["ECHO", ""]).await, "$0\r\n\r\n");
-        assert_eq!(
-            h.run_bytes(&[b"ECHO", b"\x00\xff\r\n"]).await,
-            b"$4\r\n\x00\xff\r\n\r\n"
-        );
+        assert_eq!(h.run_bytes(&[b"ECHO", b"\x00\xff\r\n"]).await, b"$4\r\n\x00\xff\r\n\r\n");
     }
 
     #[tokio::test]
@@ -240,14 +214,8 @@ mod tests {
             h.run(&["AUTH", "alice", "x"]).await,
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
         );
-        assert_eq!(
-            h.run(&["AUTH", "a", "b", "c"]).await,
-            "-ERR syntax error\r\n"
-        );
-        assert_eq!(
-            h.run(&["AUTH"]).await,
-            "-ERR wrong number of arguments for 'auth' command\r\n"
-        );
+        assert_eq!(h.run(&["AUTH", "a", "b", "c"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["AUTH"]).await, "-ERR wrong number of arguments for 'auth' command\r\n");
     }
 
     #[tokio::test]
@@ -272,18 +240,9 @@ mod tests {
     async fn select_only_db_zero() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["SELECT", "0"]).await, "+OK\r\n");
-        assert_eq!(
-            h.run(&["SELECT", "1"]).await,
-            "-ERR DB index is out of range\r\n"
-        );
-        assert_eq!(
-            h.run(&["SELECT", "-1"]).await,
-            "-ERR DB index is out of range\r\n"
-        );
-        assert_eq!(
-            h.run(&["SELECT", "zero"]).await,
-            "-ERR value is not an integer or out of range\r\n"
-        );
+        assert_eq!(h.run(&["SELECT", "1"]).await, "-ERR DB index is out of range\r\n");
+        assert_eq!(h.run(&["SELECT", "-1"]).await, "-ERR DB index is out of range\r\n");
+        assert_eq!(h.run(&["SELECT", "zero"]).await, "-ERR value is not an integer or out of range\r\n");
     }
 
     #[tokio::test]
@@ -299,37 +258,19 @@ mod tests {
         assert_eq!(h.run(&["CLIENT", "SETNAME", ""]).await, "+OK\r\n");
         assert_eq!(h.run(&["CLIENT", "GETNAME"]).await, "$-1\r\n");
         assert_eq!(h.run(&["CLIENT", "ID"]).await, ":7\r\n");
-        assert_eq!(
-            h.run(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]).await,
-            "+OK\r\n"
-        );
-        assert_eq!(
-            h.run(&["CLIENT", "SETINFO", "lib-ver", "1.0.0"]).await,
-            "+OK\r\n"
-        );
-        assert_eq!(
-            h.run(&["CLIENT", "SETINFO", "colour", "x"]).await,
-            "-ERR Unrecognized option 'colour'\r\n"
-        );
+        assert_eq!(h.run(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["CLIENT", "SETINFO", "lib-ver", "1.0.0"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["CLIENT", "SETINFO", "colour", "x"]).await, "-ERR Unrecognized option 'colour'\r\n");
         assert_eq!(
             h.run(&["CLIENT", "SETINFO", "lib-ver", "1 0"]).await,
             "-ERR lib-ver cannot contain spaces, newlines or special characters.\r\n"
         );
         let info = h.run(&["CLIENT", "INFO"]).await;
-        assert!(
-            info.contains("id=7 addr=127.0.0.1:40000 laddr=127.0.0.1:6380"),
-            "{info}"
-        );
+        assert!(info.contains("id=7 addr=127.0.0.1:40000 laddr=127.0.0.1:6380"), "{info}");
         assert!(info.contains("lib-name=redis-rs lib-ver=1.0.0\n"), "{info}");
         assert_eq!(h.run(&["CLIENT", "NO-EVICT", "on"]).await, "+OK\r\n");
-        assert_eq!(
-            h.run(&["CLIENT", "NO-TOUCH", "maybe"]).await,
-            "-ERR syntax error\r\n"
-        );
-        assert_eq!(
-            h.run(&["CLIENT", "KILL", "x"]).await,
-            "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n"
-        );
+        assert_eq!(h.run(&["CLIENT", "NO-TOUCH", "maybe"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["CLIENT", "KILL", "x"]).await, "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n");
         assert_eq!(
             h.run(&["CLIENT", "SETINFO", "x"]).await,
             "-ERR wrong number of arguments for 'client|setinfo' command\r\n"

@@ -26,10 +26,7 @@ pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
     let key = ctx.key(args.arg(1))?;
     let options = SetOptions::parse(args)?;
     let now_ms = ctx.now_ms();
-    let deadline = options
-        .expire
-        .map(|(expire, amount)| expire.deadline(amount, now_ms))
-        .transpose()?;
+    let deadline = options.expire.map(|(expire, amount)| expire.deadline(amount, now_ms)).transpose()?;
     let key = Bytes::copy_from_slice(key);
     let value = Bytes::copy_from_slice(args.arg(2));
     let (written, (old, applied)) = ctx.shared.store.update(&key, now_ms, |live| {
@@ -38,18 +35,11 @@ pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
         if (options.nx && found) || (options.xx && !found) {
             return (None, (old, false));
         }
-        let expires_at_ms = if options.keep_ttl {
-            live.and_then(|l| l.expires_at_ms)
-        } else {
-            deadline
-        };
+        let expires_at_ms = if options.keep_ttl { live.and_then(|l| l.expires_at_ms) } else { deadline };
         let write = match expires_at_ms {
             // An EXAT/PXAT already past: the key is gone at once.
             Some(at) if at <= now_ms => Write::Delete,
-            _ => Write::Put {
-                value,
-                expires_at_ms,
-            },
+            _ => Write::Put { value, expires_at_ms },
         };
         (Some(write), (old, true))
     });
@@ -93,10 +83,7 @@ pub(super) async fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
         let key = Bytes::copy_from_slice(key);
         let value = Bytes::copy_from_slice(value);
         let (written, ()) = ctx.shared.store.update(&key, now_ms, |_| {
-            let put = Write::Put {
-                value,
-                expires_at_ms: None,
-            };
+            let put = Write::Put { value, expires_at_ms: None };
             (Some(put), ())
         });
         ctx.replicate(key, written).await;
@@ -201,10 +188,7 @@ mod tests {
         assert_eq!(h.run(&["GET", "k"]).await, "$2\r\nv1\r\n");
         assert_eq!(h.run(&["SET", "k", ""]).await, "+OK\r\n");
         assert_eq!(h.run(&["GET", "k"]).await, "$0\r\n\r\n");
-        assert_eq!(
-            h.replicated(),
-            [("k".to_owned(), false), ("k".to_owned(), false)]
-        );
+        assert_eq!(h.replicated(), [("k".to_owned(), false), ("k".to_owned(), false)]);
     }
 
     #[tokio::test]
@@ -226,15 +210,8 @@ mod tests {
         assert_eq!(h.run(&["SET", "k", "2", "NX"]).await, "$-1\r\n");
         assert_eq!(h.run(&["SET", "k", "3", "XX"]).await, "+OK\r\n");
         assert_eq!(h.run(&["GET", "k"]).await, "$1\r\n3\r\n");
-        assert_eq!(
-            h.run(&["SET", "k", "4", "NX", "XX"]).await,
-            "-ERR syntax error\r\n"
-        );
-        assert_eq!(
-            h.replicated().len(),
-            2,
-            "refused writes are not disseminated"
-        );
+        assert_eq!(h.run(&["SET", "k", "4", "NX", "XX"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.replicated().len(), 2, "refused writes are not disseminated");
     }
 
     #[tokio::test]
@@ -243,11 +220,7 @@ mod tests {
         assert_eq!(h.run(&["SET", "k", "1", "GET"]).await, "$-1\r\n");
         assert_eq!(h.run(&["SET", "k", "2", "GET"]).await, "$1\r\n1\r\n");
         assert_eq!(h.run(&["SET", "k", "3", "NX", "GET"]).await, "$1\r\n2\r\n");
-        assert_eq!(
-            h.run(&["GET", "k"]).await,
-            "$1\r\n2\r\n",
-            "NX refused the write"
-        );
+        assert_eq!(h.run(&["GET", "k"]).await, "$1\r\n2\r\n", "NX refused the write");
     }
 
     #[tokio::test]
@@ -269,20 +242,9 @@ mod tests {
         assert_eq!(h.run(&["SET", "k", "w", "KEEPTTL"]).await, "+OK\r\n");
         assert_eq!(h.run(&["TTL", "k"]).await, ":300\r\n");
         assert_eq!(h.run(&["SET", "k", "x"]).await, "+OK\r\n");
-        assert_eq!(
-            h.run(&["TTL", "k"]).await,
-            ":-1\r\n",
-            "a plain SET clears the TTL"
-        );
-        assert_eq!(
-            h.run(&["SET", "k", "v", "EX", "1", "EX", "50"]).await,
-            "+OK\r\n"
-        );
-        assert_eq!(
-            h.run(&["TTL", "k"]).await,
-            ":50\r\n",
-            "a repeated EX: the last wins"
-        );
+        assert_eq!(h.run(&["TTL", "k"]).await, ":-1\r\n", "a plain SET clears the TTL");
+        assert_eq!(h.run(&["SET", "k", "v", "EX", "1", "EX", "50"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["TTL", "k"]).await, ":50\r\n", "a repeated EX: the last wins");
     }
 
     #[tokio::test]
@@ -299,43 +261,16 @@ mod tests {
     async fn set_rejects_bad_expiry() {
         let mut h = Harness::new();
         for (args, reply) in [
-            (
-                &["SET", "k", "v", "EX", "0"][..],
-                "-ERR invalid expire time in 'set' command\r\n",
-            ),
-            (
-                &["SET", "k", "v", "PX", "-5"][..],
-                "-ERR invalid expire time in 'set' command\r\n",
-            ),
-            (
-                &["SET", "k", "v", "EXAT", "0"][..],
-                "-ERR invalid expire time in 'set' command\r\n",
-            ),
-            (
-                &["SET", "k", "v", "EX", "9223372036854775807"][..],
-                "-ERR invalid expire time in 'set' command\r\n",
-            ),
-            (
-                &["SET", "k", "v", "PX", "9223372036854775807"][..],
-                "-ERR invalid expire time in 'set' command\r\n",
-            ),
-            (
-                &["SET", "k", "v", "EX", "ten"][..],
-                "-ERR value is not an integer or out of range\r\n",
-            ),
+            (&["SET", "k", "v", "EX", "0"][..], "-ERR invalid expire time in 'set' command\r\n"),
+            (&["SET", "k", "v", "PX", "-5"][..], "-ERR invalid expire time in 'set' command\r\n"),
+            (&["SET", "k", "v", "EXAT", "0"][..], "-ERR invalid expire time in 'set' command\r\n"),
+            (&["SET", "k", "v", "EX", "9223372036854775807"][..], "-ERR invalid expire time in 'set' command\r\n"),
+            (&["SET", "k", "v", "PX", "9223372036854775807"][..], "-ERR invalid expire time in 'set' command\r\n"),
+            (&["SET", "k", "v", "EX", "ten"][..], "-ERR value is not an integer or out of range\r\n"),
             (&["SET", "k", "v", "EX"][..], "-ERR syntax error\r\n"),
-            (
-                &["SET", "k", "v", "EX", "1", "PX", "1"][..],
-                "-ERR syntax error\r\n",
-            ),
-            (
-                &["SET", "k", "v", "EX", "1", "KEEPTTL"][..],
-                "-ERR syntax error\r\n",
-            ),
-            (
-                &["SET", "k", "v", "KEEPTTL", "PX", "1"][..],
-                "-ERR syntax error\r\n",
-            ),
+            (&["SET", "k", "v", "EX", "1", "PX", "1"][..], "-ERR syntax error\r\n"),
+            (&["SET", "k", "v", "EX", "1", "KEEPTTL"][..], "-ERR syntax error\r\n"),
+            (&["SET", "k", "v", "KEEPTTL", "PX", "1"][..], "-ERR syntax error\r\n"),
             (&["SET", "k", "v", "bogus"][..], "-ERR syntax error\r\n"),
         ] {
             assert_eq!(h.run(args).await, reply, "{args:?}");
@@ -348,17 +283,8 @@ mod tests {
     async fn mget_and_mset() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["MSET", "a", "1", "b", "2"]).await, "+OK\r\n");
-        assert_eq!(
-            h.run(&["MGET", "a", "missing", "b", "a"]).await,
-            "*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n$1\r\n1\r\n"
-        );
-        assert_eq!(
-            h.replicated(),
-            [("a".to_owned(), false), ("b".to_owned(), false)]
-        );
-        assert_eq!(
-            h.run(&["MSET", "a"]).await,
-            "-ERR wrong number of arguments for 'mset' command\r\n"
-        );
+        assert_eq!(h.run(&["MGET", "a", "missing", "b", "a"]).await, "*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n$1\r\n1\r\n");
+        assert_eq!(h.replicated(), [("a".to_owned(), false), ("b".to_owned(), false)]);
+        assert_eq!(h.run(&["MSET", "a"]).await, "-ERR wrong number of arguments for 'mset' command\r\n");
     }
 }

@@ -17,27 +17,15 @@ use crate::server::shared::{ClientLimits, ClientStats, Control, InfoSection, Rep
 
 /// Small limits, so tests can reach them.
 pub(crate) fn limits() -> ClientLimits {
-    ClientLimits {
-        max_clients: 64,
-        max_inline_bytes: 1024,
-        max_bulk_bytes: 1 << 20,
-        max_args: 1024,
-        max_key_bytes: 32,
-    }
+    ClientLimits { max_clients: 64, max_inline_bytes: 1024, max_bulk_bytes: 1 << 20, max_args: 1024, max_key_bytes: 32 }
 }
 
 /// The members the stand-in driver reports.
-pub(crate) const MEMBERS: [&str; 2] = [
-    "test-node 127.0.0.1:7946 alive",
-    "other 127.0.0.1:7947 suspect",
-];
+pub(crate) const MEMBERS: [&str; 2] = ["test-node 127.0.0.1:7946 alive", "other 127.0.0.1:7947 suspect"];
 
 /// A `Shared` with a real store; a task answers control questions while
 /// the `Shared` lives. Returns the receiving end of the writes channel.
-pub(crate) fn shared(
-    limits: ClientLimits,
-    password: Option<&str>,
-) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
+pub(crate) fn shared(limits: ClientLimits, password: Option<&str>) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
     shared_with_capacity(limits, password, WRITES_CAPACITY)
 }
 
@@ -114,23 +102,13 @@ impl Harness {
     /// A harness whose driver never answers (its control channel is closed).
     pub(crate) fn without_driver() -> Self {
         let (control, _) = mpsc::channel(1);
-        Self::from_parts(shared_with_control(
-            limits(),
-            None,
-            control,
-            WRITES_CAPACITY,
-        ))
+        Self::from_parts(shared_with_control(limits(), None, control, WRITES_CAPACITY))
     }
 
     fn from_parts((shared, replicated): (Arc<Shared>, mpsc::Receiver<Replicate>)) -> Self {
         let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
         let local: SocketAddr = ([127, 0, 0, 1], 6380).into();
-        Harness {
-            parser: Parser::new(&shared.limits),
-            shared,
-            replicated,
-            session: Session::new(7, peer, local),
-        }
+        Harness { parser: Parser::new(&shared.limits), shared, replicated, session: Session::new(7, peer, local) }
     }
 
     /// Runs one command; returns its reply as text (lossy).
@@ -178,10 +156,7 @@ impl Harness {
         let mut writes = Vec::new();
         while let Ok(batch) = self.replicated.try_recv() {
             for (key, entry) in batch {
-                writes.push((
-                    String::from_utf8_lossy(&key).into_owned(),
-                    entry.value.is_none(),
-                ));
+                writes.push((String::from_utf8_lossy(&key).into_owned(), entry.value.is_none()));
             }
         }
         writes
