@@ -74,7 +74,7 @@ fn a_late_joiner_gets_the_whole_store() {
     for chunk in 0..10 {
         write_batch(&mut writer, chunk * 2_000..(chunk + 1) * 2_000, "v");
     }
-    let expected = contents(&nodes[0]);
+    let expected = contents(&nodes[1]);
     assert_eq!(expected.len(), 20_000);
     let joined = Instant::now();
     let late = Node::start("late", &[nodes[0].gossip]);

@@ -165,6 +165,14 @@ fn a_killed_node_is_marked_down_and_a_restart_rejoins() {
 #[test]
 fn sigterm_leaves_cleanly() {
     let mut nodes = mesh(3);
+    // A value too big for a datagram opens gossip streams, which leaving
+    // must flush and close rather than wait on forever.
+    let big = vec![b'x'; 100_000];
+    let () = nodes[1].connect().set("big", &big).unwrap();
+    let mut con = nodes[0].connect();
+    wait_for("the big value to spread", Duration::from_secs(2), || {
+        con.get::<_, Option<Vec<u8>>>("big").unwrap().map(|_| ())
+    });
     let status = nodes[1].terminate();
     assert!(status.success(), "exit status {status:?}");
     let gone = nodes[1].gossip;

@@ -23,6 +23,7 @@ use super::membership::{Effects, Identity, MemberView, Membership, MembershipSta
 use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
 use super::timer::TimerQueue;
+use super::version::Version;
 use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
 
 /// How the node gossips and joins.
@@ -155,6 +156,10 @@ pub struct Node {
     /// Wall ms since when no other member was active, if isolated after
     /// having been joined.
     isolated_since_ms: Option<u64>,
+    /// Peers with a continuation round scheduled. One at a time per peer:
+    /// both sides of a round may cut their entries short, and a round per
+    /// cut would double the rounds in flight each time.
+    sync_continuations: BTreeSet<SocketAddr>,
 }
 
 macro_rules! effects {
@@ -183,6 +188,7 @@ impl Node {
             stats: GossipStats::default(),
             sweep_cursor: 0,
             isolated_since_ms: None,
+            sync_continuations: BTreeSet::new(),
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -251,7 +257,10 @@ impl Node {
                     let next = self.jittered(self.config.sync_interval);
                     self.timers.schedule(now.mono + next, NodeTimer::Sync);
                 }
-                NodeTimer::SyncWith(peer) => self.start_sync(peer),
+                NodeTimer::SyncWith(peer) => {
+                    self.sync_continuations.remove(&peer);
+                    self.start_sync(peer);
+                }
                 NodeTimer::Sweep => {
                     let start = self.sweep_cursor;
                     let swept = self.store.sweep(start..start + SWEEP_SHARDS, now.wall_ms);
@@ -353,7 +362,12 @@ impl Node {
             Message::SyncDigests { sender, level, nodes, digests } => {
                 self.handle_sync_digests(sender, level, &nodes, &digests);
             }
-            Message::SyncEntries { sender, leaves, entries, reply } => {
+            Message::SyncVersions { sender, leaves, versions } => self.handle_sync_versions(sender, &leaves, versions),
+            Message::SyncWant { sender, leaves, key_hashes } => {
+                let wanted: BTreeSet<u64> = key_hashes.into_iter().collect();
+                self.send_entries(sender, &leaves, &wanted);
+            }
+            Message::SyncEntries { entries } => {
                 let mut applied = 0;
                 for (key, entry) in entries {
                     if self.store.merge(key, entry, now.wall_ms) == MergeOutcome::Applied {
@@ -361,9 +375,6 @@ impl Node {
                     }
                 }
                 self.stats.sync_entries_applied += applied;
-                if reply {
-                    self.send_leaf_entries(sender, &leaves, false);
-                }
             }
         }
     }
@@ -403,23 +414,68 @@ impl Node {
         }
         let sender = self.membership.identity().addr;
         if level + 1 == TREE_DEPTH {
-            self.send_leaf_entries(peer, &differing, true);
+            self.send_leaf_versions(peer, &differing);
         } else {
             let digests = differing.iter().flat_map(|n| children_digests(&leaves, level + 1, *n)).collect();
             self.send_sync(peer, Message::SyncDigests { sender, level: level + 1, nodes: differing, digests });
         }
     }
 
-    /// Sends our entries of `leaves`, within the byte budget; if the budget
-    /// cut the leaves short, another round with `peer` follows at once.
-    fn send_leaf_entries(&mut self, peer: SocketAddr, leaves: &[u32], reply: bool) {
-        let (included, entries) = self.store.leaf_entries(leaves, self.config.sync_budget_bytes);
+    /// At the differing leaves: sends what we hold there as version
+    /// summaries, within the byte budget.
+    fn send_leaf_versions(&mut self, peer: SocketAddr, leaves: &[u32]) {
+        let (included, versions) = self.store.leaf_versions(leaves, self.config.sync_budget_bytes);
         if included.len() < leaves.len() {
-            self.timers.schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
+            self.continue_sync(peer);
+        }
+        let sender = self.membership.identity().addr;
+        self.send_sync(peer, Message::SyncVersions { sender, leaves: included, versions });
+    }
+
+    /// Compares a peer's summaries with ours: sends what it lacks, asks for
+    /// what we lack. Only differing entries travel.
+    fn handle_sync_versions(&mut self, peer: SocketAddr, leaves: &[u32], versions: Vec<(u64, Version)>) {
+        let theirs: BTreeMap<u64, Version> = versions.into_iter().collect();
+        let (_, ours) = self.store.leaf_versions(leaves, usize::MAX);
+        let mut to_send = BTreeSet::new();
+        for (hash, version) in &ours {
+            if theirs.get(hash).is_none_or(|v| v < version) {
+                to_send.insert(*hash);
+            }
+        }
+        let ours: BTreeMap<u64, Version> = ours.into_iter().collect();
+        let wanted: Vec<u64> =
+            theirs.iter().filter(|(h, v)| ours.get(*h).is_none_or(|mine| mine < *v)).map(|(h, _)| *h).collect();
+        if to_send.is_empty() && wanted.is_empty() {
+            self.stats.sync_in_step += 1;
+            return;
+        }
+        if !wanted.is_empty() {
+            let sender = self.membership.identity().addr;
+            self.send_sync(peer, Message::SyncWant { sender, leaves: leaves.to_vec(), key_hashes: wanted });
+        }
+        self.send_entries(peer, leaves, &to_send);
+    }
+
+    /// Sends our entries of `hashes` in `leaves`, within the byte budget; if
+    /// the budget cut them short, another round follows at once.
+    fn send_entries(&mut self, peer: SocketAddr, leaves: &[u32], hashes: &BTreeSet<u64>) {
+        if hashes.is_empty() {
+            return;
+        }
+        let (complete, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes);
+        if !complete {
+            self.continue_sync(peer);
         }
         self.stats.sync_entries_sent += entries.len() as u64;
-        let sender = self.membership.identity().addr;
-        self.send_sync(peer, Message::SyncEntries { sender, leaves: included, entries, reply });
+        self.send_sync(peer, Message::SyncEntries { entries });
+    }
+
+    /// Schedules another round with `peer` at once, unless one is pending.
+    fn continue_sync(&mut self, peer: SocketAddr) {
+        if self.sync_continuations.insert(peer) {
+            self.timers.schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
+        }
     }
 
     fn send_sync(&mut self, peer: SocketAddr, message: Message) {

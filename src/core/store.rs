@@ -131,6 +131,8 @@ type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// Leaves of the digest tree per shard: a shard is a contiguous leaf range.
 const LEAVES_PER_SHARD: usize = LEAF_COUNT / SHARD_COUNT;
+// `visit_leaves` keeps a shard's requested leaves in a u64 mask.
+const _: () = assert!(LEAVES_PER_SHARD <= 64);
 
 #[derive(Debug)]
 struct Shard {
@@ -205,6 +207,9 @@ pub struct SweepOutcome {
     pub forgotten: u64,
 }
 
+/// Bytes one `(key hash, version)` summary takes on the wire, at most.
+const VERSION_SUMMARY_BYTES: usize = 40;
+
 /// Default tombstone TTL: 24 hours, as DESIGN.md sets.
 pub const DEFAULT_TOMBSTONE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -254,28 +259,93 @@ impl Store {
         leaves
     }
 
-    /// Entries of `leaves` (ascending), whole leaves at a time, until about
-    /// `budget_bytes` of them are gathered (always at least one leaf, so a
-    /// sync makes progress). Returns the leaves included and their entries.
-    pub fn leaf_entries(&self, leaves: &[u32], budget_bytes: usize) -> (Vec<u32>, Vec<(Bytes, Entry)>) {
+    /// Visits the entries of `leaves` (ascending), whole leaves at a time,
+    /// until `cost` of the visited entries reaches about `budget` (always at
+    /// least one leaf, so a sync makes progress). Returns the leaves visited.
+    ///
+    /// Each shard holding requested leaves is scanned once, however many of
+    /// its leaves are requested.
+    fn visit_leaves(
+        &self,
+        leaves: &[u32],
+        budget: usize,
+        cost: impl Fn(&Bytes, &Entry) -> usize,
+        mut visit: impl FnMut(&Bytes, &Entry),
+    ) -> Vec<u32> {
         let mut included = Vec::new();
-        let mut entries = Vec::new();
-        let mut bytes = 0;
-        for &leaf in leaves {
-            let leaf = leaf as usize;
-            if leaf >= LEAF_COUNT || (bytes >= budget_bytes && !included.is_empty()) {
+        let mut spent = 0;
+        let mut rest = leaves.iter().map(|l| *l as usize).filter(|l| *l < LEAF_COUNT).peekable();
+        while let Some(&first) = rest.peek() {
+            if spent >= budget && !included.is_empty() {
                 break;
             }
-            let shard = self.shards[leaf / LEAVES_PER_SHARD].read();
+            let shard_index = first / LEAVES_PER_SHARD;
+            let mut wanted = 0u64;
+            while let Some(&leaf) = rest.peek() {
+                if leaf / LEAVES_PER_SHARD != shard_index {
+                    break;
+                }
+                wanted |= 1 << (leaf % LEAVES_PER_SHARD);
+                rest.next();
+            }
+            let shard = self.shards[shard_index].read();
+            let mut by_leaf: Vec<Vec<(&Bytes, &Entry)>> = vec![Vec::new(); LEAVES_PER_SHARD];
             for (key, entry) in shard.map.iter() {
-                if leaf_of_hash(key_hash(key)) as usize == leaf {
-                    bytes += entry.encoded_len_hint(key);
-                    entries.push((key.clone(), entry.clone()));
+                let slot = Slot::of(key).leaf;
+                if wanted & (1 << slot) != 0 {
+                    by_leaf[slot].push((key, entry));
                 }
             }
-            included.push(leaf as u32);
+            for (slot, leaf_entries) in by_leaf.into_iter().enumerate() {
+                if wanted & (1 << slot) == 0 {
+                    continue;
+                }
+                if spent >= budget && !included.is_empty() {
+                    break;
+                }
+                for (key, entry) in leaf_entries {
+                    spent += cost(key, entry);
+                    visit(key, entry);
+                }
+                included.push((shard_index * LEAVES_PER_SHARD + slot) as u32);
+            }
         }
-        (included, entries)
+        included
+    }
+
+    /// `(key hash, version)` of every entry in `leaves` (ascending), whole
+    /// leaves at a time until about `budget_bytes` of summaries: what one
+    /// side of a sync sends so the other can tell which entries differ
+    /// without shipping the entries themselves.
+    pub fn leaf_versions(&self, leaves: &[u32], budget_bytes: usize) -> (Vec<u32>, Vec<(u64, Version)>) {
+        let mut versions = Vec::new();
+        let included = self.visit_leaves(
+            leaves,
+            budget_bytes,
+            |_, _| VERSION_SUMMARY_BYTES,
+            |k, e| {
+                versions.push((key_hash(k), e.version));
+            },
+        );
+        (included, versions)
+    }
+
+    /// Entries in `leaves` whose key hash is in `hashes`, whole leaves at a
+    /// time until about `budget_bytes`. Returns whether every leaf fit.
+    pub fn entries_by_hash(
+        &self,
+        leaves: &[u32],
+        hashes: &std::collections::BTreeSet<u64>,
+        budget_bytes: usize,
+    ) -> (bool, Vec<(Bytes, Entry)>) {
+        let mut entries = Vec::new();
+        let cost = |k: &Bytes, e: &Entry| if hashes.contains(&key_hash(k)) { e.encoded_len_hint(k) } else { 0 };
+        let included = self.visit_leaves(leaves, budget_bytes, cost, |k, e| {
+            if hashes.contains(&key_hash(k)) {
+                entries.push((k.clone(), e.clone()));
+            }
+        });
+        (included.len() == leaves.len(), entries)
     }
 
     /// One step of the background sweep over `shards` (a range of shard
@@ -598,9 +668,14 @@ mod tests {
         let differing = a.leaf_digests().iter().zip(b.leaf_digests()).filter(|(x, y)| *x != y).count();
         assert_eq!(differing, 1);
         let leaf = leaf_of_hash(key_hash(b"k7"));
-        let (leaves, entries) = b.leaf_entries(&[leaf], 1);
+        let (leaves, versions) = b.leaf_versions(&[leaf], 1);
         assert_eq!(leaves, vec![leaf]);
-        assert!(entries.iter().any(|(k, _)| *k == key));
+        let changed = b.version(b"k7").unwrap();
+        assert!(versions.contains(&(key_hash(b"k7"), changed)));
+        let wanted = [key_hash(b"k7")].into_iter().collect();
+        let (complete, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX);
+        assert!(complete);
+        assert_eq!(entries, vec![(key.clone(), b.entry(b"k7").unwrap())]);
     }
 
     #[test]

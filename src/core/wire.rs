@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::store::Entry;
+use super::version::Version;
 
 /// First byte of a foca (SWIM) payload.
 pub const TAG_SWIM: u8 = 0x01;
@@ -46,18 +47,31 @@ pub enum Message {
         /// The children's digests.
         digests: Vec<u64>,
     },
-    /// Anti-entropy: the sender's entries in `leaves` (where digests
-    /// differ). With `reply`, the receiver merges them and answers with its
-    /// own entries of the same leaves.
-    SyncEntries {
+    /// Anti-entropy, at the leaves that differ: `(key hash, version)` of
+    /// every entry the sender holds in `leaves`. The receiver answers with
+    /// the entries the sender lacks or holds older (`SyncEntries`) and asks
+    /// for the ones it lacks itself (`SyncWant`).
+    SyncVersions {
         /// Where to answer.
         sender: SocketAddr,
-        /// Leaves the entries cover, entirely.
+        /// Leaves the summaries cover, entirely.
         leaves: Vec<u32>,
-        /// Every entry the sender holds in `leaves`.
+        /// Key hash and version of each entry.
+        versions: Vec<(u64, Version)>,
+    },
+    /// Anti-entropy: "send me the entries of these key hashes in `leaves`".
+    SyncWant {
+        /// Where to send them.
+        sender: SocketAddr,
+        /// Leaves to look in.
+        leaves: Vec<u32>,
+        /// Key hashes wanted.
+        key_hashes: Vec<u64>,
+    },
+    /// Anti-entropy: entries the receiver lacks; merge them.
+    SyncEntries {
+        /// Key and entry pairs.
         entries: Vec<(Bytes, Entry)>,
-        /// Whether the receiver should send its entries of `leaves` back.
-        reply: bool,
     },
 }
 

@@ -18,6 +18,8 @@ use crate::server::clock::Clock;
 use crate::server::shared::{Control, InfoSection, Replicate};
 use crate::server::stream::StreamPool;
 
+/// How long leaving waits for queued stream frames to be written.
+const STREAM_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest datagram we read.
 const DATAGRAM_BUFFER_BYTES: usize = 65_536;
 /// Datagrams read without waiting after a wake-up, before draining: the
@@ -113,9 +115,7 @@ impl Driver {
         }
         self.node.leave(self.clock.now());
         self.drain().await;
-        for sender in self.streams.close() {
-            sender.closed().await;
-        }
+        self.streams.close(STREAM_FLUSH_DEADLINE).await;
         tracing::info!(name = %self.node.identity().name, "left the mesh");
     }
 

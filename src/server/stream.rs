@@ -25,7 +25,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Outbound stream connections, one task per peer.
 #[derive(Debug, Default)]
 pub struct StreamPool {
-    peers: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    peers: HashMap<SocketAddr, (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>)>,
     /// Frames dropped because a peer's queue was full or its connection failed.
     pub dropped: Arc<AtomicU64>,
 }
@@ -33,24 +33,39 @@ pub struct StreamPool {
 impl StreamPool {
     /// Queues `payload` for `to`, starting its connection task if needed.
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        let sender = self.peers.entry(to).or_insert_with(|| spawn_peer(to, self.dropped.clone()));
-        if sender.is_closed() {
-            *sender = spawn_peer(to, self.dropped.clone());
+        let peer = self.peers.entry(to).or_insert_with(|| spawn_peer(to, self.dropped.clone()));
+        if peer.0.is_closed() {
+            *peer = spawn_peer(to, self.dropped.clone());
         }
-        if sender.try_send(payload).is_err() {
+        if peer.0.try_send(payload).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Stops every peer task after it wrote what it has queued.
-    pub fn close(&mut self) -> Vec<mpsc::Sender<Bytes>> {
-        self.peers.drain().map(|(_, s)| s).collect()
+    /// Lets every peer task write what it has queued, then stop; waits at
+    /// most `deadline` for all of them.
+    pub async fn close(&mut self, deadline: Duration) {
+        // Dropping a sender ends its task's receive loop once the queue is written.
+        let tasks: Vec<_> = self
+            .peers
+            .drain()
+            .map(|(_, (sender, task))| {
+                drop(sender);
+                task
+            })
+            .collect();
+        let _ = tokio::time::timeout(deadline, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
     }
 }
 
-fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> mpsc::Sender<Bytes> {
+fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_PER_PEER);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut connection: Option<TcpStream> = None;
         while let Some(payload) = rx.recv().await {
             if connection.is_none() {
@@ -85,7 +100,7 @@ fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> mpsc::Sender<Bytes> {
             let _ = stream.shutdown().await;
         }
     });
-    tx
+    (tx, task)
 }
 
 /// Accepts stream connections on the gossip port and forwards each frame
