@@ -16,7 +16,7 @@ use bytes::Bytes;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::digest::{TREE_DEPTH, TREE_FANOUT, children_digests};
+use super::digest::{TREE_DEPTH, TREE_FANOUT, children_digests, leaf_of_hash};
 use super::gossip::{choose_peers, pack};
 use super::io::{Event, Now, Transmit, Transport};
 use super::membership::{Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer};
@@ -160,6 +160,9 @@ pub struct Node {
     /// both sides of a round may cut their entries short, and a round per
     /// cut would double the rounds in flight each time.
     sync_continuations: BTreeSet<SocketAddr>,
+    /// Differing leaves a budget cut left for the next chunk, per peer: the
+    /// continuation resumes there instead of descending the tree again.
+    pending_leaves: BTreeMap<SocketAddr, Vec<u32>>,
 }
 
 macro_rules! effects {
@@ -189,6 +192,7 @@ impl Node {
             sweep_cursor: 0,
             isolated_since_ms: None,
             sync_continuations: BTreeSet::new(),
+            pending_leaves: BTreeMap::new(),
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -259,7 +263,10 @@ impl Node {
                 }
                 NodeTimer::SyncWith(peer) => {
                     self.sync_continuations.remove(&peer);
-                    self.start_sync(peer);
+                    match self.pending_leaves.remove(&peer) {
+                        Some(leaves) => self.send_leaf_versions(peer, &leaves),
+                        None => self.start_sync(peer),
+                    }
                 }
                 NodeTimer::Sweep => {
                     let start = self.sweep_cursor;
@@ -424,10 +431,8 @@ impl Node {
     /// At the differing leaves: sends what we hold there as version
     /// summaries, within the byte budget.
     fn send_leaf_versions(&mut self, peer: SocketAddr, leaves: &[u32]) {
-        let (included, versions) = self.store.leaf_versions(leaves, self.config.sync_budget_bytes);
-        if included.len() < leaves.len() {
-            self.continue_sync(peer);
-        }
+        let (included, versions) = self.store.leaf_versions(leaves, self.summary_budget());
+        self.continue_sync(peer, &leaves[included.len()..]);
         let sender = self.membership.identity().addr;
         self.send_sync(peer, Message::SyncVersions { sender, leaves: included, versions });
     }
@@ -435,8 +440,15 @@ impl Node {
     /// Compares a peer's summaries with ours: sends what it lacks, asks for
     /// what we lack. Only differing entries travel.
     fn handle_sync_versions(&mut self, peer: SocketAddr, leaves: &[u32], versions: Vec<(u64, Version)>) {
-        let theirs: BTreeMap<u64, Version> = versions.into_iter().collect();
-        let (_, ours) = self.store.leaf_versions(leaves, usize::MAX);
+        // Our side of the comparison is budgeted too: an empty peer sends no
+        // summaries for every leaf, and comparing all of ours at once would
+        // cost the whole store per chunk.
+        let (included, ours) = self.store.leaf_versions(leaves, self.summary_budget());
+        self.continue_sync(peer, &leaves[included.len()..]);
+        let leaves = &included[..];
+        let covered: BTreeSet<u32> = included.iter().copied().collect();
+        let theirs: BTreeMap<u64, Version> =
+            versions.into_iter().filter(|(hash, _)| covered.contains(&leaf_of_hash(*hash))).collect();
         let mut to_send = BTreeSet::new();
         for (hash, version) in &ours {
             if theirs.get(hash).is_none_or(|v| v < version) {
@@ -463,19 +475,27 @@ impl Node {
         if hashes.is_empty() {
             return;
         }
-        let (complete, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes);
-        if !complete {
-            self.continue_sync(peer);
-        }
+        let (covered, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes);
+        self.continue_sync(peer, &leaves[covered..]);
         self.stats.sync_entries_sent += entries.len() as u64;
         self.send_sync(peer, Message::SyncEntries { entries });
     }
 
-    /// Schedules another round with `peer` at once, unless one is pending.
-    fn continue_sync(&mut self, peer: SocketAddr) {
-        if self.sync_continuations.insert(peer) {
-            self.timers.schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
+    /// Schedules the next chunk with `peer` at once, from the leaves a
+    /// budget cut left over (if any), unless a continuation is pending.
+    fn continue_sync(&mut self, peer: SocketAddr, rest: &[u32]) {
+        if rest.is_empty() || !self.sync_continuations.insert(peer) {
+            return;
         }
+        self.pending_leaves.insert(peer, rest.to_vec());
+        self.timers.schedule(Duration::ZERO, NodeTimer::SyncWith(peer));
+    }
+
+    /// Budget for version summaries: a quarter of the entry budget, since a
+    /// summary is a fraction of an entry and the entries they lead to
+    /// should fit one message.
+    fn summary_budget(&self) -> usize {
+        (self.config.sync_budget_bytes / 4).max(1)
     }
 
     fn send_sync(&mut self, peer: SocketAddr, message: Message) {

@@ -331,13 +331,14 @@ impl Store {
     }
 
     /// Entries in `leaves` whose key hash is in `hashes`, whole leaves at a
-    /// time until about `budget_bytes`. Returns whether every leaf fit.
+    /// time until about `budget_bytes`. Returns how many of `leaves` (a
+    /// prefix) were covered.
     pub fn entries_by_hash(
         &self,
         leaves: &[u32],
         hashes: &std::collections::BTreeSet<u64>,
         budget_bytes: usize,
-    ) -> (bool, Vec<(Bytes, Entry)>) {
+    ) -> (usize, Vec<(Bytes, Entry)>) {
         let mut entries = Vec::new();
         let cost = |k: &Bytes, e: &Entry| if hashes.contains(&key_hash(k)) { e.encoded_len_hint(k) } else { 0 };
         let included = self.visit_leaves(leaves, budget_bytes, cost, |k, e| {
@@ -345,7 +346,7 @@ impl Store {
                 entries.push((k.clone(), e.clone()));
             }
         });
-        (included.len() == leaves.len(), entries)
+        (included.len(), entries)
     }
 
     /// One step of the background sweep over `shards` (a range of shard
@@ -673,8 +674,8 @@ mod tests {
         let changed = b.version(b"k7").unwrap();
         assert!(versions.contains(&(key_hash(b"k7"), changed)));
         let wanted = [key_hash(b"k7")].into_iter().collect();
-        let (complete, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX);
-        assert!(complete);
+        let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX);
+        assert_eq!(covered, 1);
         assert_eq!(entries, vec![(key.clone(), b.entry(b"k7").unwrap())]);
     }
 
