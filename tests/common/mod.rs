@@ -180,3 +180,4 @@ pub fn wait_all_alive(nodes: &[Node], deadline: Duration) {
         });
     }
 }
+pub mod netns;
