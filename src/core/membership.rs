@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
+use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
@@ -147,7 +147,8 @@ type Swim = Foca<Identity, PostcardCodec, Xoshiro256PlusPlus, NoCustomBroadcast>
 struct Known {
     identity: Identity,
     down_since: Option<Duration>,
-    suspect: bool,
+    /// Since when (monotonic) foca has shown it as suspect.
+    suspect_since: Option<Duration>,
 }
 
 /// foca plus the member table.
@@ -159,8 +160,12 @@ pub struct Membership {
     /// Set when foca went idle; the node takes it to re-announce at once.
     isolated: bool,
     forget_down_after: Duration,
+    suspect_timeout: Duration,
     stats: MembershipStats,
 }
+
+/// A suspicion this many suspect timeouts old has lost its timer.
+const STUCK_SUSPICION_FACTOR: u32 = 3;
 
 /// Where membership puts what it wants done.
 pub struct Effects<'a, T> {
@@ -182,6 +187,7 @@ impl Membership {
             active: false,
             isolated: false,
             forget_down_after: config.forget_down_after,
+            suspect_timeout: config.suspect_timeout,
             stats: MembershipStats::default(),
         }
     }
@@ -219,7 +225,7 @@ impl Membership {
         if let Err(error) = self.swim.handle_timer(timer, &mut self.runtime) {
             self.note_error(&error);
         }
-        self.refresh_suspicion();
+        self.refresh_suspicion(now);
         self.forget_old_downs(now);
         self.drain(now, fx);
     }
@@ -257,7 +263,7 @@ impl Membership {
         let mut views = vec![MemberView { identity: self.identity().clone(), state: MemberState::Alive }];
         views.extend(self.known.values().map(|k| MemberView {
             identity: k.identity.clone(),
-            state: match (k.down_since, k.suspect) {
+            state: match (k.down_since, k.suspect_since.is_some()) {
                 (Some(_), _) => MemberState::Down,
                 (None, true) => MemberState::Suspect,
                 (None, false) => MemberState::Alive,
@@ -285,16 +291,42 @@ impl Membership {
 
     /// foca has no Suspect notification: compare its view with ours and
     /// count each member's turn to suspect once.
-    fn refresh_suspicion(&mut self) {
-        let suspects: Vec<&Identity> =
-            self.swim.iter_membership_state().filter(|m| m.state() == State::Suspect).map(|m| m.id()).collect();
+    ///
+    /// foca drops its pending suspect→down timers when it renews our
+    /// identity (after we were declared down, e.g. across a partition), which
+    /// can leave a member suspect for good: one that outlives its timeout
+    /// several times over is declared down here instead, as the timer would
+    /// have; if it is alive it hears so, renews and rejoins at once.
+    fn refresh_suspicion(&mut self, now: Duration) {
+        let suspects: Vec<Member<Identity>> =
+            self.swim.iter_membership_state().filter(|m| m.state() == State::Suspect).cloned().collect();
+        let mut overdue = Vec::new();
         for (addr, known) in self.known.iter_mut() {
-            let suspect = known.down_since.is_none() && suspects.iter().any(|id| **id == known.identity);
-            if suspect && !known.suspect {
-                self.stats.suspicions += 1;
-                tracing::info!(member = %addr, name = %known.identity.name, "member suspected");
+            let member = suspects.iter().find(|m| *m.id() == known.identity);
+            let suspect = known.down_since.is_none() && member.is_some();
+            match (suspect, known.suspect_since) {
+                (true, None) => {
+                    self.stats.suspicions += 1;
+                    tracing::info!(member = %addr, name = %known.identity.name, "member suspected");
+                    known.suspect_since = Some(now);
+                }
+                (true, Some(since)) if now.saturating_sub(since) > self.suspect_timeout * STUCK_SUSPICION_FACTOR => {
+                    overdue.extend(member.cloned());
+                    known.suspect_since = Some(now);
+                }
+                (false, _) => known.suspect_since = None,
+                (true, Some(_)) => {}
             }
-            known.suspect = suspect;
+        }
+        if overdue.is_empty() {
+            return;
+        }
+        for member in &overdue {
+            tracing::info!(member = %member.id().addr, "suspicion outlived its timeout; declaring the member down");
+        }
+        let downs = overdue.into_iter().map(|m| Member::new(m.id().clone(), m.incarnation(), State::Down));
+        if let Err(error) = self.swim.apply_many(downs, true, &mut self.runtime) {
+            self.note_error(&error);
         }
     }
 
@@ -328,7 +360,7 @@ impl Membership {
         match notification {
             OwnedNotification::MemberUp(identity) | OwnedNotification::Rename(_, identity) => {
                 events.push_back(Event::MemberUp { name: identity.name.clone(), addr: identity.addr });
-                self.known.insert(identity.addr, Known { identity, down_since: None, suspect: false });
+                self.known.insert(identity.addr, Known { identity, down_since: None, suspect_since: None });
             }
             OwnedNotification::MemberDown(identity) => {
                 self.stats.downs += 1;
@@ -336,12 +368,12 @@ impl Membership {
                 let known = self.known.entry(identity.addr).or_insert(Known {
                     identity: identity.clone(),
                     down_since: None,
-                    suspect: false,
+                    suspect_since: None,
                 });
                 // A newer identity on the same address may already be up.
                 if known.identity == identity {
                     known.down_since = Some(now);
-                    known.suspect = false;
+                    known.suspect_since = None;
                 }
             }
             OwnedNotification::Active => {

@@ -202,7 +202,7 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", &self.ns(i)]).status();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.hub()]).status();
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("RUMOR_KEEP_LAB").is_some() {
             eprintln!("lab {} failed: node logs kept in {}", self.tag, self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
