@@ -180,4 +180,5 @@ pub fn wait_all_alive(nodes: &[Node], deadline: Duration) {
         });
     }
 }
+pub mod history;
 pub mod netns;

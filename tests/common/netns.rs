@@ -180,8 +180,34 @@ impl Lab {
         }
     }
 
+    /// Drops `percent`% of what host `from` sends (to `to` only, if given),
+    /// with an nftables `numgen random` rule in the host's namespace.
+    pub fn loss(&self, from: usize, percent: u8, to: Option<usize>) {
+        let ns = self.ns(from);
+        let nft = |rule: &str| {
+            let out = Command::new("ip").args(["netns", "exec", &ns, "nft", rule]).output().expect("run nft");
+            assert!(out.status.success(), "nft {rule}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        nft("add table inet rumorfault");
+        nft("add chain inet rumorfault out { type filter hook output priority 0; }");
+        let target =
+            to.map(|t| format!("ip daddr {} ", self.addr(t))).unwrap_or_else(|| "ip daddr 10.213.0.0/16 ".into());
+        nft(&format!("add rule inet rumorfault out {target}numgen random mod 100 < {percent} drop"));
+    }
+
+    /// Whether `nft` is installed (packet-loss scenarios need it).
+    pub fn has_nft() -> bool {
+        Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success())
+    }
+
     /// Removes every fault.
     pub fn heal(&self) {
+        for i in 0..self.hosts {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &self.ns(i), "nft", "delete table inet rumorfault"])
+                .stderr(Stdio::null())
+                .status();
+        }
         for i in 0..self.hosts {
             for j in (0..self.hosts).filter(|j| *j != i) {
                 let _ = Command::new("ip")
