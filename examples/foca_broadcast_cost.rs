@@ -42,11 +42,7 @@ impl BroadcastHandler<SocketAddr> for Writes {
     type Key = WriteId;
     type Error = Never;
 
-    fn receive_item(
-        &mut self,
-        data: &[u8],
-        _sender: Option<&SocketAddr>,
-    ) -> Result<Option<WriteId>, Never> {
+    fn receive_item(&mut self, data: &[u8], _sender: Option<&SocketAddr>) -> Result<Option<WriteId>, Never> {
         let mut id = [0u8; 8];
         id.copy_from_slice(&data[..8]);
         Ok(Some(WriteId(u64::from_be_bytes(id))))
@@ -56,18 +52,12 @@ impl BroadcastHandler<SocketAddr> for Writes {
 fn main() {
     let config = foca::Config::new_lan(NonZeroU32::new(10).unwrap());
     let max_tx = config.max_transmissions.get();
-    println!(
-        "updates of 8-byte id + 16-byte key + 32-byte value; foca new_lan(10): max_transmissions {max_tx}"
-    );
-    println!(
-        "{:>7} {:>18} {:>22} {:>24}",
-        "writes", "foca enqueue (ms)", "rumor pack (ms)", "datagrams foca/rumor"
-    );
+    println!("updates of 8-byte id + 16-byte key + 32-byte value; foca new_lan(10): max_transmissions {max_tx}");
+    println!("{:>7} {:>18} {:>22} {:>24}", "writes", "foca enqueue (ms)", "rumor pack (ms)", "datagrams foca/rumor");
     for n in [1_000u64, 4_000, 16_000] {
         let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
         let rng = Xoshiro256PlusPlus::seed_from_u64(1);
-        let mut foca =
-            Foca::with_custom_broadcast(addr, config.clone(), rng, PostcardCodec, Writes);
+        let mut foca = Foca::with_custom_broadcast(addr, config.clone(), rng, PostcardCodec, Writes);
         let items: Vec<Vec<u8>> = (0..n)
             .map(|i| {
                 let mut item = i.to_be_bytes().to_vec();
@@ -91,10 +81,7 @@ fn main() {
             .map(|i| {
                 let entry = Entry {
                     value: Some(Bytes::from(vec![b'v'; 32])),
-                    version: Version {
-                        timestamp: Timestamp::from_physical_ms(i),
-                        writer,
-                    },
+                    version: Version { timestamp: Timestamp::from_physical_ms(i), writer },
                     expires_at_ms: None,
                 };
                 (Bytes::from(format!("key:{i:012}")), entry)
@@ -104,10 +91,6 @@ fn main() {
         let packed = pack(&entries, addr, 6, 1400, 1 << 20);
         let rumor_ms = start.elapsed().as_secs_f64() * 1e3;
         // Each packed datagram goes to `fanout` (3) peers from the writer.
-        println!(
-            "{n:>7} {foca_ms:>18.1} {rumor_ms:>22.2} {:>13}/{}",
-            foca_packets,
-            packed.len() * 3
-        );
+        println!("{n:>7} {foca_ms:>18.1} {rumor_ms:>22.2} {:>13}/{}", foca_packets, packed.len() * 3);
     }
 }
