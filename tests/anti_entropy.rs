@@ -57,7 +57,7 @@ fn a_node_restarted_empty_serves_every_write_and_no_deleted_key() {
     wait_for("the restarted node to hold exactly what the writer holds", Duration::from_secs(20), || {
         (contents(&nodes[2]) == expected).then_some(())
     });
-    println!("restarted empty node caught up on {} keys in {:?}", expected.len(), restarted.elapsed());
+    common::report(&format!("restarted empty node caught up on {} keys in {:?}", expected.len(), restarted.elapsed()));
     // And it stays that way: no deleted key is resurrected by later rounds.
     let mut con = nodes[2].connect();
     let dbsize: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
@@ -81,5 +81,5 @@ fn a_late_joiner_gets_the_whole_store() {
     wait_for("the late joiner to hold the whole store", Duration::from_secs(30), || {
         (contents(&late) == expected).then_some(())
     });
-    println!("late joiner received {} keys in {:?}", expected.len(), joined.elapsed());
+    common::report(&format!("late joiner received {} keys in {:?}", expected.len(), joined.elapsed()));
 }

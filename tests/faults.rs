@@ -79,7 +79,7 @@ impl Scenario {
         let suspicions: u64 = live.iter().map(|i| info_field(&self.lab, *i, "suspicions")).sum();
         self.history.save(&self.lab.dir.join("history.txt"));
         let verdict = self.history.check(&finals, KILL_WINDOW);
-        println!(
+        common::report(&format!(
             "{}: {ops} ops ({} acknowledged) on {} keys; re-formed {reformed:?}, converged {converged:?} after heal; \
              suspicions raised {suspicions}; lost with a killed node {}; violations {}",
             self.name,
@@ -87,9 +87,9 @@ impl Scenario {
             verdict.keys,
             verdict.lost_with_node.len(),
             verdict.violations.len()
-        );
+        ));
         for line in &verdict.lost_with_node {
-            println!("  lost with its node: {line}");
+            common::report(&format!("  lost with its node: {line}"));
         }
         assert!(
             verdict.violations.is_empty(),

@@ -20,7 +20,9 @@ fn sees(lab: &Lab, observer: usize, member: usize, state: &str) -> bool {
 #[test]
 fn conflicting_writes_on_both_sides_of_a_partition_converge_after_the_heal() {
     if let Some((reformed, converged)) = split_and_heal(5) {
-        println!("5 hosts, 2|3 partition healed: mesh re-formed in {reformed:?}, converged in {converged:?}");
+        common::report(&format!(
+            "5 hosts, 2|3 partition healed: mesh re-formed in {reformed:?}, converged in {converged:?}"
+        ));
     }
 }
 
@@ -30,7 +32,9 @@ fn conflicting_writes_on_both_sides_of_a_partition_converge_after_the_heal() {
 fn partition_heal_figures() {
     for hosts in [3, 10] {
         if let Some((reformed, converged)) = split_and_heal(hosts) {
-            println!("{hosts} hosts, partition healed: mesh re-formed in {reformed:?}, converged in {converged:?}");
+            common::report(&format!(
+                "{hosts} hosts, partition healed: mesh re-formed in {reformed:?}, converged in {converged:?}"
+            ));
         }
     }
 }

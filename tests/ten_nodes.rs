@@ -51,7 +51,7 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
         .collect();
     let writes: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     let suspicions: u64 = nodes.iter().map(|n| info_field(&mut n.connect(), "membership", "suspicions")).sum();
-    println!("load: {writes} writes over {load_secs} s on 10 nodes, suspicions raised: {suspicions}");
+    common::report(&format!("load: {writes} writes over {load_secs} s on 10 nodes, suspicions raised: {suspicions}"));
     assert_eq!(suspicions, 0, "false suspicions in a healthy mesh under load");
 
     // Dissemination: one watcher thread per other node polls for each key.
@@ -91,7 +91,10 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
     drop(starts);
     latencies.sort();
     let (p50, p99, max) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies[latencies.len() - 1]);
-    println!("write visible on other nodes: p50 {p50:?} p99 {p99:?} max {max:?} ({} samples)", latencies.len());
+    common::report(&format!(
+        "write visible on other nodes: p50 {p50:?} p99 {p99:?} max {max:?} ({} samples)",
+        latencies.len()
+    ));
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
 
     // Failure detection: kill -9 one node; every other must mark it down.
@@ -107,6 +110,6 @@ fn ten_nodes_spread_fast_detect_failure_and_stay_calm_under_load() {
         }));
     }
     let slowest = detections.iter().max().copied().unwrap_or_default();
-    println!("killed node marked down on all 9 others after {slowest:?}");
+    common::report(&format!("killed node marked down on all 9 others after {slowest:?}"));
     assert!(slowest < Duration::from_secs(3), "detection took {slowest:?}");
 }

@@ -182,3 +182,10 @@ pub fn wait_all_alive(nodes: &[Node], deadline: Duration) {
 }
 pub mod history;
 pub mod netns;
+
+/// Prints a measured figure so that it shows in the test run's output even
+/// when the test passes (libtest captures `println!`, not direct writes).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
