@@ -1,0 +1,178 @@
+//! One simulated machine: its address, its wall clock, and the node that
+//! runs on it in its current life (a crash ends a life and loses the node's
+//! state; a restart begins a new one on the same address, with a fresh id
+//! and a higher incarnation, as a restarted `rumor serve` process would).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumor::core::io::Now;
+use rumor::core::membership::Identity;
+use rumor::core::node::{Node, NodeConfig};
+use rumor::core::sabotage::Sabotage;
+use rumor::core::store::{Entry, Store};
+use rumor::core::version::NodeId;
+
+use crate::clock::NodeClock;
+use crate::seed;
+
+/// Where a host is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostStatus {
+    /// A late joiner that has not started yet.
+    NotStarted,
+    /// Running.
+    Up,
+    /// Crashed or stopped; it will restart.
+    Down,
+    /// Crashed or left for good.
+    Gone,
+}
+
+/// One host.
+pub struct Host {
+    /// Its index (also encoded in its address).
+    pub index: usize,
+    /// Its gossip address.
+    pub addr: SocketAddr,
+    /// Its node name.
+    pub name: String,
+    /// Its wall clock.
+    pub clock: NodeClock,
+    /// Lifecycle.
+    pub status: HostStatus,
+    /// Lives started so far (the first start is life 1).
+    pub life: u32,
+    /// The node, while up.
+    pub node: Option<Node>,
+    /// The earliest wake-up the world has queued for this node.
+    pub wake_at: Option<Duration>,
+    /// Local writes acknowledged but not yet handed to the node: the
+    /// driver's bounded channel. A crash loses them.
+    pub pending_writes: Vec<(Bytes, Entry)>,
+    /// Whether a flush of `pending_writes` is queued.
+    pub flush_queued: bool,
+    /// The membership suspicion counter when last looked at.
+    pub suspicions_seen: u64,
+    incarnation: u64,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("name", &self.name)
+            .field("status", &self.status)
+            .field("life", &self.life)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host that has not started.
+    pub fn new(index: usize, clock: NodeClock) -> Self {
+        Host {
+            index,
+            addr: addr_of(index),
+            name: format!("n{index}"),
+            clock,
+            status: HostStatus::NotStarted,
+            life: 0,
+            node: None,
+            wake_at: None,
+            pending_writes: Vec::new(),
+            flush_queued: false,
+            suspicions_seen: 0,
+            incarnation: 0,
+        }
+    }
+
+    /// Starts a new life at `at`: an empty store and a fresh node.
+    pub fn start(
+        &mut self,
+        run_seed: u64,
+        config: NodeConfig,
+        max_clock_drift_ms: u64,
+        sabotage: Sabotage,
+        at: Duration,
+    ) {
+        self.life += 1;
+        let life_key = ((self.index as u64) << 24) | u64::from(self.life);
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&seed::derive(run_seed, "node.id.hi", life_key).to_le_bytes());
+        id[8..].copy_from_slice(&seed::derive(run_seed, "node.id.lo", life_key).to_le_bytes());
+        let id = NodeId::from_random_bytes(id);
+        let now = self.now(at);
+        // Start-up wall time, as `rumor serve` uses; forced upward so a clock
+        // stepped back cannot lose the address conflict to our old self.
+        self.incarnation = now.wall_ms.max(self.incarnation + 1);
+        let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.clone() };
+        let store = Arc::new(Store::new(id, max_clock_drift_ms).with_sabotage(sabotage));
+        let node_seed = seed::derive(run_seed, "node.core", life_key);
+        self.node = Some(Node::new(identity, config, store, node_seed, now));
+        self.status = HostStatus::Up;
+        self.wake_at = None;
+        self.pending_writes.clear();
+        self.flush_queued = false;
+        self.suspicions_seen = 0;
+    }
+
+    /// Ends the current life; `gone` if it never comes back.
+    pub fn stop(&mut self, gone: bool) {
+        self.node = None;
+        self.status = if gone { HostStatus::Gone } else { HostStatus::Down };
+        self.wake_at = None;
+        self.pending_writes.clear();
+        self.flush_queued = false;
+    }
+
+    /// Whether the node is running.
+    pub fn is_up(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// The store of the running node.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.node.as_ref().map(Node::store)
+    }
+
+    /// The host's time readings at simulated time `at`.
+    pub fn now(&self, at: Duration) -> Now {
+        self.clock.now(at)
+    }
+}
+
+/// Port every host gossips on.
+pub const GOSSIP_PORT: u16 = 7946;
+
+/// Host `index`'s gossip address: 10.a.b.c, the index in the low 24 bits.
+pub fn addr_of(index: usize) -> SocketAddr {
+    let [_, a, b, c] = u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes();
+    SocketAddr::from((Ipv4Addr::new(10, a, b, c), GOSSIP_PORT))
+}
+
+/// The host index behind a gossip address, if it is one of ours.
+pub fn index_of(addr: SocketAddr) -> Option<usize> {
+    match addr {
+        SocketAddr::V4(v4) if v4.port() == GOSSIP_PORT => {
+            let [ten, a, b, c] = v4.ip().octets();
+            (ten == 10).then(|| u32::from_be_bytes([0, a, b, c]) as usize)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip() {
+        for i in [0, 1, 255, 256, 999, 65_536, 99_999] {
+            assert_eq!(index_of(addr_of(i)), Some(i));
+        }
+        assert_eq!(index_of("127.0.0.1:7946".parse().unwrap()), None);
+        assert_eq!(index_of("10.0.0.1:1".parse().unwrap()), None);
+    }
+}

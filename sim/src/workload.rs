@@ -1,0 +1,376 @@
+//! The clients: SET, SET with expiry (PX), DEL and GET at chosen hosts,
+//! with zipf-skewed key popularity; and the history they leave, which the
+//! checkers judge: every acknowledged write with its version (the entry
+//! `Store::update` returned), where and when, and what each operation saw
+//! in its host's store beforehand.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumor::core::store::Entry;
+use rumor::core::version::Version;
+
+use crate::seed::{self, SimRng, between, chance, uniform};
+
+/// The workload's shape.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkloadConfig {
+    /// Operations per simulated second over the whole mesh.
+    pub rate_per_s: f64,
+    /// Distinct keys.
+    pub keys: usize,
+    /// Zipf exponent of key popularity (0: uniform).
+    pub zipf: f64,
+}
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `SET key value [PX ms]`.
+    Set {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+        /// Time to live, ms.
+        px_ms: Option<u64>,
+    },
+    /// `DEL key`.
+    Del {
+        /// The key.
+        key: Bytes,
+    },
+    /// `GET key`.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+impl Op {
+    /// The key the operation touches.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            Op::Set { key, .. } | Op::Del { key } | Op::Get { key } => key,
+        }
+    }
+}
+
+/// Draws operations.
+#[derive(Debug)]
+pub struct Workload {
+    config: WorkloadConfig,
+    rng: SimRng,
+    keys: Vec<Bytes>,
+    /// Cumulative popularity of keys, for inverse-CDF sampling.
+    cdf: Vec<f64>,
+    next_value: u64,
+}
+
+/// Share of operations that are plain SETs (the rest below are cumulative).
+const SET_SHARE: f64 = 0.45;
+/// Cumulative share up to SET with PX.
+const SET_PX_SHARE: f64 = 0.55;
+/// Cumulative share up to DEL.
+const DEL_SHARE: f64 = 0.70;
+/// Share of values too big for a datagram (they travel by stream).
+const BIG_VALUE_SHARE: f64 = 0.01;
+
+impl Workload {
+    /// The workload of run `seed`.
+    pub fn new(seed: u64, config: WorkloadConfig) -> Self {
+        let keys: Vec<Bytes> = (0..config.keys).map(|i| Bytes::from(format!("key:{i:05}"))).collect();
+        let weights: Vec<f64> = (1..=config.keys).map(|rank| 1.0 / (rank as f64).powf(config.zipf)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut acc = 0.0;
+        let cdf = weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        Workload { config, rng: seed::rng(seed, "workload", 0), keys, cdf, next_value: 0 }
+    }
+
+    /// Time until the next operation (Poisson arrivals); `None` when the
+    /// rate is zero.
+    pub fn next_gap(&mut self) -> Option<Duration> {
+        if self.config.rate_per_s <= 0.0 {
+            return None;
+        }
+        let u = uniform(&mut self.rng, 0.0, 1.0);
+        let secs = -(1.0 - u).ln() / self.config.rate_per_s;
+        Some(Duration::from_secs_f64(secs.min(3600.0)).max(Duration::from_nanos(1)))
+    }
+
+    /// The next operation and the host (of `hosts`) its client talks to.
+    pub fn next_op(&mut self, hosts: usize) -> (usize, Op) {
+        let host = between(&mut self.rng, 0, hosts.saturating_sub(1) as u64) as usize;
+        let key = self.pick_key();
+        let kind = uniform(&mut self.rng, 0.0, 1.0);
+        let op = if kind < SET_PX_SHARE {
+            let value = self.value(host);
+            let px_ms = (kind >= SET_SHARE).then(|| between(&mut self.rng, 100, 20_000));
+            Op::Set { key, value, px_ms }
+        } else if kind < DEL_SHARE {
+            Op::Del { key }
+        } else {
+            Op::Get { key }
+        };
+        (host, op)
+    }
+
+    fn pick_key(&mut self) -> Bytes {
+        let u = uniform(&mut self.rng, 0.0, 1.0);
+        let i = self.cdf.partition_point(|c| *c < u).min(self.keys.len() - 1);
+        self.keys[i].clone()
+    }
+
+    /// A value naming its writer and sequence, padded to a random length;
+    /// a few are too big for a datagram.
+    fn value(&mut self, host: usize) -> Bytes {
+        self.next_value += 1;
+        let mut v = format!("n{host}#{}:", self.next_value).into_bytes();
+        let len = if chance(&mut self.rng, BIG_VALUE_SHARE) {
+            between(&mut self.rng, 2_000, 6_000)
+        } else {
+            between(&mut self.rng, 8, 64)
+        } as usize;
+        v.resize(len.max(v.len()), b'.');
+        Bytes::from(v)
+    }
+}
+
+/// The part of an entry the checkers compare: its version and whether it
+/// is a tombstone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The version held.
+    pub version: Version,
+    /// Whether it is a delete.
+    pub tombstone: bool,
+}
+
+impl Held {
+    /// The summary of `entry`.
+    pub fn of(entry: &Entry) -> Self {
+        Held { version: entry.version, tombstone: entry.value.is_none() }
+    }
+}
+
+/// Why a write may be missing at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Excuse {
+    /// When the last host holding it (or something newer) went down.
+    pub at: Duration,
+    /// That host.
+    pub host: usize,
+}
+
+/// An acknowledged write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckedWrite {
+    /// Order of acknowledgement.
+    pub id: usize,
+    /// Position among all history records (writes and observations).
+    pub seq: u64,
+    /// The key.
+    pub key: Bytes,
+    /// The host that acknowledged it.
+    pub host: usize,
+    /// Which life of that host (restarts count up).
+    pub life: u32,
+    /// When.
+    pub at: Duration,
+    /// What was written, version included.
+    pub entry: Entry,
+    /// Set when the write (and everything newer for its key) was held only
+    /// by hosts that then lost their state: the one allowed loss.
+    pub excused: Option<Excuse>,
+}
+
+/// What an operation saw in its host's store just before running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Position among all history records (writes and observations).
+    pub seq: u64,
+    /// When.
+    pub at: Duration,
+    /// Where.
+    pub host: usize,
+    /// Which life of that host.
+    pub life: u32,
+    /// The key.
+    pub key: Bytes,
+    /// The raw entry's summary (`None`: no entry at all).
+    pub held: Option<Held>,
+}
+
+/// One record of what happened at a host, for the per-node checks.
+#[derive(Clone, Copy, Debug)]
+pub enum HostRecord<'a> {
+    /// The host acknowledged this write.
+    Wrote(&'a AckedWrite),
+    /// An operation at the host saw this.
+    Saw(&'a Observation),
+}
+
+/// Everything the clients did and saw.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Acknowledged writes, in order.
+    pub writes: Vec<AckedWrite>,
+    /// What each operation saw first.
+    pub observations: Vec<Observation>,
+    /// Write ids by key.
+    pub by_key: BTreeMap<Bytes, Vec<usize>>,
+    /// GETs answered.
+    pub reads: u64,
+    /// Operations refused because their host was down.
+    pub refused: u64,
+    /// DELs of missing keys (nothing written).
+    pub empty_deletes: u64,
+    last_seq: u64,
+}
+
+impl History {
+    /// Records an acknowledged write; returns its id.
+    pub fn record_write(&mut self, key: Bytes, host: usize, life: u32, at: Duration, entry: Entry) -> usize {
+        let id = self.writes.len();
+        let seq = self.next_seq();
+        self.by_key.entry(key.clone()).or_default().push(id);
+        self.writes.push(AckedWrite { id, seq, key, host, life, at, entry, excused: None });
+        id
+    }
+
+    /// Records what an operation at `host` (in its life `life`) saw for
+    /// `key` just before it ran.
+    pub fn observe(&mut self, at: Duration, host: usize, life: u32, key: Bytes, held: Option<Held>) {
+        let seq = self.next_seq();
+        self.observations.push(Observation { seq, at, host, life, key, held });
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// Every write and observation at each host life, in the order they
+    /// happened, for the per-node checks.
+    pub fn per_host_log(&self) -> BTreeMap<(usize, u32), Vec<HostRecord<'_>>> {
+        let mut log: BTreeMap<(usize, u32), Vec<(u64, HostRecord<'_>)>> = BTreeMap::new();
+        for w in &self.writes {
+            log.entry((w.host, w.life)).or_default().push((w.seq, HostRecord::Wrote(w)));
+        }
+        for o in &self.observations {
+            log.entry((o.host, o.life)).or_default().push((o.seq, HostRecord::Saw(o)));
+        }
+        log.into_iter()
+            .map(|(k, mut v)| {
+                v.sort_by_key(|(seq, _)| *seq);
+                (k, v.into_iter().map(|(_, r)| r).collect())
+            })
+            .collect()
+    }
+
+    /// Host `host` just lost its state at `at`. Every write for which no
+    /// other live host holds that version or a newer one is excused: it was
+    /// acknowledged (or superseded) only where state has now been lost.
+    ///
+    /// `held_elsewhere(key)` answers the greatest version any other live
+    /// host holds for `key`. Returns how many writes were newly excused.
+    pub fn excuse_lost(
+        &mut self,
+        at: Duration,
+        host: usize,
+        mut held_elsewhere: impl FnMut(&Bytes) -> Option<Version>,
+    ) -> usize {
+        let mut excused = 0;
+        for (key, ids) in &self.by_key {
+            let newest_unexcused = ids
+                .iter()
+                .filter(|id| self.writes[**id].excused.is_none())
+                .map(|id| self.writes[*id].entry.version)
+                .max();
+            let Some(newest) = newest_unexcused else {
+                continue;
+            };
+            let held = held_elsewhere(key);
+            if held.is_some_and(|v| v >= newest) {
+                continue;
+            }
+            for id in ids {
+                let w = &mut self.writes[*id];
+                if w.excused.is_none() && held.is_none_or(|v| w.entry.version > v) {
+                    w.excused = Some(Excuse { at, host });
+                    excused += 1;
+                }
+            }
+        }
+        excused
+    }
+
+    /// The writes for `key`, oldest first.
+    pub fn writes_for<'a>(&'a self, key: &[u8]) -> impl Iterator<Item = &'a AckedWrite> + 'a {
+        self.by_key.get(key).into_iter().flatten().map(|id| &self.writes[*id])
+    }
+
+    /// The greatest version among writes to `key` that are not excused.
+    pub fn newest_required(&self, key: &[u8]) -> Option<&AckedWrite> {
+        self.writes_for(key).filter(|w| w.excused.is_none()).max_by_key(|w| w.entry.version)
+    }
+
+    /// The acknowledged write with version `version`, if any.
+    pub fn write_with(&self, key: &[u8], version: Version) -> Option<&AckedWrite> {
+        self.writes_for(key).find(|w| w.entry.version == version)
+    }
+
+    /// Writes excused so far.
+    pub fn excused_count(&self) -> usize {
+        self.writes.iter().filter(|w| w.excused.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumor::core::version::{NodeId, Timestamp};
+
+    fn entry(ts: u64) -> Entry {
+        Entry {
+            value: Some(Bytes::from_static(b"v")),
+            version: Version { timestamp: Timestamp::from_packed(ts), writer: NodeId::from_random_bytes([1; 16]) },
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn zipf_favours_the_first_keys() {
+        let mut w = Workload::new(1, WorkloadConfig { rate_per_s: 10.0, keys: 100, zipf: 1.0 });
+        let mut first = 0;
+        for _ in 0..10_000 {
+            if w.next_op(4).1.key() == &Bytes::from_static(b"key:00000") {
+                first += 1;
+            }
+        }
+        // Rank 1 of 100 at s = 1 has about 19% of the mass.
+        assert!((1_200..2_800).contains(&first), "{first}");
+    }
+
+    #[test]
+    fn writes_held_only_by_a_lost_host_are_excused() {
+        let mut h = History::default();
+        let k = Bytes::from_static(b"k");
+        h.record_write(k.clone(), 0, 1, Duration::ZERO, entry(5));
+        h.record_write(k.clone(), 1, 1, Duration::ZERO, entry(9));
+        // Another host holds 5 but not 9: only 9 is excused.
+        let n = h.excuse_lost(Duration::from_secs(1), 1, |_| Some(entry(5).version));
+        assert_eq!(n, 1);
+        assert_eq!(h.newest_required(&k).unwrap().entry.version, entry(5).version);
+        // Nobody holds anything now: 5 goes too.
+        assert_eq!(h.excuse_lost(Duration::from_secs(2), 0, |_| None), 1);
+        assert!(h.newest_required(&k).is_none());
+    }
+}

@@ -1,0 +1,552 @@
+//! The world: every host's node in one thread, driven by one event queue
+//! ordered by (simulated time, sequence), through the phases of a run —
+//! warmup (the mesh forms), safety (workload and faults), liveness (all
+//! healed: the mesh must converge within a bound), and a quiet tail.
+//!
+//! After every input a node gets, the world drains it in the order the
+//! core documents: transmits (routed by the network), then events (which
+//! feed the membership views and detection timings), then its next timeout.
+//! Nothing here reads a clock or a random source other than the seeded
+//! streams, and nothing iterates a hash map: the same options give the same
+//! trace, bit for bit.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumor::config::Settings;
+use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
+use rumor::core::node::NodeConfig;
+use rumor::core::store::Store;
+
+use crate::check::Violation;
+use crate::check::bounds::DisseminationTracker;
+use crate::check::membership::{Detections, MemberLog, SuspicionCounts, Views};
+use crate::fault::{FaultAction, FaultPlan, SEED_HOSTS};
+use crate::host::{Host, HostStatus, addr_of};
+use crate::net::{LinkFaults, Network};
+use crate::options::SimOptions;
+use crate::seed::{self, uniform};
+use crate::trace::{Trace, TraceKind};
+use crate::workload::{History, Workload, WorkloadConfig};
+
+mod inputs;
+mod verdict;
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Hosts start and the mesh forms; no faults, no clients.
+    Warmup,
+    /// Clients and faults.
+    Safety,
+    /// Everything healed; waiting for convergence.
+    Liveness,
+    /// Converged; a quiet stretch before the final checks.
+    Tail,
+    /// Over.
+    Done,
+}
+
+impl Phase {
+    /// Its name in progress lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Warmup => "warmup",
+            Phase::Safety => "safety",
+            Phase::Liveness => "liveness",
+            Phase::Tail => "tail",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// A progress report for long runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Simulated time.
+    pub at: Duration,
+    /// Phase.
+    pub phase: Phase,
+    /// Events carried out so far.
+    pub events: u64,
+    /// Hosts up.
+    pub up_hosts: usize,
+    /// Writes acknowledged so far.
+    pub writes: usize,
+}
+
+#[derive(Debug)]
+enum Event {
+    Boot { host: usize },
+    Deliver { from: usize, to: usize, transport: Transport, payload: Bytes },
+    Wake { host: usize },
+    Flush { host: usize, life: u32 },
+    Client,
+    Fault(FaultAction),
+    Restart { host: usize },
+    HealPartition { generation: u64 },
+    DetectionDeadline { record: usize },
+    ExpireDissemination,
+    WarmupCheck,
+    Heal,
+    LivenessCheck,
+    Finish,
+    Progress,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// The whole simulated mesh.
+pub struct World {
+    opts: SimOptions,
+    now: Duration,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    next_seq: u64,
+    hosts: Vec<Host>,
+    up_hosts: usize,
+    net: Network,
+    plan: FaultPlan,
+    workload: Workload,
+    history: History,
+    trace: Trace,
+    views: Views,
+    detections: Detections,
+    member_log: MemberLog,
+    fault_log: Vec<(Duration, usize, String)>,
+    late_reported: BTreeSet<usize>,
+    dissemination: DisseminationTracker,
+    suspicions: SuspicionCounts,
+    isolations: u64,
+    declared_down: u64,
+    node_config: NodeConfig,
+    max_clock_drift_ms: u64,
+    detect_bound: Duration,
+    phase: Phase,
+    warmup: Option<Duration>,
+    membership_complete_at: Option<Duration>,
+    heal_at: Duration,
+    converged_at: Option<Duration>,
+    partition_generation: u64,
+    violations: Vec<Violation>,
+    events: u64,
+    events_this_instant: u64,
+    event_budget: u64,
+    transmit_buf: Vec<Transmit>,
+    event_buf: Vec<NodeEvent>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.now)
+            .field("phase", &self.phase)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often warmup checks whether the mesh has formed.
+const WARMUP_CHECK_EVERY: Duration = Duration::from_millis(200);
+/// Warmup after which the run goes on once every node has joined, even if
+/// some node does not know every member yet.
+const WARMUP_SETTLE: Duration = Duration::from_secs(5);
+/// Longest warmup before the run goes on without a formed mesh.
+const WARMUP_MAX: Duration = Duration::from_secs(60);
+/// Longest spread of the initial boots.
+const BOOT_SPREAD_MAX: Duration = Duration::from_millis(500);
+/// Faults remembered for excerpts.
+const FAULT_LOG_MAX: usize = 100_000;
+/// How often the liveness phase checks for convergence.
+const LIVENESS_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// Quiet time after convergence before the final checks.
+const TAIL: Duration = Duration::from_secs(1);
+/// Delay between a client's acknowledgement and its write reaching the
+/// node (the driver's channel).
+const CHANNEL_DELAY: Duration = Duration::from_micros(50);
+/// Local writes handed to the node per batch (the driver's
+/// `write_batch_max`).
+const WRITE_BATCH_MAX: usize = 512;
+/// Most transmits or events one input may produce before the world calls
+/// it a runaway.
+const DRAIN_MAX: usize = 1_000_000;
+/// Most events at one simulated instant before the world calls it a
+/// livelock.
+const EVENTS_PER_INSTANT_MAX: u64 = 10_000_000;
+/// Event budget per host per simulated second.
+const EVENTS_PER_HOST_SECOND_MAX: u64 = 1_000_000;
+
+impl World {
+    /// A world set up for `opts` (already validated), nothing run yet.
+    pub fn new(opts: &SimOptions) -> Self {
+        let n = opts.nodes;
+        let settings = Settings::default();
+        let max_clock_drift_ms = settings.max_clock_drift_ms;
+        let mut node_config = settings.node;
+        node_config.swim.cluster_size_hint =
+            NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        node_config.sabotage = opts.sabotage();
+        node_config.seeds = (0..SEED_HOSTS.min(n)).map(addr_of).collect();
+        let detect_bound = opts.detect_bound.unwrap_or_else(|| default_detect_bound(&node_config, n));
+        let plan = FaultPlan::generate(opts.seed, n, opts.faults, max_clock_drift_ms);
+        let hosts: Vec<Host> = (0..n).map(|i| Host::new(i, plan.clocks.get(i).copied().unwrap_or_default())).collect();
+        let workload =
+            Workload::new(opts.seed, WorkloadConfig { rate_per_s: opts.rate_per_s, keys: opts.keys, zipf: opts.zipf });
+        let sim_secs = (opts.duration + opts.liveness + TAIL).as_secs() + 2;
+        let mut world = World {
+            opts: opts.clone(),
+            now: Duration::ZERO,
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            hosts,
+            up_hosts: 0,
+            net: Network::new(opts.seed, n),
+            plan,
+            workload,
+            history: History::default(),
+            trace: Trace::default(),
+            views: Views::new(n),
+            detections: Detections::default(),
+            member_log: MemberLog::default(),
+            fault_log: Vec::new(),
+            late_reported: BTreeSet::new(),
+            dissemination: DisseminationTracker::new(n),
+            suspicions: SuspicionCounts::default(),
+            isolations: 0,
+            declared_down: 0,
+            node_config,
+            max_clock_drift_ms,
+            detect_bound,
+            phase: Phase::Warmup,
+            warmup: None,
+            membership_complete_at: None,
+            heal_at: opts.duration,
+            converged_at: None,
+            partition_generation: 0,
+            violations: Vec::new(),
+            events: 0,
+            events_this_instant: 0,
+            event_budget: EVENTS_PER_HOST_SECOND_MAX.saturating_mul(n as u64).saturating_mul(sim_secs),
+            transmit_buf: Vec::new(),
+            event_buf: Vec::new(),
+        };
+        let mut boot = seed::rng(opts.seed, "boot", 0);
+        let spread = BOOT_SPREAD_MAX.min(Duration::from_millis(n as u64));
+        for host in 0..n {
+            if !world.plan.late_joiners.contains(&host) {
+                let at = spread.mul_f64(uniform(&mut boot, 0.0, 1.0));
+                world.schedule(at, Event::Boot { host });
+            }
+        }
+        world.schedule(WARMUP_CHECK_EVERY, Event::WarmupCheck);
+        world.schedule(opts.duration, Event::Heal);
+        world
+    }
+
+    /// Runs to the end, calling `progress` every `progress_every` of
+    /// simulated time, and judges the result.
+    pub fn run(mut self, progress_every: Option<Duration>, progress: &mut dyn FnMut(&Progress)) -> crate::Outcome {
+        let progress_every = progress_every.filter(|d| !d.is_zero());
+        if let Some(every) = progress_every {
+            self.schedule(every, Event::Progress);
+        }
+        while self.phase != Phase::Done {
+            let Some(Reverse(next)) = self.queue.pop() else {
+                break;
+            };
+            if next.at == self.now {
+                self.events_this_instant += 1;
+            } else {
+                self.events_this_instant = 0;
+            }
+            self.now = next.at;
+            self.events += 1;
+            if self.events > self.event_budget || self.events_this_instant > EVENTS_PER_INSTANT_MAX {
+                self.runaway(format!(
+                    "{} events in all, {} at this instant (budget {}, {} per instant)",
+                    self.events, self.events_this_instant, self.event_budget, EVENTS_PER_INSTANT_MAX
+                ));
+                break;
+            }
+            match next.event {
+                Event::Progress => {
+                    progress(&Progress {
+                        at: self.now,
+                        phase: self.phase,
+                        events: self.events,
+                        up_hosts: self.up_hosts,
+                        writes: self.history.writes.len(),
+                    });
+                    if let Some(every) = progress_every {
+                        self.schedule(self.now + every, Event::Progress);
+                    }
+                }
+                event => self.handle(event),
+            }
+        }
+        self.finish()
+    }
+
+    fn schedule(&mut self, at: Duration, event: Event) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq, event }));
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Boot { host } => self.start_host(host),
+            Event::Deliver { from, to, transport, payload } => self.deliver(from, to, transport, payload),
+            Event::Wake { host } => self.wake(host),
+            Event::Flush { host, life } => self.flush(host, life),
+            Event::Client => self.client_op(),
+            Event::Fault(action) => {
+                if self.phase == Phase::Safety {
+                    self.apply_fault(action);
+                }
+            }
+            Event::Restart { host } => {
+                if self.hosts[host].status == HostStatus::Down {
+                    self.note_fault(host, format!("restart n{host}"));
+                    self.start_host(host);
+                }
+            }
+            Event::HealPartition { generation } => {
+                if generation == self.partition_generation && self.net.is_partitioned() {
+                    self.net.heal_partition();
+                    self.note_fault(0, "partition healed".to_owned());
+                }
+            }
+            Event::DetectionDeadline { record } => self.detection_deadline(record),
+            Event::ExpireDissemination => {
+                self.dissemination.expire(self.now);
+                if self.phase == Phase::Safety {
+                    self.schedule(self.now + Duration::from_secs(1), Event::ExpireDissemination);
+                }
+            }
+            Event::WarmupCheck => self.warmup_check(),
+            Event::Heal => self.heal(),
+            Event::LivenessCheck => self.liveness_check(),
+            Event::Finish => self.phase = Phase::Done,
+            Event::Progress => {}
+        }
+    }
+
+    // ----- phases -------------------------------------------------------
+
+    fn warmup_check(&mut self) {
+        if self.phase != Phase::Warmup {
+            return;
+        }
+        let booted = self.hosts.iter().filter(|h| !self.plan.late_joiners.contains(&h.index)).all(Host::is_up);
+        let complete = booted && self.membership_formed();
+        if complete && self.membership_complete_at.is_none() {
+            self.membership_complete_at = Some(self.now);
+        }
+        // A mass join can leave a node unaware of a member until that member
+        // probes it (a full probe round); clients need not wait for that.
+        let joined = booted && self.all_joined();
+        if complete || (joined && self.now >= WARMUP_SETTLE) {
+            self.warmup = Some(self.now);
+            self.begin_safety();
+        } else if self.now >= WARMUP_MAX {
+            self.begin_safety();
+        } else {
+            self.schedule(self.now + WARMUP_CHECK_EVERY, Event::WarmupCheck);
+        }
+    }
+
+    fn begin_safety(&mut self) {
+        self.phase = Phase::Safety;
+        self.net.set_faults(self.plan.link);
+        let start = self.now;
+        let window = self.heal_at.saturating_sub(start);
+        let planned: Vec<(Duration, FaultAction)> =
+            self.plan.faults.iter().map(|p| (start + window.mul_f64(p.at_fraction), p.action.clone())).collect();
+        for (at, action) in planned {
+            self.schedule(at, Event::Fault(action));
+        }
+        if let Some(gap) = self.workload.next_gap() {
+            self.schedule(start + gap, Event::Client);
+        }
+        self.schedule(start + Duration::from_secs(1), Event::ExpireDissemination);
+        self.note_fault(0, format!("safety phase: faults {}", self.opts.faults));
+    }
+
+    fn heal(&mut self) {
+        if self.phase == Phase::Warmup && self.all_joined() {
+            // Too short a run for a safety phase, but the mesh formed.
+            self.warmup = Some(self.now);
+        }
+        self.phase = Phase::Liveness;
+        self.heal_at = self.now;
+        self.net.set_faults(LinkFaults::NONE);
+        self.net.heal_partition();
+        self.partition_generation += 1;
+        self.note_fault(0, "heal: faults off, partitions healed, hosts restarted".to_owned());
+        for host in 0..self.hosts.len() {
+            match self.hosts[host].status {
+                HostStatus::Down | HostStatus::NotStarted => self.start_host(host),
+                HostStatus::Up | HostStatus::Gone => {}
+            }
+        }
+        self.schedule(self.now + LIVENESS_CHECK_EVERY, Event::LivenessCheck);
+    }
+
+    fn liveness_check(&mut self) {
+        if self.phase != Phase::Liveness {
+            return;
+        }
+        if self.mesh_converged() {
+            self.converged_at = Some(self.now);
+            self.phase = Phase::Tail;
+            self.schedule(self.now + TAIL, Event::Finish);
+        } else if self.now.saturating_sub(self.heal_at) >= self.opts.liveness {
+            self.phase = Phase::Done;
+        } else {
+            self.schedule(self.now + LIVENESS_CHECK_EVERY, Event::LivenessCheck);
+        }
+    }
+
+    // ----- hosts --------------------------------------------------------
+
+    fn start_host(&mut self, host: usize) {
+        if self.hosts[host].is_up() {
+            return;
+        }
+        let mut config = self.node_config.clone();
+        let me = self.hosts[host].addr;
+        config.seeds.retain(|s| *s != me);
+        self.hosts[host].start(self.opts.seed, config, self.max_clock_drift_ms, self.opts.sabotage(), self.now);
+        self.up_hosts += 1;
+        self.views.reset(host);
+        self.detections.abandon(host);
+        let life = self.hosts[host].life;
+        self.trace.record(
+            self.now,
+            TraceKind::Fault,
+            host,
+            host,
+            &life.to_le_bytes(),
+            Some(format!("n{host} starts (life {life})")),
+        );
+        self.after_input(host);
+    }
+
+    /// Ends `host`'s life: a crash loses its state, a graceful leave first
+    /// pushes its queued writes and tells the mesh.
+    fn stop_host(&mut self, host: usize, graceful: bool, restart_after: Option<Duration>) {
+        if !self.hosts[host].is_up() {
+            return;
+        }
+        if graceful {
+            self.flush(host, self.hosts[host].life);
+            let now = self.hosts[host].now(self.now);
+            if let Some(node) = self.hosts[host].node.as_mut() {
+                node.leave(now);
+            }
+            self.after_input(host);
+        }
+        // The one allowed loss: what only this host held is gone now.
+        let others: Vec<Arc<Store>> =
+            self.hosts.iter().filter(|h| h.index != host).filter_map(|h| h.store().cloned()).collect();
+        self.history.excuse_lost(self.now, host, |key| others.iter().filter_map(|s| s.version(key)).max());
+        let observers: BTreeSet<usize> = self
+            .hosts
+            .iter()
+            .filter(|h| h.index != host && h.is_up() && self.views.sees_up(h.index, host))
+            .map(|h| h.index)
+            .collect();
+        self.detections.on_observer_stop(host, self.now);
+        let record = self.detections.on_stop(host, self.now, graceful, observers);
+        if self.net.is_partitioned() {
+            self.detections.abandon(host);
+        }
+        self.schedule(self.now + self.detect_bound, Event::DetectionDeadline { record });
+        self.up_hosts -= 1;
+        self.dissemination.on_host_down(host, self.now, self.up_hosts);
+        self.views.reset(host);
+        self.hosts[host].stop(restart_after.is_none());
+        let what = if graceful { "leaves" } else { "crashes" };
+        let note = match restart_after {
+            Some(d) => format!("n{host} {what}; back in {:.3}s", d.as_secs_f64()),
+            None => format!("n{host} {what} for good"),
+        };
+        self.note_fault(host, note);
+        if let Some(d) = restart_after {
+            self.schedule(self.now + d, Event::Restart { host });
+        }
+    }
+
+    fn apply_fault(&mut self, action: FaultAction) {
+        match action {
+            FaultAction::Crash { host, restart_after } => self.stop_host(host, false, restart_after),
+            FaultAction::Leave { host, restart_after } => self.stop_host(host, true, restart_after),
+            FaultAction::Join { host } => {
+                if self.hosts[host].status == HostStatus::NotStarted {
+                    self.note_fault(host, format!("n{host} joins late"));
+                    self.start_host(host);
+                }
+            }
+            FaultAction::Partition { partition, length } => {
+                self.partition_generation += 1;
+                let sizes = partition.sizes();
+                let kind = if partition.is_one_way() { "one-way partition" } else { "partition" };
+                self.net.set_partition(partition);
+                self.detections.abandon_all();
+                self.note_fault(0, format!("{kind} {sizes:?} for {:.3}s", length.as_secs_f64()));
+                self.schedule(self.now + length, Event::HealPartition { generation: self.partition_generation });
+            }
+            FaultAction::ClockStep { host, delta_ms } => {
+                self.hosts[host].clock.step(delta_ms);
+                self.note_fault(host, format!("n{host} clock steps {delta_ms:+} ms"));
+            }
+        }
+    }
+
+    fn note_fault(&mut self, host: usize, note: String) {
+        if self.fault_log.len() < FAULT_LOG_MAX {
+            self.fault_log.push((self.now, host, note.clone()));
+        }
+        self.trace.record(self.now, TraceKind::Fault, host, host, note.as_bytes(), Some(note.clone()));
+    }
+}
+
+/// The detection bound the SWIM timings promise, with room for bad luck:
+/// someone probes the failed member within a few periods (members are
+/// probed round-robin), the probe and its indirect probes time out, the
+/// suspicion expires, and the Down update spreads by periodic gossip in
+/// O(log n) rounds.
+pub fn default_detect_bound(config: &NodeConfig, hosts: usize) -> Duration {
+    let swim = &config.swim;
+    let rounds = (usize::BITS - hosts.max(1).leading_zeros()) + 5;
+    swim.probe_interval * 8 + swim.probe_timeout + swim.suspect_timeout + swim.gossip_interval * (3 * rounds)
+}

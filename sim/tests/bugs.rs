@@ -1,0 +1,48 @@
+//! Each checker can fail: a deliberately broken core (`--bug NAME`) makes
+//! the matching checker report a violation, where the healthy core passes
+//! the same run.
+
+use std::time::Duration;
+
+use rumor_sim::check::{bounds, convergence, resurrection};
+use rumor_sim::{FaultSet, Outcome, SimOptions};
+
+fn run(bug: Option<&str>, nodes: usize, faults: &str) -> Outcome {
+    let opts = SimOptions {
+        seed: 3,
+        nodes,
+        duration: Duration::from_secs(15),
+        faults: FaultSet::parse(faults).expect("valid fault list"),
+        bug: bug.map(str::to_owned),
+        ..SimOptions::default()
+    };
+    rumor_sim::run(&opts).expect("valid options")
+}
+
+fn assert_caught(bug: &str, nodes: usize, faults: &str, checker: &str) {
+    let healthy = run(None, nodes, faults);
+    assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
+    let broken = run(Some(bug), nodes, faults);
+    assert!(broken.violated(checker), "--bug {bug}: expected a {checker} violation, got:\n{}", broken.report);
+    assert!(broken.report.contains("replay: rumor-sim --seed 3"), "{}", broken.report);
+}
+
+#[test]
+fn merge_keeping_the_smaller_version_breaks_convergence() {
+    assert_caught("merge-keeps-smaller", 16, "none", convergence::NAME);
+}
+
+#[test]
+fn no_push_breaks_the_first_copy_bound() {
+    assert_caught("no-push", 16, "none", bounds::NAME);
+}
+
+#[test]
+fn no_anti_entropy_breaks_convergence_under_loss() {
+    assert_caught("no-anti-entropy", 16, "loss", convergence::NAME);
+}
+
+#[test]
+fn dropping_tombstones_early_resurrects_deleted_keys() {
+    assert_caught("drop-tombstones-early", 16, "loss", resurrection::NAME);
+}
