@@ -71,16 +71,37 @@ pub fn pack(
     out
 }
 
-/// Up to `count` distinct peers chosen uniformly from `candidates`
-/// (a partial Fisher–Yates shuffle with the node's seeded RNG).
-pub fn choose_peers(mut candidates: Vec<SocketAddr>, count: usize, rng: &mut impl Rng) -> Vec<SocketAddr> {
-    let count = count.min(candidates.len());
-    for i in 0..count {
-        let j = rng.random_range(i..candidates.len());
-        candidates.swap(i, j);
+/// Up to `count` distinct peers chosen uniformly from `candidates` minus
+/// `skip`, with the node's seeded RNG. Large lists are sampled by index
+/// rather than copied: this runs for every push in a thousand-node mesh.
+pub fn choose_peers(
+    candidates: &[SocketAddr],
+    count: usize,
+    skip: &[SocketAddr],
+    rng: &mut impl Rng,
+) -> Vec<SocketAddr> {
+    let mut chosen = Vec::with_capacity(count);
+    if candidates.len() > 4 * (count + skip.len()) {
+        // At least three in four candidates are eligible: a few draws do.
+        for _ in 0..count * 16 {
+            let peer = candidates[rng.random_range(0..candidates.len())];
+            if !skip.contains(&peer) && !chosen.contains(&peer) {
+                chosen.push(peer);
+                if chosen.len() == count {
+                    return chosen;
+                }
+            }
+        }
+        chosen.clear();
     }
-    candidates.truncate(count);
-    candidates
+    let mut pool: Vec<SocketAddr> = candidates.iter().filter(|a| !skip.contains(a)).copied().collect();
+    let count = count.min(pool.len());
+    for i in 0..count {
+        let j = rng.random_range(i..pool.len());
+        pool.swap(i, j);
+    }
+    pool.truncate(count);
+    pool
 }
 
 #[cfg(test)]
@@ -134,12 +155,17 @@ mod tests {
     fn chosen_peers_are_distinct_and_bounded() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
         let peers: Vec<SocketAddr> = (0..10).map(|i| SocketAddr::from(([127, 0, 0, 1], 7000 + i))).collect();
-        let chosen = choose_peers(peers.clone(), 3, &mut rng);
+        let chosen = choose_peers(&peers, 3, &[peers[0]], &mut rng);
+        assert!(!chosen.contains(&peers[0]));
         assert_eq!(chosen.len(), 3);
         let mut dedup = chosen.clone();
         dedup.sort();
         dedup.dedup();
         assert_eq!(dedup.len(), 3);
-        assert_eq!(choose_peers(peers[..2].to_vec(), 3, &mut rng).len(), 2);
+        assert_eq!(choose_peers(&peers[..2], 3, &[], &mut rng).len(), 2);
+        let many: Vec<SocketAddr> = (0..1000).map(|i| SocketAddr::from(([127, 0, 0, 1], 10_000 + i))).collect();
+        let sampled = choose_peers(&many, 3, &many[..5], &mut rng);
+        assert_eq!(sampled.len(), 3);
+        assert!(sampled.iter().all(|p| !many[..5].contains(p)));
     }
 }

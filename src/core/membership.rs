@@ -121,6 +121,12 @@ impl SwimConfig {
         if let Some(down) = config.periodic_announce_to_down_members.as_mut() {
             down.frequency = Duration::from_secs(5);
         }
+        // An announce's answer carries the answerer's view: every few
+        // seconds (not new_lan's 30) so a node that missed a join hears of
+        // it long before a full probe round of a large mesh.
+        if let Some(announce) = config.periodic_announce.as_mut() {
+            announce.frequency = Duration::from_secs(5);
+        }
         config
     }
 }
@@ -159,10 +165,18 @@ pub struct Membership {
     active: bool,
     /// Set when foca went idle; the node takes it to re-announce at once.
     isolated: bool,
+    /// Gossip addresses of active members, rebuilt when membership changes
+    /// (pushes pick from it on every write).
+    live: Vec<SocketAddr>,
+    /// When suspicion was last compared with foca's view.
+    suspicion_checked_at: Option<Duration>,
     forget_down_after: Duration,
     suspect_timeout: Duration,
     stats: MembershipStats,
 }
+
+/// How often suspicion is compared with foca's view (it walks every member).
+const SUSPICION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A suspicion this many suspect timeouts old has lost its timer.
 const STUCK_SUSPICION_FACTOR: u32 = 3;
@@ -186,6 +200,8 @@ impl Membership {
             known: BTreeMap::new(),
             active: false,
             isolated: false,
+            live: Vec::new(),
+            suspicion_checked_at: None,
             forget_down_after: config.forget_down_after,
             suspect_timeout: config.suspect_timeout,
             stats: MembershipStats::default(),
@@ -225,7 +241,10 @@ impl Membership {
         if let Err(error) = self.swim.handle_timer(timer, &mut self.runtime) {
             self.note_error(&error);
         }
-        self.refresh_suspicion(now);
+        if self.suspicion_checked_at.is_none_or(|at| now.saturating_sub(at) >= SUSPICION_CHECK_INTERVAL) {
+            self.suspicion_checked_at = Some(now);
+            self.refresh_suspicion(now);
+        }
         self.forget_old_downs(now);
         self.drain(now, fx);
     }
@@ -249,8 +268,8 @@ impl Membership {
     }
 
     /// Gossip addresses of active members (alive or suspect), in a stable order.
-    pub fn live_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.swim.iter_members().map(|m| m.id().addr)
+    pub fn live_peers(&self) -> &[SocketAddr] {
+        &self.live
     }
 
     /// Addresses of members we know as down.
@@ -340,8 +359,13 @@ impl Membership {
         while let Some((after, timer)) = self.runtime.to_schedule() {
             fx.timers.schedule(now + after, T::from(timer));
         }
+        let mut changed = false;
         while let Some(notification) = self.runtime.to_notify() {
             self.apply_notification(notification, now, fx.events);
+            changed = true;
+        }
+        if changed {
+            self.live = self.swim.iter_members().map(|m| m.id().addr).collect();
         }
     }
 
@@ -358,9 +382,22 @@ impl Membership {
         events: &mut VecDeque<Event>,
     ) {
         match notification {
-            OwnedNotification::MemberUp(identity) | OwnedNotification::Rename(_, identity) => {
+            OwnedNotification::MemberUp(identity) => {
                 events.push_back(Event::MemberUp { name: identity.name.clone(), addr: identity.addr });
                 self.known.insert(identity.addr, Known { identity, down_since: None, suspect_since: None });
+            }
+            OwnedNotification::Rename(_, identity) => {
+                // foca renames to a newer identity whatever its state: one
+                // renewed and then left is renamed *down*.
+                let down = self.swim.iter_membership_state().any(|m| *m.id() == identity && m.state() == State::Down);
+                let event = if down {
+                    Event::MemberDown { name: identity.name.clone(), addr: identity.addr }
+                } else {
+                    Event::MemberUp { name: identity.name.clone(), addr: identity.addr }
+                };
+                events.push_back(event);
+                let down_since = down.then_some(now);
+                self.known.insert(identity.addr, Known { identity, down_since, suspect_since: None });
             }
             OwnedNotification::MemberDown(identity) => {
                 self.stats.downs += 1;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::digest::{TREE_DEPTH, TREE_FANOUT, children_digests, leaf_of_hash};
+use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::gossip::{choose_peers, pack};
 use super::io::{Event, Now, Transmit, Transport};
 use super::membership::{Effects, Identity, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer};
@@ -236,8 +236,8 @@ impl Node {
     /// pushes them to `fanout` random live peers at once.
     pub fn handle_local_writes(&mut self, writes: &[(Bytes, Entry)], now: Now) {
         let _ = now;
-        let peers: Vec<SocketAddr> = self.membership.live_peers().collect();
-        if peers.len() <= self.config.direct_push_max {
+        if self.membership.live_peers().len() <= self.config.direct_push_max {
+            let peers = self.membership.live_peers().to_vec();
             self.push_to(peers, writes, 0);
         } else {
             self.push(writes, self.config.max_hops, &[]);
@@ -254,8 +254,7 @@ impl Node {
                 }
                 NodeTimer::Announce(_) => {}
                 NodeTimer::Sync => {
-                    let peers: Vec<SocketAddr> = self.membership.live_peers().collect();
-                    if let Some(&peer) = choose_peers(peers, 1, &mut self.rng).first() {
+                    if let Some(&peer) = choose_peers(self.membership.live_peers(), 1, &[], &mut self.rng).first() {
                         self.start_sync(peer);
                     }
                     let next = self.jittered(self.config.sync_interval);
@@ -392,7 +391,7 @@ impl Node {
             return;
         }
         self.stats.sync_rounds += 1;
-        let digests = children_digests(&self.store.leaf_digests(), 0, 0);
+        let digests = self.store.children_digests(0, 0);
         let sender = self.membership.identity().addr;
         self.send_sync(peer, Message::SyncDigests { sender, level: 0, nodes: vec![0], digests });
     }
@@ -405,10 +404,9 @@ impl Node {
             self.stats.decode_errors += 1;
             return;
         }
-        let leaves = self.store.leaf_digests();
         let mut differing = Vec::new();
         for (node, theirs) in nodes.iter().zip(digests.chunks(TREE_FANOUT as usize)) {
-            let ours = children_digests(&leaves, level, *node);
+            let ours = self.store.children_digests(level, *node);
             for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
                 if a != b {
                     differing.push(node * TREE_FANOUT + i as u32);
@@ -423,7 +421,7 @@ impl Node {
         if level + 1 == TREE_DEPTH {
             self.send_leaf_versions(peer, &differing);
         } else {
-            let digests = differing.iter().flat_map(|n| children_digests(&leaves, level + 1, *n)).collect();
+            let digests = differing.iter().flat_map(|n| self.store.children_digests(level + 1, *n)).collect();
             self.send_sync(peer, Message::SyncDigests { sender, level: level + 1, nodes: differing, digests });
         }
     }
@@ -517,8 +515,7 @@ impl Node {
         if entries.is_empty() || self.config.sabotage.no_push {
             return;
         }
-        let candidates: Vec<SocketAddr> = self.membership.live_peers().filter(|a| !skip.contains(a)).collect();
-        let peers = choose_peers(candidates, self.config.fanout, &mut self.rng);
+        let peers = choose_peers(self.membership.live_peers(), self.config.fanout, skip, &mut self.rng);
         self.push_to(peers, entries, hops_left);
     }
 
@@ -546,7 +543,7 @@ impl Node {
 
     fn announce_round(&mut self, now: Now) {
         let me = self.membership.identity().addr;
-        let live: BTreeSet<SocketAddr> = self.membership.live_peers().collect();
+        let live: BTreeSet<SocketAddr> = self.membership.live_peers().iter().copied().collect();
         let mut targets: Vec<SocketAddr> =
             self.config.seeds.iter().copied().filter(|s| *s != me && !live.contains(s)).collect();
         let delay = if self.membership.is_active() {
@@ -556,7 +553,7 @@ impl Node {
             // Isolated: members we knew may be on the far side of a healed
             // partition, and may be the only way back if seeds are gone.
             let down: Vec<SocketAddr> = self.membership.down_peers().filter(|a| !targets.contains(a)).collect();
-            targets.extend(choose_peers(down, DOWN_MEMBERS_PER_ANNOUNCE, &mut self.rng));
+            targets.extend(choose_peers(&down, DOWN_MEMBERS_PER_ANNOUNCE, &[], &mut self.rng));
             let delay = self.announce_backoff;
             self.announce_backoff = (self.announce_backoff * 2).min(self.config.join_retry_max);
             delay
