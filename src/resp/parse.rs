@@ -402,15 +402,7 @@ mod tests {
         Parser::new(&limits())
     }
 
-    fn encode(args: &[&[u8]]) -> Vec<u8> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
-        }
-        out
-    }
+    use crate::resp::cmd::testkit::frame as encode;
 
     fn owned(parser: &Parser, frame: &[u8]) -> Vec<Vec<u8>> {
         parser.args(frame).iter_from(0).map(<[u8]>::to_vec).collect()

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::cmd::testkit;
+use super::cmd::testkit::{self, frame};
 use super::serve;
 use crate::server::shared::{ClientLimits, Replicate, Shared};
 
@@ -119,16 +119,6 @@ async fn roundtrip(stream: &mut TcpStream, request: &[u8], reply: &[u8]) {
 fn short(bytes: &[u8]) -> String {
     let text = bytes.escape_ascii().to_string();
     if text.len() > 300 { format!("{}… ({} bytes)", &text[..300], bytes.len()) } else { text }
-}
-
-fn frame(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[tokio::test]

@@ -175,3 +175,14 @@ impl Harness {
 
 /// Room in the writes channel before a test must drain it.
 const WRITES_CAPACITY: usize = 4096;
+
+/// `args` as one RESP array frame.
+pub(crate) fn frame(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
