@@ -286,13 +286,6 @@ impl Node {
         self.membership.leave(now.mono, effects!(self));
     }
 
-    /// Re-announces to seeds now (the driver calls this when it has reason to
-    /// think the mesh changed, e.g. tests; the timer does it anyway).
-    pub fn handle_rejoin(&mut self, now: Now) {
-        self.announce_backoff = JOIN_RETRY_MIN;
-        self.schedule_announce(now.mono);
-    }
-
     /// The next thing to send. Membership traffic comes first; pushes are
     /// packed when it is drained.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -21,6 +21,7 @@ use super::digest::{LEAF_COUNT, TREE_FANOUT, entry_hash, key_hash, leaf_of_hash,
 use super::hlc::{DriftExceeded, Hlc};
 use super::sabotage::Sabotage;
 use super::version::{NodeId, Timestamp, Version};
+use super::wire::entry_size_bound;
 
 /// One stored entry, exactly as it travels between nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,12 +42,6 @@ impl Entry {
             Some(deadline) if deadline <= now_ms => None,
             _ => self.value.as_ref(),
         }
-    }
-
-    /// Bytes this entry adds to a message, roughly: used to batch and to
-    /// decide between datagram and stream.
-    pub fn encoded_len_hint(&self, key: &[u8]) -> usize {
-        key.len() + self.value.as_ref().map_or(0, Bytes::len) + 48
     }
 }
 
@@ -364,7 +359,7 @@ impl Store {
         budget_bytes: usize,
     ) -> (usize, Vec<(Bytes, Entry)>) {
         let mut entries = Vec::new();
-        let cost = |k: &Bytes, e: &Entry| if hashes.contains(&key_hash(k)) { e.encoded_len_hint(k) } else { 0 };
+        let cost = |k: &Bytes, e: &Entry| if hashes.contains(&key_hash(k)) { entry_size_bound(k, e) } else { 0 };
         let included = self.visit_leaves(leaves, budget_bytes, cost, |k, e| {
             if hashes.contains(&key_hash(k)) {
                 entries.push((k.clone(), e.clone()));
