@@ -1,0 +1,93 @@
+//! What an operator meets first: `rumor dev`, the example configs, and
+//! errors for bad flags and config values.
+#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{members, wait_for};
+use redis::Commands;
+
+fn rumor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rumor"))
+}
+
+/// Runs rumor to completion (it must fail fast) and returns (code, stderr).
+fn run_failing(args: &[&str]) -> (Option<i32>, String) {
+    let out = rumor().args(args).stdin(Stdio::null()).output().expect("run rumor");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_flags_and_config_values_exit_2_naming_them() {
+    let (code, err) = run_failing(&["serve", "--listen", "nowhere"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--listen"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "nmae = \"x\"\n").unwrap();
+    let (code, err) = run_failing(&["serve", "--config", typo.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nmae") && err.contains("typo.toml"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let zero = dir.path().join("zero.toml");
+    std::fs::write(&zero, "[membership]\nsuspect_timeout_ms = 0\n").unwrap();
+    let (code, err) = run_failing(&["serve", "--config", zero.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("membership.suspect_timeout_ms"), "{err}");
+}
+
+struct Running(Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_three_alive(port: u16) {
+    let url = format!("redis://127.0.0.1:{port}/");
+    wait_for("three members alive", Duration::from_secs(20), || {
+        let mut con =
+            redis::Client::open(url.as_str()).ok()?.get_connection_with_timeout(Duration::from_secs(1)).ok()?;
+        let seen = members(&mut con);
+        (seen.len() == 3 && seen.iter().all(|(_, _, s)| s == "alive")).then_some(())
+    });
+}
+
+fn connect(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap()
+}
+
+/// Both use the documented fixed ports (6380.., 7946..), so they run one
+/// after the other in one test.
+#[test]
+fn dev_and_the_example_configs_start_working_meshes() {
+    let dev = rumor().args(["dev", "--nodes", "3"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut running = Running(vec![dev]);
+    wait_three_alive(6380);
+    let () = connect(6380).set("hello", "mesh").unwrap();
+    wait_for("the write on node 3", Duration::from_secs(2), || {
+        connect(6382).get::<_, Option<String>>("hello").unwrap().map(|_| ())
+    });
+    let pid = running.0[0].id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = wait_for("dev to stop on Ctrl-C", Duration::from_secs(20), || running.0[0].try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    running.0.clear();
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    for i in 1..=3 {
+        let config = format!("{root}/config/node{i}.toml");
+        let child = rumor().args(["serve", "--config", &config]).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        running.0.push(child.unwrap());
+    }
+    wait_three_alive(6381);
+}
