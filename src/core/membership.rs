@@ -178,7 +178,8 @@ pub struct Membership {
     stats: MembershipStats,
 }
 
-/// How often suspicion is compared with foca's view (it walks every member).
+/// How often suspicion is compared with foca's view and old downs are
+/// forgotten (both walk every member).
 const SUSPICION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A suspicion this many suspect timeouts old has lost its timer.
@@ -247,8 +248,8 @@ impl Membership {
         if self.suspicion_checked_at.is_none_or(|at| now.saturating_sub(at) >= SUSPICION_CHECK_INTERVAL) {
             self.suspicion_checked_at = Some(now);
             self.refresh_suspicion(now);
+            self.forget_old_downs(now);
         }
-        self.forget_old_downs(now);
         self.drain(now, fx);
     }
 
