@@ -233,9 +233,10 @@ impl Node {
     }
 
     /// Writes clients made on this node, already applied to the store:
-    /// pushes them to `fanout` random live peers at once.
-    pub fn handle_local_writes(&mut self, writes: &[(Bytes, Entry)], now: Now) {
-        let _ = now;
+    /// pushes them at once to every live peer (meshes of at most
+    /// `direct_push_max`) or to `fanout` random ones. Takes `now` like every
+    /// input, though pushing needs none.
+    pub fn handle_local_writes(&mut self, writes: &[(Bytes, Entry)], _now: Now) {
         if self.membership.live_peers().len() <= self.config.direct_push_max {
             let peers = self.membership.live_peers().to_vec();
             self.push_to(peers, writes, 0);
