@@ -192,7 +192,15 @@ fn a_node_isolated_then_returned() {
 #[test]
 fn kill_and_restart_nodes_during_writes() {
     let Some(mut s) = Scenario::start("kill -9 and restart") else { return };
-    for victim in [1, 3, 2] {
+    // Random victims, reproducible: RUMOR_FAULT_SEED replays a run's choice.
+    let seed: u64 = std::env::var("RUMOR_FAULT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    let victims: Vec<usize> = (0..3u64)
+        .map(|i| (seed.wrapping_mul(6364136223846793005).wrapping_add(i * 1442695040888963407) >> 33) as usize % HOSTS)
+        .collect();
+    common::report(&format!("kill -9 victims {victims:?} (RUMOR_FAULT_SEED={seed})"));
+    for victim in victims {
         pause(Duration::from_secs(2));
         s.kill(victim);
         pause(Duration::from_secs(1));
