@@ -1,8 +1,8 @@
 //! A small cluster of cores under virtual time: packets delivered after a
 //! fixed latency, timers fired in order, no sockets and no real clock.
 
+use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! most once, and the hop bound caps the spread in very large meshes.
 //! Whatever this misses, anti-entropy repairs.
 
-use std::net::SocketAddr;
+use ::core::net::SocketAddr; // an address value; the core opens no socket
 
 use bytes::Bytes;
 use rand::Rng;

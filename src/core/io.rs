@@ -1,7 +1,7 @@
 //! The values that cross the core's boundary: time in, transmissions and
 //! events out.
 
-use std::net::SocketAddr;
+use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::time::Duration;
 
 use bytes::Bytes;

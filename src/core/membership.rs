@@ -2,9 +2,9 @@
 //! member table that `MEMBERS` shows (foca forgets nothing we need, but it
 //! keeps no names for down members and emits no event for suspicion).
 
+use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 

@@ -7,8 +7,8 @@
 //! [`Node::handle_timeout`] next). The node never reads a clock, never touches
 //! a socket and draws randomness only from the seed it was given.
 
+use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 

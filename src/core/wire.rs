@@ -4,7 +4,7 @@
 //! datagram starts with a tag byte. Stream frames on the TCP side carry the
 //! same tagged payloads behind a 4-byte big-endian length.
 
-use std::net::SocketAddr;
+use ::core::net::SocketAddr; // an address value; the core opens no socket
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
