@@ -218,7 +218,7 @@ impl Default for Settings {
             max_clock_drift_ms: 500,
             node: NodeConfig {
                 swim: SwimConfig {
-                    probe_interval: Duration::from_millis(400),
+                    probe_interval: Duration::from_millis(300),
                     probe_timeout: Duration::from_millis(150),
                     suspect_timeout: Duration::from_millis(1000),
                     gossip_interval: Duration::from_millis(100),
