@@ -22,7 +22,7 @@ fn metrics_endpoint_serves_parseable_prometheus_text() {
     let (m1, m2) = (metrics_addr(), metrics_addr());
     let node1 = Node::start_with("node1", &[], &["--metrics", &m1.to_string()]);
     let node2 = Node::start_with("node2", &[node1.gossip], &["--metrics", &m2.to_string()]);
-    let nodes = [node1, node2];
+    let mut nodes = [node1, node2];
     wait_all_alive(&nodes, DEADLINE);
 
     let mut con = nodes[0].connect();
@@ -93,6 +93,12 @@ fn metrics_endpoint_serves_parseable_prometheus_text() {
     let (status, _, samples) = scrape(m1);
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(value(&samples, "rumor_keys", &[]), n);
+
+    // The endpoint stops with the node, an idle scraper notwithstanding.
+    let _idle = TcpStream::connect(m1).expect("connect");
+    drop(con);
+    assert!(nodes[0].terminate().success());
+    assert!(TcpStream::connect(m1).is_err(), "the metrics port is closed");
 }
 
 /// A free loopback address for a metrics endpoint.

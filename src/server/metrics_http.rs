@@ -4,12 +4,13 @@
 //! Hand-written rather than built on hyper: one route, one request per
 //! connection (`Connection: close`), no request bodies. Every step is
 //! bounded so that junk input can neither panic nor hold a task: the
-//! request head is read into a fixed [`HEAD_MAX_BYTES`] buffer within
-//! [`READ_TIMEOUT`], at most [`MAX_CONNECTIONS`] requests are served at
-//! once (more are closed unanswered), and the answer is written within
-//! [`WRITE_TIMEOUT`]. Status codes: 200, 404 for any other path, 405 for
-//! any other method, 400 for a malformed request line, 408 for a slow
-//! client, 431 for an oversized head, 503 when the node cannot answer.
+//! request head is read into a fixed buffer (`HEAD_MAX_BYTES`, 8 KiB)
+//! within `READ_TIMEOUT` (5 s), at most `MAX_CONNECTIONS` (32) requests are
+//! served at once (more are closed unanswered), and the answer is written
+//! within `WRITE_TIMEOUT` (10 s). Status codes: 200, 404 for any other
+//! path, 405 for any other method, 400 for a malformed request line, 408
+//! for a slow client, 431 for an oversized head, 503 when the node cannot
+//! answer.
 
 use std::fmt::Display;
 use std::future::Future;

@@ -504,6 +504,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_answer_is_tallied_under_its_command_or_unknown() {
+        let mut h = Harness::with_password("pw");
+        h.run(&["GET", "k"]).await; // refused: NOAUTH
+        h.run(&["AUTH", "pw"]).await;
+        h.run(&["get", "k"]).await;
+        h.run(&["GET"]).await; // refused: arity
+        h.run(&["NoSuch", "x"]).await;
+        h.run(&["OtherJunk"]).await;
+        let labels: Vec<&str> = super::slot_labels().collect();
+        assert_eq!(labels.len(), super::COMMAND_SLOTS);
+        assert_eq!(labels[super::UNKNOWN_SLOT], "unknown");
+        let mut seen = Vec::new();
+        h.tally().take(|slot, calls, errors| seen.push((labels[slot], calls, errors)));
+        assert_eq!(seen, [("get", 3, 2), ("auth", 1, 0), ("unknown", 2, 2)]);
+        let mut again = 0;
+        h.tally().take(|_, _, _| again += 1);
+        assert_eq!(again, 0, "taking the tally empties it");
+    }
+
+    #[tokio::test]
     async fn quit_replies_ok_and_closes() {
         let mut h = Harness::with_password("pw");
         assert_eq!(h.run_flow(&["QUIT"]).await, ("+OK\r\n".to_owned(), super::Flow::Close));

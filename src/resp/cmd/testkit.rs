@@ -172,6 +172,11 @@ impl Harness {
         self.session.commands
     }
 
+    /// What the session has tallied for metrics since the last take.
+    pub(crate) fn tally(&mut self) -> &mut super::Tally {
+        &mut self.session.tally
+    }
+
     /// The wall clock the commands read.
     pub(crate) fn now_ms(&self) -> u64 {
         self.shared.clock.wall_ms()
