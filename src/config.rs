@@ -63,6 +63,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Gossip address.
     pub gossip: Option<SocketAddr>,
+    /// Prometheus metrics address.
+    pub metrics: Option<SocketAddr>,
     /// Seeds to announce to.
     pub seeds: Option<Vec<SocketAddr>>,
     /// Client password.
@@ -168,6 +170,9 @@ pub struct ServeFlags {
     /// Client (RESP) address.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (default: no metrics endpoint).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Gossip address of a node to join through (repeatable).
     #[arg(long = "seed", value_name = "ADDR")]
     pub seeds: Vec<SocketAddr>,
@@ -183,6 +188,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Gossip address.
     pub gossip: SocketAddr,
+    /// Where to serve Prometheus metrics (`/metrics`); `None`: nowhere.
+    pub metrics: Option<SocketAddr>,
     /// Node name.
     pub name: String,
     /// Client password.
@@ -212,6 +219,7 @@ impl Default for Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 6380)),
             gossip: SocketAddr::from(([127, 0, 0, 1], 7946)),
+            metrics: None,
             name: String::new(),
             requirepass: None,
             log_format: LogFormat::Text,
@@ -268,6 +276,7 @@ impl Settings {
         let mut s = Settings::default();
         s.listen = flags.listen.or(file.listen).unwrap_or(s.listen);
         s.gossip = flags.gossip.or(file.gossip).unwrap_or(s.gossip);
+        s.metrics = flags.metrics.or(file.metrics).or(s.metrics);
         s.name = flags.name.clone().or(file.name).unwrap_or_else(|| format!("rumor-{}", s.gossip.port()));
         if s.name.is_empty() || s.name.len() > MAX_NAME_BYTES || s.name.contains(char::is_whitespace) {
             return Err(invalid("name", format!("must be 1 to {MAX_NAME_BYTES} bytes without spaces")));
@@ -345,11 +354,28 @@ impl Settings {
 /// Parses a config file, naming the file and the key on error.
 pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.into(),
-        message: e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+    parse_file(path, &text)
+}
+
+/// Parses the text of the config file at `path`. On error, the message
+/// quotes the line at fault: toml's message for a bad value (say, an
+/// unparsable address) does not name the key, and the line does.
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let place = e.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let line = text.get(line_start..).and_then(|rest| rest.lines().next()).unwrap_or_default().trim();
+            let number = before.get(..line_start).unwrap_or_default().matches('\n').count() + 1;
+            let line: String = line.chars().take(QUOTED_LINE_CHARS).collect();
+            format!(" (line {number}: {line})")
+        });
+        ConfigError::Parse { path: path.into(), message: e.message().to_owned() + &place.unwrap_or_default() }
     })
 }
+
+/// The most of a faulty line an error message quotes.
+const QUOTED_LINE_CHARS: usize = 80;
 
 fn invalid(option: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { option, reason }
@@ -394,11 +420,27 @@ mod tests {
         let s = Settings::from_parts(file, &ServeFlags::default()).unwrap();
         let d = Settings::default();
         assert_eq!((s.listen, s.gossip, s.max_clock_drift_ms), (d.listen, d.gossip, d.max_clock_drift_ms));
+        assert_eq!(s.metrics, d.metrics);
         assert_eq!(format!("{:?}", s.node), format!("{:?}", d.node));
         assert_eq!(format!("{:?}", s.limits), format!("{:?}", d.limits));
         assert_eq!((s.write_batch_max, s.write_queue), (d.write_batch_max, d.write_queue));
         assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
         assert_eq!(s.requirepass, None);
+    }
+
+    #[test]
+    fn example_config_commented_out_options_are_valid_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        // Options off by default are shown commented out, before any table.
+        let top_level = text.split("\n[").next().unwrap();
+        let examples: Vec<&str> =
+            top_level.lines().filter_map(|l| l.strip_prefix("# ")).filter(|l| l.contains(" = ")).collect();
+        assert!(examples.iter().any(|l| l.starts_with("metrics = ")), "{examples:?}");
+        for line in examples {
+            let file: FileConfig = toml::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            Settings::from_parts(file, &ServeFlags::default()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
     }
 
     #[test]
@@ -424,6 +466,19 @@ mod tests {
         let s = Settings::from_parts(file, &flags).unwrap();
         assert_eq!(s.name, "flag");
         assert_eq!(s.listen.port(), 1);
+    }
+
+    #[test]
+    fn metrics_are_off_unless_asked_for() {
+        assert_eq!(parse("").unwrap().metrics, None);
+        let s = parse("metrics = \"127.0.0.1:9180\"").unwrap();
+        assert_eq!(s.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 9180))));
+        let flags = ServeFlags { metrics: Some(SocketAddr::from(([0, 0, 0, 0], 1))), ..ServeFlags::default() };
+        let file: FileConfig = toml::from_str("metrics = \"127.0.0.1:9180\"").unwrap();
+        assert_eq!(Settings::from_parts(file, &flags).unwrap().metrics, flags.metrics);
+        let text = "name = \"a\"\nmetrics = \"nowhere\"\n";
+        let err = parse_file(Path::new("node.toml"), text).unwrap_err().to_string();
+        assert_eq!(err, "config file node.toml: invalid socket address syntax (line 2: metrics = \"nowhere\")");
     }
 
     #[test]

@@ -25,6 +25,9 @@ fn bad_flags_and_config_values_exit_2_naming_them() {
     let (code, err) = run_failing(&["serve", "--listen", "nowhere"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--listen"), "{err}");
+    let (code, err) = run_failing(&["serve", "--metrics", "nowhere"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--metrics"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("typo.toml");
@@ -32,6 +35,13 @@ fn bad_flags_and_config_values_exit_2_naming_them() {
     let (code, err) = run_failing(&["serve", "--config", typo.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("nmae") && err.contains("typo.toml"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let bad_metrics = dir.path().join("metrics.toml");
+    std::fs::write(&bad_metrics, "metrics = \"localhost\"\n").unwrap();
+    let (code, err) = run_failing(&["serve", "--config", bad_metrics.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("metrics = \"localhost\""), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 
     let zero = dir.path().join("zero.toml");

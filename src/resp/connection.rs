@@ -122,6 +122,10 @@ impl Connection {
         let shared: &Shared = shared;
         let mut start = 0;
         let now_ms = shared.clock.wall_ms();
+        // Timed per batch, not per command: a clock read per command was a
+        // visible share of a pipelined profile, and the replies of a batch
+        // are written together, so its time is what each command waited.
+        let started = shared.metrics.as_ref().map(|_| shared.clock.mono());
         let end = loop {
             let frame = &input[start..];
             let consumed = match parser.parse(frame) {
@@ -150,6 +154,13 @@ impl Connection {
         // Before any reply of the batch is written: once a client has an
         // acknowledgement, its write is already in dissemination's hands.
         cmd::replicate(shared, pending).await;
+        match (&shared.metrics, started) {
+            (Some(metrics), Some(started)) => {
+                let latency = shared.clock.mono().saturating_sub(started);
+                session.tally.take(|slot, calls, errors| metrics.add(slot, calls, errors, latency));
+            }
+            _ => session.tally.take(|_, _, _| {}),
+        }
         if start == input.len() && input.capacity() > RETAINED_BUFFER_BYTES {
             *input = BytesMut::new();
         } else {

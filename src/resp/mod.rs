@@ -32,3 +32,6 @@ mod shutdown;
 mod tests;
 
 pub use listener::serve;
+
+/// The `cmd` label of each per-command metrics slot, in slot order.
+pub(crate) use cmd::slot_labels as command_labels;

@@ -2,6 +2,7 @@
 //! writes, timers and questions, and carries out what it asks — in the
 //! drain order `core::node` documents.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -15,6 +16,7 @@ use crate::core::io::{Event, Transport};
 use crate::core::membership::MemberState;
 use crate::core::node::Node;
 use crate::server::clock::Clock;
+use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::shared::{Control, InfoSection, Replicate};
 use crate::server::stream::StreamPool;
 
@@ -44,12 +46,21 @@ pub struct Driver {
     streams: StreamPool,
     write_batch_max: usize,
     send_errors: u64,
+    member_changes: MemberChanges,
 }
 
 impl Driver {
     /// A driver for `node` on `udp`.
     pub fn new(node: Node, udp: UdpSocket, clock: Clock, write_batch_max: usize) -> Self {
-        Driver { node, udp, clock, streams: StreamPool::default(), write_batch_max, send_errors: 0 }
+        Driver {
+            node,
+            udp,
+            clock,
+            streams: StreamPool::default(),
+            write_batch_max,
+            send_errors: 0,
+            member_changes: MemberChanges::default(),
+        }
     }
 
     /// Runs until `stop` completes, then hands every queued local write to
@@ -134,8 +145,14 @@ impl Driver {
         }
         while let Some(event) = self.node.poll_event() {
             match event {
-                Event::MemberUp { name, addr } => tracing::info!(%name, %addr, "member up"),
-                Event::MemberDown { name, addr } => tracing::info!(%name, %addr, "member down"),
+                Event::MemberUp { name, addr } => {
+                    self.member_changes.up += 1;
+                    tracing::info!(%name, %addr, "member up");
+                }
+                Event::MemberDown { name, addr } => {
+                    self.member_changes.down += 1;
+                    tracing::info!(%name, %addr, "member down");
+                }
                 Event::Joined => tracing::info!("joined the mesh"),
                 Event::Isolated => {
                     tracing::warn!("no other member is reachable; announcing to seeds")
@@ -155,6 +172,38 @@ impl Driver {
             Control::Info(reply) => {
                 let _ = reply.send(self.info_sections());
             }
+            Control::Metrics(reply) => {
+                let _ = reply.send(self.metrics_snapshot());
+            }
+        }
+    }
+
+    /// The node-side numbers for a metrics scrape, read from where they are
+    /// kept (nothing here is counted twice).
+    fn metrics_snapshot(&self) -> NodeSnapshot {
+        // Every state is listed, at zero if need be; counting by the
+        // `Display` name means a state missing from this list still shows
+        // once it has members.
+        let mut members: BTreeMap<String, u64> =
+            [MemberState::Alive, MemberState::Suspect, MemberState::Down].iter().map(|s| (s.to_string(), 0)).collect();
+        for member in self.node.members() {
+            *members.entry(member.state.to_string()).or_default() += 1;
+        }
+        let store = self.node.store();
+        let entries = store.entry_count() as u64;
+        let keys = store.value_count() as u64;
+        NodeSnapshot {
+            gossip: self.node.gossip_stats(),
+            membership: self.node.membership_stats(),
+            members,
+            member_changes: self.member_changes,
+            joined: self.node.is_joined(),
+            send_errors: self.send_errors,
+            stream_frames_dropped: self.streams.dropped.load(Ordering::Relaxed),
+            keys,
+            tombstones: entries.saturating_sub(keys),
+            clock_drift_rejections: store.stats().drift_rejections.load(Ordering::Relaxed),
+            max_clock_drift_seen_ms: store.stats().max_drift_seen_ms.load(Ordering::Relaxed),
         }
     }
 

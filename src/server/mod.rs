@@ -1,12 +1,15 @@
 //! The tokio driver: real sockets and the real clock around the sans-IO core.
 //!
 //! [`run`] binds the ports, starts the client listener, the gossip stream
-//! acceptor and the [`driver::Driver`] task that owns the core, and on
-//! shutdown stops clients first (in-flight commands finish), hands their
-//! last writes to gossip, then leaves the mesh.
+//! acceptor, the metrics endpoint if asked for, and the [`driver::Driver`]
+//! task that owns the core, and on shutdown stops clients (in-flight
+//! commands finish) and the metrics endpoint first, hands the clients' last
+//! writes to gossip, then leaves the mesh.
 
 pub mod clock;
 pub mod driver;
+pub mod metrics;
+pub mod metrics_http;
 pub mod shared;
 pub mod stream;
 
@@ -26,6 +29,7 @@ use crate::core::store::Store;
 use crate::core::version::NodeId;
 use clock::Clock;
 use driver::{Driver, Inputs};
+use metrics::Metrics;
 use shared::{ClientStats, Shared};
 
 /// Channel depth for stream frames and control questions.
@@ -37,7 +41,7 @@ pub enum ServerError {
     /// A port could not be bound.
     #[error("cannot bind {what} address {addr}: {source}")]
     Bind {
-        /// Which port (`listen`, `gossip`).
+        /// Which port (`listen`, `gossip`, `metrics`).
         what: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -53,6 +57,8 @@ pub struct Bound {
     pub listen: SocketAddr,
     /// Gossip address.
     pub gossip: SocketAddr,
+    /// Metrics address, when the node serves `/metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Runs one node until `shutdown` completes, then leaves the mesh cleanly.
@@ -70,7 +76,15 @@ pub async fn run(
     let gossip_streams = TcpListener::bind(gossip).await.map_err(|e| bind("gossip", gossip, e))?;
     let clients = TcpListener::bind(settings.listen).await.map_err(|e| bind("listen", settings.listen, e))?;
     let listen = clients.local_addr().map_err(|e| bind("listen", settings.listen, e))?;
-    on_bound(Bound { listen, gossip });
+    let metrics_port = match settings.metrics {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.map_err(|e| bind("metrics", addr, e))?;
+            let bound = listener.local_addr().map_err(|e| bind("metrics", addr, e))?;
+            Some((listener, bound))
+        }
+        None => None,
+    };
+    on_bound(Bound { listen, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) });
 
     let (id_bytes, seed) = os_randomness();
     let id = NodeId::from_random_bytes(id_bytes);
@@ -82,6 +96,7 @@ pub async fn run(
     let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);
+    let metrics = metrics_port.as_ref().map(|_| Arc::new(Metrics::new()));
     let shared = Arc::new(Shared {
         name: settings.name.clone(),
         store: store.clone(),
@@ -91,6 +106,7 @@ pub async fn run(
         limits: settings.limits.clone(),
         password: settings.requirepass.clone(),
         stats: ClientStats::default(),
+        metrics: metrics.as_ref().map(|m| m.commands().clone()),
     });
     tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
 
@@ -105,6 +121,19 @@ pub async fn run(
     let client_task = tokio::spawn(serve_clients.instrument(span.clone()));
     let accept = stream::accept_frames(gossip_streams, settings.node.max_stream_bytes, frames_tx);
     let acceptor = tokio::spawn(accept.instrument(span.clone()));
+    let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_task = metrics_port.zip(metrics).map(|((listener, addr), metrics)| {
+        tracing::info!(name = %settings.name, %addr, "serving Prometheus metrics at /metrics");
+        let shared = shared.clone();
+        let render = move || {
+            let (metrics, shared) = (metrics.clone(), shared.clone());
+            async move { metrics::scrape(&metrics, &shared).await }
+        };
+        let stopped = async {
+            let _ = metrics_stopped.await;
+        };
+        tokio::spawn(metrics_http::serve(listener, render, stopped).instrument(span.clone()))
+    });
     drop(shared);
 
     // The driver stops once clients are done, so their last writes are in
@@ -113,6 +142,7 @@ pub async fn run(
         shutdown.await;
         tracing::info!("shutting down: finishing client commands");
         let _ = stop_clients.send(());
+        let _ = stop_metrics.send(());
         let _ = client_task.await;
     };
     Driver::new(node, udp, clock, settings.write_batch_max.get())
@@ -120,6 +150,9 @@ pub async fn run(
         .instrument(span)
         .await;
     acceptor.abort();
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

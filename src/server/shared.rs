@@ -1,6 +1,6 @@
 //! What every client connection shares with the node: the store, the clock,
 //! the dissemination channel, a way to ask the driver about membership, and
-//! the client limits.
+//! the client limits and metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::store::{Entry, Store};
 use crate::server::clock::Clock;
+use crate::server::metrics::{CommandMetrics, NodeSnapshot};
 
 /// Local writes on their way to the dissemination side: everything one
 /// client batch (one read's worth of pipelined commands) wrote, so the
@@ -25,6 +26,8 @@ pub enum Control {
     /// INFO's node-side sections (`Membership`, `Gossip`), each a list of
     /// `field:value` pairs in display order.
     Info(oneshot::Sender<Vec<InfoSection>>),
+    /// A metrics scrape: the node-side numbers, read from their owners.
+    Metrics(oneshot::Sender<NodeSnapshot>),
 }
 
 /// One INFO section: its title and its `field:value` lines.
@@ -100,4 +103,7 @@ pub struct Shared {
     pub password: Option<String>,
     /// Client counters.
     pub stats: ClientStats,
+    /// Per-command metrics, when the node serves `/metrics`; without it the
+    /// client path skips the clock reads that time each batch.
+    pub metrics: Option<CommandMetrics>,
 }

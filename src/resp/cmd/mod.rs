@@ -56,22 +56,36 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now_ms: u64,
 }
 
-/// Runs one command (`args` is not empty) and writes its reply.
+/// Runs one command (`args` is not empty), writes its reply, and counts it
+/// in the session's [`Tally`].
 pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
-    let Some(spec) = lookup(args.arg(0)) else {
+    let Some((slot, spec)) = lookup(args.arg(0)) else {
         unknown_command(args, ctx.out);
+        ctx.session.tally.count(UNKNOWN_SLOT, true);
         return Flow::Continue;
     };
+    let (flow, failed) = match run(spec, args, ctx).await {
+        Ok(flow) => (flow, false),
+        Err(error) => {
+            error.write(ctx.out);
+            (Flow::Continue, true)
+        }
+    };
+    ctx.session.tally.count(slot, failed);
+    flow
+}
+
+/// Checks a known command's arity, then the client's authentication, in
+/// that order as Redis does, and runs it.
+async fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
-        CommandError::Arity(spec.name).write(ctx.out);
-        return Flow::Continue;
+        return Err(CommandError::Arity(spec.name));
     }
     if !spec.before_auth && ctx.session.auth_required(ctx.shared) {
-        CommandError::NoAuth.write(ctx.out);
-        return Flow::Continue;
+        return Err(CommandError::NoAuth);
     }
     ctx.session.commands += 1;
-    let result = match spec.handler {
+    match spec.handler {
         Handler::Get => string::get(args, ctx),
         Handler::Set => string::set(args, ctx).await,
         Handler::Mget => string::mget(args, ctx),
@@ -91,17 +105,68 @@ pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
         Handler::Client => session::client(args, ctx),
         Handler::Quit => {
             reply::ok(ctx.out);
-            return Flow::Close;
+            return Ok(Flow::Close);
         }
         Handler::Command => server::command(args, ctx),
         Handler::Config => server::config(args, ctx),
         Handler::Members => server::members(ctx).await,
         Handler::Info => info::info(args, ctx).await,
-    };
-    if let Err(error) = result {
-        error.write(ctx.out);
     }
-    Flow::Continue
+    .map(|()| Flow::Continue)
+}
+
+/// Slots of the per-command metrics: one per command in the table, in
+/// table order, then [`UNKNOWN_SLOT`]. A fixed set, so the metrics' label
+/// set stays bounded whatever names clients send.
+pub(crate) const COMMAND_SLOTS: usize = COMMANDS.len() + 1;
+
+/// The slot every name not in the table is counted under.
+pub(crate) const UNKNOWN_SLOT: usize = COMMANDS.len();
+
+/// The metrics label of each slot, in slot order: the lower-case command
+/// name, and `unknown` last.
+pub(crate) fn slot_labels() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|spec| spec.name).chain(std::iter::once("unknown"))
+}
+
+/// What one connection answered since the tally was last taken, per
+/// command slot. Plain integers in the connection's own session: the hot
+/// path touches no shared cache line, and the connection adds the tally to
+/// the node's metrics once per batch.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    calls: [u64; COMMAND_SLOTS],
+    errors: [u64; COMMAND_SLOTS],
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally { calls: [0; COMMAND_SLOTS], errors: [0; COMMAND_SLOTS] }
+    }
+}
+
+impl Tally {
+    fn count(&mut self, slot: usize, failed: bool) {
+        debug_assert!(slot < COMMAND_SLOTS);
+        if let Some(calls) = self.calls.get_mut(slot) {
+            *calls += 1;
+        }
+        if failed && let Some(errors) = self.errors.get_mut(slot) {
+            *errors += 1;
+        }
+    }
+
+    /// Calls `each(slot, calls, errors)` for every slot with calls, and
+    /// starts over from zero.
+    pub(crate) fn take(&mut self, mut each: impl FnMut(usize, u64, u64)) {
+        for (slot, (calls, errors)) in self.calls.iter_mut().zip(&mut self.errors).enumerate() {
+            if *calls > 0 {
+                each(slot, *calls, *errors);
+                *calls = 0;
+                *errors = 0;
+            }
+        }
+    }
 }
 
 /// A command's failure, written as a Redis error reply.
@@ -311,8 +376,9 @@ const COMMANDS: &[Spec] = &[
     spec("config", -2, Handler::Config),
 ];
 
-fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))
+/// The command named `name` and its metrics slot.
+fn lookup(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    COMMANDS.iter().enumerate().find(|(_, spec)| name.eq_ignore_ascii_case(spec.name.as_bytes()))
 }
 
 /// Redis 7's `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `
@@ -435,6 +501,26 @@ mod tests {
         assert_eq!(h.run(&["GET", "k"]).await, "$-1\r\n");
         // Both AUTHs and the last GET ran; refused and unknown commands did not.
         assert_eq!(h.commands(), 3);
+    }
+
+    #[tokio::test]
+    async fn every_answer_is_tallied_under_its_command_or_unknown() {
+        let mut h = Harness::with_password("pw");
+        h.run(&["GET", "k"]).await; // refused: NOAUTH
+        h.run(&["AUTH", "pw"]).await;
+        h.run(&["get", "k"]).await;
+        h.run(&["GET"]).await; // refused: arity
+        h.run(&["NoSuch", "x"]).await;
+        h.run(&["OtherJunk"]).await;
+        let labels: Vec<&str> = super::slot_labels().collect();
+        assert_eq!(labels.len(), super::COMMAND_SLOTS);
+        assert_eq!(labels[super::UNKNOWN_SLOT], "unknown");
+        let mut seen = Vec::new();
+        h.tally().take(|slot, calls, errors| seen.push((labels[slot], calls, errors)));
+        assert_eq!(seen, [("get", 3, 2), ("auth", 1, 0), ("unknown", 2, 2)]);
+        let mut again = 0;
+        h.tally().take(|_, _, _| again += 1);
+        assert_eq!(again, 0, "taking the tally empties it");
     }
 
     #[tokio::test]

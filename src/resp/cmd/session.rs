@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::{CommandError, Ctx, is, subcommand_arity, unknown_subcommand};
+use super::{CommandError, Ctx, Tally, is, subcommand_arity, unknown_subcommand};
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
@@ -24,6 +24,9 @@ pub(crate) struct Session {
     /// Commands executed and not yet added to the node's counter; the
     /// connection adds them once per batch instead of once per command.
     pub(crate) commands: u64,
+    /// Every command answered (refused ones too) and not yet added to the
+    /// node's metrics, per command; the connection takes it once per batch.
+    pub(crate) tally: Tally,
     name: Vec<u8>,
     lib_name: Vec<u8>,
     lib_ver: Vec<u8>,
@@ -38,6 +41,7 @@ impl Session {
             local,
             authenticated: false,
             commands: 0,
+            tally: Tally::default(),
             name: Vec::new(),
             lib_name: Vec::new(),
             lib_ver: Vec::new(),

@@ -13,6 +13,7 @@ use crate::core::store::Store;
 use crate::core::version::NodeId;
 use crate::resp::parse::Parser;
 use crate::server::clock::Clock;
+use crate::server::metrics::NodeSnapshot;
 use crate::server::shared::{ClientLimits, ClientStats, Control, InfoSection, Replicate, Shared};
 
 /// Small limits, so tests can reach them.
@@ -51,6 +52,9 @@ pub(crate) fn shared_with_capacity(
                         ],
                     }]);
                 }
+                Control::Metrics(answer) => {
+                    let _ = answer.send(NodeSnapshot::default());
+                }
             }
         }
     });
@@ -74,6 +78,7 @@ fn shared_with_control(
         limits,
         password: password.map(str::to_owned),
         stats: ClientStats::default(),
+        metrics: None,
     };
     (Arc::new(shared), replicated)
 }
@@ -165,6 +170,11 @@ impl Harness {
     /// Commands executed so far.
     pub(crate) fn commands(&self) -> u64 {
         self.session.commands
+    }
+
+    /// What the session has tallied for metrics since the last take.
+    pub(crate) fn tally(&mut self) -> &mut super::Tally {
+        &mut self.session.tally
     }
 
     /// The wall clock the commands read.
