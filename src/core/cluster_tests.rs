@@ -257,6 +257,23 @@ fn a_crashed_node_is_marked_down_within_three_seconds() {
     }
 }
 
+#[test]
+fn a_node_that_leaves_is_listed_as_left_not_down() {
+    let mut cluster = Cluster::new(10);
+    cluster.run_for(Duration::from_secs(3));
+    let now = cluster.time();
+    cluster.nodes[7].as_mut().unwrap().leave(now);
+    cluster.collect(7);
+    // Its goodbye reaches everyone before it goes silent; well inside the
+    // failure detector's probe + suspicion time.
+    cluster.run_for(Duration::from_millis(20));
+    cluster.nodes[7] = None;
+    cluster.run_for(Duration::from_millis(200));
+    for i in (0..10).filter(|i| *i != 7) {
+        assert_eq!(cluster.states_seen_by(i)[&addr(7)], MemberState::Left, "node {i}");
+    }
+}
+
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }

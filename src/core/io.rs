@@ -48,12 +48,14 @@ pub enum Event {
         /// Its gossip address.
         addr: SocketAddr,
     },
-    /// A member was declared down (failed or left).
+    /// A member was declared down, or left.
     MemberDown {
         /// Its name.
         name: String,
         /// Its gossip address.
         addr: SocketAddr,
+        /// It said it was leaving (a graceful stop, not a failure).
+        left: bool,
     },
     /// We joined a mesh (membership has at least one other active member).
     Joined,

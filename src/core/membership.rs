@@ -3,7 +3,7 @@
 //! keeps no names for down members and emits no event for suspicion).
 
 use ::core::net::SocketAddr; // an address value; the core opens no socket
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -57,8 +57,15 @@ pub enum MemberState {
     Alive,
     /// Someone's probe failed; it has `suspect_timeout` to refute.
     Suspect,
-    /// Declared failed, or left.
+    /// Declared failed.
     Down,
+    /// Said it was leaving, then left: stopped on purpose, not failed.
+    Left,
+}
+
+impl MemberState {
+    /// Every state, in display order.
+    pub const ALL: [MemberState; 4] = [MemberState::Alive, MemberState::Suspect, MemberState::Down, MemberState::Left];
 }
 
 impl fmt::Display for MemberState {
@@ -67,6 +74,7 @@ impl fmt::Display for MemberState {
             MemberState::Alive => "alive",
             MemberState::Suspect => "suspect",
             MemberState::Down => "down",
+            MemberState::Left => "left",
         })
     }
 }
@@ -139,12 +147,14 @@ impl SwimConfig {
 pub struct MembershipStats {
     /// Times a member was seen turning suspect.
     pub suspicions: u64,
-    /// Members declared down.
+    /// Members declared down (failed; leaves are counted in `leaves`).
     pub downs: u64,
     /// SWIM payloads foca refused (junk, our own, too big).
     pub swim_rejected: u64,
     /// Renewals of our own identity after being declared down.
     pub renewals: u64,
+    /// Members that said they were leaving.
+    pub leaves: u64,
 }
 
 /// The timers the membership side asks for.
@@ -158,6 +168,14 @@ struct Known {
     down_since: Option<Duration>,
     /// Since when (monotonic) foca has shown it as suspect.
     suspect_since: Option<Duration>,
+    /// It told us it was leaving: its down is a leave.
+    left: bool,
+}
+
+impl Known {
+    fn up(identity: Identity) -> Self {
+        Known { identity, down_since: None, suspect_since: None, left: false }
+    }
 }
 
 /// foca plus the member table.
@@ -165,9 +183,16 @@ pub struct Membership {
     swim: Swim,
     runtime: AccumulatingRuntime<Identity>,
     known: BTreeMap<SocketAddr, Known>,
+    /// Addresses in `known` whose `suspect_since` is set: checking
+    /// suspicion walks these, not the whole table.
+    suspected: BTreeSet<SocketAddr>,
+    /// When the oldest listed down member is due to be forgotten.
+    forget_due: Option<Duration>,
     active: bool,
     /// Set when foca went idle; the node takes it to re-announce at once.
     isolated: bool,
+    /// We asked to leave: foca's Defunct that follows is ours, not the mesh's.
+    leaving: bool,
     /// Gossip addresses of active members, rebuilt when membership changes
     /// (pushes pick from it on every write).
     live: Vec<SocketAddr>,
@@ -202,8 +227,11 @@ impl Membership {
             swim: Foca::new(identity, config.foca_config(), rng, PostcardCodec),
             runtime: AccumulatingRuntime::new(),
             known: BTreeMap::new(),
+            suspected: BTreeSet::new(),
+            forget_due: None,
             active: false,
             isolated: false,
+            leaving: false,
             live: Vec::new(),
             suspicion_checked_at: None,
             forget_down_after: config.forget_down_after,
@@ -265,8 +293,30 @@ impl Membership {
 
     /// Leaves the mesh: gossips our own Down so others see a leave, not a failure.
     pub fn leave<T: From<SwimTimer>>(&mut self, now: Duration, fx: Effects<'_, T>) {
+        self.leaving = true;
         if let Err(error) = self.swim.leave_cluster(&mut self.runtime) {
             self.note_error(&error);
+        }
+        self.drain(now, fx);
+    }
+
+    /// `identity` told us it is leaving: list it as left, and declare it
+    /// down in SWIM at once — its own Down may be lost, and the mesh then
+    /// hears of the leave from us too.
+    pub fn note_leaving<T: From<SwimTimer>>(&mut self, identity: &Identity, now: Duration, fx: Effects<'_, T>) {
+        let Some(known) = self.known.get_mut(&identity.addr).filter(|k| k.identity == *identity) else {
+            return;
+        };
+        if !known.left {
+            known.left = true;
+            self.stats.leaves += 1;
+        }
+        let member = self.swim.iter_membership_state().find(|m| m.id() == identity && m.state() != State::Down);
+        if let Some(member) = member.cloned() {
+            let down = Member::new(member.id().clone(), member.incarnation(), State::Down);
+            if let Err(error) = self.swim.apply_many(std::iter::once(down), true, &mut self.runtime) {
+                self.note_error(&error);
+            }
         }
         self.drain(now, fx);
     }
@@ -287,6 +337,7 @@ impl Membership {
         views.extend(self.known.values().map(|k| MemberView {
             identity: k.identity.clone(),
             state: match (k.down_since, k.suspect_since.is_some()) {
+                (Some(_), _) if k.left => MemberState::Left,
                 (Some(_), _) => MemberState::Down,
                 (None, true) => MemberState::Suspect,
                 (None, false) => MemberState::Alive,
@@ -321,26 +372,34 @@ impl Membership {
     /// several times over is declared down here instead, as the timer would
     /// have; if it is alive it hears so, renews and rejoins at once.
     fn refresh_suspicion(&mut self, now: Duration) {
-        let suspects: Vec<Member<Identity>> =
-            self.swim.iter_membership_state().filter(|m| m.state() == State::Suspect).cloned().collect();
+        let mut suspected = BTreeSet::new();
         let mut overdue = Vec::new();
-        for (addr, known) in self.known.iter_mut() {
-            let member = suspects.iter().find(|m| *m.id() == known.identity);
-            let suspect = known.down_since.is_none() && member.is_some();
-            match (suspect, known.suspect_since) {
-                (true, None) => {
+        for member in self.swim.iter_membership_state().filter(|m| m.state() == State::Suspect) {
+            let addr = member.id().addr;
+            let Some(known) = self.known.get_mut(&addr) else { continue };
+            if known.identity != *member.id() || known.down_since.is_some() {
+                continue;
+            }
+            suspected.insert(addr);
+            match known.suspect_since {
+                None => {
                     self.stats.suspicions += 1;
                     tracing::info!(member = %addr, name = %known.identity.name, "member suspected");
                     known.suspect_since = Some(now);
                 }
-                (true, Some(since)) if now.saturating_sub(since) > self.suspect_timeout * STUCK_SUSPICION_FACTOR => {
-                    overdue.extend(member.cloned());
+                Some(since) if now.saturating_sub(since) > self.suspect_timeout * STUCK_SUSPICION_FACTOR => {
+                    overdue.push(member.clone());
                     known.suspect_since = Some(now);
                 }
-                (false, _) => known.suspect_since = None,
-                (true, Some(_)) => {}
+                Some(_) => {}
             }
         }
+        for addr in self.suspected.difference(&suspected) {
+            if let Some(known) = self.known.get_mut(addr) {
+                known.suspect_since = None;
+            }
+        }
+        self.suspected = suspected;
         if overdue.is_empty() {
             return;
         }
@@ -375,8 +434,22 @@ impl Membership {
 
     /// Drops down members listed longer than `forget_down_after`.
     fn forget_old_downs(&mut self, now: Duration) {
+        if self.forget_due.is_none_or(|due| now < due) {
+            return;
+        }
         let forget_after = self.forget_down_after;
         self.known.retain(|_, k| k.down_since.is_none_or(|since| now.saturating_sub(since) < forget_after));
+        self.forget_due = self.known.values().filter_map(|k| k.down_since).min().map(|since| since + forget_after);
+    }
+
+    /// Lists `known` as down from `now` on.
+    fn mark_down(&mut self, known_addr: SocketAddr, now: Duration) {
+        if let Some(known) = self.known.get_mut(&known_addr) {
+            known.down_since = Some(now);
+            known.suspect_since = None;
+            let due = now + self.forget_down_after;
+            self.forget_due = Some(self.forget_due.map_or(due, |d| d.min(due)));
+        }
     }
 
     fn apply_notification(
@@ -388,33 +461,35 @@ impl Membership {
         match notification {
             OwnedNotification::MemberUp(identity) => {
                 events.push_back(Event::MemberUp { name: identity.name.clone(), addr: identity.addr });
-                self.known.insert(identity.addr, Known { identity, down_since: None, suspect_since: None });
+                self.known.insert(identity.addr, Known::up(identity));
             }
             OwnedNotification::Rename(_, identity) => {
                 // foca renames to a newer identity whatever its state: one
                 // renewed and then left is renamed *down*.
                 let down = self.swim.iter_membership_state().any(|m| *m.id() == identity && m.state() == State::Down);
                 let event = if down {
-                    Event::MemberDown { name: identity.name.clone(), addr: identity.addr }
+                    Event::MemberDown { name: identity.name.clone(), addr: identity.addr, left: false }
                 } else {
                     Event::MemberUp { name: identity.name.clone(), addr: identity.addr }
                 };
                 events.push_back(event);
-                let down_since = down.then_some(now);
-                self.known.insert(identity.addr, Known { identity, down_since, suspect_since: None });
+                let addr = identity.addr;
+                self.known.insert(addr, Known::up(identity));
+                if down {
+                    self.mark_down(addr, now);
+                }
             }
             OwnedNotification::MemberDown(identity) => {
-                self.stats.downs += 1;
-                events.push_back(Event::MemberDown { name: identity.name.clone(), addr: identity.addr });
-                let known = self.known.entry(identity.addr).or_insert(Known {
-                    identity: identity.clone(),
-                    down_since: None,
-                    suspect_since: None,
-                });
+                let addr = identity.addr;
+                let known = self.known.entry(addr).or_insert_with(|| Known::up(identity.clone()));
+                let left = known.identity == identity && known.left;
+                if !left {
+                    self.stats.downs += 1;
+                }
+                events.push_back(Event::MemberDown { name: identity.name.clone(), addr, left });
                 // A newer identity on the same address may already be up.
                 if known.identity == identity {
-                    known.down_since = Some(now);
-                    known.suspect_since = None;
+                    self.mark_down(addr, now);
                 }
             }
             OwnedNotification::Active => {
@@ -426,6 +501,7 @@ impl Membership {
                 self.isolated = true;
                 events.push_back(Event::Isolated);
             }
+            OwnedNotification::Defunct if self.leaving => {}
             OwnedNotification::Defunct => {
                 events.push_back(Event::DeclaredDown);
             }

@@ -105,9 +105,9 @@ pub struct GossipStats {
     pub packets_in: u64,
     /// Bytes received.
     pub bytes_in: u64,
-    /// Datagrams and frames queued for sending.
+    /// Datagrams and frames handed to the driver to send, SWIM's included.
     pub packets_out: u64,
-    /// Bytes queued for sending.
+    /// Bytes handed to the driver to send.
     pub bytes_out: u64,
     /// Entries received in pushes.
     pub entries_received: u64,
@@ -284,6 +284,12 @@ impl Node {
     /// Leaves the mesh gracefully; the driver should drain transmits, send
     /// them, and stop.
     pub fn leave(&mut self, now: Now) {
+        // Before SWIM's own Down, so that the others can tell a leave from
+        // a failure; datagrams, as a leaving node cannot wait on streams.
+        let payload = Bytes::from(Message::Leaving { identity: self.membership.identity().clone() }.encode());
+        for &to in self.membership.live_peers() {
+            self.transmits.push_back(Transmit { to, transport: Transport::Datagram, payload: payload.clone() });
+        }
         self.membership.leave(now.mono, effects!(self));
     }
 
@@ -293,7 +299,10 @@ impl Node {
         if self.transmits.is_empty() {
             self.pack_outbox();
         }
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front()?;
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += transmit.payload.len() as u64;
+        Some(transmit)
     }
 
     /// The next event to log.
@@ -367,6 +376,7 @@ impl Node {
                 let wanted: BTreeSet<u64> = key_hashes.into_iter().collect();
                 self.send_entries(sender, &leaves, &wanted);
             }
+            Message::Leaving { identity } => self.membership.note_leaving(&identity, now.mono, effects!(self)),
             Message::SyncEntries { entries } => {
                 let mut applied = 0;
                 for (key, entry) in entries {
@@ -492,8 +502,6 @@ impl Node {
 
     fn send_sync(&mut self, peer: SocketAddr, message: Message) {
         let payload = Bytes::from(message.encode());
-        self.stats.packets_out += 1;
-        self.stats.bytes_out += payload.len() as u64;
         self.stats.sync_bytes_out += payload.len() as u64;
         self.transmits.push_back(Transmit { to: peer, transport: Transport::Stream, payload });
     }
@@ -528,8 +536,6 @@ impl Node {
             self.stats.entries_sent += entries.len() as u64;
             let packed = pack(&entries, me, hops_left, self.config.max_datagram_bytes, self.config.max_stream_bytes);
             for message in packed {
-                self.stats.packets_out += 1;
-                self.stats.bytes_out += message.payload.len() as u64;
                 self.transmits.push_back(Transmit { to, transport: message.transport, payload: message.payload });
             }
         }

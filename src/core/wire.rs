@@ -9,6 +9,7 @@ use ::core::net::SocketAddr; // an address value; the core opens no socket
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::membership::Identity;
 use super::store::Entry;
 use super::version::Version;
 
@@ -72,6 +73,12 @@ pub enum Message {
     SyncEntries {
         /// Key and entry pairs.
         entries: Vec<(Bytes, Entry)>,
+    },
+    /// "I am stopping on purpose": sent to every live member just before
+    /// the sender leaves SWIM, so they list it as left, not failed.
+    Leaving {
+        /// The sender's current identity.
+        identity: Identity,
     },
 }
 

@@ -149,7 +149,11 @@ impl Driver {
                     self.member_changes.up += 1;
                     tracing::info!(%name, %addr, "member up");
                 }
-                Event::MemberDown { name, addr } => {
+                Event::MemberDown { name, addr, left: true } => {
+                    self.member_changes.left += 1;
+                    tracing::info!(%name, %addr, "member left");
+                }
+                Event::MemberDown { name, addr, left: false } => {
                     self.member_changes.down += 1;
                     tracing::info!(%name, %addr, "member down");
                 }
@@ -181,11 +185,8 @@ impl Driver {
     /// The node-side numbers for a metrics scrape, read from where they are
     /// kept (nothing here is counted twice).
     fn metrics_snapshot(&self) -> NodeSnapshot {
-        // Every state is listed, at zero if need be; counting by the
-        // `Display` name means a state missing from this list still shows
-        // once it has members.
-        let mut members: BTreeMap<String, u64> =
-            [MemberState::Alive, MemberState::Suspect, MemberState::Down].iter().map(|s| (s.to_string(), 0)).collect();
+        // Every state is listed, at zero if need be.
+        let mut members: BTreeMap<String, u64> = MemberState::ALL.iter().map(|s| (s.to_string(), 0)).collect();
         for member in self.node.members() {
             *members.entry(member.state.to_string()).or_default() += 1;
         }
@@ -227,8 +228,10 @@ impl Driver {
                     field("members_alive", count(MemberState::Alive)),
                     field("members_suspect", count(MemberState::Suspect)),
                     field("members_down", count(MemberState::Down)),
+                    field("members_left", count(MemberState::Left)),
                     field("suspicions", m.suspicions.to_string()),
                     field("members_declared_down", m.downs.to_string()),
+                    field("members_seen_leaving", m.leaves.to_string()),
                     field("identity_renewals", m.renewals.to_string()),
                     field("swim_rejected", m.swim_rejected.to_string()),
                 ],

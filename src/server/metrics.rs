@@ -267,8 +267,10 @@ impl ClientSnapshot {
 pub struct MemberChanges {
     /// Members that came up.
     pub up: u64,
-    /// Members that went down.
+    /// Members that went down (failed).
     pub down: u64,
+    /// Members that left on purpose.
+    pub left: u64,
 }
 
 /// The node-side numbers at one scrape, as the driver task reads them from
@@ -369,14 +371,20 @@ impl Collector for Snapshot {
         for (state, count) in &n.members {
             ConstGauge::new(*count).encode(members.encode_family(&[("state", state.as_str())])?)?;
         }
-        let mut changes =
-            e.encode_descriptor("membership_changes", "Member up and member down events.", None, MetricType::Counter)?;
-        for (change, count) in [("up", n.member_changes.up), ("down", n.member_changes.down)] {
+        let mut changes = e.encode_descriptor(
+            "membership_changes",
+            "Members coming up, going down (failed) and leaving (on purpose).",
+            None,
+            MetricType::Counter,
+        )?;
+        let c = n.member_changes;
+        for (change, count) in [("up", c.up), ("down", c.down), ("left", c.left)] {
             ConstCounter::new(count).encode(changes.encode_family(&[("change", change)])?)?;
         }
         let m = &n.membership;
         counter(&mut e, "suspicions", "Times a member was seen turning suspect", None, m.suspicions)?;
-        counter(&mut e, "members_declared_down", "Members declared down", None, m.downs)?;
+        counter(&mut e, "members_declared_down", "Members declared down (failed, not left)", None, m.downs)?;
+        counter(&mut e, "members_seen_leaving", "Members that said they were leaving", None, m.leaves)?;
         counter(
             &mut e,
             "identity_renewals",
@@ -479,7 +487,7 @@ mod tests {
         metrics.commands().add(unknown, 2, 2, Duration::from_micros(5));
         let node = NodeSnapshot {
             members: [("alive".to_owned(), 2), ("suspect".to_owned(), 0)].into(),
-            member_changes: MemberChanges { up: 3, down: 1 },
+            member_changes: MemberChanges { up: 3, down: 1, left: 2 },
             keys: 7,
             max_clock_drift_seen_ms: 1500,
             ..NodeSnapshot::default()

@@ -21,7 +21,7 @@ pub type Replicate = Vec<(Bytes, Entry)>;
 #[derive(Debug)]
 pub enum Control {
     /// `MEMBERS`: one line per known member, self included,
-    /// `<name> <gossip-addr> <alive|suspect|down>`.
+    /// `<name> <gossip-addr> <alive|suspect|down|left>`.
     Members(oneshot::Sender<Vec<String>>),
     /// INFO's node-side sections (`Membership`, `Gossip`), each a list of
     /// `field:value` pairs in display order.

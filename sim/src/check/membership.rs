@@ -309,6 +309,7 @@ pub fn check(snapshot: &Snapshot) -> Vec<Violation> {
                 Some((_, MemberState::Alive)) => "alive under an old identity",
                 Some((_, MemberState::Suspect)) => "suspect",
                 Some((_, MemberState::Down)) => "down",
+                Some((_, MemberState::Left)) => "left",
                 None => "unknown",
             };
             wrong.entry(subject).or_default().push((node.host, verdict));

@@ -87,7 +87,7 @@ impl World {
             let current = self.hosts.get(j).and_then(|h| h.node.as_ref());
             match (m.state, current) {
                 (MemberState::Alive, Some(n)) if n.identity().id == m.identity.id => alive_ok += 1,
-                (MemberState::Down, _) => {}
+                (MemberState::Down | MemberState::Left, _) => {}
                 (MemberState::Alive | MemberState::Suspect, _) => return false,
             }
         }
