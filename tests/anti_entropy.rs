@@ -82,4 +82,10 @@ fn a_late_joiner_gets_the_whole_store() {
         (contents(&late) == expected).then_some(())
     });
     common::report(&format!("late joiner received {} keys in {:?}", expected.len(), joined.elapsed()));
+    // The catch-up told the operator how far it was and how fast it went.
+    let line = wait_for("a catch-up progress line", Duration::from_secs(5), || {
+        late.log_text().lines().find(|l| l.contains("catching up from peers")).map(str::to_owned)
+    });
+    assert!(line.contains("% (") && line.contains("entries/s"), "{line}");
+    wait_for("the catch-up's end", Duration::from_secs(5), || late.log_text().contains("caught up: ").then_some(()));
 }

@@ -35,6 +35,8 @@ pub struct SimOptions {
     /// Detection bound for crashed members; `None` derives it from the
     /// SWIM timings and the mesh size.
     pub detect_bound: Option<Duration>,
+    /// Start from a formed mesh instead of a cold join.
+    pub formed: bool,
 }
 
 impl Default for SimOptions {
@@ -50,6 +52,7 @@ impl Default for SimOptions {
             zipf: 0.9,
             liveness: Duration::from_secs(30),
             detect_bound: None,
+            formed: false,
         }
     }
 }
@@ -129,6 +132,9 @@ impl SimOptions {
         }
         if let Some(bound) = self.detect_bound {
             cmd.push_str(&format!(" --detect-bound {}", format_duration(bound)));
+        }
+        if self.formed {
+            cmd.push_str(" --formed");
         }
         cmd
     }
@@ -238,11 +244,12 @@ mod tests {
             faults: FaultSet::parse("loss,crash").unwrap(),
             bug: Some("no-push".into()),
             keys: 7,
+            formed: true,
             ..SimOptions::default()
         };
         assert_eq!(
             opts.replay_command(),
-            "rumor-sim --seed 9 --nodes 16 --duration 30s --faults loss,crash --bug no-push --keys 7"
+            "rumor-sim --seed 9 --nodes 16 --duration 30s --faults loss,crash --bug no-push --keys 7 --formed"
         );
     }
 }

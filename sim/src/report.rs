@@ -65,7 +65,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let m = input.measurements;
     let _ = writeln!(
         out,
-        "rumor-sim seed={} nodes={} duration={} faults={} bug={} rate={}/s keys={} zipf={}",
+        "rumor-sim seed={} nodes={} duration={} faults={} bug={} rate={}/s keys={} zipf={} start={}",
         o.seed,
         o.nodes,
         format_duration(o.duration),
@@ -73,7 +73,8 @@ pub fn render(input: &ReportInput<'_>) -> String {
         o.bug.as_deref().unwrap_or("none"),
         o.rate_per_s,
         o.keys,
-        o.zipf
+        o.zipf,
+        if o.formed { "formed" } else { "cold" }
     );
     let plan = input.plan.describe();
     if plan.is_empty() {

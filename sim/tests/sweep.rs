@@ -61,3 +61,19 @@ fn all_faults_pass_on_64_nodes() {
         SimOptions { nodes: 64, duration: Duration::from_secs(30), faults: FaultSet::all(), ..SimOptions::default() };
     assert_all_pass(&sweep(&base, 1..21));
 }
+
+#[test]
+fn a_formed_start_passes_all_faults_too() {
+    // Every host boots at once knowing the others (the start large runs
+    // use); late joiners and restarts still join through the seeds.
+    let base = SimOptions {
+        nodes: 32,
+        duration: Duration::from_secs(15),
+        faults: FaultSet::all(),
+        formed: true,
+        ..SimOptions::default()
+    };
+    let outcomes = sweep(&base, 1..4);
+    assert_all_pass(&outcomes);
+    assert!(outcomes.iter().all(|o| o.report.contains("start=formed")));
+}

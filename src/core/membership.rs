@@ -300,6 +300,18 @@ impl Membership {
         self.drain(now, fx);
     }
 
+    /// Takes `members` as known and alive without gossiping them: knowledge
+    /// the mesh already shares (a member list from before a restart, or the
+    /// simulator starting a formed mesh), not news.
+    pub fn restore<T: From<SwimTimer>>(&mut self, members: &[Identity], now: Duration, fx: Effects<'_, T>) {
+        let me = self.identity().addr;
+        let others = members.iter().filter(|m| m.addr != me).cloned().map(Member::alive);
+        if let Err(error) = self.swim.apply_many(others, false, &mut self.runtime) {
+            self.note_error(&error);
+        }
+        self.drain(now, fx);
+    }
+
     /// `identity` told us it is leaving: list it as left, and declare it
     /// down in SWIM at once — its own Down may be lost, and the mesh then
     /// hears of the leave from us too.

@@ -125,6 +125,9 @@ pub struct GossipStats {
     pub sync_entries_sent: u64,
     /// Entries received in sync messages that were new to us.
     pub sync_entries_applied: u64,
+    /// Entries held by the last peer that sent us sync entries: the
+    /// target of a catch-up, for its progress report.
+    pub sync_peer_held: u64,
     /// Bytes of sync messages sent.
     pub sync_bytes_out: u64,
     /// Expired values turned into tombstones by the sweep.
@@ -281,6 +284,13 @@ impl Node {
         self.after_input(now);
     }
 
+    /// Takes `members` as already known and alive, without gossiping them
+    /// (see [`Membership::restore`]).
+    pub fn restore_members(&mut self, members: &[Identity], now: Now) {
+        self.membership.restore(members, now.mono, effects!(self));
+        self.after_input(now);
+    }
+
     /// Leaves the mesh gracefully; the driver should drain transmits, send
     /// them, and stop.
     pub fn leave(&mut self, now: Now) {
@@ -377,7 +387,8 @@ impl Node {
                 self.send_entries(sender, &leaves, &wanted);
             }
             Message::Leaving { identity } => self.membership.note_leaving(&identity, now.mono, effects!(self)),
-            Message::SyncEntries { entries } => {
+            Message::SyncEntries { entries, held } => {
+                self.stats.sync_peer_held = held;
                 let mut applied = 0;
                 for (key, entry) in entries {
                     if self.store.merge(key, entry, now.wall_ms) == MergeOutcome::Applied {
@@ -480,7 +491,8 @@ impl Node {
         let (covered, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes);
         self.continue_sync(peer, &leaves[covered..]);
         self.stats.sync_entries_sent += entries.len() as u64;
-        self.send_sync(peer, Message::SyncEntries { entries });
+        let held = self.store.entry_count() as u64;
+        self.send_sync(peer, Message::SyncEntries { entries, held });
     }
 
     /// Schedules the next chunk with `peer` at once, from the leaves a

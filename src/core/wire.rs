@@ -73,6 +73,9 @@ pub enum Message {
     SyncEntries {
         /// Key and entry pairs.
         entries: Vec<(Bytes, Entry)>,
+        /// Entries the sender holds in all: how far a catching-up receiver
+        /// has to go, for its progress report.
+        held: u64,
     },
     /// "I am stopping on purpose": sent to every live member just before
     /// the sender leaves SWIM, so they list it as left, not failed.

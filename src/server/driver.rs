@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::core::io::{Event, Transport};
 use crate::core::membership::MemberState;
 use crate::core::node::Node;
+use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::shared::{Control, InfoSection, Replicate};
@@ -22,6 +23,8 @@ use crate::server::stream::StreamPool;
 
 /// How long leaving waits for queued stream frames to be written.
 const STREAM_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a catch-up through anti-entropy reports its progress.
+const CATCH_UP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Largest datagram we read.
 const DATAGRAM_BUFFER_BYTES: usize = 65_536;
 /// Datagrams read without waiting after a wake-up, before draining: the
@@ -47,6 +50,7 @@ pub struct Driver {
     write_batch_max: usize,
     send_errors: u64,
     member_changes: MemberChanges,
+    catch_up: CatchUp,
 }
 
 impl Driver {
@@ -60,6 +64,7 @@ impl Driver {
             write_batch_max,
             send_errors: 0,
             member_changes: MemberChanges::default(),
+            catch_up: CatchUp::default(),
         }
     }
 
@@ -74,6 +79,8 @@ impl Driver {
         let mut buf = vec![0u8; DATAGRAM_BUFFER_BYTES];
         let mut batch = Vec::with_capacity(self.write_batch_max);
         let mut stop = pin!(stop);
+        let mut progress = tokio::time::interval(CATCH_UP_REPORT_EVERY);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             self.drain().await;
             let deadline = self.node.poll_timeout().map(|d| self.clock.instant_at(d));
@@ -115,6 +122,7 @@ impl Driver {
                 }
                 Some((from, frame)) = frames.recv() => self.node.handle_frame(from, &frame, self.clock.now()),
                 Some(question) = control.recv() => self.answer(question),
+                _ = progress.tick() => self.report_catch_up(),
             }
         }
         // Writes acknowledged to clients but not yet pushed go out before we leave.
@@ -165,6 +173,25 @@ impl Driver {
                     tracing::warn!("the mesh declared this node down; rejoining")
                 }
             }
+        }
+    }
+
+    /// Logs how far a catch-up through anti-entropy has come, if one is on.
+    fn report_catch_up(&mut self) {
+        let g = self.node.gossip_stats();
+        let held = self.node.store().entry_count() as u64;
+        match self.catch_up.tick(self.clock.now().mono, g.sync_entries_applied, held, g.sync_peer_held) {
+            Some(CatchUpReport::Progress { percent, held, peer_held, per_second }) => tracing::info!(
+                percent,
+                held,
+                peer_held,
+                per_second,
+                "catching up from peers: {percent}% ({held} of {peer_held} entries), {per_second} entries/s"
+            ),
+            Some(CatchUpReport::Done { applied, took }) => {
+                tracing::info!(applied, took_ms = took.as_millis() as u64, "caught up: {applied} entries in {took:.1?}")
+            }
+            None => {}
         }
     }
 

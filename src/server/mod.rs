@@ -6,6 +6,7 @@
 //! commands finish) and the metrics endpoint first, hands the clients' last
 //! writes to gossip, then leaves the mesh.
 
+pub mod catch_up;
 pub mod clock;
 pub mod driver;
 pub mod metrics;

@@ -81,15 +81,35 @@ pub struct Progress {
 
 #[derive(Debug)]
 enum Event {
-    Boot { host: usize },
-    Deliver { from: usize, to: usize, transport: Transport, payload: Bytes },
-    Wake { host: usize },
-    Flush { host: usize, life: u32 },
+    Boot {
+        host: usize,
+    },
+    /// Boots every host but the late joiners at once, each knowing the others.
+    BootFormed,
+    Deliver {
+        from: usize,
+        to: usize,
+        transport: Transport,
+        payload: Bytes,
+    },
+    Wake {
+        host: usize,
+    },
+    Flush {
+        host: usize,
+        life: u32,
+    },
     Client,
     Fault(FaultAction),
-    Restart { host: usize },
-    HealPartition { generation: u64 },
-    DetectionDeadline { record: usize },
+    Restart {
+        host: usize,
+    },
+    HealPartition {
+        generation: u64,
+    },
+    DetectionDeadline {
+        record: usize,
+    },
     ExpireDissemination,
     WarmupCheck,
     Heal,
@@ -260,7 +280,10 @@ impl World {
         };
         let mut boot = seed::rng(opts.seed, "boot", 0);
         let spread = BOOT_SPREAD_MAX.min(Duration::from_millis(n as u64));
-        for host in 0..n {
+        if opts.formed {
+            world.schedule(Duration::ZERO, Event::BootFormed);
+        }
+        for host in (0..n).filter(|_| !opts.formed) {
             if !world.plan.late_joiners.contains(&host) {
                 let at = spread.mul_f64(uniform(&mut boot, 0.0, 1.0));
                 world.schedule(at, Event::Boot { host });
@@ -324,6 +347,7 @@ impl World {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Boot { host } => self.start_host(host),
+            Event::BootFormed => self.start_formed_mesh(),
             Event::Deliver { from, to, transport, payload } => self.deliver(from, to, transport, payload),
             Event::Wake { host } => self.wake(host),
             Event::Flush { host, life } => self.flush(host, life),
@@ -459,6 +483,24 @@ impl World {
             Some(format!("n{host} starts (life {life})")),
         );
         self.after_input(host);
+    }
+
+    /// Starts every host but the late joiners, then gives each the others'
+    /// identities, as a mesh restarted with its member lists would have.
+    fn start_formed_mesh(&mut self) {
+        let hosts: Vec<usize> = (0..self.hosts.len()).filter(|h| !self.plan.late_joiners.contains(h)).collect();
+        for &host in &hosts {
+            self.start_host(host);
+        }
+        let members: Vec<_> =
+            hosts.iter().filter_map(|&h| self.hosts[h].node.as_ref().map(|n| n.identity().clone())).collect();
+        for &host in &hosts {
+            let now = self.hosts[host].now(self.now);
+            if let Some(node) = self.hosts[host].node.as_mut() {
+                node.restore_members(&members, now);
+            }
+            self.after_input(host);
+        }
     }
 
     /// Ends `host`'s life: a crash loses its state, a graceful leave first
