@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod core;
+pub mod dev;
 pub mod resp;
 pub mod server;

@@ -2,10 +2,14 @@
 //! here and nowhere else.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use rumor::config::{LogFormat, ServeFlags, Settings};
-use tokio::sync::watch;
+use rumor::dev::Started;
+use rumor::dev::output::StatusOutput;
+use tokio::sync::{mpsc, watch};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// glibc malloc showed as ~10% of a pipelined GET/SET profile; mimalloc's
 /// per-thread free lists cut that for the many small buffers of the client path.
@@ -35,21 +39,26 @@ struct DevFlags {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// No live status line (it is redrawn in place on a terminal, printed
+    /// as plain lines when the mesh changes otherwise).
+    #[arg(long)]
+    no_status: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let nodes = match cli.command {
+    let (nodes, status) = match cli.command {
         Command::Serve(flags) => match Settings::load(&flags) {
-            Ok(settings) => vec![settings],
+            Ok(settings) => (vec![settings], None),
             Err(error) => {
                 eprintln!("rumor: {error}");
                 return ExitCode::from(2);
             }
         },
-        Command::Dev(flags) => dev_settings(&flags),
+        Command::Dev(flags) => (dev_settings(&flags), Some(StatusOutput::detect(!flags.no_status))),
     };
-    init_logging(nodes[0].log_format);
+    let log_writer = status.as_ref().map_or_else(|| BoxMakeWriter::new(std::io::stderr), StatusOutput::log_writer);
+    init_logging(nodes[0].log_format, log_writer);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -57,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run_nodes(nodes))
+    runtime.block_on(run_nodes(nodes, status))
 }
 
 /// Settings for a local mesh: node i listens on 6380+i and gossips on
@@ -76,32 +85,39 @@ fn dev_settings(flags: &DevFlags) -> Vec<Settings> {
         .collect()
 }
 
-async fn run_nodes(nodes: Vec<Settings>) -> ExitCode {
+/// Runs the nodes until SIGINT/SIGTERM; with `dev` set (`rumor dev`), with
+/// the console that prints how to connect and the live status.
+async fn run_nodes(nodes: Vec<Settings>, dev: Option<StatusOutput>) -> ExitCode {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let dev = nodes.len() > 1 || std::env::args().nth(1).as_deref() == Some("dev");
+    let stop_tx = Arc::new(stop_tx);
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let (started_tx, started_rx) = mpsc::unbounded_channel();
+    let console = dev.map(|output| {
+        let names = nodes.iter().map(|s| s.name.clone()).collect();
+        tokio::spawn(rumor::dev::console(names, started_rx, output, stopped(stop_rx.clone())))
+    });
     let mut tasks = Vec::new();
-    for settings in nodes {
-        let mut stop = stop_rx.clone();
+    for (index, settings) in nodes.into_iter().enumerate() {
+        let shutdown = stopped(stop_rx.clone());
         let name = settings.name.clone();
+        // Dropped once called, or with the task if the node fails to start:
+        // either way the console learns the node is accounted for.
+        let started = started_tx.clone();
         tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            };
-            let result = rumor::server::run(settings, shutdown, |bound| {
-                if dev {
-                    println!("{name}: redis-cli -p {}   (gossip {})", bound.listen.port(), bound.gossip);
-                }
+            let result = rumor::server::run(settings, shutdown, move |bound, handle| {
+                let _ = started.send(Started { index, bound, handle });
             })
             .await;
             (name, result)
         }));
     }
-    if dev {
-        println!("rumor dev mesh starting; Ctrl-C stops it.");
-    }
+    drop(started_tx);
+    let signalled = stop_tx.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        let _ = stop_tx.send(true);
+        let _ = signalled.send(true);
     });
     let mut code = ExitCode::SUCCESS;
     for task in tasks {
@@ -116,6 +132,11 @@ async fn run_nodes(nodes: Vec<Settings>) -> ExitCode {
                 code = ExitCode::FAILURE;
             }
         }
+    }
+    // Every node has stopped (or none started): so does the console.
+    let _ = stop_tx.send(true);
+    if let Some(console) = console {
+        let _ = console.await;
     }
     code
 }
@@ -142,10 +163,11 @@ async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to `writer`: stderr, or stderr around `rumor dev`'s status line.
+fn init_logging(format: LogFormat, writer: BoxMakeWriter) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -4,7 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{members, wait_for};
@@ -72,6 +74,30 @@ fn wait_three_alive(port: u16) {
     });
 }
 
+/// The lines `output` prints, as they come, from a thread that reads it to
+/// the end (so the process never blocks on a full pipe).
+fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to 20 s for a line accepted by `wanted`, keeping every line read in `printed`.
+fn wait_line(lines: &mpsc::Receiver<String>, printed: &mut Vec<String>, what: &str, wanted: impl Fn(&str) -> bool) {
+    wait_for(what, Duration::from_secs(20), || {
+        let line = lines.try_recv().ok()?;
+        printed.push(line.clone());
+        wanted(&line).then_some(())
+    });
+}
+
 fn connect(port: u16) -> redis::Connection {
     redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap()
 }
@@ -80,18 +106,29 @@ fn connect(port: u16) -> redis::Connection {
 /// after the other in one test.
 #[test]
 fn dev_and_the_example_configs_start_working_meshes() {
-    let dev = rumor().args(["dev", "--nodes", "3"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut dev = rumor().args(["dev", "--nodes", "3"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = lines_of(dev.stdout.take().unwrap());
     let mut running = Running(vec![dev]);
+    let mut printed = Vec::new();
+    // Not a terminal: the status comes as plain lines, and shows the mesh whole.
+    let full = "mesh: 3/3 nodes up · members alive everywhere · keys 0 everywhere · ";
+    wait_line(&stdout, &mut printed, "the status to show the whole mesh", |l| l.starts_with(full));
+    assert!(printed.iter().any(|l| l == "node3: redis-cli -p 6382   (gossip 127.0.0.1:7948)"), "{printed:?}");
     wait_three_alive(6380);
     let () = connect(6380).set("hello", "mesh").unwrap();
     wait_for("the write on node 3", Duration::from_secs(2), || {
         connect(6382).get::<_, Option<String>>("hello").unwrap().map(|_| ())
+    });
+    wait_line(&stdout, &mut printed, "the status to show the key everywhere", |l| {
+        l.contains(" · keys 1 everywhere · ")
     });
     let pid = running.0[0].id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let status = wait_for("dev to stop on Ctrl-C", Duration::from_secs(20), || running.0[0].try_wait().unwrap());
     assert!(status.success(), "{status:?}");
     running.0.clear();
+    printed.extend(stdout.iter());
+    assert!(printed.iter().all(|l| !l.contains(['\x1b', '\r'])), "no escape codes off a terminal: {printed:?}");
 
     let root = env!("CARGO_MANIFEST_DIR");
     for i in 1..=3 {

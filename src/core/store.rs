@@ -135,9 +135,8 @@ const _: () = assert!(LEAVES_PER_SHARD.is_power_of_two() && TREE_FANOUT.is_power
 #[derive(Debug)]
 struct Shard {
     map: HashMap<Bytes, Entry, KeyHash>,
-    /// Entries holding a value (expired ones included until swept), so
-    /// DBSIZE does not walk the map.
-    values: usize,
+    /// Counts over `map`, so DBSIZE and INFO do not walk it.
+    tally: Tally,
     /// Digests of this shard's leaves, kept in step with every change.
     leaves: [u64; LEAVES_PER_SHARD],
     /// XOR of `leaves`: the upper tree levels combine shards, not leaves,
@@ -147,7 +146,56 @@ struct Shard {
 
 impl Default for Shard {
     fn default() -> Self {
-        Shard { map: HashMap::default(), values: 0, leaves: [0; LEAVES_PER_SHARD], digest: 0 }
+        Shard { map: HashMap::default(), tally: Tally::default(), leaves: [0; LEAVES_PER_SHARD], digest: 0 }
+    }
+}
+
+/// Counts over a shard's entries, kept in step with every change (put,
+/// remove, sweep), so that DBSIZE and INFO's keyspace line cost one read
+/// per shard rather than a walk of the map. Values past their deadline are
+/// counted until the sweep turns them into tombstones, as Redis counts keys
+/// it has not yet reclaimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    /// Entries holding a value.
+    values: usize,
+    /// Of those, the ones with a deadline.
+    expiring: usize,
+    /// Sum of those deadlines, Unix ms; u128 so that no choice of
+    /// deadlines (EXAT/PXAT accept any) can overflow it.
+    deadlines_ms: u128,
+}
+
+impl Tally {
+    /// Counts `entry` in.
+    fn add(&mut self, entry: &Entry) {
+        if entry.value.is_some() {
+            self.values += 1;
+            if let Some(deadline) = entry.expires_at_ms {
+                self.expiring += 1;
+                self.deadlines_ms += u128::from(deadline);
+            }
+        }
+    }
+
+    /// Counts `entry` out; it must have been counted in.
+    fn sub(&mut self, entry: &Entry) {
+        if entry.value.is_some() {
+            self.values -= 1;
+            if let Some(deadline) = entry.expires_at_ms {
+                self.expiring -= 1;
+                self.deadlines_ms -= u128::from(deadline);
+            }
+        }
+    }
+
+    /// The sum of two tallies.
+    fn plus(self, other: Tally) -> Tally {
+        Tally {
+            values: self.values + other.values,
+            expiring: self.expiring + other.expiring,
+            deadlines_ms: self.deadlines_ms + other.deadlines_ms,
+        }
     }
 }
 
@@ -166,10 +214,10 @@ impl Slot {
 }
 
 impl Shard {
-    /// Removes `key`, keeping the value count and digest in step.
+    /// Removes `key`, keeping the tally and digest in step.
     fn remove(&mut self, key: &[u8], slot: Slot) {
         if let Some(old) = self.map.remove(key) {
-            self.values -= usize::from(old.value.is_some());
+            self.tally.sub(&old);
             self.flip(slot, entry_hash(key, &old.version));
         }
     }
@@ -180,16 +228,26 @@ impl Shard {
         self.digest ^= hash;
     }
 
-    /// Puts `entry`, keeping the value count and digest in step.
+    /// Puts `entry`, keeping the tally and digest in step.
     fn put(&mut self, key: Bytes, entry: Entry, slot: Slot) {
-        let adds = usize::from(entry.value.is_some());
+        self.tally.add(&entry);
         self.flip(slot, entry_hash(&key, &entry.version));
-        match self.map.insert(key.clone(), entry) {
-            Some(old) => {
-                self.values = self.values + adds - usize::from(old.value.is_some());
-                self.flip(slot, entry_hash(&key, &old.version));
+        if let Some(old) = self.map.insert(key.clone(), entry) {
+            self.tally.sub(&old);
+            self.flip(slot, entry_hash(&key, &old.version));
+        }
+    }
+
+    /// Turns the value of `key` into a tombstone of the same version (the
+    /// digest does not change). Returns whether there was a value.
+    fn drop_value(&mut self, key: &[u8]) -> bool {
+        match self.map.get_mut(key) {
+            Some(entry) if entry.value.is_some() => {
+                self.tally.sub(entry);
+                entry.value = None;
+                true
             }
-            None => self.values += adds,
+            _ => false,
         }
     }
 }
@@ -203,6 +261,17 @@ pub struct Store {
     stats: StoreStats,
     sabotage: Sabotage,
     tombstone_ttl_ms: u64,
+}
+
+/// The keyspace as INFO's `db0` line shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    /// Keys holding a value, as [`Store::value_count`].
+    pub keys: usize,
+    /// Of those, the keys with a deadline.
+    pub expires: usize,
+    /// Their average time left, ms (0 when there are none).
+    pub avg_ttl_ms: u64,
 }
 
 /// What one sweep step did.
@@ -403,11 +472,7 @@ impl Store {
                 outcome.forgotten += 1;
             }
             for key in expired {
-                if let Some(entry) = shard.map.get_mut(&key) {
-                    entry.value = None;
-                    shard.values -= 1;
-                    outcome.expired += 1;
-                }
+                outcome.expired += u64::from(shard.drop_value(&key));
             }
         }
         outcome
@@ -551,7 +616,28 @@ impl Store {
     /// Keys holding a value, expired ones included until they are swept —
     /// the same approximation Redis's DBSIZE makes.
     pub fn value_count(&self) -> usize {
-        self.shards.iter().map(|s| s.read().values).sum()
+        self.shards.iter().map(|s| s.read().tally.values).sum()
+    }
+
+    /// Keys, keys with a deadline and their average time left at `now_ms`,
+    /// from the shards' tallies (one brief read lock per shard, no walk).
+    ///
+    /// Like [`Store::value_count`], values past their deadline count until
+    /// the sweep reaches them (up to a full sweep pass); each such value
+    /// also pulls the average down by what it is overdue, and the average
+    /// is never below 0. Redis's `avg_ttl` is a sampled estimate; this one
+    /// is exact for the keys counted.
+    pub fn keyspace(&self, now_ms: u64) -> Keyspace {
+        let tally = self.shards.iter().map(|s| s.read().tally).fold(Tally::default(), Tally::plus);
+        let avg_ttl_ms = match tally.deadlines_ms.checked_div(tally.expiring as u128) {
+            Some(mean_deadline_ms) => mean_deadline_ms.saturating_sub(u128::from(now_ms)),
+            None => 0,
+        };
+        Keyspace {
+            keys: tally.values,
+            expires: tally.expiring,
+            avg_ttl_ms: u64::try_from(avg_ttl_ms).unwrap_or(u64::MAX),
+        }
     }
 
     /// Entries of any kind, tombstones included.
@@ -749,6 +835,92 @@ mod tests {
         assert!(store.entry(b"deleted").is_none());
     }
 
+    fn put_until(value: &'static str, deadline_ms: u64) -> Option<Write> {
+        Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: Some(deadline_ms) })
+    }
+
+    #[test]
+    fn keyspace_counts_keys_with_a_deadline_and_their_average_time_left() {
+        let store = Store::new(node(1), 500).with_tombstone_ttl(1_000_000);
+        let (a, b, c) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"), Bytes::from_static(b"c"));
+        assert_eq!(store.keyspace(1_000), Keyspace::default());
+        store.update(&a, 1_000, |_| (put_until("1", 11_000), ()));
+        store.update(&b, 1_000, |_| (put_until("2", 21_000), ()));
+        store.update(&c, 1_000, |_| (put("3"), ()));
+        assert_eq!(store.keyspace(1_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 15_000 });
+        assert_eq!(store.keyspace(6_000).avg_ttl_ms, 10_000, "the average counts down with the clock");
+
+        // Overwriting without a deadline (SET, PERSIST) takes the key out.
+        store.update(&a, 2_000, |_| (put("1"), ()));
+        assert_eq!(store.keyspace(2_000), Keyspace { keys: 3, expires: 1, avg_ttl_ms: 19_000 });
+        // A deadline added to a persistent key (EXPIRE) brings it in.
+        store.update(&c, 2_000, |_| (put_until("3", 4_000), ()));
+        assert_eq!(store.keyspace(2_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 10_500 });
+        // A delete takes it out.
+        store.update(&b, 3_000, |_| (Some(Write::Delete), ()));
+        assert_eq!(store.keyspace(3_000), Keyspace { keys: 2, expires: 1, avg_ttl_ms: 1_000 });
+
+        // A peer's entry with a deadline counts when it wins the merge, not when it is stale.
+        let from_peer = |ms: u64, deadline: u64| Entry {
+            value: Some(Bytes::from_static(b"peer")),
+            version: Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(2) },
+            expires_at_ms: Some(deadline),
+        };
+        assert_eq!(store.merge(b.clone(), from_peer(1_000, 99_000), 3_000), MergeOutcome::Stale);
+        assert_eq!(store.keyspace(3_000).expires, 1);
+        assert_eq!(store.merge(b.clone(), from_peer(3_500, 9_000), 3_000), MergeOutcome::Applied);
+        assert_eq!(store.keyspace(3_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 3_500 });
+
+        // Past its deadline, c counts until the sweep, and its overdue time
+        // pulls the average down; the sweep takes it out.
+        assert_eq!(store.keyspace(5_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 1_500 });
+        assert_eq!(store.keyspace(8_000).avg_ttl_ms, 0, "never below 0");
+        assert_eq!(store.sweep(0..SHARD_COUNT, 5_000).expired, 1);
+        assert_eq!(store.keyspace(5_000), Keyspace { keys: 2, expires: 1, avg_ttl_ms: 4_000 });
+        store.clear();
+        assert_eq!(store.keyspace(5_000), Keyspace::default());
+    }
+
+    /// A shard's tally recounted from its map.
+    fn recount(store: &Store) -> Vec<Tally> {
+        store
+            .shards
+            .iter()
+            .map(|s| {
+                let mut tally = Tally::default();
+                s.read().map.values().for_each(|e| tally.add(e));
+                tally
+            })
+            .collect()
+    }
+
+    /// One step of [`tally_stays_exact_under_any_sequence_of_changes`].
+    #[derive(Clone, Debug)]
+    enum Step {
+        Write { key: u8, ttl_ms: Option<u64> },
+        Delete { key: u8 },
+        Merge { key: u8, entry: Entry },
+        Sweep,
+        Clear,
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        let entry = (0u64..4_000, 0u8..3, any::<bool>(), proptest::option::of(0u64..4_000)).prop_map(
+            |(ms, writer, value, expires_at_ms)| Entry {
+                value: value.then(|| Bytes::from(vec![writer])),
+                version: Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(writer) },
+                expires_at_ms,
+            },
+        );
+        prop_oneof![
+            4 => (0u8..6, proptest::option::of(1u64..2_000)).prop_map(|(key, ttl_ms)| Step::Write { key, ttl_ms }),
+            2 => (0u8..6).prop_map(|key| Step::Delete { key }),
+            4 => (0u8..6, entry).prop_map(|(key, entry)| Step::Merge { key, entry }),
+            2 => Just(Step::Sweep),
+            1 => Just(Step::Clear),
+        ]
+    }
+
     fn arb_entry() -> impl Strategy<Value = (u8, Entry)> {
         // One version is one write, so the value is a function of it.
         (0u8..4, 0u64..50, 0u8..3).prop_map(|(key, ts, writer)| {
@@ -794,6 +966,37 @@ mod tests {
             for (k, e) in &expected {
                 let max = entries.iter().filter(|(key, _)| [*key] == k[..]).map(|(_, e)| e.version).max();
                 prop_assert_eq!(Some(e.version), max);
+            }
+        }
+
+        /// Local writes, deletes, merges, sweeps and clears, as time
+        /// passes: every shard's tally always equals a recount of its map.
+        #[test]
+        fn tally_stays_exact_under_any_sequence_of_changes(
+            steps in proptest::collection::vec((arb_step(), 0u64..500), 0..60),
+        ) {
+            let store = Store::new(node(1), 500).with_tombstone_ttl(1_000);
+            let mut now_ms = 1_000;
+            for (step, elapsed_ms) in steps {
+                now_ms += elapsed_ms;
+                match step {
+                    Step::Write { key, ttl_ms } => {
+                        let write = Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
+                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
+                    }
+                    Step::Delete { key } => {
+                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
+                    }
+                    Step::Merge { key, entry } => {
+                        store.merge(Bytes::from(vec![key]), entry, now_ms);
+                    }
+                    Step::Sweep => {
+                        store.sweep(0..SHARD_COUNT, now_ms);
+                    }
+                    Step::Clear => store.clear(),
+                }
+                let kept: Vec<Tally> = store.shards.iter().map(|s| s.read().tally).collect();
+                prop_assert_eq!(kept, recount(&store));
             }
         }
     }

@@ -130,13 +130,19 @@ pub enum ScrapeError {
 /// Answers one scrape: asks the driver task for the node's numbers, reads
 /// the client counters, and encodes everything with `metrics`.
 pub async fn scrape(metrics: &Metrics, shared: &Shared) -> Result<String, ScrapeError> {
+    let node = node_snapshot(shared, SCRAPE_TIMEOUT).await.ok_or(ScrapeError::NodeUnavailable)?;
+    Ok(metrics.encode(ClientSnapshot::of(&shared.stats), node)?)
+}
+
+/// Asks the driver task for the node's numbers; `None` if it does not
+/// answer within `timeout` (it has stopped, is stopping, or is stuck).
+pub(crate) async fn node_snapshot(shared: &Shared, timeout: Duration) -> Option<NodeSnapshot> {
     let (answer, receiver) = oneshot::channel();
-    let asked = tokio::time::timeout(SCRAPE_TIMEOUT, async {
+    let asked = tokio::time::timeout(timeout, async {
         shared.control.send(Control::Metrics(answer)).await.ok()?;
         receiver.await.ok()
     });
-    let node = asked.await.ok().flatten().ok_or(ScrapeError::NodeUnavailable)?;
-    Ok(metrics.encode(ClientSnapshot::of(&shared.stats), node)?)
+    asked.await.ok().flatten()
 }
 
 /// The per-command series, indexed by the command slots of

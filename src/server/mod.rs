@@ -9,6 +9,7 @@
 pub mod catch_up;
 pub mod clock;
 pub mod driver;
+pub mod handle;
 pub mod metrics;
 pub mod metrics_http;
 pub mod shared;
@@ -30,6 +31,7 @@ use crate::core::store::Store;
 use crate::core::version::NodeId;
 use clock::Clock;
 use driver::{Driver, Inputs};
+use handle::NodeHandle;
 use metrics::Metrics;
 use shared::{ClientStats, Shared};
 
@@ -63,11 +65,13 @@ pub struct Bound {
 }
 
 /// Runs one node until `shutdown` completes, then leaves the mesh cleanly.
-/// `on_bound` is told the bound addresses once the ports are open.
+/// Once the ports are open, and before any client is served, `on_bound` is
+/// told the bound addresses and given a handle to read how the node is
+/// doing from this process.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()>,
-    on_bound: impl FnOnce(Bound),
+    on_bound: impl FnOnce(Bound, NodeHandle),
 ) -> Result<(), ServerError> {
     let clock = Clock::start();
     let bind = |what, addr, source| ServerError::Bind { what, addr, source };
@@ -85,7 +89,7 @@ pub async fn run(
         }
         None => None,
     };
-    on_bound(Bound { listen, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) });
+    let bound = Bound { listen, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) };
 
     let (id_bytes, seed) = os_randomness();
     let id = NodeId::from_random_bytes(id_bytes);
@@ -109,6 +113,7 @@ pub async fn run(
         stats: ClientStats::default(),
         metrics: metrics.as_ref().map(|m| m.commands().clone()),
     });
+    on_bound(bound, NodeHandle::new(&shared));
     tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
 
     let node = Node::new(identity, settings.node.clone(), store, seed, clock.now());

@@ -26,7 +26,8 @@ pub enum Control {
     /// INFO's node-side sections (`Membership`, `Gossip`), each a list of
     /// `field:value` pairs in display order.
     Info(oneshot::Sender<Vec<InfoSection>>),
-    /// A metrics scrape: the node-side numbers, read from their owners.
+    /// The node-side numbers, read from their owners: for a metrics
+    /// scrape and for `rumor dev`'s status line.
     Metrics(oneshot::Sender<NodeSnapshot>),
 }
 

@@ -55,7 +55,7 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
     let stats = &shared.stats;
     let uptime_s = shared.clock.mono().as_secs();
     let rss = resident_bytes();
-    let keys = shared.store.value_count();
+    let keyspace = shared.store.keyspace(shared.clock.wall_ms());
     vec![
         section(
             "Server",
@@ -101,7 +101,10 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("protocol_errors", load(&stats.protocol_errors)),
             ],
         ),
-        section("Keyspace", [("db0", format!("keys={keys},expires=0,avg_ttl=0"))]),
+        section(
+            "Keyspace",
+            [("db0", format!("keys={},expires={},avg_ttl={}", keyspace.keys, keyspace.expires, keyspace.avg_ttl_ms))],
+        ),
     ]
 }
 
@@ -198,6 +201,33 @@ mod tests {
         let reply = h.run(&["INFO", "SERVER", "membership"]).await;
         assert_eq!(titles(body(&reply)), ["Server", "Membership"]);
         assert_eq!(h.run(&["INFO", "nothing"]).await, "$0\r\n\r\n");
+    }
+
+    /// `db0:keys=3,expires=2,avg_ttl=…`: the average time left of the two
+    /// keys with a deadline (100 s and 200 s), counting down from 150 s.
+    #[tokio::test]
+    async fn keyspace_counts_keys_with_a_ttl_and_their_average_ttl() {
+        let mut h = Harness::new();
+        h.run(&["SET", "plain", "v"]).await;
+        h.run(&["SET", "short", "v", "EX", "100"]).await;
+        h.run(&["SET", "long", "v", "PX", "200000"]).await;
+        let reply = h.run(&["INFO", "keyspace"]).await;
+        let line = body(&reply).lines().find_map(|l| l.strip_prefix("db0:")).unwrap().trim_end();
+        let fields: Vec<(&str, u64)> = line
+            .split(',')
+            .map(|f| {
+                let (name, value) = f.split_once('=').unwrap();
+                (name, value.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(fields[..2], [("keys", 3), ("expires", 2)], "{line}");
+        let (name, avg_ttl) = fields[2];
+        assert_eq!(name, "avg_ttl");
+        assert!((140_000..=150_000).contains(&avg_ttl), "{line}");
+
+        h.run(&["PERSIST", "short"]).await;
+        h.run(&["DEL", "long"]).await;
+        assert_eq!(body(&h.run(&["INFO", "keyspace"]).await), "# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n");
     }
 
     #[tokio::test]
