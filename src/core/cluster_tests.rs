@@ -28,10 +28,16 @@ struct Cluster {
     now: Duration,
     in_flight: BTreeMap<(Duration, u64), (usize, SocketAddr, Transmit)>,
     seq: u64,
+    /// Nodes start without seeds (they are given their members instead).
+    no_seeds: bool,
 }
 
 fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+}
+
+fn identity(i: usize) -> Identity {
+    Identity { id: NodeId::from_random_bytes([i as u8 + 1; 16]), addr: addr(i), incarnation: 1, name: format!("n{i}") }
 }
 
 fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
@@ -78,6 +84,7 @@ impl Cluster {
             now: Duration::ZERO,
             in_flight: BTreeMap::new(),
             seq: 0,
+            no_seeds: false,
         };
         for _ in 0..n {
             cluster.add_node();
@@ -85,12 +92,37 @@ impl Cluster {
         cluster
     }
 
+    /// `n` nodes that already know each other (no seeds, no join), except
+    /// for the `strangers` pairs, which never heard of each other.
+    fn formed(n: usize, strangers: &[(usize, usize)]) -> Self {
+        let mut cluster = Cluster::new(0);
+        cluster.no_seeds = true;
+        for _ in 0..n {
+            cluster.add_node();
+        }
+        let identities: Vec<Identity> = (0..n).map(identity).collect();
+        let now = cluster.time();
+        for i in 0..n {
+            let known: Vec<Identity> = identities
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| !strangers.iter().any(|&(a, b)| (a, b) == (i, *j) || (b, a) == (i, *j)))
+                .map(|(_, m)| m.clone())
+                .collect();
+            cluster.nodes[i].as_mut().unwrap().restore_members(&known, now);
+        }
+        cluster
+    }
+
     fn add_node(&mut self) -> usize {
         let i = self.nodes.len();
-        let id = NodeId::from_random_bytes([i as u8 + 1; 16]);
-        let identity = Identity { id, addr: addr(i), incarnation: 1, name: format!("n{i}") };
+        let identity = identity(i);
+        let id = identity.id;
         let store = Arc::new(Store::new(id, 500).with_sabotage(self.sabotage));
         let mut config = config(addr(0), self.direct_push_max);
+        if self.no_seeds {
+            config.seeds.clear();
+        }
         config.sabotage = self.sabotage;
         let node = Node::new(identity, config, store, i as u64, self.time());
         self.nodes.push(Some(node));
@@ -271,6 +303,22 @@ fn a_node_that_leaves_is_listed_as_left_not_down() {
     cluster.run_for(Duration::from_millis(200));
     for i in (0..10).filter(|i| *i != 7) {
         assert_eq!(cluster.states_seen_by(i)[&addr(7)], MemberState::Left, "node {i}");
+    }
+}
+
+#[test]
+fn members_gossip_never_mentioned_are_found_by_the_digest_exchange() {
+    // 8 and 9 never heard of each other, and no gossip will tell them (the
+    // others learned of both without news to spread). SWIM alone would
+    // notice only at a periodic announce (5 s), or when one probes the
+    // other — which it cannot, not knowing it.
+    let mut cluster = Cluster::formed(10, &[(8, 9)]);
+    assert!(!cluster.states_seen_by(8).contains_key(&addr(9)));
+    cluster.run_for(Duration::from_secs(3));
+    assert_eq!(cluster.states_seen_by(8).get(&addr(9)), Some(&MemberState::Alive));
+    assert_eq!(cluster.states_seen_by(9).get(&addr(8)), Some(&MemberState::Alive));
+    for i in 0..10 {
+        assert_eq!(cluster.states_seen_by(i).len(), 10, "node {i}");
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::io::{Event, Transmit, Transport};
 use super::timer::TimerQueue;
@@ -48,6 +49,17 @@ impl foca::Identity for Identity {
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
         (self.incarnation, self.id) > (adversary.incarnation, adversary.id)
     }
+}
+
+/// One member in a membership exchange: what the sender believes of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The member.
+    pub identity: Identity,
+    /// Its SWIM incarnation (refutation count) as the sender knows it.
+    pub incarnation: u16,
+    /// Declared down (failed or left); otherwise alive or suspect.
+    pub down: bool,
 }
 
 /// A member's state as `MEMBERS` prints it.
@@ -155,6 +167,8 @@ pub struct MembershipStats {
     pub renewals: u64,
     /// Members that said they were leaving.
     pub leaves: u64,
+    /// Member records taken from a peer's list that gossip had not brought.
+    pub members_repaired: u64,
 }
 
 /// The timers the membership side asks for.
@@ -307,6 +321,64 @@ impl Membership {
         let me = self.identity().addr;
         let others = members.iter().filter(|m| m.addr != me).cloned().map(Member::alive);
         if let Err(error) = self.swim.apply_many(others, false, &mut self.runtime) {
+            self.note_error(&error);
+        }
+        self.drain(now, fx);
+    }
+
+    /// A digest of who we think is in the mesh — active members and
+    /// ourselves, by identity — equal on two nodes that agree. Order-free
+    /// (a sum), so no sorting; suspicion and refutations do not count,
+    /// they are SWIM's to settle.
+    pub fn digest(&self) -> u64 {
+        let identity_hash = |identity: &Identity| {
+            let mut bytes = [0u8; 24];
+            bytes[..16].copy_from_slice(identity.id.uuid().as_bytes());
+            bytes[16..].copy_from_slice(&identity.incarnation.to_le_bytes());
+            xxh3_64(&bytes)
+        };
+        self.swim.iter_members().map(|m| identity_hash(m.id())).fold(identity_hash(self.identity()), u64::wrapping_add)
+    }
+
+    /// Everything we know of the mesh, ourselves first, for a peer whose
+    /// digest differs from ours.
+    pub fn records(&self) -> Vec<MemberRecord> {
+        // foca does not tell our own refutation count; 0 only matters to a
+        // peer that did not know us, and we refute any suspicion it has.
+        let me = MemberRecord { identity: self.identity().clone(), incarnation: 0, down: false };
+        let others = self.swim.iter_membership_state().map(|m| MemberRecord {
+            identity: m.id().clone(),
+            incarnation: m.incarnation(),
+            down: m.state() == State::Down,
+        });
+        std::iter::once(me).chain(others).collect()
+    }
+
+    /// A peer's records: takes in the members we did not know and the downs
+    /// we missed, without gossiping them (the digest exchange is a repair
+    /// between two nodes; each other node repairs itself in its own
+    /// rounds). SWIM's rules decide every conflict, as for gossip.
+    pub fn apply_records<T: From<SwimTimer>>(&mut self, records: Vec<MemberRecord>, now: Duration, fx: Effects<'_, T>) {
+        let me = self.identity().clone();
+        let news = records.into_iter().filter(|r| {
+            if r.identity.addr == me.addr {
+                // Only a verdict on who we are now matters (SWIM renews us).
+                return r.down && r.identity == me;
+            }
+            match self.known.get(&r.identity.addr) {
+                None => true,
+                Some(known) if known.identity != r.identity => true,
+                Some(known) => r.down && known.down_since.is_none(),
+            }
+        });
+        let state = |down| if down { State::Down } else { State::Alive };
+        let members: Vec<Member<Identity>> =
+            news.map(|r| Member::new(r.identity, r.incarnation, state(r.down))).collect();
+        if members.is_empty() {
+            return;
+        }
+        self.stats.members_repaired += members.len() as u64;
+        if let Err(error) = self.swim.apply_many(members.into_iter(), false, &mut self.runtime) {
             self.note_error(&error);
         }
         self.drain(now, fx);

@@ -9,7 +9,7 @@ use ::core::net::SocketAddr; // an address value; the core opens no socket
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::membership::Identity;
+use super::membership::{Identity, MemberRecord};
 use super::store::Entry;
 use super::version::Version;
 
@@ -76,6 +76,25 @@ pub enum Message {
         /// Entries the sender holds in all: how far a catching-up receiver
         /// has to go, for its progress report.
         held: u64,
+    },
+    /// Membership anti-entropy, opening each sync round: the sender's
+    /// [`Membership::digest`](super::membership::Membership::digest). A
+    /// receiver that disagrees answers with its [`Message::Members`].
+    MembersDigest {
+        /// Where to answer.
+        sender: SocketAddr,
+        /// The digest.
+        digest: u64,
+    },
+    /// Membership anti-entropy: the sender's whole member list. `reply`
+    /// asks for the receiver's in return, so one disagreement repairs both.
+    Members {
+        /// Where to answer.
+        sender: SocketAddr,
+        /// What the sender knows of every member, itself included.
+        members: Vec<MemberRecord>,
+        /// Whether to answer with our own list.
+        reply: bool,
     },
     /// "I am stopping on purpose": sent to every live member just before
     /// the sender leaves SWIM, so they list it as left, not failed.

@@ -259,6 +259,7 @@ impl Driver {
                     field("suspicions", m.suspicions.to_string()),
                     field("members_declared_down", m.downs.to_string()),
                     field("members_seen_leaving", m.leaves.to_string()),
+                    field("members_repaired", m.members_repaired.to_string()),
                     field("identity_renewals", m.renewals.to_string()),
                     field("swim_rejected", m.swim_rejected.to_string()),
                 ],

@@ -393,6 +393,13 @@ impl Collector for Snapshot {
         counter(&mut e, "members_seen_leaving", "Members that said they were leaving", None, m.leaves)?;
         counter(
             &mut e,
+            "members_repaired",
+            "Member records taken from a peer's member list that gossip had not brought",
+            None,
+            m.members_repaired,
+        )?;
+        counter(
+            &mut e,
             "identity_renewals",
             "Renewals of this node's identity after being declared down",
             None,
