@@ -366,8 +366,11 @@ impl Membership {
                 return r.down && r.identity == me;
             }
             match self.known.get(&r.identity.addr) {
-                None => true,
-                Some(known) if known.identity != r.identity => true,
+                // A down member we never knew is nothing to learn.
+                None => !r.down,
+                Some(known) if known.identity != r.identity => {
+                    foca::Identity::win_addr_conflict(&r.identity, &known.identity)
+                }
                 Some(known) => r.down && known.down_since.is_none(),
             }
         });

@@ -335,12 +335,12 @@ impl Collector for Snapshot {
         counter(
             &mut e,
             "gossip_packets_sent",
-            "Gossip datagrams and stream frames queued for sending",
+            "Datagrams (SWIM included) and stream frames sent on the gossip port",
             None,
             g.packets_out,
         )?;
         counter(&mut e, "gossip_received", "Gossip bytes received", Some(&Unit::Bytes), g.bytes_in)?;
-        counter(&mut e, "gossip_sent", "Gossip bytes queued for sending", Some(&Unit::Bytes), g.bytes_out)?;
+        counter(&mut e, "gossip_sent", "Bytes sent on the gossip port", Some(&Unit::Bytes), g.bytes_out)?;
         counter(&mut e, "gossip_entries_sent", "Entries sent in pushes, once per peer", None, g.entries_sent)?;
         counter(&mut e, "gossip_entries_received", "Entries received in pushes", None, g.entries_received)?;
         counter(
