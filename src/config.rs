@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
 use crate::server::shared::ClientLimits;
+use crate::server::storage::Fsync;
 
 /// A configuration problem, worded to name the option at fault.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,10 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// Largest clock lead of a peer that may move our clock, ms.
     pub max_clock_drift_ms: Option<u64>,
+    /// Directory for durable storage; memory only without it.
+    pub data_dir: Option<PathBuf>,
+    /// When the data dir's journal is synced.
+    pub fsync: Option<Fsync>,
     /// `[membership]`.
     #[serde(default)]
     pub membership: MembershipFile,
@@ -179,6 +184,12 @@ pub struct ServeFlags {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Keep the data in DIR and load it at start (default: memory only).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When the data dir is synced to disk (as Redis's appendfsync).
+    #[arg(long, value_enum)]
+    pub fsync: Option<Fsync>,
 }
 
 /// Everything a node needs, validated.
@@ -208,6 +219,10 @@ pub struct Settings {
     pub write_queue: NonZeroUsize,
     /// Gossip socket send and receive buffer size, bytes.
     pub socket_buffer_bytes: usize,
+    /// Directory for durable storage; `None`: memory only.
+    pub data_dir: Option<PathBuf>,
+    /// When the data dir's journal is synced.
+    pub fsync: Fsync,
 }
 
 /// Longest node name: it travels in every SWIM header.
@@ -252,6 +267,8 @@ impl Default for Settings {
             write_batch_max: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             write_queue: NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
             socket_buffer_bytes: 4 * 1024 * 1024,
+            data_dir: None,
+            fsync: Fsync::default(),
         }
     }
 }
@@ -284,6 +301,11 @@ impl Settings {
         s.node.seeds = if flags.seeds.is_empty() { file.seeds.unwrap_or_default() } else { flags.seeds.clone() };
         s.requirepass = file.requirepass.filter(|p| !p.is_empty());
         s.log_format = flags.log_format.or(file.log_format).unwrap_or_default();
+        s.data_dir = flags.data_dir.clone().or(file.data_dir);
+        if s.data_dir.as_ref().is_some_and(|dir| dir.as_os_str().is_empty()) {
+            return Err(invalid("data_dir", "must not be empty".into()));
+        }
+        s.fsync = flags.fsync.or(file.fsync).unwrap_or_default();
         if let Some(ms) = file.max_clock_drift_ms {
             s.max_clock_drift_ms = ms;
         }
@@ -426,6 +448,7 @@ mod tests {
         assert_eq!((s.write_batch_max, s.write_queue), (d.write_batch_max, d.write_queue));
         assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
         assert_eq!(s.requirepass, None);
+        assert_eq!((&s.data_dir, s.fsync), (&d.data_dir, d.fsync));
     }
 
     #[test]
@@ -479,6 +502,20 @@ mod tests {
         let text = "name = \"a\"\nmetrics = \"nowhere\"\n";
         let err = parse_file(Path::new("node.toml"), text).unwrap_err().to_string();
         assert_eq!(err, "config file node.toml: invalid socket address syntax (line 2: metrics = \"nowhere\")");
+    }
+
+    #[test]
+    fn storage_is_off_unless_asked_for_and_fsync_defaults_to_everysec() {
+        let s = parse("").unwrap();
+        assert_eq!((s.data_dir, s.fsync), (None, Fsync::Everysec));
+        let s = parse("data_dir = \"/var/lib/rumor\"\nfsync = \"always\"").unwrap();
+        assert_eq!((s.data_dir, s.fsync), (Some(PathBuf::from("/var/lib/rumor")), Fsync::Always));
+        let flags = ServeFlags { data_dir: Some("d".into()), fsync: Some(Fsync::No), ..ServeFlags::default() };
+        let file: FileConfig = toml::from_str("data_dir = \"f\"\nfsync = \"always\"").unwrap();
+        let s = Settings::from_parts(file, &flags).unwrap();
+        assert_eq!((s.data_dir, s.fsync), (Some(PathBuf::from("d")), Fsync::No));
+        let err = parse_file(Path::new("node.toml"), "fsync = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(err.contains("fsync = \"sometimes\""), "{err}");
     }
 
     #[test]

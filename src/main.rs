@@ -166,7 +166,7 @@ async fn wait_for_signal() {
 /// Logs to `writer`: stderr, or stderr around `rumor dev`'s status line.
 fn init_logging(format: LogFormat, writer: BoxMakeWriter) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),

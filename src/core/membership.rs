@@ -264,6 +264,12 @@ impl Membership {
         self.active
     }
 
+    /// Whether some member is down without having said it was leaving:
+    /// failed, or cut off from us by a partition.
+    pub fn any_failed(&self) -> bool {
+        self.known.values().any(|k| k.down_since.is_some() && !k.left)
+    }
+
     /// Whether we lost every other member since the last call.
     pub fn take_isolated(&mut self) -> bool {
         std::mem::take(&mut self.isolated)

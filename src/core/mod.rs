@@ -2,6 +2,7 @@
 //! Time and randomness come in as arguments; what the node wants done comes
 //! out as values that a driver (tokio, or the simulator) carries out.
 
+pub mod changes;
 pub mod digest;
 pub mod gossip;
 pub mod hlc;

@@ -291,6 +291,14 @@ impl Node {
         self.after_input(now);
     }
 
+    /// Counts this node as away from any mesh since `last_in_mesh_ms` (wall
+    /// ms): a node restarted from its data dir was last in a mesh then. If
+    /// it rejoins more than the tombstone TTL later, it discards that state
+    /// as it would after a long partition.
+    pub fn restore_last_in_mesh(&mut self, last_in_mesh_ms: u64) {
+        self.isolated_since_ms = Some(last_in_mesh_ms);
+    }
+
     /// Leaves the mesh gracefully; the driver should drain transmits, send
     /// them, and stop.
     pub fn leave(&mut self, now: Now) {
@@ -608,7 +616,13 @@ impl Node {
             // Start re-joining now rather than at the next slow re-announce.
             self.announce_backoff = JOIN_RETRY_MIN;
             self.schedule_announce(now.mono);
-            self.isolated_since_ms.get_or_insert(now.wall_ms);
+            // Alone because every other member left on purpose, we are what
+            // remains of the mesh, not a part cut off from it: nobody can
+            // delete behind our back, and our state must survive their
+            // return. Otherwise the others may live on without us.
+            if self.membership.any_failed() {
+                self.isolated_since_ms.get_or_insert(now.wall_ms);
+            }
         }
         if self.membership.is_active()
             && let Some(since) = self.isolated_since_ms.take()

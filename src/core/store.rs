@@ -9,6 +9,7 @@
 //! never a random-state hasher, so iteration order is reproducible too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use super::changes::{Change, ChangeLog};
 use super::digest::{LEAF_COUNT, TREE_FANOUT, entry_hash, key_hash, leaf_of_hash, leaves_under};
 
 use super::hlc::{DriftExceeded, Hlc};
@@ -261,6 +263,8 @@ pub struct Store {
     stats: StoreStats,
     sabotage: Sabotage,
     tombstone_ttl_ms: u64,
+    /// Where changes go to be made durable; `None` keeps the store in memory only.
+    change_log: Option<Arc<dyn ChangeLog>>,
 }
 
 /// The keyspace as INFO's `db0` line shows it.
@@ -303,6 +307,20 @@ impl Store {
             stats: StoreStats::default(),
             sabotage: Sabotage::default(),
             tombstone_ttl_ms: DEFAULT_TOMBSTONE_TTL_MS,
+            change_log: None,
+        }
+    }
+
+    /// A store that reports every change to `log` (see [`ChangeLog`]).
+    pub fn with_change_log(mut self, log: Arc<dyn ChangeLog>) -> Self {
+        self.change_log = Some(log);
+        self
+    }
+
+    /// Reports a change; called with the key's shard locked.
+    fn log(&self, change: Change<'_>) {
+        if let Some(log) = &self.change_log {
+            log.record(change);
         }
     }
 
@@ -469,10 +487,16 @@ impl Store {
             }
             for key in forget {
                 shard.remove(&key, Slot::of(&key));
+                self.log(Change::Remove { key: &key });
                 outcome.forgotten += 1;
             }
             for key in expired {
-                outcome.expired += u64::from(shard.drop_value(&key));
+                if shard.drop_value(&key) {
+                    outcome.expired += 1;
+                    if let Some(entry) = shard.map.get(&key) {
+                        self.log(Change::Put { key: &key, entry });
+                    }
+                }
             }
         }
         outcome
@@ -481,8 +505,26 @@ impl Store {
     /// Drops every entry: for a node that was away longer than the
     /// tombstone TTL, whose state may hold keys the mesh deleted and forgot.
     pub fn clear(&self) {
-        for shard in self.shards.iter() {
-            *shard.write() = Shard::default();
+        // Every shard locked at once (in index order, as no other path takes
+        // two), so that no write lands between the logged clear and the
+        // clearing of its shard.
+        let mut locked: Vec<_> = self.shards.iter().map(|shard| shard.write()).collect();
+        self.log(Change::Clear);
+        for shard in &mut locked {
+            **shard = Shard::default();
+        }
+    }
+
+    /// Takes `entry` for `key` from durable storage at start-up: kept if its
+    /// version is greater than what the store holds, and not reported to the
+    /// change log (storage already has it). Moves the clock past the
+    /// version, within the drift bound, as a merge would.
+    pub fn restore(&self, key: Bytes, entry: Entry, now_ms: u64) {
+        let _ = self.hlc.observe(entry.version.timestamp, now_ms);
+        let slot = Slot::of(&key);
+        let mut shard = self.shards[slot.shard].write();
+        if shard.map.get(key.as_ref()).is_none_or(|held| entry.version > held.version) {
+            shard.put(key, entry, slot);
         }
     }
 
@@ -561,6 +603,7 @@ impl Store {
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
             shard.remove(key, slot);
         } else {
+            self.log(Change::Put { key, entry: &entry });
             shard.put(key.clone(), entry.clone(), slot);
         }
         (Some(entry), result)
@@ -591,6 +634,7 @@ impl Store {
             if self.sabotage.drop_tombstones_early && entry.value.is_none() {
                 shard.remove(&key, slot);
             } else {
+                self.log(Change::Put { key: &key, entry: &entry });
                 shard.put(key, entry, slot);
             }
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
@@ -999,5 +1043,79 @@ mod tests {
                 prop_assert_eq!(kept, recount(&store));
             }
         }
+
+        /// The same kinds of changes, with a change log attached: replaying
+        /// the log in order always gives exactly the store's entries, which
+        /// is what the data dir relies on.
+        #[test]
+        fn the_change_log_replays_to_the_store(
+            steps in proptest::collection::vec((arb_step(), 0u64..500), 0..60),
+        ) {
+            let log = Arc::new(Replay::default());
+            let store = Store::new(node(1), 500).with_tombstone_ttl(1_000).with_change_log(log.clone());
+            let mut now_ms = 1_000;
+            for (step, elapsed_ms) in steps {
+                now_ms += elapsed_ms;
+                match step {
+                    Step::Write { key, ttl_ms } => {
+                        let write = Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
+                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
+                    }
+                    Step::Delete { key } => {
+                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
+                    }
+                    Step::Merge { key, entry } => {
+                        store.merge(Bytes::from(vec![key]), entry, now_ms);
+                    }
+                    Step::Sweep => {
+                        store.sweep(0..SHARD_COUNT, now_ms);
+                    }
+                    Step::Clear => store.clear(),
+                }
+                let mut held = std::collections::BTreeMap::new();
+                store.for_each_entry(|k, e| {
+                    held.insert(k.clone(), e.clone());
+                });
+                prop_assert_eq!(&*log.0.lock(), &held);
+            }
+        }
+    }
+
+    /// A change log that applies each change to a map, as storage would.
+    #[derive(Debug, Default)]
+    struct Replay(parking_lot::Mutex<std::collections::BTreeMap<Bytes, Entry>>);
+
+    impl ChangeLog for Replay {
+        fn record(&self, change: Change<'_>) {
+            let mut map = self.0.lock();
+            match change {
+                Change::Put { key, entry } => {
+                    map.insert(key.clone(), entry.clone());
+                }
+                Change::Remove { key } => {
+                    map.remove(key);
+                }
+                Change::Clear => map.clear(),
+            }
+        }
+    }
+
+    #[test]
+    fn restore_keeps_the_greater_version_logs_nothing_and_moves_the_clock() {
+        let log = Arc::new(Replay::default());
+        let store = Store::new(node(1), 500).with_change_log(log.clone());
+        let key = Bytes::from_static(b"k");
+        let at = |ms| Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(2) };
+        let entry = |ms, v: &'static str| Entry {
+            value: Some(Bytes::from_static(v.as_bytes())),
+            version: at(ms),
+            expires_at_ms: None,
+        };
+        // Written by us before a restart, with a clock now a little behind.
+        store.restore(key.clone(), entry(2_000, "new"), 1_900);
+        store.restore(key.clone(), entry(1_500, "old"), 1_900);
+        assert_eq!(store.get(b"k", 1_900).unwrap(), "new");
+        assert!(log.0.lock().is_empty());
+        assert!(store.clock_reading() >= at(2_000).timestamp);
     }
 }

@@ -75,6 +75,16 @@ impl NodeId {
         NodeId(uuid::Builder::from_random_bytes(bytes).into_uuid())
     }
 
+    /// The id's 16 bytes, as storage keeps it.
+    pub fn to_bytes(self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    /// The id whose bytes [`NodeId::to_bytes`] gave.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        NodeId(Uuid::from_bytes(bytes))
+    }
+
     /// The underlying UUID.
     pub fn uuid(self) -> Uuid {
         self.0

@@ -48,6 +48,9 @@ enum BatchEnd {
     Protocol(ProtocolError),
     /// Writing failed: the client is gone.
     Io,
+    /// The data dir can no longer be written: the batch's writes may not
+    /// be durable, so its replies are not sent and the connection closes.
+    StorageFailed,
 }
 
 impl Connection {
@@ -93,7 +96,7 @@ impl Connection {
                     }
                     return;
                 }
-                BatchEnd::Io => return,
+                BatchEnd::Io | BatchEnd::StorageFailed => return,
             }
             if self.flush().await.is_err() || self.shutdown.fired() {
                 return;
@@ -145,15 +148,21 @@ impl Connection {
                 break BatchEnd::Quit;
             }
             if output.len() >= OUTPUT_FLUSH_BYTES {
-                cmd::replicate(shared, pending).await;
+                if cmd::settle(shared, session, pending).await.is_err() {
+                    break BatchEnd::StorageFailed;
+                }
                 if flush(stream, output, shutdown).await.is_err() {
                     break BatchEnd::Io;
                 }
             }
         };
         // Before any reply of the batch is written: once a client has an
-        // acknowledgement, its write is already in dissemination's hands.
-        cmd::replicate(shared, pending).await;
+        // acknowledgement, its write is already in dissemination's hands
+        // (and in the data dir's).
+        let end = match cmd::settle(shared, session, pending).await {
+            Ok(()) => end,
+            Err(_) => BatchEnd::StorageFailed,
+        };
         match (&shared.metrics, started) {
             (Some(metrics), Some(started)) => {
                 let latency = shared.clock.mono().saturating_sub(started);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -19,12 +20,16 @@ use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::shared::{Control, InfoSection, Replicate};
+use crate::server::storage::ChangeQueue;
 use crate::server::stream::StreamPool;
 
 /// How long leaving waits for queued stream frames to be written.
 const STREAM_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often a catch-up through anti-entropy reports its progress.
 const CATCH_UP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Changes the data dir may fall behind by before the driver stops taking
+/// input until it catches up (about 100 MB of small entries).
+const STORAGE_BACKLOG_MAX: usize = 1 << 20;
 /// Largest datagram we read.
 const DATAGRAM_BUFFER_BYTES: usize = 65_536;
 /// Datagrams read without waiting after a wake-up, before draining: the
@@ -51,11 +56,19 @@ pub struct Driver {
     send_errors: u64,
     member_changes: MemberChanges,
     catch_up: CatchUp,
+    /// The data dir's change queue, with `--data-dir`.
+    storage: Option<Arc<ChangeQueue>>,
 }
 
 impl Driver {
     /// A driver for `node` on `udp`.
-    pub fn new(node: Node, udp: UdpSocket, clock: Clock, write_batch_max: usize) -> Self {
+    pub fn new(
+        node: Node,
+        udp: UdpSocket,
+        clock: Clock,
+        write_batch_max: usize,
+        storage: Option<Arc<ChangeQueue>>,
+    ) -> Self {
         Driver {
             node,
             udp,
@@ -65,6 +78,7 @@ impl Driver {
             send_errors: 0,
             member_changes: MemberChanges::default(),
             catch_up: CatchUp::default(),
+            storage,
         }
     }
 
@@ -83,6 +97,12 @@ impl Driver {
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             self.drain().await;
+            if let Some(storage) = &self.storage {
+                // Gossip and sync merges do not wait on storage one by one
+                // as clients do: if they outrun the disk, pause here. A
+                // failed storage thread stops the node through `stop`.
+                let _ = storage.wait_backlog_below(STORAGE_BACKLOG_MAX).await;
+            }
             let deadline = self.node.poll_timeout().map(|d| self.clock.instant_at(d));
             let sleep = async {
                 match deadline {
@@ -122,7 +142,14 @@ impl Driver {
                 }
                 Some((from, frame)) = frames.recv() => self.node.handle_frame(from, &frame, self.clock.now()),
                 Some(question) = control.recv() => self.answer(question),
-                _ = progress.tick() => self.report_catch_up(),
+                _ = progress.tick() => {
+                    self.report_catch_up();
+                    if let Some(storage) = &self.storage
+                        && self.node.is_joined()
+                    {
+                        storage.note_in_mesh(self.clock.wall_ms());
+                    }
+                }
             }
         }
         // Writes acknowledged to clients but not yet pushed go out before we leave.

@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 
 use crate::core::membership::MembershipStats;
 use crate::core::node::GossipStats;
-use crate::server::shared::{ClientStats, Control, Shared};
+use crate::server::shared::{Control, Shared};
 
 /// The prefix of every metric name.
 const PREFIX: &str = "rumor";
@@ -131,7 +131,7 @@ pub enum ScrapeError {
 /// the client counters, and encodes everything with `metrics`.
 pub async fn scrape(metrics: &Metrics, shared: &Shared) -> Result<String, ScrapeError> {
     let node = node_snapshot(shared, SCRAPE_TIMEOUT).await.ok_or(ScrapeError::NodeUnavailable)?;
-    Ok(metrics.encode(ClientSnapshot::of(&shared.stats), node)?)
+    Ok(metrics.encode(ClientSnapshot::of(shared), node)?)
 }
 
 /// Asks the driver task for the node's numbers; `None` if it does not
@@ -253,16 +253,45 @@ pub struct ClientSnapshot {
     pub rejected: u64,
     /// Connections closed for a protocol error.
     pub protocol_errors: u64,
+    /// The data dir's counters, with `--data-dir`.
+    pub storage: Option<StorageSnapshot>,
+}
+
+/// The data dir's counters at one scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StorageSnapshot {
+    /// Entries loaded at start.
+    pub loaded: u64,
+    /// Changes written since start.
+    pub written: u64,
+    /// Changes queued now.
+    pub pending: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Journal syncs.
+    pub syncs: u64,
 }
 
 impl ClientSnapshot {
-    /// Reads `stats`.
-    pub fn of(stats: &ClientStats) -> Self {
+    /// Reads the client-side counters (and the data dir's, which the
+    /// client side shares).
+    pub fn of(shared: &Shared) -> Self {
+        let stats = &shared.stats;
         ClientSnapshot {
             connected: stats.connected_clients.load(Ordering::Relaxed),
             received: stats.total_connections_received.load(Ordering::Relaxed),
             rejected: stats.rejected_connections.load(Ordering::Relaxed),
             protocol_errors: stats.protocol_errors.load(Ordering::Relaxed),
+            storage: shared.storage.as_deref().map(|queue| {
+                let s = queue.stats();
+                StorageSnapshot {
+                    loaded: s.loaded.load(Ordering::Relaxed),
+                    written: s.changes_written.load(Ordering::Relaxed),
+                    pending: queue.backlog() as u64,
+                    batches: s.batches.load(Ordering::Relaxed),
+                    syncs: s.syncs.load(Ordering::Relaxed),
+                }
+            }),
         }
     }
 }
@@ -328,6 +357,14 @@ impl Collector for Snapshot {
             None,
             c.protocol_errors,
         )?;
+
+        if let Some(s) = self.clients.storage {
+            gauge(&mut e, "storage_entries_loaded", "Entries loaded from the data dir at start", s.loaded)?;
+            counter(&mut e, "storage_changes_written", "Store changes written to the data dir", None, s.written)?;
+            gauge(&mut e, "storage_changes_pending", "Store changes queued for the storage thread", s.pending)?;
+            counter(&mut e, "storage_batches", "Batches committed to the data dir", None, s.batches)?;
+            counter(&mut e, "storage_fsyncs", "Journal syncs (fdatasync) of the data dir", None, s.syncs)?;
+        }
 
         let n = &self.node;
         let g = &n.gossip;
@@ -505,7 +542,8 @@ mod tests {
             max_clock_drift_seen_ms: 1500,
             ..NodeSnapshot::default()
         };
-        let clients = ClientSnapshot { connected: 4, ..ClientSnapshot::default() };
+        let storage = StorageSnapshot { loaded: 10, written: 42, pending: 3, batches: 6, syncs: 2 };
+        let clients = ClientSnapshot { connected: 4, storage: Some(storage), ..ClientSnapshot::default() };
         let text = metrics.encode(clients, node).unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
 
@@ -530,6 +568,11 @@ mod tests {
         assert_eq!(value(&s, "rumor_keys", None), 7.0);
         assert_eq!(value(&s, "rumor_max_clock_drift_seen_seconds", None), 1.5);
         assert_eq!(value(&s, "rumor_gossip_sent_bytes_total", None), 0.0);
+        assert_eq!(value(&s, "rumor_storage_changes_written_total", None), 42.0);
+        assert_eq!(value(&s, "rumor_storage_changes_pending", None), 3.0);
+        assert_eq!(value(&s, "rumor_storage_fsyncs_total", None), 2.0);
+        let memory_only = Metrics::new().encode(ClientSnapshot::default(), NodeSnapshot::default()).unwrap();
+        assert!(!memory_only.contains("rumor_storage_"), "no storage series without a data dir");
     }
 
     #[test]

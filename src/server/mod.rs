@@ -13,10 +13,12 @@ pub mod handle;
 pub mod metrics;
 pub mod metrics_http;
 pub mod shared;
+pub mod storage;
 pub mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -34,6 +36,7 @@ use driver::{Driver, Inputs};
 use handle::NodeHandle;
 use metrics::Metrics;
 use shared::{ClientStats, Shared};
+use storage::{Storage, StorageError, Writer};
 
 /// Channel depth for stream frames and control questions.
 const CONTROL_QUEUE: usize = 1024;
@@ -51,6 +54,12 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data dir could not be opened or loaded.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing the data dir failed while running; the node stopped.
+    #[error("writing the data dir {0} failed (the error is logged above)")]
+    StorageFailed(PathBuf),
 }
 
 /// The addresses a started node actually bound (useful with port 0).
@@ -92,12 +101,23 @@ pub async fn run(
     let bound = Bound { listen, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) };
 
     let (id_bytes, seed) = os_randomness();
-    let id = NodeId::from_random_bytes(id_bytes);
+    let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
+    let max_clock_drift_ms = settings.max_clock_drift_ms;
+    let new_store = move |id| Store::new(id, max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms);
+    let fresh_id = NodeId::from_random_bytes(id_bytes);
+    let (store, data_dir) = match &settings.data_dir {
+        Some(dir) => {
+            let (store, data_dir) =
+                open_data_dir(dir.clone(), fresh_id, new_store, tombstone_ttl_ms, settings.fsync, clock).await?;
+            (store, Some(data_dir))
+        }
+        None => (new_store(fresh_id), None),
+    };
+    let id = store.writer();
+    let store = Arc::new(store);
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
     let identity = Identity { id, addr: gossip, incarnation: clock.wall_ms(), name: settings.name.clone() };
-    let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
-    let store = Arc::new(Store::new(id, settings.max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms));
     let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);
@@ -112,11 +132,16 @@ pub async fn run(
         password: settings.requirepass.clone(),
         stats: ClientStats::default(),
         metrics: metrics.as_ref().map(|m| m.commands().clone()),
+        storage: data_dir.as_ref().map(|d| d.writer.queue.clone()),
     });
     on_bound(bound, NodeHandle::new(&shared));
     tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
 
-    let node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
+    let mut node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
+    if let Some(last_in_mesh_ms) = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms) {
+        node.restore_last_in_mesh(last_in_mesh_ms);
+    }
+    let storage_queue = data_dir.as_ref().map(|d| d.writer.queue.clone());
     let (stop_clients, clients_stopped) = oneshot::channel::<()>();
     // Every log line of this node carries its name (several share a process
     // under `rumor dev`).
@@ -144,14 +169,24 @@ pub async fn run(
 
     // The driver stops once clients are done, so their last writes are in
     // the channel before it leaves.
+    let failure_queue = storage_queue.clone();
     let stop = async move {
-        shutdown.await;
+        let storage_failed = async {
+            match &failure_queue {
+                Some(queue) => queue.failure().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = storage_failed => tracing::error!("stopping: the data dir can no longer be written"),
+        }
         tracing::info!("shutting down: finishing client commands");
         let _ = stop_clients.send(());
         let _ = stop_metrics.send(());
         let _ = client_task.await;
     };
-    Driver::new(node, udp, clock, settings.write_batch_max.get())
+    Driver::new(node, udp, clock, settings.write_batch_max.get(), storage_queue)
         .run(Inputs { writes, control, frames }, stop)
         .instrument(span)
         .await;
@@ -159,7 +194,75 @@ pub async fn run(
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
+    if let Some(DataDir { writer, dir, .. }) = data_dir {
+        let Writer { queue, thread } = writer;
+        queue.stop();
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if queue.has_failed() {
+            return Err(ServerError::StorageFailed(dir));
+        }
+        tracing::info!(dir = %dir.display(), "data dir synced");
+    }
     Ok(())
+}
+
+/// An open data dir and its storage thread.
+struct DataDir {
+    dir: PathBuf,
+    writer: Writer,
+    /// When this node was last in a mesh, as the data dir remembers.
+    last_in_mesh_ms: Option<u64>,
+}
+
+/// Opens the data dir, loads it into a store made by `new_store` (with the
+/// node id kept there, or `fresh_id` for a new dir), and starts the storage
+/// thread. Entries last in a mesh more than the tombstone TTL ago are
+/// discarded rather than loaded, as after a long partition. Runs on a blocking thread: loading a large dir takes a while,
+/// and logs its progress each second.
+async fn open_data_dir(
+    dir: PathBuf,
+    fresh_id: NodeId,
+    new_store: impl FnOnce(NodeId) -> Store + Send + 'static,
+    tombstone_ttl_ms: u64,
+    fsync: storage::Fsync,
+    clock: Clock,
+) -> Result<(Store, DataDir), ServerError> {
+    let open = move || -> Result<(Store, DataDir), StorageError> {
+        let storage = Storage::open(&dir)?;
+        let id = storage.node_id(fresh_id)?;
+        let last_in_mesh_ms = storage.last_in_mesh_ms()?;
+        if let Some(last) = last_in_mesh_ms {
+            let away_ms = clock.wall_ms().saturating_sub(last);
+            if away_ms > tombstone_ttl_ms {
+                // The mesh may have forgotten deletes this copy never saw:
+                // loading it would bring those keys back. Peers bootstrap us.
+                tracing::warn!(
+                    away_ms,
+                    tombstone_ttl_ms,
+                    "the data dir was last in a mesh longer ago than the tombstone TTL: discarding its entries"
+                );
+                storage.discard_entries()?;
+            }
+        }
+        let store = new_store(id);
+        tracing::info!(dir = %dir.display(), %fsync, "loading the data dir");
+        let loaded = storage.load_into(&store, &clock)?;
+        let took = loaded.took;
+        tracing::info!(
+            entries = loaded.entries,
+            took_ms = took.as_millis() as u64,
+            "loaded {} entries in {took:.1?}",
+            loaded.entries
+        );
+        let writer = storage.start_writer(fsync, clock)?;
+        writer.queue.stats().loaded.store(loaded.entries, std::sync::atomic::Ordering::Relaxed);
+        let store = store.with_change_log(writer.queue.clone());
+        Ok((store, DataDir { dir, writer, last_in_mesh_ms }))
+    };
+    match tokio::task::spawn_blocking(open).await {
+        Ok(opened) => Ok(opened?),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
 }
 
 /// The gossip socket, with buffers big enough that a burst of pushes does

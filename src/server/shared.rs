@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::store::{Entry, Store};
 use crate::server::clock::Clock;
 use crate::server::metrics::{CommandMetrics, NodeSnapshot};
+use crate::server::storage::ChangeQueue;
 
 /// Local writes on their way to the dissemination side: everything one
 /// client batch (one read's worth of pipelined commands) wrote, so the
@@ -107,4 +108,7 @@ pub struct Shared {
     /// Per-command metrics, when the node serves `/metrics`; without it the
     /// client path skips the clock reads that time each batch.
     pub metrics: Option<CommandMetrics>,
+    /// The data dir's change queue, with `--data-dir`: a batch that wrote
+    /// waits on it before its replies are sent.
+    pub storage: Option<Arc<ChangeQueue>>,
 }

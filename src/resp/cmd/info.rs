@@ -1,7 +1,7 @@
 //! `INFO [section…]`: Redis's text format — `# Title` then `field:value`
 //! lines, CRLF-terminated, sections separated by a blank line, all in one
 //! bulk string — with the client side's sections (Server, Clients, Memory,
-//! Stats, Keyspace) followed by the node's own (membership, gossip), which
+//! Persistence, Stats, Keyspace) followed by the node's own (membership, gossip), which
 //! the driver task supplies.
 //!
 //! `redis_version` says 7.0.0 because client libraries gate features on
@@ -14,6 +14,7 @@ use super::{CommandError, Ctx};
 use crate::resp::parse::Args;
 use crate::resp::reply;
 use crate::server::shared::{Control, InfoSection};
+use crate::server::storage::ChangeQueue;
 
 /// `INFO [section…]`: no section, `all`, `everything` or `default` give
 /// every section; otherwise the named ones, case-insensitively. Unknown
@@ -27,7 +28,7 @@ pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
 
     let mut sections = local_sections(ctx);
     sections.retain(|section| wanted(&section.title));
-    let local_titles = ["Server", "Clients", "Memory", "Stats", "Keyspace"];
+    let local_titles = ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace"];
     let node_wanted =
         everything || args.iter_from(1).any(|s| !local_titles.iter().any(|t| s.eq_ignore_ascii_case(t.as_bytes())));
     if node_wanted {
@@ -92,6 +93,7 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("maxmemory_policy", "noeviction".to_owned()),
             ],
         ),
+        persistence(shared.storage.as_deref()),
         section(
             "Stats",
             [
@@ -106,6 +108,29 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
             [("db0", format!("keys={},expires={},avg_ttl={}", keyspace.keys, keyspace.expires, keyspace.avg_ttl_ms))],
         ),
     ]
+}
+
+/// The data dir's state; memory-only nodes say so with an empty `data_dir`.
+fn persistence(storage: Option<&ChangeQueue>) -> InfoSection {
+    let Some(storage) = storage else {
+        return section("Persistence", [("loading", "0".to_owned()), ("data_dir", String::new())]);
+    };
+    let stats = storage.stats();
+    let status = if storage.has_failed() { "err" } else { "ok" };
+    section(
+        "Persistence",
+        [
+            ("loading", "0".to_owned()),
+            ("data_dir", storage.dir().display().to_string()),
+            ("fsync", storage.fsync().to_string()),
+            ("entries_loaded", load(&stats.loaded)),
+            ("changes_written", load(&stats.changes_written)),
+            ("changes_pending", storage.backlog().to_string()),
+            ("batches_written", load(&stats.batches)),
+            ("fsyncs", load(&stats.syncs)),
+            ("last_write_status", status.to_owned()),
+        ],
+    )
 }
 
 fn section<const N: usize>(title: &str, fields: [(&str, String); N]) -> InfoSection {
@@ -170,7 +195,7 @@ mod tests {
         h.run(&["MSET", "a", "1", "b", "2"]).await;
         let reply = h.run(&["INFO"]).await;
         let text = body(&reply);
-        assert_eq!(titles(text), ["Server", "Clients", "Memory", "Stats", "Keyspace", "Membership"]);
+        assert_eq!(titles(text), ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership"]);
         assert!(text.starts_with("# Server\r\nredis_version:7.0.0\r\n"), "{text}");
         assert!(text.contains("\r\nrumor_version:"));
         assert!(text.contains("\r\ntcp_port:6380\r\n"));
@@ -189,7 +214,7 @@ mod tests {
             assert!(used > 0);
         }
         for word in ["all", "everything", "DEFAULT"] {
-            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 6, "{word}");
+            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 7, "{word}");
         }
     }
 
@@ -234,7 +259,7 @@ mod tests {
     async fn info_without_a_driver_still_answers() {
         let mut h = Harness::without_driver();
         let reply = h.run(&["INFO"]).await;
-        assert_eq!(titles(body(&reply)), ["Server", "Clients", "Memory", "Stats", "Keyspace"]);
+        assert_eq!(titles(body(&reply)), ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace"]);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::parse::Args;
 use super::reply;
 use crate::core::store::Entry;
 use crate::server::shared::{Control, Shared};
+use crate::server::storage::StorageFailed;
 
 /// What the connection does after a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +236,7 @@ impl Ctx<'_> {
     /// a batch that grows past [`PENDING_WRITES_MAX`] is handed over at once.
     async fn replicate(&mut self, key: Bytes, written: Option<Entry>) {
         let Some(entry) = written else { return };
+        self.session.unsettled_writes = true;
         self.pending.push((key, entry));
         if self.pending.len() >= PENDING_WRITES_MAX {
             replicate(self.shared, self.pending).await;
@@ -265,6 +267,24 @@ pub(crate) async fn replicate(shared: &Shared, pending: &mut Vec<(Bytes, Entry)>
     if shared.writes.send(std::mem::take(pending)).await.is_err() {
         tracing::debug!("dissemination has stopped; the writes stay local");
     }
+}
+
+/// Hands the batch's writes to dissemination and, with a data dir, waits
+/// until storage has them: called before any reply of the batch is
+/// written, so that an acknowledged write is both on its way to the peers
+/// and on disk. Errors when storage has failed: the replies must not go.
+pub(crate) async fn settle(
+    shared: &Shared,
+    session: &mut Session,
+    pending: &mut Vec<(Bytes, Entry)>,
+) -> Result<(), StorageFailed> {
+    replicate(shared, pending).await;
+    if std::mem::take(&mut session.unsettled_writes)
+        && let Some(storage) = &shared.storage
+    {
+        storage.wait_written().await?;
+    }
+    Ok(())
 }
 
 /// Whether `arg` is `name`, ignoring ASCII case; `name` is upper case.

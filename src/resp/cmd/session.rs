@@ -27,6 +27,9 @@ pub(crate) struct Session {
     /// Every command answered (refused ones too) and not yet added to the
     /// node's metrics, per command; the connection takes it once per batch.
     pub(crate) tally: Tally,
+    /// This batch wrote something that storage has not yet confirmed: its
+    /// replies wait for the data dir (with `--data-dir`).
+    pub(crate) unsettled_writes: bool,
     name: Vec<u8>,
     lib_name: Vec<u8>,
     lib_ver: Vec<u8>,
@@ -42,6 +45,7 @@ impl Session {
             authenticated: false,
             commands: 0,
             tally: Tally::default(),
+            unsettled_writes: false,
             name: Vec::new(),
             lib_name: Vec::new(),
             lib_ver: Vec::new(),

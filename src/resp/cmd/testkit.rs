@@ -79,6 +79,7 @@ fn shared_with_control(
         password: password.map(str::to_owned),
         stats: ClientStats::default(),
         metrics: None,
+        storage: None,
     };
     (Arc::new(shared), replicated)
 }

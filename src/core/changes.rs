@@ -1,0 +1,43 @@
+//! The hook through which durable storage sees every change to the store.
+//!
+//! The core does no I/O, so it does not write to disk: it reports each
+//! change, in the order it made them per key, to a [`ChangeLog`] the driver
+//! hands it. The tokio driver's log queues the changes for a storage thread;
+//! the simulator passes none.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::store::Entry;
+
+/// One change to the store, as storage must replay it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// `key` now holds `entry` (a value or a tombstone).
+    Put {
+        /// The key.
+        key: &'a Bytes,
+        /// Its new entry.
+        entry: &'a Entry,
+    },
+    /// `key` is gone (a tombstone past the TTL was forgotten).
+    Remove {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// Every entry is gone (stale state discarded after a long absence).
+    Clear,
+}
+
+/// Receives every change to the store.
+///
+/// [`ChangeLog::record`] is called while the changed key's shard is locked,
+/// so two changes to one key reach the log in the order the store made
+/// them: a log that replays its changes in the order received ends with the
+/// store's entry for every key. It must be quick and must not block (it
+/// holds a shard lock): queue the change, write it elsewhere.
+pub trait ChangeLog: Send + Sync + fmt::Debug {
+    /// Notes one change.
+    fn record(&self, change: Change<'_>);
+}

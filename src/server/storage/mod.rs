@@ -1,0 +1,328 @@
+//! Durable storage in the data dir (`--data-dir`), through fjall: a log-
+//! structured store with a journal, so each batch of changes is one
+//! sequential append, as Redis's AOF is.
+//!
+//! The store in memory stays what clients read; the data dir is its copy on
+//! disk, kept in step by the store's change log (see [`writer`]) and read
+//! back at start-up. Two keyspaces: `entries` (key → entry, tombstones
+//! included, as [`codec`] lays it out) and `meta` (this node's id, and when
+//! it was last in a mesh).
+
+pub mod codec;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions};
+use serde::Deserialize;
+
+use crate::core::store::Store;
+use crate::core::version::NodeId;
+use crate::server::clock::Clock;
+pub use writer::{ChangeQueue, StorageFailed, StorageStats, Writer};
+
+/// `meta` key of the node id (16 bytes).
+const META_NODE_ID: &[u8] = b"node_id";
+/// `meta` key of the last time this node was in a mesh (wall ms, 8 bytes
+/// big-endian).
+pub(crate) const META_LAST_IN_MESH: &[u8] = b"last_in_mesh_ms";
+
+/// How often loading a data dir logs its progress.
+const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// When the journal is synced to disk (Redis's `appendfsync`). In every
+/// mode a client's write is in the OS before its reply is sent, so a killed
+/// process loses nothing acknowledged; the modes differ on power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Synced before each reply (group commit: one sync per batch of
+    /// waiting writes). Nothing acknowledged is lost on power loss.
+    Always,
+    /// Synced once a second: at most about a second of writes is lost on
+    /// power loss.
+    #[default]
+    Everysec,
+    /// Never synced by rumor: the OS writes back when it likes.
+    No,
+}
+
+impl std::fmt::Display for Fsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+            Fsync::No => "no",
+        })
+    }
+}
+
+/// Why the data dir could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// fjall refused to open or read it (locked by another process,
+    /// unreadable, corrupt journal).
+    #[error("data dir {dir}: {source}")]
+    Fjall {
+        /// The data dir.
+        dir: PathBuf,
+        /// fjall's error.
+        source: fjall::Error,
+    },
+    /// A stored entry could not be read back.
+    #[error("data dir {dir}: the entry of key {key:?} is unreadable: {source}")]
+    Entry {
+        /// The data dir.
+        dir: PathBuf,
+        /// The key, lossily printed.
+        key: String,
+        /// Why.
+        source: codec::DecodeError,
+    },
+    /// A `meta` record is not what this version writes.
+    #[error("data dir {dir}: meta record {what} is malformed")]
+    Meta {
+        /// The data dir.
+        dir: PathBuf,
+        /// Which record.
+        what: &'static str,
+    },
+    /// The storage thread could not be started.
+    #[error("cannot start the storage thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// An open data dir.
+pub struct Storage {
+    dir: PathBuf,
+    db: Database,
+    entries: Keyspace,
+    meta: Keyspace,
+}
+
+/// What loading a data dir found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Entries read (tombstones included).
+    pub entries: u64,
+    /// How long it took.
+    pub took: Duration,
+}
+
+impl Storage {
+    /// Opens (or creates) the data dir at `dir`. fjall locks it: a second
+    /// process on the same dir is refused.
+    pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+        let fjall = |source| StorageError::Fjall { dir: dir.to_owned(), source };
+        let db = Database::builder(dir).open().map_err(fjall)?;
+        // Values over fjall's threshold (1 KiB) live in blob files, so that
+        // compaction does not rewrite them with the keys.
+        let entries = db
+            .keyspace("entries", || {
+                KeyspaceCreateOptions::default().with_kv_separation(Some(KvSeparationOptions::default()))
+            })
+            .map_err(fjall)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(fjall)?;
+        Ok(Storage { dir: dir.to_owned(), db, entries, meta })
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The node id kept in the data dir; a new one (from `fresh`) is kept
+    /// there first if it holds none, so a node keeps its id across restarts.
+    pub fn node_id(&self, fresh: NodeId) -> Result<NodeId, StorageError> {
+        match self.meta.get(META_NODE_ID).map_err(|e| self.fjall(e))? {
+            Some(bytes) => {
+                let bytes: [u8; 16] = bytes.as_ref().try_into().map_err(|_| self.meta_error("node_id"))?;
+                Ok(NodeId::from_bytes(bytes))
+            }
+            None => {
+                self.meta.insert(META_NODE_ID, fresh.to_bytes()).map_err(|e| self.fjall(e))?;
+                self.db.persist(fjall::PersistMode::SyncAll).map_err(|e| self.fjall(e))?;
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// When this node was last in a mesh (wall ms), if ever.
+    pub fn last_in_mesh_ms(&self) -> Result<Option<u64>, StorageError> {
+        match self.meta.get(META_LAST_IN_MESH).map_err(|e| self.fjall(e))? {
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| self.meta_error("last_in_mesh_ms"))?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Drops every stored entry (the node id and meta records stay).
+    pub fn discard_entries(&self) -> Result<(), StorageError> {
+        self.entries.clear().map_err(|e| self.fjall(e))?;
+        self.db.persist(fjall::PersistMode::SyncAll).map_err(|e| self.fjall(e))
+    }
+
+    /// Reads every stored entry into `store`, logging progress each second.
+    pub fn load_into(&self, store: &Store, clock: &Clock) -> Result<Loaded, StorageError> {
+        let started = clock.mono();
+        let expected = self.entries.approximate_len() as u64;
+        let mut loaded = 0u64;
+        let mut last_report = (started, 0u64);
+        for item in self.entries.iter() {
+            let (key, value) = item.into_inner().map_err(|e| self.fjall(e))?;
+            let entry = codec::decode(&value).map_err(|source| StorageError::Entry {
+                dir: self.dir.clone(),
+                key: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })?;
+            store.restore(Bytes::copy_from_slice(&key), entry, clock.wall_ms());
+            loaded += 1;
+            if loaded.is_multiple_of(4096) && clock.mono() >= last_report.0 + LOAD_REPORT_EVERY {
+                let now = clock.mono();
+                let per_second = ((loaded - last_report.1) as f64 / (now - last_report.0).as_secs_f64()) as u64;
+                let percent = (loaded * 100).checked_div(expected).map_or(100, |p| p.min(99));
+                tracing::info!(
+                    percent,
+                    loaded,
+                    expected,
+                    per_second,
+                    "loading the data dir: {percent}% ({loaded} of about {expected} entries), {per_second} entries/s"
+                );
+                last_report = (now, loaded);
+            }
+        }
+        Ok(Loaded { entries: loaded, took: clock.mono() - started })
+    }
+
+    /// Starts the storage thread, which from now on writes every change
+    /// the store reports to its change log.
+    pub fn start_writer(self, fsync: Fsync, clock: Clock) -> Result<Writer, StorageError> {
+        writer::start(self.dir, self.db, self.entries, self.meta, fsync, clock).map_err(StorageError::Thread)
+    }
+
+    fn fjall(&self, source: fjall::Error) -> StorageError {
+        StorageError::Fjall { dir: self.dir.clone(), source }
+    }
+
+    fn meta_error(&self, what: &'static str) -> StorageError {
+        StorageError::Meta { dir: self.dir.clone(), what }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::store::Write;
+
+    fn put(value: &'static [u8], expires_at_ms: Option<u64>) -> Option<Write> {
+        Some(Write::Put { value: Bytes::from_static(value), expires_at_ms })
+    }
+
+    fn entries(store: &Store) -> Vec<(Bytes, crate::core::store::Entry)> {
+        let mut all = Vec::new();
+        store.for_each_entry(|k, e| all.push((k.clone(), e.clone())));
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Opens `dir`, loads it into a fresh store with the change log on, and
+    /// returns both.
+    fn open(dir: &Path, fsync: Fsync) -> (Store, Writer, NodeId, Option<u64>) {
+        let clock = Clock::start();
+        let storage = Storage::open(dir).unwrap();
+        let id = storage.node_id(NodeId::from_bytes([9; 16])).unwrap();
+        let last_in_mesh = storage.last_in_mesh_ms().unwrap();
+        let store = Store::new(id, 500);
+        storage.load_into(&store, &clock).unwrap();
+        let writer = storage.start_writer(fsync, clock).unwrap();
+        (store.with_change_log(writer.queue.clone()), writer, id, last_in_mesh)
+    }
+
+    fn stop(writer: Writer) {
+        writer.queue.stop();
+        writer.thread.join().unwrap();
+        assert!(!writer.queue.has_failed());
+    }
+
+    #[tokio::test]
+    async fn what_the_store_held_comes_back_after_a_restart() {
+        for fsync in [Fsync::Always, Fsync::Everysec, Fsync::No] {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, writer, id, last_in_mesh) = open(dir.path(), fsync);
+            assert_eq!(last_in_mesh, None);
+            let now = 1_700_000_000_000;
+            for i in 0..1_000u32 {
+                let key = Bytes::from(format!("key{i}"));
+                store.update(&key, now, |_| (put(b"value", (i % 3 == 0).then_some(now + 60_000)), ()));
+            }
+            // A delete leaves a tombstone, a merge from a peer is kept too, a
+            // large value goes to fjall's blob files.
+            store.update(&Bytes::from_static(b"key7"), now, |_| (Some(Write::Delete), ()));
+            let big = Bytes::from(vec![b'x'; 100_000]);
+            store.update(&Bytes::from_static(b"big"), now, |_| {
+                (Some(Write::Put { value: big.clone(), expires_at_ms: None }), ())
+            });
+            writer.queue.note_in_mesh(now);
+            writer.queue.wait_written().await.unwrap();
+            let before = entries(&store);
+            stop(writer);
+
+            let (reloaded, writer, same_id, last_in_mesh) = open(dir.path(), fsync);
+            assert_eq!(same_id, id, "the node keeps its id");
+            assert_eq!(last_in_mesh, Some(now));
+            assert_eq!(entries(&reloaded), before, "{fsync}");
+            assert_eq!(reloaded.get(b"key7", now), None);
+            assert_eq!(reloaded.get(b"big", now), Some(big));
+            assert_eq!(writer.queue.stats().changes_written.load(std::sync::atomic::Ordering::Relaxed), 0);
+            stop(writer);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_clear_and_forgotten_tombstones_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        let store = store.with_tombstone_ttl(1_000);
+        let now = 1_700_000_000_000;
+        store.update(&Bytes::from_static(b"before"), now, |_| (put(b"v", None), ()));
+        store.clear();
+        store.update(&Bytes::from_static(b"after"), now, |_| (put(b"v", None), ()));
+        store.update(&Bytes::from_static(b"gone"), now, |_| (Some(Write::Delete), ()));
+        // The tombstone outlives its TTL and the sweep forgets it.
+        store.sweep(0..crate::core::store::SHARD_COUNT, now + 5_000);
+        writer.queue.wait_written().await.unwrap();
+        stop(writer);
+        let (reloaded, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        let keys: Vec<Bytes> = entries(&reloaded).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [Bytes::from_static(b"after")]);
+        stop(writer);
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_a_dir_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Storage::open(dir.path()).unwrap();
+        let Err(error) = Storage::open(dir.path()) else { panic!("opened a locked data dir") };
+        assert!(error.to_string().starts_with(&format!("data dir {}: ", dir.path().display())), "{error}");
+    }
+
+    #[test]
+    fn an_unreadable_entry_stops_the_load_naming_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let storage = Storage::open(dir.path()).unwrap();
+            storage.entries.insert("broken", [7u8, 1, 2]).unwrap();
+            storage.db.persist(fjall::PersistMode::SyncAll).unwrap();
+        }
+        let storage = Storage::open(dir.path()).unwrap();
+        let store = Arc::new(Store::new(NodeId::from_bytes([1; 16]), 500));
+        let error = storage.load_into(&store, &Clock::start()).unwrap_err().to_string();
+        assert!(error.contains("\"broken\"") && error.contains("format 7"), "{error}");
+    }
+}

@@ -1,0 +1,305 @@
+//! The storage thread: every change the store reports is queued here and
+//! written to the data dir in batches, one batch per turn of the thread —
+//! group commit: whatever arrived while the last batch was being written
+//! goes out together in the next.
+//!
+//! The thread owns all writes to fjall, off the async workers (a commit can
+//! stall for tens of milliseconds on journal rotation). Clients wait, before
+//! their replies are written, until the batch holding their writes is
+//! committed: flushed to the OS in every mode, so that a killed process
+//! loses nothing acknowledged, and `fdatasync`ed as well with `fsync always`,
+//! so that a power cut loses nothing either.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fjall::{Database, Keyspace, PersistMode};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::codec;
+use super::{Fsync, META_LAST_IN_MESH};
+use crate::core::changes::{Change, ChangeLog};
+use crate::core::store::Entry;
+use crate::server::clock::Clock;
+
+/// How often `fsync everysec` syncs the journal, when anything was written.
+const EVERYSEC: Duration = Duration::from_secs(1);
+
+/// One queued change.
+#[derive(Debug)]
+enum Record {
+    Put(Bytes, Entry),
+    Remove(Bytes),
+    Clear,
+    /// The last time (wall ms) this node was seen in a mesh.
+    InMesh(u64),
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    records: Vec<Record>,
+    /// Changes recorded since start; the last one's sequence number.
+    recorded: u64,
+    stopping: bool,
+    /// The thread has stopped on an error: nothing more is written.
+    failed: bool,
+}
+
+/// How far the storage thread has come.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// Sequence number up to which every change is written (and synced,
+    /// with `fsync always`).
+    written: u64,
+    /// The thread stopped on an error.
+    failed: bool,
+}
+
+/// Counters for INFO and metrics.
+#[derive(Debug, Default)]
+pub struct StorageStats {
+    /// Changes written to the data dir.
+    pub changes_written: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Journal syncs (`fdatasync`).
+    pub syncs: AtomicU64,
+    /// Entries loaded from the data dir at start-up.
+    pub loaded: AtomicU64,
+}
+
+/// The store's change log: a queue in front of the storage thread.
+#[derive(Debug)]
+pub struct ChangeQueue {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// How far the storage thread has come.
+    progress: watch::Sender<Progress>,
+    stats: StorageStats,
+    fsync: Fsync,
+    dir: PathBuf,
+}
+
+impl ChangeLog for ChangeQueue {
+    fn record(&self, change: Change<'_>) {
+        let record = match change {
+            Change::Put { key, entry } => Record::Put(key.clone(), entry.clone()),
+            Change::Remove { key } => Record::Remove(Bytes::copy_from_slice(key)),
+            Change::Clear => Record::Clear,
+        };
+        self.push(record);
+    }
+}
+
+impl ChangeQueue {
+    fn push(&self, record: Record) {
+        let mut queue = self.queue.lock();
+        if queue.failed {
+            return;
+        }
+        queue.records.push(record);
+        queue.recorded += 1;
+        if queue.records.len() == 1 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Notes that this node is in a mesh at `wall_ms`; written with the
+    /// changes, read back at the next start (see `Storage::last_in_mesh_ms`).
+    pub fn note_in_mesh(&self, wall_ms: u64) {
+        self.push(Record::InMesh(wall_ms));
+    }
+
+    /// Changes queued and not yet taken by the storage thread.
+    pub fn backlog(&self) -> usize {
+        self.queue.lock().records.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &StorageStats {
+        &self.stats
+    }
+
+    /// The sync policy.
+    pub fn fsync(&self) -> Fsync {
+        self.fsync
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Waits until every change recorded so far is written (see the module
+    /// docs for what "written" means in each mode). Errors when the storage
+    /// thread has stopped on a failure: those changes may never be durable.
+    pub async fn wait_written(&self) -> Result<(), StorageFailed> {
+        let target = self.queue.lock().recorded;
+        self.wait_until(target).await
+    }
+
+    /// Waits until at most `limit` changes are queued: backpressure for
+    /// gossip, which does not wait on each write as clients do.
+    pub async fn wait_backlog_below(&self, limit: usize) -> Result<(), StorageFailed> {
+        let target = {
+            let queue = self.queue.lock();
+            if queue.records.len() <= limit {
+                return Ok(());
+            }
+            queue.recorded - limit as u64
+        };
+        self.wait_until(target).await
+    }
+
+    async fn wait_until(&self, target: u64) -> Result<(), StorageFailed> {
+        let mut progress = self.progress.subscribe();
+        let done = |p: &Progress| p.failed || p.written >= target;
+        let failed = match progress.wait_for(done).await {
+            Ok(p) => p.failed,
+            Err(_) => true,
+        };
+        if failed { Err(StorageFailed) } else { Ok(()) }
+    }
+
+    /// Completes if the storage thread stops on an error: the node should
+    /// stop too, as it can no longer keep its promise to clients.
+    pub async fn failure(&self) {
+        let _ = self.progress.subscribe().wait_for(|p| p.failed).await;
+    }
+
+    /// Whether the storage thread stopped on an error.
+    pub fn has_failed(&self) -> bool {
+        self.progress.borrow().failed
+    }
+
+    /// Asks the storage thread to write what is queued, sync, and stop.
+    pub fn stop(&self) {
+        self.queue.lock().stopping = true;
+        self.wake.notify_one();
+    }
+}
+
+/// The storage thread stopped on an error; what was queued may be lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the data dir can no longer be written")]
+pub struct StorageFailed;
+
+/// A running storage thread.
+#[derive(Debug)]
+pub struct Writer {
+    /// The queue the store reports to and clients wait on.
+    pub queue: Arc<ChangeQueue>,
+    /// The thread; joins once [`ChangeQueue::stop`] was called and the
+    /// queue is written and synced, or once it failed.
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+/// Starts the storage thread for `db`.
+pub(super) fn start(
+    dir: PathBuf,
+    db: Database,
+    entries: Keyspace,
+    meta: Keyspace,
+    fsync: Fsync,
+    clock: Clock,
+) -> std::io::Result<Writer> {
+    let queue = Arc::new(ChangeQueue {
+        queue: Mutex::new(Queue::default()),
+        wake: Condvar::new(),
+        progress: watch::Sender::new(Progress::default()),
+        stats: StorageStats::default(),
+        fsync,
+        dir,
+    });
+    let thread_queue = queue.clone();
+    let thread = std::thread::Builder::new().name("rumor-storage".into()).spawn(move || {
+        let mut thread = WriterThread { db, entries, meta, queue: thread_queue, clock };
+        if let Err(error) = thread.run() {
+            tracing::error!(%error, "writing the data dir failed; this node stops");
+            thread.queue.queue.lock().failed = true;
+            thread.queue.progress.send_modify(|p| p.failed = true);
+        }
+    })?;
+    Ok(Writer { queue, thread })
+}
+
+struct WriterThread {
+    db: Database,
+    entries: Keyspace,
+    meta: Keyspace,
+    queue: Arc<ChangeQueue>,
+    clock: Clock,
+}
+
+impl WriterThread {
+    fn run(&mut self) -> Result<(), fjall::Error> {
+        let fsync = self.queue.fsync;
+        let mut last_sync = self.clock.mono();
+        let mut unsynced = false;
+        loop {
+            let (records, upto, stopping) = {
+                let mut queue = self.queue.queue.lock();
+                while queue.records.is_empty() && !queue.stopping {
+                    if fsync == Fsync::Everysec && unsynced {
+                        let due = (last_sync + EVERYSEC).saturating_sub(self.clock.mono());
+                        if due.is_zero() || self.queue.wake.wait_for(&mut queue, due).timed_out() {
+                            break;
+                        }
+                    } else {
+                        self.queue.wake.wait(&mut queue);
+                    }
+                }
+                (std::mem::take(&mut queue.records), queue.recorded, queue.stopping)
+            };
+            if !records.is_empty() {
+                self.write(records, fsync)?;
+                unsynced = fsync != Fsync::Always;
+                self.queue.progress.send_modify(|p| p.written = upto);
+            }
+            let sync_due = self.clock.mono() >= last_sync + EVERYSEC;
+            if fsync == Fsync::Everysec && unsynced && (sync_due || stopping) {
+                self.db.persist(PersistMode::SyncData)?;
+                self.queue.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                last_sync = self.clock.mono();
+                unsynced = false;
+            }
+            if stopping && self.queue.queue.lock().records.is_empty() {
+                // Whatever the mode: a clean stop leaves everything on disk.
+                self.db.persist(PersistMode::SyncAll)?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes `records` in order, as one batch between clears.
+    fn write(&mut self, records: Vec<Record>, fsync: Fsync) -> Result<(), fjall::Error> {
+        let count = records.len() as u64;
+        let durability = Some(if fsync == Fsync::Always { PersistMode::SyncData } else { PersistMode::Buffer });
+        let mut batch = self.db.batch().durability(durability);
+        for record in records {
+            match record {
+                Record::Put(key, entry) => batch.insert(&self.entries, key.as_ref(), codec::encode(&entry)),
+                Record::Remove(key) => batch.remove(&self.entries, key.as_ref()),
+                Record::InMesh(wall_ms) => batch.insert(&self.meta, META_LAST_IN_MESH, wall_ms.to_be_bytes()),
+                Record::Clear => {
+                    // A clear is not a batch item: write what came before
+                    // it, clear, and go on with a fresh batch.
+                    std::mem::replace(&mut batch, self.db.batch().durability(durability)).commit()?;
+                    self.entries.clear()?;
+                }
+            }
+        }
+        batch.commit()?;
+        let stats = &self.queue.stats;
+        stats.changes_written.fetch_add(count, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        if fsync == Fsync::Always {
+            stats.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
