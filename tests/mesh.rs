@@ -190,3 +190,40 @@ fn sigterm_leaves_cleanly() {
         nodes[0].log_text().contains("member left").then_some(())
     });
 }
+
+/// INFO on a live node has every section in Redis's format, and its numbers
+/// describe the mesh: members, keys, gossip traffic.
+#[test]
+fn info_describes_the_running_mesh() {
+    let nodes = mesh(3);
+    let mut con = nodes[1].connect();
+    let () = con.set("info:a", "1").unwrap();
+    let () = redis::cmd("SET").arg("info:b").arg("2").arg("EX").arg(100).query(&mut con).unwrap();
+    let text: String = redis::cmd("INFO").query(&mut con).unwrap();
+    let titles: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# ")).collect();
+    assert_eq!(titles, ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership", "Gossip"]);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in INFO:\n{text}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("node_name"), "node2");
+    assert_eq!(field("tcp_port"), nodes[1].client.port().to_string());
+    assert_eq!(field("members_alive"), "3");
+    assert_eq!(field("members_down"), "0");
+    assert_eq!(field("joined"), "1");
+    assert_eq!(field("gossip_addr"), nodes[1].gossip.to_string());
+    assert_eq!(field("db0").split(',').take(2).collect::<Vec<_>>(), ["keys=2", "expires=1"]);
+    assert_eq!(field("data_dir"), "", "memory only");
+    assert!(field("connected_clients").parse::<u64>().unwrap() >= 1);
+    assert!(field("packets_out").parse::<u64>().unwrap() > 0, "SWIM and pushes have gone out");
+    assert!(field("used_memory").parse::<u64>().unwrap() > 0);
+    // And the other nodes count the keys pushed to them.
+    let mut other = nodes[2].connect();
+    wait_for("the keys to reach node3", Duration::from_secs(2), || {
+        let text: String = redis::cmd("INFO").arg("keyspace").query(&mut other).unwrap();
+        text.contains("db0:keys=2,expires=1,").then_some(())
+    });
+}
