@@ -17,28 +17,16 @@ import csv
 import io
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUMOR = os.path.join(ROOT, "target", "release", "rumor")
+from benchlib import RUMOR, wait_port
+
 RUMOR_PORT, GOSSIP_PORT, REDIS_PORT = 6390, 7990, 6399
 MODES = ("memory", "everysec", "always")
-
-
-def wait_port(port, deadline_s=20):
-    end = time.time() + deadline_s
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} never opened")
 
 
 def start(server, mode, data_dir):

@@ -938,7 +938,7 @@ mod tests {
             .collect()
     }
 
-    /// One step of [`tally_stays_exact_under_any_sequence_of_changes`].
+    /// One change in the property tests' sequences.
     #[derive(Clone, Debug)]
     enum Step {
         Write { key: u8, ttl_ms: Option<u64> },
@@ -946,6 +946,29 @@ mod tests {
         Merge { key: u8, entry: Entry },
         Sweep,
         Clear,
+    }
+
+    impl Step {
+        /// Makes this change to `store` at `now_ms`.
+        fn apply(self, store: &Store, now_ms: u64) {
+            match self {
+                Step::Write { key, ttl_ms } => {
+                    let write =
+                        Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
+                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
+                }
+                Step::Delete { key } => {
+                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
+                }
+                Step::Merge { key, entry } => {
+                    store.merge(Bytes::from(vec![key]), entry, now_ms);
+                }
+                Step::Sweep => {
+                    store.sweep(0..SHARD_COUNT, now_ms);
+                }
+                Step::Clear => store.clear(),
+            }
+        }
     }
 
     fn arb_step() -> impl Strategy<Value = Step> {
@@ -1023,22 +1046,7 @@ mod tests {
             let mut now_ms = 1_000;
             for (step, elapsed_ms) in steps {
                 now_ms += elapsed_ms;
-                match step {
-                    Step::Write { key, ttl_ms } => {
-                        let write = Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
-                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
-                    }
-                    Step::Delete { key } => {
-                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
-                    }
-                    Step::Merge { key, entry } => {
-                        store.merge(Bytes::from(vec![key]), entry, now_ms);
-                    }
-                    Step::Sweep => {
-                        store.sweep(0..SHARD_COUNT, now_ms);
-                    }
-                    Step::Clear => store.clear(),
-                }
+                step.apply(&store, now_ms);
                 let kept: Vec<Tally> = store.shards.iter().map(|s| s.read().tally).collect();
                 prop_assert_eq!(kept, recount(&store));
             }
@@ -1056,22 +1064,7 @@ mod tests {
             let mut now_ms = 1_000;
             for (step, elapsed_ms) in steps {
                 now_ms += elapsed_ms;
-                match step {
-                    Step::Write { key, ttl_ms } => {
-                        let write = Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
-                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
-                    }
-                    Step::Delete { key } => {
-                        store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
-                    }
-                    Step::Merge { key, entry } => {
-                        store.merge(Bytes::from(vec![key]), entry, now_ms);
-                    }
-                    Step::Sweep => {
-                        store.sweep(0..SHARD_COUNT, now_ms);
-                    }
-                    Step::Clear => store.clear(),
-                }
+                step.apply(&store, now_ms);
                 let mut held = std::collections::BTreeMap::new();
                 store.for_each_entry(|k, e| {
                     held.insert(k.clone(), e.clone());
