@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
+use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
 use crate::server::storage::Fsync;
 
@@ -78,6 +79,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// When the data dir's journal is synced.
     pub fsync: Option<Fsync>,
+    /// File with the cluster key(s) that seal gossip.
+    pub cluster_key_file: Option<PathBuf>,
     /// `[membership]`.
     #[serde(default)]
     pub membership: MembershipFile,
@@ -190,6 +193,9 @@ pub struct ServeFlags {
     /// When the data dir is synced to disk (as Redis's appendfsync).
     #[arg(long, value_enum)]
     pub fsync: Option<Fsync>,
+    /// Encrypt and authenticate gossip with the key(s) in FILE (`rumor keygen` makes one).
+    #[arg(long, value_name = "FILE")]
+    pub cluster_key_file: Option<PathBuf>,
 }
 
 /// Everything a node needs, validated.
@@ -223,6 +229,8 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// When the data dir's journal is synced.
     pub fsync: Fsync,
+    /// Keys that seal gossip; `None`: gossip in the clear.
+    pub cluster_keys: Option<ClusterKeys>,
 }
 
 /// Longest node name: it travels in every SWIM header.
@@ -269,6 +277,7 @@ impl Default for Settings {
             socket_buffer_bytes: 4 * 1024 * 1024,
             data_dir: None,
             fsync: Fsync::default(),
+            cluster_keys: None,
         }
     }
 }
@@ -369,6 +378,15 @@ impl Settings {
         set_limit(&mut s.limits.max_args, l.max_args, "limits.max_args")?;
         set_limit(&mut s.limits.max_key_bytes, l.max_key_bytes, "limits.max_key_bytes")?;
         s.node.max_stream_bytes = stream_limit(&s.limits);
+
+        if let Some(path) = flags.cluster_key_file.clone().or(file.cluster_key_file) {
+            let keys = ClusterKeys::load(&path).map_err(|e| invalid("cluster_key_file", e.to_string()))?;
+            s.cluster_keys = Some(keys);
+            // The envelope rides on every datagram: leave it room.
+            s.node.max_datagram_bytes -= ENVELOPE_OVERHEAD;
+            let swim = s.node.swim.max_packet_bytes.get() - ENVELOPE_OVERHEAD;
+            s.node.swim.max_packet_bytes = NonZeroUsize::new(swim).unwrap_or(NonZeroUsize::MIN);
+        }
         Ok(s)
     }
 }
@@ -462,6 +480,9 @@ mod tests {
         assert!(examples.iter().any(|l| l.starts_with("metrics = ")), "{examples:?}");
         for line in examples {
             let file: FileConfig = toml::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if file.cluster_key_file.is_some() {
+                continue; // a valid key; the example path does not exist here
+            }
             Settings::from_parts(file, &ServeFlags::default()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
     }
@@ -516,6 +537,21 @@ mod tests {
         assert_eq!((s.data_dir, s.fsync), (Some(PathBuf::from("d")), Fsync::No));
         let err = parse_file(Path::new("node.toml"), "fsync = \"sometimes\"\n").unwrap_err().to_string();
         assert!(err.contains("fsync = \"sometimes\""), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_key_leaves_room_for_its_envelope_in_every_datagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.key");
+        std::fs::write(&path, crate::server::envelope::generate_key()).unwrap();
+        let plain = parse("").unwrap();
+        assert!(plain.cluster_keys.is_none());
+        let flags = ServeFlags { cluster_key_file: Some(path), ..ServeFlags::default() };
+        let keyed = Settings::from_parts(FileConfig::default(), &flags).unwrap();
+        assert!(keyed.cluster_keys.is_some());
+        assert_eq!(keyed.node.max_datagram_bytes + ENVELOPE_OVERHEAD, plain.node.max_datagram_bytes);
+        let swim = |s: &Settings| s.node.swim.max_packet_bytes.get();
+        assert_eq!(swim(&keyed) + ENVELOPE_OVERHEAD, swim(&plain));
     }
 
     #[test]

@@ -26,9 +26,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node.
-    Serve(ServeFlags),
+    Serve(Box<ServeFlags>),
     /// Run an N-node mesh on 127.0.0.1 in this process, for trying rumor out.
     Dev(DevFlags),
+    /// Print a new cluster key for --cluster-key-file.
+    Keygen,
 }
 
 #[derive(clap::Args)]
@@ -56,6 +58,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Dev(flags) => (dev_settings(&flags), Some(StatusOutput::detect(!flags.no_status))),
+        Command::Keygen => {
+            println!("{}", rumor::server::envelope::generate_key());
+            return ExitCode::SUCCESS;
+        }
     };
     let log_writer = status.as_ref().map_or_else(|| BoxMakeWriter::new(std::io::stderr), StatusOutput::log_writer);
     init_logging(nodes[0].log_format, log_writer);

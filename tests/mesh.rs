@@ -227,3 +227,25 @@ fn info_describes_the_running_mesh() {
         text.contains("db0:keys=2,expires=1,").then_some(())
     });
 }
+
+/// `--log-format json`: one JSON object per line, membership changes at info.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let first = Node::start_with("json1", &[], &["--log-format", "json"]);
+    let second = Node::start_with("json2", &[first.gossip], &["--log-format", "json"]);
+    let nodes = [first, second];
+    wait_all_alive(&nodes, Duration::from_secs(10));
+    let log = wait_for("the join in json2's log", Duration::from_secs(5), || {
+        let log = nodes[1].log_text();
+        log.contains("member up").then_some(log)
+    });
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let up = lines.iter().find(|l| l["fields"]["message"] == "member up").expect("a member-up line");
+    assert_eq!(up["level"], "INFO");
+    assert_eq!(up["fields"]["name"], "json1");
+    assert!(lines.iter().all(|l| l["timestamp"].is_string() && l["level"].is_string()));
+}

@@ -51,6 +51,22 @@ fn bad_flags_and_config_values_exit_2_naming_them() {
     let (code, err) = run_failing(&["serve", "--config", zero.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("membership.suspect_timeout_ms"), "{err}");
+
+    let (code, err) = run_failing(&["serve", "--fsync", "sometimes"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--fsync"), "{err}");
+    let bad_key = dir.path().join("bad.key");
+    std::fs::write(
+        &bad_key,
+        "# a comment
+not base64!
+",
+    )
+    .unwrap();
+    let (code, err) = run_failing(&["serve", "--cluster-key-file", bad_key.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cluster_key_file") && err.contains("bad.key line 2"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
 struct Running(Vec<Child>);

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
@@ -18,6 +18,7 @@ use crate::core::membership::MemberState;
 use crate::core::node::Node;
 use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
+use crate::server::envelope::ClusterKeys;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::shared::{Control, InfoSection, Replicate};
 use crate::server::storage::ChangeQueue;
@@ -46,6 +47,20 @@ pub struct Inputs {
     pub frames: mpsc::Receiver<(SocketAddr, Bytes)>,
 }
 
+/// What a driver is set up with besides the node, socket and clock.
+#[derive(Debug)]
+pub struct DriverOptions {
+    /// Local writes handed to the node per batch, at most.
+    pub write_batch_max: usize,
+    /// The data dir's change queue, with `--data-dir`.
+    pub storage: Option<Arc<ChangeQueue>>,
+    /// The cluster keys, with `--cluster-key-file`.
+    pub keys: Option<ClusterKeys>,
+    /// Where refused gossip payloads are counted (shared with the stream
+    /// readers).
+    pub auth_failures: Arc<AtomicU64>,
+}
+
 /// One node's event loop.
 pub struct Driver {
     node: Node,
@@ -58,27 +73,29 @@ pub struct Driver {
     catch_up: CatchUp,
     /// The data dir's change queue, with `--data-dir`.
     storage: Option<Arc<ChangeQueue>>,
+    /// Seals and opens every gossip payload, with a cluster key.
+    keys: Option<ClusterKeys>,
+    /// Gossip payloads refused for not being sealed with our key
+    /// (datagrams here, stream frames in their reader tasks).
+    auth_failures: Arc<AtomicU64>,
 }
 
 impl Driver {
     /// A driver for `node` on `udp`.
-    pub fn new(
-        node: Node,
-        udp: UdpSocket,
-        clock: Clock,
-        write_batch_max: usize,
-        storage: Option<Arc<ChangeQueue>>,
-    ) -> Self {
+    pub fn new(node: Node, udp: UdpSocket, clock: Clock, options: DriverOptions) -> Self {
+        let DriverOptions { write_batch_max, storage, keys, auth_failures } = options;
         Driver {
             node,
             udp,
             clock,
-            streams: StreamPool::default(),
+            streams: StreamPool::new(keys.clone()),
             write_batch_max,
             send_errors: 0,
             member_changes: MemberChanges::default(),
             catch_up: CatchUp::default(),
             storage,
+            keys,
+            auth_failures,
         }
     }
 
@@ -115,10 +132,10 @@ impl Driver {
                 () = &mut stop => break,
                 received = self.udp.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
-                        self.node.handle_datagram(from, &buf[..len], self.clock.now());
+                        self.handle_datagram(from, &buf[..len]);
                         for _ in 0..RECEIVE_BURST {
                             let Ok((len, from)) = self.udp.try_recv_from(&mut buf) else { break };
-                            self.node.handle_datagram(from, &buf[..len], self.clock.now());
+                            self.handle_datagram(from, &buf[..len]);
                         }
                     }
                     Err(error) => tracing::debug!(%error, "gossip recv failed"),
@@ -165,12 +182,34 @@ impl Driver {
         tracing::info!(name = %self.node.identity().name, "left the mesh");
     }
 
+    /// Hands a datagram to the node, opened first with a cluster key.
+    fn handle_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+        match &self.keys {
+            None => self.node.handle_datagram(from, data, self.clock.now()),
+            Some(keys) => match keys.open(data) {
+                Ok(plain) => self.node.handle_datagram(from, &plain, self.clock.now()),
+                Err(error) => {
+                    let failures = self.auth_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    // At warn on the 1st, 2nd, 4th, 8th… so that a node with
+                    // the wrong key shows in the log without flooding it.
+                    if failures.is_power_of_two() {
+                        tracing::warn!(%from, failures, "gossip datagram dropped: {error} (another key, or none?)");
+                    } else {
+                        tracing::debug!(%from, %error, "gossip datagram dropped");
+                    }
+                }
+            },
+        }
+    }
+
     /// Sends what the node queued and logs its events.
     async fn drain(&mut self) {
         while let Some(transmit) = self.node.poll_transmit() {
             match transmit.transport {
                 Transport::Datagram => {
-                    if let Err(error) = self.udp.send_to(&transmit.payload, transmit.to).await {
+                    let sealed = self.keys.as_ref().map(|keys| keys.seal(&transmit.payload));
+                    let payload = sealed.as_deref().unwrap_or(&transmit.payload);
+                    if let Err(error) = self.udp.send_to(payload, transmit.to).await {
                         self.send_errors += 1;
                         tracing::debug!(to = %transmit.to, %error, "gossip send failed");
                     }
@@ -254,6 +293,7 @@ impl Driver {
             member_changes: self.member_changes,
             joined: self.node.is_joined(),
             send_errors: self.send_errors,
+            auth_failures: self.auth_failures.load(Ordering::Relaxed),
             stream_frames_dropped: self.streams.dropped.load(Ordering::Relaxed),
             keys,
             tombstones: entries.saturating_sub(keys),
@@ -303,6 +343,7 @@ impl Driver {
                     field("entries_applied", g.entries_applied.to_string()),
                     field("decode_errors", g.decode_errors.to_string()),
                     field("send_errors", self.send_errors.to_string()),
+                    field("auth_failures", self.auth_failures.load(Ordering::Relaxed).to_string()),
                     field("stream_frames_dropped", self.streams.dropped.load(Ordering::Relaxed).to_string()),
                     field("sync_rounds", g.sync_rounds.to_string()),
                     field("sync_in_step", g.sync_in_step.to_string()),

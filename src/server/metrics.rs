@@ -325,6 +325,8 @@ pub struct NodeSnapshot {
     pub joined: bool,
     /// Gossip datagrams the socket failed to send.
     pub send_errors: u64,
+    /// Gossip payloads refused for not being sealed with our cluster key.
+    pub auth_failures: u64,
     /// Stream frames dropped (queue full or connection failed).
     pub stream_frames_dropped: u64,
     /// Keys holding a value (expired ones not yet swept included).
@@ -389,6 +391,13 @@ impl Collector for Snapshot {
         )?;
         counter(&mut e, "gossip_decode_errors", "Gossip payloads that did not decode", None, g.decode_errors)?;
         counter(&mut e, "gossip_send_errors", "Gossip datagrams the socket failed to send", None, n.send_errors)?;
+        counter(
+            &mut e,
+            "gossip_auth_failures",
+            "Gossip payloads refused for not being sealed with this mesh's cluster key",
+            None,
+            n.auth_failures,
+        )?;
         counter(
             &mut e,
             "gossip_stream_frames_dropped",

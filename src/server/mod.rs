@@ -9,6 +9,7 @@
 pub mod catch_up;
 pub mod clock;
 pub mod driver;
+pub mod envelope;
 pub mod handle;
 pub mod metrics;
 pub mod metrics_http;
@@ -32,7 +33,7 @@ use crate::core::node::Node;
 use crate::core::store::Store;
 use crate::core::version::NodeId;
 use clock::Clock;
-use driver::{Driver, Inputs};
+use driver::{Driver, DriverOptions, Inputs};
 use handle::NodeHandle;
 use metrics::Metrics;
 use shared::{ClientStats, Shared};
@@ -150,7 +151,13 @@ pub async fn run(
         let _ = clients_stopped.await;
     });
     let client_task = tokio::spawn(serve_clients.instrument(span.clone()));
-    let accept = stream::accept_frames(gossip_streams, settings.node.max_stream_bytes, frames_tx);
+    let auth_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rules = stream::FrameRules {
+        max_frame_bytes: settings.node.max_stream_bytes,
+        keys: settings.cluster_keys.clone(),
+        auth_failures: auth_failures.clone(),
+    };
+    let accept = stream::accept_frames(gossip_streams, rules, frames_tx);
     let acceptor = tokio::spawn(accept.instrument(span.clone()));
     let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
     let metrics_task = metrics_port.zip(metrics).map(|((listener, addr), metrics)| {
@@ -186,10 +193,13 @@ pub async fn run(
         let _ = stop_metrics.send(());
         let _ = client_task.await;
     };
-    Driver::new(node, udp, clock, settings.write_batch_max.get(), storage_queue)
-        .run(Inputs { writes, control, frames }, stop)
-        .instrument(span)
-        .await;
+    let options = DriverOptions {
+        write_batch_max: settings.write_batch_max.get(),
+        storage: storage_queue,
+        keys: settings.cluster_keys.clone(),
+        auth_failures,
+    };
+    Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
     acceptor.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;
@@ -246,7 +256,16 @@ async fn open_data_dir(
         }
         let store = new_store(id);
         tracing::info!(dir = %dir.display(), %fsync, "loading the data dir");
-        let loaded = storage.load_into(&store, &clock)?;
+        let loaded = storage.load_into(&store, &clock, storage::LOAD_REPORT_EVERY, |p| {
+            let storage::LoadProgress { percent, loaded, expected, per_second } = p;
+            tracing::info!(
+                percent,
+                loaded,
+                expected,
+                per_second,
+                "loading the data dir: {percent}% ({loaded} of about {expected} entries), {per_second} entries/s"
+            );
+        })?;
         let took = loaded.took;
         tracing::info!(
             entries = loaded.entries,

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::core::wire::FRAME_HEADER_BYTES;
+use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 
 /// Frames queued per peer before new ones are dropped (and counted);
 /// anti-entropy repairs what a dropped frame carried.
@@ -28,14 +29,22 @@ pub struct StreamPool {
     peers: HashMap<SocketAddr, (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>)>,
     /// Frames dropped because a peer's queue was full or its connection failed.
     pub dropped: Arc<AtomicU64>,
+    /// Seal every frame, with a cluster key.
+    keys: Option<ClusterKeys>,
 }
 
 impl StreamPool {
+    /// A pool whose frames are sealed with `keys`, if given.
+    pub fn new(keys: Option<ClusterKeys>) -> Self {
+        StreamPool { keys, ..StreamPool::default() }
+    }
+
     /// Queues `payload` for `to`, starting its connection task if needed.
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        let peer = self.peers.entry(to).or_insert_with(|| spawn_peer(to, self.dropped.clone()));
+        let spawn = || spawn_peer(to, self.dropped.clone(), self.keys.clone());
+        let peer = self.peers.entry(to).or_insert_with(spawn);
         if peer.0.is_closed() {
-            *peer = spawn_peer(to, self.dropped.clone());
+            *peer = spawn();
         }
         if peer.0.try_send(payload).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -63,7 +72,11 @@ impl StreamPool {
     }
 }
 
-fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
+fn spawn_peer(
+    to: SocketAddr,
+    dropped: Arc<AtomicU64>,
+    keys: Option<ClusterKeys>,
+) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_PER_PEER);
     let task = tokio::spawn(async move {
         let mut connection: Option<TcpStream> = None;
@@ -84,6 +97,10 @@ fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> (mpsc::Sender<Bytes>, 
             let Some(stream) = connection.as_mut() else {
                 continue;
             };
+            let payload = match &keys {
+                Some(keys) => Bytes::from(keys.seal(&payload)),
+                None => payload,
+            };
             let header = (payload.len() as u32).to_be_bytes();
             let written = async {
                 stream.write_all(&header).await?;
@@ -103,9 +120,21 @@ fn spawn_peer(to: SocketAddr, dropped: Arc<AtomicU64>) -> (mpsc::Sender<Bytes>, 
     (tx, task)
 }
 
+/// How inbound frames are checked.
+#[derive(Clone, Debug)]
+pub struct FrameRules {
+    /// Largest plain frame, bytes.
+    pub max_frame_bytes: usize,
+    /// Open every frame with these keys; a frame that does not open closes
+    /// its connection (and is counted in `auth_failures`).
+    pub keys: Option<ClusterKeys>,
+    /// Where refused frames are counted.
+    pub auth_failures: Arc<AtomicU64>,
+}
+
 /// Accepts stream connections on the gossip port and forwards each frame
-/// (at most `max_frame_bytes`) with its sender's address.
-pub async fn accept_frames(listener: TcpListener, max_frame_bytes: usize, frames: mpsc::Sender<(SocketAddr, Bytes)>) {
+/// (checked against `rules`) with its sender's address.
+pub async fn accept_frames(listener: TcpListener, rules: FrameRules, frames: mpsc::Sender<(SocketAddr, Bytes)>) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -115,9 +144,9 @@ pub async fn accept_frames(listener: TcpListener, max_frame_bytes: usize, frames
                 continue;
             }
         };
-        let frames = frames.clone();
+        let (frames, rules) = (frames.clone(), rules.clone());
         tokio::spawn(async move {
-            if let Err(error) = read_frames(stream, from, max_frame_bytes, frames).await {
+            if let Err(error) = read_frames(stream, from, &rules, frames).await {
                 tracing::debug!(%from, %error, "gossip stream closed");
             }
         });
@@ -127,9 +156,11 @@ pub async fn accept_frames(listener: TcpListener, max_frame_bytes: usize, frames
 async fn read_frames(
     mut stream: TcpStream,
     from: SocketAddr,
-    max_frame_bytes: usize,
+    rules: &FrameRules,
     frames: mpsc::Sender<(SocketAddr, Bytes)>,
 ) -> std::io::Result<()> {
+    let overhead = if rules.keys.is_some() { ENVELOPE_OVERHEAD } else { 0 };
+    let max_frame_bytes = rules.max_frame_bytes + overhead;
     loop {
         let mut header = [0u8; FRAME_HEADER_BYTES];
         match stream.read_exact(&mut header).await {
@@ -146,7 +177,17 @@ async fn read_frames(
         }
         let mut payload = BytesMut::zeroed(len);
         stream.read_exact(&mut payload).await?;
-        if frames.send((from, payload.freeze())).await.is_err() {
+        let payload = match &rules.keys {
+            None => payload.freeze(),
+            Some(keys) => match keys.open(&payload) {
+                Ok(plain) => Bytes::from(plain),
+                Err(error) => {
+                    rules.auth_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, error));
+                }
+            },
+        };
+        if frames.send((from, payload)).await.is_err() {
             return Ok(());
         }
     }
