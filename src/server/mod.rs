@@ -1,10 +1,13 @@
 //! The tokio driver: real sockets and the real clock around the sans-IO core.
 //!
-//! [`run`] binds the ports, starts the client listener, the gossip stream
-//! acceptor, the metrics endpoint if asked for, and the [`driver::Driver`]
-//! task that owns the core, and on shutdown stops clients (in-flight
-//! commands finish) and the metrics endpoint first, hands the clients' last
-//! writes to gossip, then leaves the mesh.
+//! [`run`] binds the ports, loads the data dir if there is one (its storage
+//! thread then writes every change), starts the client listener, the gossip
+//! stream acceptor, the metrics endpoint if asked for, and the
+//! [`driver::Driver`] task that owns the core, and on shutdown stops clients
+//! (in-flight commands finish) and the metrics endpoint first, hands the
+//! clients' last writes to gossip, leaves the mesh, and syncs the data dir.
+//! With a cluster key, every gossip payload is sealed on its way out and
+//! opened on its way in ([`envelope`]).
 
 pub mod catch_up;
 pub mod clock;
@@ -85,10 +88,10 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let clock = Clock::start();
     let bind = |what, addr, source| ServerError::Bind { what, addr, source };
-    let udp =
-        bind_udp(settings.gossip, settings.socket_buffer_bytes).map_err(|e| bind("gossip", settings.gossip, e))?;
+    let (udp, gossip_streams) = bind_gossip(settings.gossip, settings.socket_buffer_bytes)
+        .await
+        .map_err(|e| bind("gossip", settings.gossip, e))?;
     let gossip = udp.local_addr().map_err(|e| bind("gossip", settings.gossip, e))?;
-    let gossip_streams = TcpListener::bind(gossip).await.map_err(|e| bind("gossip", gossip, e))?;
     let clients = TcpListener::bind(settings.listen).await.map_err(|e| bind("listen", settings.listen, e))?;
     let listen = clients.local_addr().map_err(|e| bind("listen", settings.listen, e))?;
     let metrics_port = match settings.metrics {
@@ -283,6 +286,26 @@ async fn open_data_dir(
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
+
+/// The gossip port, UDP and TCP. With port 0 the OS picks the UDP port,
+/// which TCP may already use elsewhere: then another pick is tried.
+async fn bind_gossip(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let mut attempts = 0;
+    loop {
+        let udp = bind_udp(addr, buffer_bytes)?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(error) if addr.port() == 0 && attempts < PORT_ZERO_ATTEMPTS => {
+                attempts += 1;
+                tracing::debug!(%error, "gossip port picked for UDP is taken for TCP; picking another");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Picks of a gossip port before giving up, with port 0.
+const PORT_ZERO_ATTEMPTS: usize = 16;
 
 /// The gossip socket, with buffers big enough that a burst of pushes does
 /// not overflow them and drop SWIM probes with it (the kernel caps the size
