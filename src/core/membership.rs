@@ -3,9 +3,11 @@
 //! keeps no names for down members and emits no event for suspicion).
 
 use ::core::net::SocketAddr; // an address value; the core opens no socket
+use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
@@ -31,8 +33,9 @@ pub struct Identity {
     pub addr: SocketAddr,
     /// Grows on every start and on every renewal after being declared down.
     pub incarnation: u64,
-    /// Human-readable name for `MEMBERS` and logs.
-    pub name: String,
+    /// Human-readable name for `MEMBERS` and logs. Shared, not owned:
+    /// foca clones identities on every update it applies.
+    pub name: Arc<str>,
 }
 
 impl foca::Identity for Identity {
@@ -207,9 +210,12 @@ pub struct Membership {
     isolated: bool,
     /// We asked to leave: foca's Defunct that follows is ours, not the mesh's.
     leaving: bool,
-    /// Gossip addresses of active members, rebuilt when membership changes
-    /// (pushes pick from it on every write).
-    live: Vec<SocketAddr>,
+    /// Gossip addresses of active members, rebuilt on first use after
+    /// membership changed (pushes pick from it on every write; a join storm
+    /// changes membership far more often than anyone reads it).
+    live: OnceCell<Vec<SocketAddr>>,
+    /// `digest()`, computed on first use after membership changed.
+    digest: Cell<Option<u64>>,
     /// When suspicion was last compared with foca's view.
     suspicion_checked_at: Option<Duration>,
     forget_down_after: Duration,
@@ -246,7 +252,8 @@ impl Membership {
             active: false,
             isolated: false,
             leaving: false,
-            live: Vec::new(),
+            live: OnceCell::new(),
+            digest: Cell::new(None),
             suspicion_checked_at: None,
             forget_down_after: config.forget_down_after,
             suspect_timeout: config.suspect_timeout,
@@ -298,7 +305,7 @@ impl Membership {
     /// Asks whoever listens at `addr` to let us in.
     pub fn announce<T: From<SwimTimer>>(&mut self, addr: SocketAddr, now: Duration, fx: Effects<'_, T>) {
         // foca accepts an Announce addressed to any identity with its address.
-        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, incarnation: 0, name: String::new() };
+        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, incarnation: 0, name: Arc::from("") };
         if let Err(error) = self.swim.announce(target, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -331,13 +338,22 @@ impl Membership {
     /// (a sum), so no sorting; suspicion and refutations do not count,
     /// they are SWIM's to settle.
     pub fn digest(&self) -> u64 {
+        if let Some(digest) = self.digest.get() {
+            return digest;
+        }
         let identity_hash = |identity: &Identity| {
             let mut bytes = [0u8; 24];
             bytes[..16].copy_from_slice(identity.id.uuid().as_bytes());
             bytes[16..].copy_from_slice(&identity.incarnation.to_le_bytes());
             xxh3_64(&bytes)
         };
-        self.swim.iter_members().map(|m| identity_hash(m.id())).fold(identity_hash(self.identity()), u64::wrapping_add)
+        let digest = self
+            .swim
+            .iter_members()
+            .map(|m| identity_hash(m.id()))
+            .fold(identity_hash(self.identity()), u64::wrapping_add);
+        self.digest.set(Some(digest));
+        digest
     }
 
     /// Everything we know of the mesh, ourselves first, for a peer whose
@@ -410,7 +426,7 @@ impl Membership {
 
     /// Gossip addresses of active members (alive or suspect), in a stable order.
     pub fn live_peers(&self) -> &[SocketAddr] {
-        &self.live
+        self.live.get_or_init(|| self.swim.iter_members().map(|m| m.id().addr).collect())
     }
 
     /// Addresses of members we know as down.
@@ -515,7 +531,8 @@ impl Membership {
             changed = true;
         }
         if changed {
-            self.live = self.swim.iter_members().map(|m| m.id().addr).collect();
+            self.live.take();
+            self.digest.set(None);
         }
     }
 
@@ -547,7 +564,7 @@ impl Membership {
     ) {
         match notification {
             OwnedNotification::MemberUp(identity) => {
-                events.push_back(Event::MemberUp { name: identity.name.clone(), addr: identity.addr });
+                events.push_back(Event::MemberUp { name: identity.name.to_string(), addr: identity.addr });
                 self.known.insert(identity.addr, Known::up(identity));
             }
             OwnedNotification::Rename(_, identity) => {
@@ -555,9 +572,9 @@ impl Membership {
                 // renewed and then left is renamed *down*.
                 let down = self.swim.iter_membership_state().any(|m| *m.id() == identity && m.state() == State::Down);
                 let event = if down {
-                    Event::MemberDown { name: identity.name.clone(), addr: identity.addr, left: false }
+                    Event::MemberDown { name: identity.name.to_string(), addr: identity.addr, left: false }
                 } else {
-                    Event::MemberUp { name: identity.name.clone(), addr: identity.addr }
+                    Event::MemberUp { name: identity.name.to_string(), addr: identity.addr }
                 };
                 events.push_back(event);
                 let addr = identity.addr;
@@ -573,7 +590,7 @@ impl Membership {
                 if !left {
                     self.stats.downs += 1;
                 }
-                events.push_back(Event::MemberDown { name: identity.name.clone(), addr, left });
+                events.push_back(Event::MemberDown { name: identity.name.to_string(), addr, left });
                 // A newer identity on the same address may already be up.
                 if known.identity == identity {
                     self.mark_down(addr, now);

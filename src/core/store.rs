@@ -256,6 +256,11 @@ impl Shard {
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[RwLock<Shard>]>,
+    /// Each shard's `digest`, published after every change under the
+    /// shard's write lock: the upper levels of the digest tree (a sync
+    /// round's first comparison) read these 8 KiB in a row instead of
+    /// taking 1,024 locks on 1,024 separate allocations.
+    shard_digests: Box<[AtomicU64]>,
     hlc: Hlc,
     writer: NodeId,
     stats: StoreStats,
@@ -298,6 +303,7 @@ impl Store {
         let shards = (0..SHARD_COUNT).map(|_| RwLock::new(Shard::default())).collect();
         Store {
             shards,
+            shard_digests: (0..SHARD_COUNT).map(|_| AtomicU64::new(0)).collect(),
             hlc: Hlc::new(max_clock_drift_ms),
             writer,
             stats: StoreStats::default(),
@@ -338,9 +344,9 @@ impl Store {
                 if span >= LEAVES_PER_SHARD {
                     // Spans are powers of the fanout, so a child of at least
                     // a shard's width starts and ends on shard boundaries.
-                    self.shards[first / LEAVES_PER_SHARD..end / LEAVES_PER_SHARD]
+                    self.shard_digests[first / LEAVES_PER_SHARD..end / LEAVES_PER_SHARD]
                         .iter()
-                        .fold(0, |digest, shard| digest ^ shard.read().digest)
+                        .fold(0, |digest, shard| digest ^ shard.load(Ordering::Relaxed))
                 } else if first < end {
                     let leaves = &self.shards[first / LEAVES_PER_SHARD].read().leaves;
                     leaves[first % LEAVES_PER_SHARD..][..end - first].iter().fold(0, |digest, leaf| digest ^ leaf)
@@ -471,6 +477,7 @@ impl Store {
                 shard.remove(&key, Slot::of(&key));
                 outcome.forgotten += 1;
             }
+            self.shard_digests[index].store(shard.digest, Ordering::Relaxed);
             for key in expired {
                 outcome.expired += u64::from(shard.drop_value(&key));
             }
@@ -481,8 +488,10 @@ impl Store {
     /// Drops every entry: for a node that was away longer than the
     /// tombstone TTL, whose state may hold keys the mesh deleted and forgot.
     pub fn clear(&self) {
-        for shard in self.shards.iter() {
-            *shard.write() = Shard::default();
+        for (shard, digest) in self.shards.iter().zip(self.shard_digests.iter()) {
+            let mut shard = shard.write();
+            *shard = Shard::default();
+            digest.store(0, Ordering::Relaxed);
         }
     }
 
@@ -563,6 +572,7 @@ impl Store {
         } else {
             shard.put(key.clone(), entry.clone(), slot);
         }
+        self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
         (Some(entry), result)
     }
 
@@ -593,6 +603,7 @@ impl Store {
             } else {
                 shard.put(key, entry, slot);
             }
+            self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
             MergeOutcome::Applied
         } else {

@@ -95,7 +95,7 @@ pub async fn run(
     let id = NodeId::from_random_bytes(id_bytes);
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
-    let identity = Identity { id, addr: gossip, incarnation: clock.wall_ms(), name: settings.name.clone() };
+    let identity = Identity { id, addr: gossip, incarnation: clock.wall_ms(), name: settings.name.as_str().into() };
     let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
     let store = Arc::new(Store::new(id, settings.max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms));
     let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
