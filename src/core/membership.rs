@@ -3,7 +3,6 @@
 //! keeps no names for down members and emits no event for suspicion).
 
 use ::core::net::SocketAddr; // an address value; the core opens no socket
-use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
@@ -34,7 +33,7 @@ pub struct Identity {
     /// Grows on every start and on every renewal after being declared down.
     pub incarnation: u64,
     /// Human-readable name for `MEMBERS` and logs. Shared, not owned:
-    /// foca clones identities on every update it applies.
+    /// foca clones the identity of every update it applies.
     pub name: Arc<str>,
 }
 
@@ -210,12 +209,9 @@ pub struct Membership {
     isolated: bool,
     /// We asked to leave: foca's Defunct that follows is ours, not the mesh's.
     leaving: bool,
-    /// Gossip addresses of active members, rebuilt on first use after
-    /// membership changed (pushes pick from it on every write; a join storm
-    /// changes membership far more often than anyone reads it).
-    live: OnceCell<Vec<SocketAddr>>,
-    /// `digest()`, computed on first use after membership changed.
-    digest: Cell<Option<u64>>,
+    /// Gossip addresses of active members, rebuilt when membership changes
+    /// (pushes pick from it on every write).
+    live: Vec<SocketAddr>,
     /// When suspicion was last compared with foca's view.
     suspicion_checked_at: Option<Duration>,
     forget_down_after: Duration,
@@ -252,8 +248,7 @@ impl Membership {
             active: false,
             isolated: false,
             leaving: false,
-            live: OnceCell::new(),
-            digest: Cell::new(None),
+            live: Vec::new(),
             suspicion_checked_at: None,
             forget_down_after: config.forget_down_after,
             suspect_timeout: config.suspect_timeout,
@@ -338,22 +333,13 @@ impl Membership {
     /// (a sum), so no sorting; suspicion and refutations do not count,
     /// they are SWIM's to settle.
     pub fn digest(&self) -> u64 {
-        if let Some(digest) = self.digest.get() {
-            return digest;
-        }
         let identity_hash = |identity: &Identity| {
             let mut bytes = [0u8; 24];
             bytes[..16].copy_from_slice(identity.id.uuid().as_bytes());
             bytes[16..].copy_from_slice(&identity.incarnation.to_le_bytes());
             xxh3_64(&bytes)
         };
-        let digest = self
-            .swim
-            .iter_members()
-            .map(|m| identity_hash(m.id()))
-            .fold(identity_hash(self.identity()), u64::wrapping_add);
-        self.digest.set(Some(digest));
-        digest
+        self.swim.iter_members().map(|m| identity_hash(m.id())).fold(identity_hash(self.identity()), u64::wrapping_add)
     }
 
     /// Everything we know of the mesh, ourselves first, for a peer whose
@@ -426,7 +412,7 @@ impl Membership {
 
     /// Gossip addresses of active members (alive or suspect), in a stable order.
     pub fn live_peers(&self) -> &[SocketAddr] {
-        self.live.get_or_init(|| self.swim.iter_members().map(|m| m.id().addr).collect())
+        &self.live
     }
 
     /// Addresses of members we know as down.
@@ -531,8 +517,7 @@ impl Membership {
             changed = true;
         }
         if changed {
-            self.live.take();
-            self.digest.set(None);
+            self.live = self.swim.iter_members().map(|m| m.id().addr).collect();
         }
     }
 
