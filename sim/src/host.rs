@@ -107,7 +107,7 @@ impl Host {
         // Start-up wall time, as `rumor serve` uses; forced upward so a clock
         // stepped back cannot lose the address conflict to our old self.
         self.incarnation = now.wall_ms.max(self.incarnation + 1);
-        let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.clone() };
+        let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.as_str().into() };
         let store = Arc::new(Store::new(id, max_clock_drift_ms).with_sabotage(sabotage));
         let node_seed = seed::derive(run_seed, "node.core", life_key);
         self.node = Some(Node::new(identity, config, store, node_seed, now));

@@ -37,7 +37,12 @@ fn addr(i: usize) -> SocketAddr {
 }
 
 fn identity(i: usize) -> Identity {
-    Identity { id: NodeId::from_random_bytes([i as u8 + 1; 16]), addr: addr(i), incarnation: 1, name: format!("n{i}") }
+    Identity {
+        id: NodeId::from_random_bytes([i as u8 + 1; 16]),
+        addr: addr(i),
+        incarnation: 1,
+        name: format!("n{i}").into(),
+    }
 }
 
 fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {

@@ -6,6 +6,7 @@ use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
@@ -31,8 +32,9 @@ pub struct Identity {
     pub addr: SocketAddr,
     /// Grows on every start and on every renewal after being declared down.
     pub incarnation: u64,
-    /// Human-readable name for `MEMBERS` and logs.
-    pub name: String,
+    /// Human-readable name for `MEMBERS` and logs. Shared, not owned:
+    /// foca clones the identity of every update it applies.
+    pub name: Arc<str>,
 }
 
 impl foca::Identity for Identity {
@@ -304,7 +306,7 @@ impl Membership {
     /// Asks whoever listens at `addr` to let us in.
     pub fn announce<T: From<SwimTimer>>(&mut self, addr: SocketAddr, now: Duration, fx: Effects<'_, T>) {
         // foca accepts an Announce addressed to any identity with its address.
-        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, incarnation: 0, name: String::new() };
+        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, incarnation: 0, name: Arc::from("") };
         if let Err(error) = self.swim.announce(target, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -553,7 +555,7 @@ impl Membership {
     ) {
         match notification {
             OwnedNotification::MemberUp(identity) => {
-                events.push_back(Event::MemberUp { name: identity.name.clone(), addr: identity.addr });
+                events.push_back(Event::MemberUp { name: identity.name.to_string(), addr: identity.addr });
                 self.known.insert(identity.addr, Known::up(identity));
             }
             OwnedNotification::Rename(_, identity) => {
@@ -561,9 +563,9 @@ impl Membership {
                 // renewed and then left is renamed *down*.
                 let down = self.swim.iter_membership_state().any(|m| *m.id() == identity && m.state() == State::Down);
                 let event = if down {
-                    Event::MemberDown { name: identity.name.clone(), addr: identity.addr, left: false }
+                    Event::MemberDown { name: identity.name.to_string(), addr: identity.addr, left: false }
                 } else {
-                    Event::MemberUp { name: identity.name.clone(), addr: identity.addr }
+                    Event::MemberUp { name: identity.name.to_string(), addr: identity.addr }
                 };
                 events.push_back(event);
                 let addr = identity.addr;
@@ -579,7 +581,7 @@ impl Membership {
                 if !left {
                     self.stats.downs += 1;
                 }
-                events.push_back(Event::MemberDown { name: identity.name.clone(), addr, left });
+                events.push_back(Event::MemberDown { name: identity.name.to_string(), addr, left });
                 // A newer identity on the same address may already be up.
                 if known.identity == identity {
                     self.mark_down(addr, now);

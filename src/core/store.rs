@@ -258,6 +258,11 @@ impl Shard {
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[RwLock<Shard>]>,
+    /// Each shard's `digest`, published after every change under the
+    /// shard's write lock: the upper levels of the digest tree (a sync
+    /// round's first comparison) read these 8 KiB in a row instead of
+    /// taking 1,024 locks on 1,024 separate allocations.
+    shard_digests: Box<[AtomicU64]>,
     hlc: Hlc,
     writer: NodeId,
     stats: StoreStats,
@@ -302,6 +307,7 @@ impl Store {
         let shards = (0..SHARD_COUNT).map(|_| RwLock::new(Shard::default())).collect();
         Store {
             shards,
+            shard_digests: (0..SHARD_COUNT).map(|_| AtomicU64::new(0)).collect(),
             hlc: Hlc::new(max_clock_drift_ms),
             writer,
             stats: StoreStats::default(),
@@ -356,9 +362,9 @@ impl Store {
                 if span >= LEAVES_PER_SHARD {
                     // Spans are powers of the fanout, so a child of at least
                     // a shard's width starts and ends on shard boundaries.
-                    self.shards[first / LEAVES_PER_SHARD..end / LEAVES_PER_SHARD]
+                    self.shard_digests[first / LEAVES_PER_SHARD..end / LEAVES_PER_SHARD]
                         .iter()
-                        .fold(0, |digest, shard| digest ^ shard.read().digest)
+                        .fold(0, |digest, shard| digest ^ shard.load(Ordering::Relaxed))
                 } else if first < end {
                     let leaves = &self.shards[first / LEAVES_PER_SHARD].read().leaves;
                     leaves[first % LEAVES_PER_SHARD..][..end - first].iter().fold(0, |digest, leaf| digest ^ leaf)
@@ -490,6 +496,7 @@ impl Store {
                 self.log(Change::Remove { key: &key });
                 outcome.forgotten += 1;
             }
+            self.shard_digests[index].store(shard.digest, Ordering::Relaxed);
             for key in expired {
                 if shard.drop_value(&key) {
                     outcome.expired += 1;
@@ -510,8 +517,9 @@ impl Store {
         // clearing of its shard.
         let mut locked: Vec<_> = self.shards.iter().map(|shard| shard.write()).collect();
         self.log(Change::Clear);
-        for shard in &mut locked {
+        for (shard, digest) in locked.iter_mut().zip(self.shard_digests.iter()) {
             **shard = Shard::default();
+            digest.store(0, Ordering::Relaxed);
         }
     }
 
@@ -525,6 +533,7 @@ impl Store {
         let mut shard = self.shards[slot.shard].write();
         if shard.map.get(key.as_ref()).is_none_or(|held| entry.version > held.version) {
             shard.put(key, entry, slot);
+            self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
         }
     }
 
@@ -606,6 +615,7 @@ impl Store {
             self.log(Change::Put { key, entry: &entry });
             shard.put(key.clone(), entry.clone(), slot);
         }
+        self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
         (Some(entry), result)
     }
 
@@ -637,6 +647,7 @@ impl Store {
                 self.log(Change::Put { key: &key, entry: &entry });
                 shard.put(key, entry, slot);
             }
+            self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
             MergeOutcome::Applied
         } else {

@@ -315,7 +315,7 @@ impl Driver {
                 title: "Membership".into(),
                 fields: vec![
                     field("node_id", identity.id.to_string()),
-                    field("node_name", identity.name.clone()),
+                    field("node_name", identity.name.to_string()),
                     field("gossip_addr", identity.addr.to_string()),
                     field("incarnation", identity.incarnation.to_string()),
                     field("joined", u8::from(self.node.is_joined()).to_string()),
