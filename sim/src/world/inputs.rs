@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
 use rumor::core::membership::MemberState;
 use rumor::core::store::{Store, Write};
-use rumor::core::wire::{Message, TAG_GOSSIP};
+use rumor::core::wire::{Message, TAG_GOSSIP, TAG_SWIM};
 
 use super::{CHANNEL_DELAY, DRAIN_MAX, Event, Phase, WRITE_BATCH_MAX, World};
 use crate::check::Violation;
@@ -60,6 +60,9 @@ impl World {
     /// dissemination tracker which keys to look at.
     pub(super) fn note_applied(&mut self, host: usize, store: &Store, payload: &[u8]) {
         let keys: Vec<Bytes> = match payload.split_first() {
+            // Membership traffic carries no entries: nothing to look at
+            // (it was most packets, each looking at every missing write).
+            Some((&TAG_SWIM, _)) => return,
             Some((&TAG_GOSSIP, body)) => match Message::decode_body(body) {
                 Ok(Message::Push { entries, .. }) => entries.into_iter().map(|(k, _)| k).collect(),
                 // Repair traffic: look at every write this host still lacks.
