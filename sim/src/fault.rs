@@ -158,6 +158,10 @@ pub enum FaultAction {
         partition: Partition,
         /// How long until it heals.
         length: Duration,
+        /// For a host cut off alone: it crashes this long into the cut and
+        /// restarts after the second duration, before the heal — so writes
+        /// only it took while alone must come back from its data dir.
+        crash_isolated: Option<(Duration, Duration)>,
     },
     /// A host's wall clock steps (as NTP may step it).
     ClockStep {
@@ -188,6 +192,8 @@ pub struct FaultPlan {
     pub late_joiners: BTreeSet<usize>,
     /// Hosts that crash or leave and never come back.
     pub gone_for_good: BTreeSet<usize>,
+    /// Hosts with a data dir: their state outlives a crash.
+    pub persistent: BTreeSet<usize>,
     /// Timed actions, in order.
     pub faults: Vec<PlannedFault>,
 }
@@ -203,6 +209,7 @@ impl FaultPlan {
             clocks: vec![NodeClock::exact(); hosts],
             late_joiners: BTreeSet::new(),
             gone_for_good: BTreeSet::new(),
+            persistent: BTreeSet::new(),
             faults: Vec::new(),
         };
         let rng = |name: &str| seed::rng(seed, name, 0);
@@ -230,9 +237,15 @@ impl FaultPlan {
         }
         if kinds.contains(FaultKind::Crash) {
             plan.plan_churn(&mut rng("fault.crash"), hosts);
+            // Its own stream, so the churn above stays what it was. Some runs
+            // have no data dirs, some have them everywhere (swarm testing).
+            let mut disks = rng("fault.disk");
+            let share = [0.0, 0.5, 1.0][between(&mut disks, 0, 2) as usize];
+            plan.persistent = (0..hosts).filter(|_| chance(&mut disks, share)).collect();
         }
         if kinds.contains(FaultKind::Partition) {
-            plan.plan_partitions(&mut rng("fault.partition"), hosts);
+            let crash_isolated = kinds.contains(FaultKind::Crash).then(|| rng("fault.partition.crash"));
+            plan.plan_partitions(&mut rng("fault.partition"), crash_isolated, hosts);
         }
         plan.faults.sort_by(|a, b| a.at_fraction.total_cmp(&b.at_fraction));
         plan
@@ -267,8 +280,11 @@ impl FaultPlan {
         let steps = count(|a| matches!(a, FaultAction::ClockStep { .. }));
         if crashes + leaves + joins > 0 {
             lines.push(format!(
-                "churn: {crashes} crashes, {leaves} graceful leaves, {joins} late joins, {} never back",
-                self.gone_for_good.len()
+                "churn: {crashes} crashes, {leaves} graceful leaves, {joins} late joins, {} never back; \
+                 {} of {} hosts keep their state across crashes (data dir)",
+                self.gone_for_good.len(),
+                self.persistent.len(),
+                self.clocks.len()
             ));
         }
         if partitions > 0 {
@@ -350,7 +366,7 @@ impl FaultPlan {
 
     /// One to three partitions, each in its own slot of the safety phase:
     /// a random split, an isolated host, or a one-way split.
-    fn plan_partitions(&mut self, rng: &mut SimRng, hosts: usize) {
+    fn plan_partitions(&mut self, rng: &mut SimRng, mut crash_rng: Option<SimRng>, hosts: usize) {
         if hosts < 2 {
             return;
         }
@@ -360,8 +376,18 @@ impl FaultPlan {
             let length = Duration::from_secs_f64(uniform(rng, 0.5, 8.0));
             let kind = between(rng, 0, 2);
             let mut groups = vec![0u8; hosts];
+            let mut crash_isolated = None;
             if kind == 1 {
-                groups[between(rng, 0, hosts as u64 - 1) as usize] = 1;
+                let alone = between(rng, 0, hosts as u64 - 1) as usize;
+                groups[alone] = 1;
+                if let Some(r) = crash_rng.as_mut()
+                    && chance(r, 0.5)
+                    && !self.gone_for_good.contains(&alone)
+                {
+                    let after = length.mul_f64(uniform(r, 0.3, 0.6));
+                    let down = (length - after).mul_f64(uniform(r, 0.1, 0.8));
+                    crash_isolated = Some((after, down));
+                }
             } else {
                 let minority = uniform(rng, 0.1, 0.5);
                 for g in &mut groups {
@@ -373,7 +399,7 @@ impl FaultPlan {
                 }
             }
             let partition = Partition::new(groups, kind == 2);
-            self.push(at, FaultAction::Partition { partition, length });
+            self.push(at, FaultAction::Partition { partition, length, crash_isolated });
         }
     }
 }

@@ -1,13 +1,16 @@
-//! One simulated machine: its address, its wall clock, and the node that
-//! runs on it in its current life (a crash ends a life and loses the node's
-//! state; a restart begins a new one on the same address, with a fresh id
-//! and a higher incarnation, as a restarted `rumor serve` process would).
+//! One simulated machine: its address, its wall clock, its data dir if it
+//! has one, and the node that runs on it in its current life. A crash ends
+//! a life; a restart begins a new one on the same address with a higher
+//! incarnation, as a restarted `rumor serve` process would. Without a data
+//! dir the crash loses the node's state and the restart has a fresh id;
+//! with one, the restart keeps the id and loads what the store held.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rumor::core::changes::is_stale;
 use rumor::core::io::Now;
 use rumor::core::membership::Identity;
 use rumor::core::node::{Node, NodeConfig};
@@ -16,6 +19,7 @@ use rumor::core::store::{Entry, Store};
 use rumor::core::version::NodeId;
 
 use crate::clock::NodeClock;
+use crate::disk::SimDisk;
 use crate::seed;
 
 /// Where a host is in its lifecycle.
@@ -56,6 +60,10 @@ pub struct Host {
     pub flush_queued: bool,
     /// The membership suspicion counter when last looked at.
     pub suspicions_seen: u64,
+    /// Runs with a data dir (`--data-dir`): its state outlives crashes.
+    pub persistent: bool,
+    /// The data dir, once a persistent host has started.
+    pub disk: Option<Arc<SimDisk>>,
     incarnation: u64,
 }
 
@@ -84,11 +92,15 @@ impl Host {
             pending_writes: Vec::new(),
             flush_queued: false,
             suspicions_seen: 0,
+            persistent: false,
+            disk: None,
             incarnation: 0,
         }
     }
 
-    /// Starts a new life at `at`: an empty store and a fresh node.
+    /// Starts a new life at `at`: a fresh node, with an empty store or
+    /// the one its data dir kept. Returns whether a data dir too old to
+    /// load (see [`is_stale`]) was discarded.
     pub fn start(
         &mut self,
         run_seed: u64,
@@ -96,26 +108,51 @@ impl Host {
         max_clock_drift_ms: u64,
         sabotage: Sabotage,
         at: Duration,
-    ) {
+    ) -> bool {
         self.life += 1;
         let life_key = ((self.index as u64) << 24) | u64::from(self.life);
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&seed::derive(run_seed, "node.id.hi", life_key).to_le_bytes());
         id[8..].copy_from_slice(&seed::derive(run_seed, "node.id.lo", life_key).to_le_bytes());
-        let id = NodeId::from_random_bytes(id);
+        let mut id = NodeId::from_random_bytes(id);
         let now = self.now(at);
+        match &self.disk {
+            // The id is kept in the data dir, as `rumor serve` keeps it.
+            Some(disk) => id = disk.node_id,
+            None if self.persistent => self.disk = Some(Arc::new(SimDisk::new(id))),
+            None => {}
+        }
         // Start-up wall time, as `rumor serve` uses; forced upward so a clock
         // stepped back cannot lose the address conflict to our old self.
         self.incarnation = now.wall_ms.max(self.incarnation + 1);
         let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.as_str().into() };
-        let store = Arc::new(Store::new(id, max_clock_drift_ms).with_sabotage(sabotage));
+        let mut store = Store::new(id, max_clock_drift_ms).with_sabotage(sabotage);
+        let mut discarded = false;
+        let mut last_in_mesh_ms = None;
+        if let Some(disk) = &self.disk {
+            let ttl_ms = config.tombstone_ttl.as_millis() as u64;
+            last_in_mesh_ms = disk.last_in_mesh_ms();
+            if is_stale(last_in_mesh_ms, now.wall_ms, ttl_ms) {
+                disk.discard_entries();
+                discarded = true;
+            }
+            for (key, entry) in disk.entries() {
+                store.restore(key, entry, now.wall_ms);
+            }
+            store = store.with_change_log(disk.clone());
+        }
         let node_seed = seed::derive(run_seed, "node.core", life_key);
-        self.node = Some(Node::new(identity, config, store, node_seed, now));
+        let mut node = Node::new(identity, config, Arc::new(store), node_seed, now);
+        if let Some(ms) = last_in_mesh_ms {
+            node.restore_last_in_mesh(ms);
+        }
+        self.node = Some(node);
         self.status = HostStatus::Up;
         self.wake_at = None;
         self.pending_writes.clear();
         self.flush_queued = false;
         self.suspicions_seen = 0;
+        discarded
     }
 
     /// Ends the current life; `gone` if it never comes back.

@@ -28,6 +28,7 @@
 
 pub mod check;
 pub mod clock;
+pub mod disk;
 pub mod fault;
 pub mod host;
 pub mod net;

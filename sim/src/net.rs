@@ -83,6 +83,13 @@ impl Partition {
         sizes
     }
 
+    /// The host on a side of its own, if exactly one side holds one host.
+    pub fn alone(&self) -> Option<usize> {
+        let sizes = self.sizes();
+        let group = sizes.iter().find(|(_, n)| **n == 1).map(|(g, _)| *g)?;
+        (sizes.values().filter(|n| **n == 1).count() == 1).then(|| self.groups.iter().position(|g| *g == group))?
+    }
+
     /// Whether only one direction is cut.
     pub fn is_one_way(&self) -> bool {
         self.one_way

@@ -4,14 +4,18 @@
 
 use std::time::Duration;
 
-use rumor_sim::check::{bounds, convergence, resurrection};
+use rumor_sim::check::{bounds, convergence, lost_writes, resurrection};
 use rumor_sim::{FaultSet, Outcome, SimOptions};
 
 fn run(bug: Option<&str>, nodes: usize, faults: &str) -> Outcome {
+    run_seed(3, Duration::from_secs(15), bug, nodes, faults)
+}
+
+fn run_seed(seed: u64, duration: Duration, bug: Option<&str>, nodes: usize, faults: &str) -> Outcome {
     let opts = SimOptions {
-        seed: 3,
+        seed,
         nodes,
-        duration: Duration::from_secs(15),
+        duration,
         faults: FaultSet::parse(faults).expect("valid fault list"),
         bug: bug.map(str::to_owned),
         ..SimOptions::default()
@@ -45,4 +49,17 @@ fn no_anti_entropy_breaks_convergence_under_loss() {
 #[test]
 fn dropping_tombstones_early_resurrects_deleted_keys() {
     assert_caught("drop-tombstones-early", 16, "loss", resurrection::NAME);
+}
+
+/// A data dir that is never written: a host cut off alone takes writes,
+/// crashes and restarts before the heal, and comes back without them. The
+/// seed is one whose plan has that (and data dirs on every host).
+#[test]
+fn a_data_dir_that_is_not_written_loses_acknowledged_writes() {
+    let (seed, duration, faults) = (6, Duration::from_secs(30), "crash,partition");
+    let healthy = run_seed(seed, duration, None, 16, faults);
+    assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
+    assert!(healthy.report.contains("16 of 16 hosts keep their state across crashes"), "{}", healthy.report);
+    let broken = run_seed(seed, duration, Some("no-change-log"), 16, faults);
+    assert!(broken.violated(lost_writes::NAME), "expected a lost write, got:\n{}", broken.report);
 }

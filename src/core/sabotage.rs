@@ -18,6 +18,9 @@ pub struct Sabotage {
     /// Tombstones are dropped as soon as they are written or merged: a
     /// deleted key can come back from a node that missed the delete.
     pub drop_tombstones_early: bool,
+    /// The store reports no change to its change log: a node with a data
+    /// dir comes back from a crash with nothing it acknowledged.
+    pub no_change_log: bool,
 }
 
 impl Sabotage {
@@ -29,11 +32,13 @@ impl Sabotage {
             "no-push" => s.no_push = true,
             "no-anti-entropy" => s.no_anti_entropy = true,
             "drop-tombstones-early" => s.drop_tombstones_early = true,
+            "no-change-log" => s.no_change_log = true,
             _ => return None,
         }
         Some(s)
     }
 
     /// Every name [`Sabotage::named`] accepts.
-    pub const NAMES: [&'static str; 4] = ["merge-keeps-smaller", "no-push", "no-anti-entropy", "drop-tombstones-early"];
+    pub const NAMES: [&'static str; 5] =
+        ["merge-keeps-smaller", "no-push", "no-anti-entropy", "drop-tombstones-early", "no-change-log"];
 }

@@ -244,18 +244,16 @@ async fn open_data_dir(
         let storage = Storage::open(&dir)?;
         let id = storage.node_id(fresh_id)?;
         let last_in_mesh_ms = storage.last_in_mesh_ms()?;
-        if let Some(last) = last_in_mesh_ms {
-            let away_ms = clock.wall_ms().saturating_sub(last);
-            if away_ms > tombstone_ttl_ms {
-                // The mesh may have forgotten deletes this copy never saw:
-                // loading it would bring those keys back. Peers bootstrap us.
-                tracing::warn!(
-                    away_ms,
-                    tombstone_ttl_ms,
-                    "the data dir was last in a mesh longer ago than the tombstone TTL: discarding its entries"
-                );
-                storage.discard_entries()?;
-            }
+        let now_ms = clock.wall_ms();
+        if crate::core::changes::is_stale(last_in_mesh_ms, now_ms, tombstone_ttl_ms) {
+            // Peers bootstrap us instead.
+            let away_ms = last_in_mesh_ms.map_or(0, |last| now_ms.saturating_sub(last));
+            tracing::warn!(
+                away_ms,
+                tombstone_ttl_ms,
+                "the data dir was last in a mesh longer ago than the tombstone TTL: discarding its entries"
+            );
+            storage.discard_entries()?;
         }
         let store = new_store(id);
         tracing::info!(dir = %dir.display(), %fsync, "loading the data dir");

@@ -208,6 +208,13 @@ impl World {
         }
         let deadline = node.poll_timeout();
         let suspicions = node.membership_stats().suspicions;
+        let joined = node.is_joined();
+        let h = &self.hosts[host];
+        if let Some(disk) = &h.disk
+            && joined
+        {
+            disk.note_in_mesh(h.clock.now(self.now).wall_ms);
+        }
         if transmits.len() > DRAIN_MAX || events.len() > DRAIN_MAX {
             self.runaway(format!("n{host} produced more than {DRAIN_MAX} transmits or events from one input"));
         }

@@ -237,7 +237,13 @@ impl World {
         node_config.seeds = (0..SEED_HOSTS.min(n)).map(addr_of).collect();
         let detect_bound = opts.detect_bound.unwrap_or_else(|| default_detect_bound(&node_config, n));
         let plan = FaultPlan::generate(opts.seed, n, opts.faults, max_clock_drift_ms);
-        let hosts: Vec<Host> = (0..n).map(|i| Host::new(i, plan.clocks.get(i).copied().unwrap_or_default())).collect();
+        let hosts: Vec<Host> = (0..n)
+            .map(|i| {
+                let mut host = Host::new(i, plan.clocks.get(i).copied().unwrap_or_default());
+                host.persistent = plan.persistent.contains(&i);
+                host
+            })
+            .collect();
         let workload =
             Workload::new(opts.seed, WorkloadConfig { rate_per_s: opts.rate_per_s, keys: opts.keys, zipf: opts.zipf });
         let sim_secs = (opts.duration + opts.liveness + TAIL).as_secs() + 2;
@@ -469,7 +475,12 @@ impl World {
         let mut config = self.node_config.clone();
         let me = self.hosts[host].addr;
         config.seeds.retain(|s| *s != me);
-        self.hosts[host].start(self.opts.seed, config, self.max_clock_drift_ms, self.opts.sabotage(), self.now);
+        let discarded =
+            self.hosts[host].start(self.opts.seed, config, self.max_clock_drift_ms, self.opts.sabotage(), self.now);
+        if discarded {
+            // Its data dir was too old to load: what only it held is lost.
+            self.excuse_lost_with(host);
+        }
         self.up_hosts += 1;
         self.views.reset(host);
         self.detections.abandon(host);
@@ -517,10 +528,11 @@ impl World {
             }
             self.after_input(host);
         }
-        // The one allowed loss: what only this host held is gone now.
-        let others: Vec<Arc<Store>> =
-            self.hosts.iter().filter(|h| h.index != host).filter_map(|h| h.store().cloned()).collect();
-        self.history.excuse_lost(self.now, host, |key| others.iter().filter_map(|s| s.version(key)).max());
+        // The one allowed loss: what only this host held is gone now —
+        // unless its data dir keeps it for the restart.
+        if !(self.hosts[host].persistent && restart_after.is_some()) {
+            self.excuse_lost_with(host);
+        }
         let observers: BTreeSet<usize> = self
             .hosts
             .iter()
@@ -548,6 +560,13 @@ impl World {
         }
     }
 
+    /// Excuses the acknowledged writes that only `host` held.
+    fn excuse_lost_with(&mut self, host: usize) {
+        let others: Vec<Arc<Store>> =
+            self.hosts.iter().filter(|h| h.index != host).filter_map(|h| h.store().cloned()).collect();
+        self.history.excuse_lost(self.now, host, |key| others.iter().filter_map(|s| s.version(key)).max());
+    }
+
     fn apply_fault(&mut self, action: FaultAction) {
         match action {
             FaultAction::Crash { host, restart_after } => self.stop_host(host, false, restart_after),
@@ -558,9 +577,15 @@ impl World {
                     self.start_host(host);
                 }
             }
-            FaultAction::Partition { partition, length } => {
+            FaultAction::Partition { partition, length, crash_isolated } => {
                 self.partition_generation += 1;
                 let sizes = partition.sizes();
+                if let Some((after, down)) = crash_isolated
+                    && let Some(host) = partition.alone()
+                {
+                    let crash = FaultAction::Crash { host, restart_after: Some(down) };
+                    self.schedule(self.now + after, Event::Fault(crash));
+                }
                 let kind = if partition.is_one_way() { "one-way partition" } else { "partition" };
                 self.net.set_partition(partition);
                 self.detections.abandon_all();
