@@ -12,7 +12,8 @@ use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
-use crate::server::storage::Fsync;
+use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
+use crate::server::storage::{Fsync, StaleData};
 
 /// A configuration problem, worded to name the option at fault.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// When the data dir's journal is synced.
     pub fsync: Option<Fsync>,
+    /// What to do with a data dir older than the tombstone TTL.
+    pub stale_data: Option<StaleData>,
     /// File with the cluster key(s) that seal gossip.
     pub cluster_key_file: Option<PathBuf>,
     /// `[membership]`.
@@ -193,6 +196,9 @@ pub struct ServeFlags {
     /// When the data dir is synced to disk (as Redis's appendfsync).
     #[arg(long, value_enum)]
     pub fsync: Option<Fsync>,
+    /// A data dir last in a mesh longer ago than the tombstone TTL: refuse to start, discard it, or keep it.
+    #[arg(long, value_enum)]
+    pub stale_data: Option<StaleData>,
     /// Encrypt and authenticate gossip with the key(s) in FILE (`rumor keygen` makes one).
     #[arg(long, value_name = "FILE")]
     pub cluster_key_file: Option<PathBuf>,
@@ -229,6 +235,8 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// When the data dir's journal is synced.
     pub fsync: Fsync,
+    /// What to do with a data dir older than the tombstone TTL.
+    pub stale_data: StaleData,
     /// Keys that seal gossip; `None`: gossip in the clear.
     pub cluster_keys: Option<ClusterKeys>,
 }
@@ -277,6 +285,7 @@ impl Default for Settings {
             socket_buffer_bytes: 4 * 1024 * 1024,
             data_dir: None,
             fsync: Fsync::default(),
+            stale_data: StaleData::default(),
             cluster_keys: None,
         }
     }
@@ -315,6 +324,7 @@ impl Settings {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
         s.fsync = flags.fsync.or(file.fsync).unwrap_or_default();
+        s.stale_data = flags.stale_data.or(file.stale_data).unwrap_or_default();
         if let Some(ms) = file.max_clock_drift_ms {
             s.max_clock_drift_ms = ms;
         }
@@ -377,6 +387,13 @@ impl Settings {
         set_limit(&mut s.limits.max_bulk_bytes, l.max_bulk_bytes, "limits.max_bulk_bytes")?;
         set_limit(&mut s.limits.max_args, l.max_args, "limits.max_args")?;
         set_limit(&mut s.limits.max_key_bytes, l.max_key_bytes, "limits.max_key_bytes")?;
+        if s.data_dir.is_some() && s.limits.max_key_bytes > MAX_STORED_KEY_BYTES {
+            if l.max_key_bytes.is_some() {
+                let reason = format!("at most {MAX_STORED_KEY_BYTES} with data_dir (the longest key it can hold)");
+                return Err(invalid("limits.max_key_bytes", reason));
+            }
+            s.limits.max_key_bytes = MAX_STORED_KEY_BYTES;
+        }
         s.node.max_stream_bytes = stream_limit(&s.limits);
 
         if let Some(path) = flags.cluster_key_file.clone().or(file.cluster_key_file) {
@@ -466,7 +483,7 @@ mod tests {
         assert_eq!((s.write_batch_max, s.write_queue), (d.write_batch_max, d.write_queue));
         assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
         assert_eq!(s.requirepass, None);
-        assert_eq!((&s.data_dir, s.fsync), (&d.data_dir, d.fsync));
+        assert_eq!((&s.data_dir, s.fsync, s.stale_data), (&d.data_dir, d.fsync, d.stale_data));
     }
 
     #[test]
@@ -537,6 +554,11 @@ mod tests {
         assert_eq!((s.data_dir, s.fsync), (Some(PathBuf::from("d")), Fsync::No));
         let err = parse_file(Path::new("node.toml"), "fsync = \"sometimes\"\n").unwrap_err().to_string();
         assert!(err.contains("fsync = \"sometimes\""), "{err}");
+        // Keys are capped at what the data dir can hold.
+        assert_eq!(parse("data_dir = \"d\"").unwrap().limits.max_key_bytes, MAX_STORED_KEY_BYTES);
+        assert_eq!(parse("").unwrap().limits.max_key_bytes, 65_536);
+        let err = parse("data_dir = \"d\"\n[limits]\nmax_key_bytes = 70000").unwrap_err().to_string();
+        assert!(err.contains("limits.max_key_bytes"), "{err}");
     }
 
     #[test]

@@ -128,6 +128,13 @@ fn a_restart_keeps_the_node_id_the_data_and_deadlines() {
     let () = redis::cmd("SET").arg("session").arg("alice").arg("PX").arg(600_000).query(&mut con).unwrap();
     let () = redis::cmd("SET").arg("config").arg(vec![0u8, 255, 10, 13]).query(&mut con).unwrap();
     let () = redis::cmd("SET").arg("short").arg("x").arg("PX").arg(300).query(&mut con).unwrap();
+    // The empty key, and the longest key a data dir holds; one byte more is
+    // refused at the client limit rather than breaking the storage thread.
+    let longest = "k".repeat(65_534);
+    let () = redis::cmd("SET").arg("").arg("empty").query(&mut con).unwrap();
+    let () = redis::cmd("SET").arg(&longest).arg("long").query(&mut con).unwrap();
+    let too_long: redis::RedisResult<()> = redis::cmd("SET").arg(format!("{longest}k")).arg("x").query(&mut con);
+    assert!(too_long.is_err());
     let id = info_field(&node, "server", "node_id");
     assert_eq!(info_field(&node, "persistence", "data_dir"), dir.path().display().to_string());
     assert_eq!(info_field(&node, "persistence", "fsync"), "everysec");
@@ -138,7 +145,10 @@ fn a_restart_keeps_the_node_id_the_data_and_deadlines() {
     let mut con = node.connect();
     // Connections made while the dir loads are served once it is loaded.
     assert_eq!(info_field(&node, "server", "node_id"), id, "the node keeps its id");
-    assert_eq!(info_field(&node, "persistence", "entries_loaded"), "3");
+    assert_eq!(info_field(&node, "persistence", "entries_loaded"), "5");
+    let empty: Option<String> = redis::cmd("GET").arg("").query(&mut con).unwrap();
+    let long: Option<String> = redis::cmd("GET").arg(&longest).query(&mut con).unwrap();
+    assert_eq!((empty.as_deref(), long.as_deref()), (Some("empty"), Some("long")));
     let session: Option<String> = redis::cmd("GET").arg("session").query(&mut con).unwrap();
     assert_eq!(session.as_deref(), Some("alice"));
     let ttl: i64 = redis::cmd("PTTL").arg("session").query(&mut con).unwrap();
@@ -148,7 +158,7 @@ fn a_restart_keeps_the_node_id_the_data_and_deadlines() {
     wait_for("the short-lived key to expire", Duration::from_secs(5), || {
         redis::cmd("GET").arg("short").query::<Option<String>>(&mut con).unwrap().is_none().then_some(())
     });
-    assert!(node.log_text().contains("loaded 3 entries"), "{}", node.log_text());
+    assert!(node.log_text().contains("loaded 5 entries"), "{}", node.log_text());
 }
 
 #[test]
@@ -229,17 +239,27 @@ fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
     wait_for("b to hold both keys", Duration::from_secs(10), || {
         (redis::cmd("DBSIZE").query::<u64>(&mut b.connect()).unwrap() == 2).then_some(())
     });
-    // b was in the mesh just now: let it note so on disk before stopping.
-    std::thread::sleep(Duration::from_millis(1_100));
+    // Leaving, b notes on disk that it was in the mesh until then.
     assert!(b.terminate().success());
     let () = redis::cmd("DEL").arg("doomed").query(&mut a_con).unwrap();
     wait_for("a to forget the tombstone", Duration::from_secs(40), || {
         (info_field(&a, "gossip", "tombstones_forgotten").parse::<u64>().unwrap() >= 1).then_some(())
     });
 
+    // By default a stale data dir is refused, with what to do about it.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_rumor"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0"])
+        .args(&b_args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("longer than the tombstone TTL") && stderr.contains("--stale-data discard"), "{stderr}");
+
+    b.extra.extend(["--stale-data".to_owned(), "discard".to_owned()]);
     b.spawn();
     wait_for("b to discard its stale entries", Duration::from_secs(10), || {
-        b.log_text().contains("discarding its entries").then_some(())
+        b.log_text().contains("the data dir is stale: discarding its entries").then_some(())
     });
     let nodes = [a, b];
     wait_all_alive(&nodes, Duration::from_secs(10));

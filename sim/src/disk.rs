@@ -33,9 +33,11 @@ impl SimDisk {
         self.lock_entries().iter().map(|(k, e)| (k.clone(), e.clone())).collect()
     }
 
-    /// Drops every entry (the node id stays).
+    /// Drops every entry and when it was last in a mesh (the node id
+    /// stays), as `--stale-data discard` does.
     pub fn discard_entries(&self) {
         self.lock_entries().clear();
+        *self.last_in_mesh_ms.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Notes that the node was in a mesh at `wall_ms`.

@@ -133,7 +133,9 @@ impl Host {
             let ttl_ms = config.tombstone_ttl.as_millis() as u64;
             last_in_mesh_ms = disk.last_in_mesh_ms();
             if is_stale(last_in_mesh_ms, now.wall_ms, ttl_ms) {
+                // As `--stale-data discard`: start afresh.
                 disk.discard_entries();
+                last_in_mesh_ms = None;
                 discarded = true;
             }
             for (key, entry) in disk.entries() {

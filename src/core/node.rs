@@ -363,6 +363,15 @@ impl Node {
         self.membership.is_active()
     }
 
+    /// Whether we are cut off from a mesh that may live on without us: we
+    /// lost every other member and some of them failed rather than left,
+    /// or we restarted from disk and have not rejoined yet. A node alone
+    /// from the start, or whose peers all left, is not cut off: it is the
+    /// mesh.
+    pub fn is_cut_off(&self) -> bool {
+        self.isolated_since_ms.is_some()
+    }
+
     fn handle_gossip(&mut self, from: SocketAddr, body: &[u8], now: Now) {
         let message = match Message::decode_body(body) {
             Ok(message) => message,

@@ -40,7 +40,7 @@ use driver::{Driver, DriverOptions, Inputs};
 use handle::NodeHandle;
 use metrics::Metrics;
 use shared::{ClientStats, Shared};
-use storage::{Storage, StorageError, Writer};
+use storage::{StaleData, Storage, StorageError, Writer};
 
 /// Channel depth for stream frames and control questions.
 const CONTROL_QUEUE: usize = 1024;
@@ -112,7 +112,7 @@ pub async fn run(
     let (store, data_dir) = match &settings.data_dir {
         Some(dir) => {
             let (store, data_dir) =
-                open_data_dir(dir.clone(), fresh_id, new_store, tombstone_ttl_ms, settings.fsync, clock).await?;
+                open_data_dir(dir.clone(), fresh_id, new_store, tombstone_ttl_ms, &settings, clock).await?;
             (store, Some(data_dir))
         }
         None => (new_store(fresh_id), None),
@@ -229,31 +229,41 @@ struct DataDir {
 
 /// Opens the data dir, loads it into a store made by `new_store` (with the
 /// node id kept there, or `fresh_id` for a new dir), and starts the storage
-/// thread. Entries last in a mesh more than the tombstone TTL ago are
-/// discarded rather than loaded, as after a long partition. Runs on a blocking thread: loading a large dir takes a while,
-/// and logs its progress each second.
+/// thread. A dir last in a mesh more than the tombstone TTL ago is refused,
+/// discarded or kept as `stale_data` says. Runs on a blocking thread:
+/// loading a large dir takes a while, and logs its progress each second.
 async fn open_data_dir(
     dir: PathBuf,
     fresh_id: NodeId,
     new_store: impl FnOnce(NodeId) -> Store + Send + 'static,
     tombstone_ttl_ms: u64,
-    fsync: storage::Fsync,
+    settings: &Settings,
     clock: Clock,
 ) -> Result<(Store, DataDir), ServerError> {
+    let (fsync, stale_data) = (settings.fsync, settings.stale_data);
     let open = move || -> Result<(Store, DataDir), StorageError> {
         let storage = Storage::open(&dir)?;
         let id = storage.node_id(fresh_id)?;
-        let last_in_mesh_ms = storage.last_in_mesh_ms()?;
+        let mut last_in_mesh_ms = storage.last_in_mesh_ms()?;
         let now_ms = clock.wall_ms();
         if crate::core::changes::is_stale(last_in_mesh_ms, now_ms, tombstone_ttl_ms) {
-            // Peers bootstrap us instead.
             let away_ms = last_in_mesh_ms.map_or(0, |last| now_ms.saturating_sub(last));
-            tracing::warn!(
-                away_ms,
-                tombstone_ttl_ms,
-                "the data dir was last in a mesh longer ago than the tombstone TTL: discarding its entries"
-            );
-            storage.discard_entries()?;
+            let hours = |ms: u64| ms as f64 / 3_600_000.0;
+            match stale_data {
+                StaleData::Refuse => {
+                    return Err(StorageError::Stale { dir, away_h: hours(away_ms), ttl_h: hours(tombstone_ttl_ms) });
+                }
+                StaleData::Discard => {
+                    tracing::warn!(away_ms, tombstone_ttl_ms, "the data dir is stale: discarding its entries");
+                    storage.discard_entries()?;
+                }
+                StaleData::Keep => {
+                    tracing::warn!(away_ms, tombstone_ttl_ms, "the data dir is stale: keeping it, as asked");
+                }
+            }
+            // Either way the node starts afresh: nothing it holds now may
+            // be discarded again when it joins.
+            last_in_mesh_ms = None;
         }
         let store = new_store(id);
         tracing::info!(dir = %dir.display(), %fsync, "loading the data dir");

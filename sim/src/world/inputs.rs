@@ -208,10 +208,10 @@ impl World {
         }
         let deadline = node.poll_timeout();
         let suspicions = node.membership_stats().suspicions;
-        let joined = node.is_joined();
+        let in_mesh = !node.is_cut_off();
         let h = &self.hosts[host];
         if let Some(disk) = &h.disk
-            && joined
+            && in_mesh
         {
             disk.note_in_mesh(h.clock.now(self.now).wall_ms);
         }

@@ -7,6 +7,33 @@ use crate::core::store::Entry;
 /// The one layout this version writes and reads.
 const FORMAT_V1: u8 = 1;
 
+/// First byte of every stored key: fjall refuses empty keys, and a client
+/// may `SET ""` as in Redis.
+const KEY_PREFIX: u8 = b'k';
+
+/// Longest key the data dir can hold: fjall's limit (65,535 bytes) less the
+/// prefix. `--data-dir` caps `limits.max_key_bytes` to it.
+pub const MAX_STORED_KEY_BYTES: usize = u16::MAX as usize - 1;
+
+/// The fjall key for `key`, if it is not too long to store.
+pub fn stored_key(key: &[u8]) -> Option<Vec<u8>> {
+    if key.len() > MAX_STORED_KEY_BYTES {
+        return None;
+    }
+    let mut stored = Vec::with_capacity(1 + key.len());
+    stored.push(KEY_PREFIX);
+    stored.extend_from_slice(key);
+    Some(stored)
+}
+
+/// The client's key behind a fjall key.
+pub fn client_key(stored: &[u8]) -> Result<&[u8], DecodeError> {
+    match stored.split_first() {
+        Some((&KEY_PREFIX, key)) => Ok(key),
+        _ => Err(DecodeError::KeyPrefix),
+    }
+}
+
 /// Why stored bytes could not be read back as an entry.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -19,6 +46,9 @@ pub enum DecodeError {
     /// The bytes do not hold an entry.
     #[error("malformed record: {0}")]
     Malformed(#[from] postcard::Error),
+    /// A stored key without the prefix this version writes.
+    #[error("stored key without its prefix")]
+    KeyPrefix,
 }
 
 /// The bytes stored for `entry`.
@@ -69,6 +99,16 @@ mod tests {
         // the packed HLC word as a 9-byte varint, the writer's 16 bytes
         // with their length 17; no deadline 1.
         assert_eq!(encode(&entry(Some(b"hello"), None)).len(), 35);
+    }
+
+    #[test]
+    fn keys_get_a_prefix_so_that_empty_keys_store_and_long_ones_are_refused() {
+        assert_eq!(stored_key(b"").unwrap(), b"k");
+        assert_eq!(client_key(&stored_key(b"user:1").unwrap()).unwrap(), b"user:1");
+        assert!(stored_key(&vec![b'x'; MAX_STORED_KEY_BYTES]).is_some_and(|k| k.len() == u16::MAX as usize));
+        assert!(stored_key(&vec![b'x'; MAX_STORED_KEY_BYTES + 1]).is_none());
+        assert!(matches!(client_key(b""), Err(DecodeError::KeyPrefix)));
+        assert!(matches!(client_key(b"zz"), Err(DecodeError::KeyPrefix)));
     }
 
     #[test]

@@ -59,6 +59,22 @@ impl std::fmt::Display for Fsync {
     }
 }
 
+/// What to do with a data dir last in a mesh longer ago than the tombstone
+/// TTL: it may hold keys the mesh deleted and has since forgotten, and
+/// loading it would bring them back — or the whole mesh was down as long,
+/// and nothing was deleted meanwhile. Only the operator knows which.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StaleData {
+    /// Do not start; say what to do.
+    #[default]
+    Refuse,
+    /// Drop its entries and bootstrap from the peers.
+    Discard,
+    /// Load it as it is (the whole mesh was down).
+    Keep,
+}
+
 /// Why the data dir could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -92,6 +108,20 @@ pub enum StorageError {
     /// The storage thread could not be started.
     #[error("cannot start the storage thread: {0}")]
     Thread(std::io::Error),
+    /// The data dir is stale and `--stale-data refuse` is in force.
+    #[error(
+        "data dir {dir} was last in a mesh {away_h:.1} h ago, longer than the tombstone TTL ({ttl_h:.1} h): \
+         it may hold keys the mesh has deleted and forgotten since. Start with --stale-data discard to drop \
+         them and bootstrap from the peers, or --stale-data keep if the whole mesh was down as long"
+    )]
+    Stale {
+        /// The data dir.
+        dir: PathBuf,
+        /// Hours since it was last in a mesh.
+        away_h: f64,
+        /// The tombstone TTL, hours.
+        ttl_h: f64,
+    },
 }
 
 /// An open data dir.
@@ -173,9 +203,11 @@ impl Storage {
         }
     }
 
-    /// Drops every stored entry (the node id and meta records stay).
+    /// Drops every stored entry and when it was last in a mesh (the node
+    /// id stays): what is written from now on is fresh.
     pub fn discard_entries(&self) -> Result<(), StorageError> {
         self.entries.clear().map_err(|e| self.fjall(e))?;
+        self.meta.remove(META_LAST_IN_MESH).map_err(|e| self.fjall(e))?;
         self.db.persist(fjall::PersistMode::SyncAll).map_err(|e| self.fjall(e))
     }
 
@@ -194,13 +226,15 @@ impl Storage {
         let mut loaded = 0u64;
         let mut last_report = (started, 0u64);
         for item in self.entries.iter() {
-            let (key, value) = item.into_inner().map_err(|e| self.fjall(e))?;
-            let entry = codec::decode(&value).map_err(|source| StorageError::Entry {
+            let (stored, value) = item.into_inner().map_err(|e| self.fjall(e))?;
+            let unreadable = |source| StorageError::Entry {
                 dir: self.dir.clone(),
-                key: String::from_utf8_lossy(&key).into_owned(),
+                key: String::from_utf8_lossy(codec::client_key(&stored).unwrap_or(&stored)).into_owned(),
                 source,
-            })?;
-            store.restore(Bytes::copy_from_slice(&key), entry, now_ms);
+            };
+            let key = codec::client_key(&stored).map_err(unreadable)?;
+            let entry = codec::decode(&value).map_err(unreadable)?;
+            store.restore(Bytes::copy_from_slice(key), entry, now_ms);
             loaded += 1;
             if loaded.is_multiple_of(4096) && clock.mono() >= last_report.0 + report_every {
                 let now = clock.mono();
@@ -354,7 +388,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let storage = Storage::open(dir.path()).unwrap();
-            storage.entries.insert("broken", [7u8, 1, 2]).unwrap();
+            storage.entries.insert(codec::stored_key(b"broken").unwrap(), [7u8, 1, 2]).unwrap();
             storage.db.persist(fjall::PersistMode::SyncAll).unwrap();
         }
         let storage = Storage::open(dir.path()).unwrap();

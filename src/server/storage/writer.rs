@@ -218,13 +218,38 @@ pub(super) fn start(
     let thread_queue = queue.clone();
     let thread = std::thread::Builder::new().name("rumor-storage".into()).spawn(move || {
         let mut thread = WriterThread { db, entries, meta, queue: thread_queue, clock };
-        if let Err(error) = thread.run() {
-            tracing::error!(%error, "writing the data dir failed; this node stops");
-            thread.queue.queue.lock().failed = true;
-            thread.queue.progress.send_modify(|p| p.failed = true);
+        // Marks the queue failed however the thread ends early — an error
+        // or a panic — so that waiting clients and the node stop rather
+        // than wait forever.
+        let mut guard = FailOnExit { queue: thread.queue.clone(), armed: true };
+        match thread.run() {
+            Ok(()) => guard.armed = false,
+            Err(error) => tracing::error!(%error, "writing the data dir failed; this node stops"),
         }
     })?;
     Ok(Writer { queue, thread })
+}
+
+/// Marks the queue failed when dropped armed (see [`start`]).
+struct FailOnExit {
+    queue: Arc<ChangeQueue>,
+    armed: bool,
+}
+
+impl Drop for FailOnExit {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queue.queue.lock().failed = true;
+            self.queue.progress.send_modify(|p| p.failed = true);
+        }
+    }
+}
+
+/// A peer may gossip a key longer than the data dir can hold (its own key
+/// limit may be larger): it is kept in memory and not written, and comes
+/// back from the peers after a restart.
+fn too_long(key: &[u8]) {
+    tracing::warn!(key_bytes = key.len(), "key too long for the data dir; kept in memory only");
 }
 
 struct WriterThread {
@@ -282,8 +307,14 @@ impl WriterThread {
         let mut batch = self.db.batch().durability(durability);
         for record in records {
             match record {
-                Record::Put(key, entry) => batch.insert(&self.entries, key.as_ref(), codec::encode(&entry)),
-                Record::Remove(key) => batch.remove(&self.entries, key.as_ref()),
+                Record::Put(key, entry) => match codec::stored_key(&key) {
+                    Some(stored) => batch.insert(&self.entries, stored, codec::encode(&entry)),
+                    None => too_long(&key),
+                },
+                Record::Remove(key) => match codec::stored_key(&key) {
+                    Some(stored) => batch.remove(&self.entries, stored),
+                    None => too_long(&key),
+                },
                 Record::InMesh(wall_ms) => batch.insert(&self.meta, META_LAST_IN_MESH, wall_ms.to_be_bytes()),
                 Record::Clear => {
                     // A clear is not a batch item: write what came before
