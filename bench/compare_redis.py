@@ -8,9 +8,6 @@ median requests/s of each and their ratio.
 Needs redis-server and redis-benchmark (apt-get install redis-server redis-tools).
 Only loopback ports are used; every process started here is stopped at the end.
 """
-import argparse
-import csv
-import io
 import os
 import signal
 import statistics
@@ -18,26 +15,18 @@ import subprocess
 import sys
 import time
 
-from benchlib import RUMOR, wait_port
+from benchlib import RUMOR, options, redis_benchmark, wait_port
 
 RUMOR_PORT, REDIS_PORT = 6380, 6399
 
 
 def bench(port, pipeline, requests, clients):
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
-         "-c", str(clients), "-P", str(pipeline), "--csv"],
-        check=True, capture_output=True, text=True).stdout
-    rows = {r[0]: float(r[1]) for r in csv.reader(io.StringIO(out)) if r and r[0] in ("SET", "GET")}
+    rows = redis_benchmark(port, ("SET", "GET"), requests, clients, pipeline)
     return rows["SET"], rows["GET"]
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=200000)
-    ap.add_argument("--clients", type=int, default=50)
-    args = ap.parse_args()
+    args = options(200000)
 
     procs = [
         subprocess.Popen([RUMOR, "dev", "--nodes", "3"], stdout=subprocess.DEVNULL,

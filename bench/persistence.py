@@ -12,9 +12,6 @@ fresh for every run. Needs redis-server and redis-benchmark
 (apt-get install redis-server redis-tools). Only loopback ports are used;
 every process started here is stopped at the end of its run.
 """
-import argparse
-import csv
-import io
 import os
 import signal
 import statistics
@@ -23,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import RUMOR, wait_port
+from benchlib import RUMOR, options, redis_benchmark, wait_port
 
 RUMOR_PORT, GOSSIP_PORT, REDIS_PORT = 6390, 7990, 6399
 MODES = ("memory", "everysec", "always")
@@ -55,20 +52,11 @@ def stop(proc):
 
 
 def bench_set(port, pipeline, requests, clients):
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", "set", "-r", "1000000", "-n", str(requests),
-         "-c", str(clients), "-P", str(pipeline), "--csv"],
-        check=True, capture_output=True, text=True).stdout
-    rows = {r[0]: float(r[1]) for r in csv.reader(io.StringIO(out)) if r and r[0] == "SET"}
-    return rows["SET"]
+    return redis_benchmark(port, ("SET",), requests, clients, pipeline, extra=("-r", "1000000"))["SET"]
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=200000)
-    ap.add_argument("--clients", type=int, default=50)
-    args = ap.parse_args()
+    args = options(200000)
 
     results = {}
     for run in range(args.runs):

@@ -141,7 +141,7 @@ impl Host {
             for (key, entry) in disk.entries() {
                 store.restore(key, entry, now.wall_ms);
             }
-            store = store.with_change_log(disk.clone());
+            store = store.with_change_log(disk.log.clone());
         }
         let node_seed = seed::derive(run_seed, "node.core", life_key);
         let mut node = Node::new(identity, config, Arc::new(store), node_seed, now);

@@ -3,11 +3,13 @@
 //! The core does no I/O, so it does not write to disk: it reports each
 //! change, in the order it made them per key, to a [`ChangeLog`] the driver
 //! hands it. The tokio driver's log queues the changes for a storage thread;
-//! the simulator passes none.
+//! the simulator's data dirs keep a [`ReplayedLog`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use super::store::Entry;
 
@@ -48,4 +50,37 @@ pub fn is_stale(last_in_mesh_ms: Option<u64>, now_ms: u64, tombstone_ttl_ms: u64
 pub trait ChangeLog: Send + Sync + fmt::Debug {
     /// Notes one change.
     fn record(&self, change: Change<'_>);
+}
+
+/// A change log replayed into memory as it goes: after any sequence of
+/// changes it holds what the store holds. The simulator's data dirs and the
+/// store's tests keep their "disk" in one.
+#[derive(Debug, Default)]
+pub struct ReplayedLog(Mutex<BTreeMap<Bytes, Entry>>);
+
+impl ReplayedLog {
+    /// What it holds, in key order.
+    pub fn entries(&self) -> Vec<(Bytes, Entry)> {
+        self.0.lock().iter().map(|(k, e)| (k.clone(), e.clone())).collect()
+    }
+
+    /// Drops everything.
+    pub fn clear(&self) {
+        self.0.lock().clear();
+    }
+}
+
+impl ChangeLog for ReplayedLog {
+    fn record(&self, change: Change<'_>) {
+        let mut entries = self.0.lock();
+        match change {
+            Change::Put { key, entry } => {
+                entries.insert(key.clone(), entry.clone());
+            }
+            Change::Remove { key } => {
+                entries.remove(key);
+            }
+            Change::Clear => entries.clear(),
+        }
+    }
 }

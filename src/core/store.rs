@@ -749,6 +749,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::changes::ReplayedLog;
     use proptest::prelude::*;
 
     fn node(n: u8) -> NodeId {
@@ -1073,7 +1074,7 @@ mod tests {
         fn the_change_log_replays_to_the_store(
             steps in proptest::collection::vec((arb_step(), 0u64..500), 0..60),
         ) {
-            let log = Arc::new(Replay::default());
+            let log = Arc::new(ReplayedLog::default());
             let store = Store::new(node(1), 500).with_tombstone_ttl(1_000).with_change_log(log.clone());
             let mut now_ms = 1_000;
             for (step, elapsed_ms) in steps {
@@ -1083,33 +1084,14 @@ mod tests {
                 store.for_each_entry(|k, e| {
                     held.insert(k.clone(), e.clone());
                 });
-                prop_assert_eq!(&*log.0.lock(), &held);
-            }
-        }
-    }
-
-    /// A change log that applies each change to a map, as storage would.
-    #[derive(Debug, Default)]
-    struct Replay(parking_lot::Mutex<std::collections::BTreeMap<Bytes, Entry>>);
-
-    impl ChangeLog for Replay {
-        fn record(&self, change: Change<'_>) {
-            let mut map = self.0.lock();
-            match change {
-                Change::Put { key, entry } => {
-                    map.insert(key.clone(), entry.clone());
-                }
-                Change::Remove { key } => {
-                    map.remove(key);
-                }
-                Change::Clear => map.clear(),
+                prop_assert_eq!(log.entries(), held.into_iter().collect::<Vec<_>>());
             }
         }
     }
 
     #[test]
     fn restore_keeps_the_greater_version_logs_nothing_and_moves_the_clock() {
-        let log = Arc::new(Replay::default());
+        let log = Arc::new(ReplayedLog::default());
         let store = Store::new(node(1), 500).with_change_log(log.clone());
         let key = Bytes::from_static(b"k");
         let at = |ms| Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(2) };
@@ -1122,7 +1104,7 @@ mod tests {
         store.restore(key.clone(), entry(2_000, "new"), 1_900);
         store.restore(key.clone(), entry(1_500, "old"), 1_900);
         assert_eq!(store.get(b"k", 1_900).unwrap(), "new");
-        assert!(log.0.lock().is_empty());
+        assert!(log.entries().is_empty());
         assert!(store.clock_reading() >= at(2_000).timestamp);
     }
 }
