@@ -46,7 +46,8 @@ fn a_keyed_mesh_spreads_writes_and_keeps_strangers_out() {
 
     // A small value rides in datagrams, a big one in stream frames: both sealed.
     let mut con = nodes[0].connect();
-    let big = vec![b'z'; 200_000];
+    // Over the size sealed on a blocking thread.
+    let big = vec![b'z'; 300_000];
     let () = redis::cmd("SET").arg("small").arg("v").query(&mut con).unwrap();
     let () = redis::cmd("SET").arg("big").arg(&big).query(&mut con).unwrap();
     for node in &nodes[1..] {

@@ -116,9 +116,15 @@ impl Driver {
             self.drain().await;
             if let Some(storage) = &self.storage {
                 // Gossip and sync merges do not wait on storage one by one
-                // as clients do: if they outrun the disk, pause here. A
-                // failed storage thread stops the node through `stop`.
-                let _ = storage.wait_backlog_below(STORAGE_BACKLOG_MAX).await;
+                // as clients do: if they outrun the disk, pause here — but
+                // not past a stop (a disk that hangs must not hold up
+                // SIGTERM). A failed storage thread stops the node through
+                // `stop`.
+                tokio::select! {
+                    biased;
+                    () = &mut stop => break,
+                    _ = storage.wait_backlog_below(STORAGE_BACKLOG_MAX) => {}
+                }
             }
             let deadline = self.node.poll_timeout().map(|d| self.clock.instant_at(d));
             let sleep = async {

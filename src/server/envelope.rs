@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -32,10 +33,10 @@ pub const ENVELOPE_OVERHEAD: usize = 1 + NONCE_BYTES + TAG_BYTES;
 /// Bytes in a key.
 pub const KEY_BYTES: usize = 32;
 
-/// The keys of a mesh: the first seals, every one opens.
+/// The keys of a mesh: the first seals, every one opens. Cheap to clone.
 #[derive(Clone)]
 pub struct ClusterKeys {
-    ciphers: Vec<XChaCha20Poly1305>,
+    ciphers: Arc<[XChaCha20Poly1305]>,
 }
 
 impl fmt::Debug for ClusterKeys {

@@ -98,7 +98,7 @@ fn spawn_peer(
                 continue;
             };
             let payload = match &keys {
-                Some(keys) => Bytes::from(keys.seal(&payload)),
+                Some(keys) => Bytes::from(off_worker(payload.len(), keys.clone(), move |k| k.seal(&payload)).await),
                 None => payload,
             };
             let header = (payload.len() as u32).to_be_bytes();
@@ -130,6 +130,26 @@ pub struct FrameRules {
     pub keys: Option<ClusterKeys>,
     /// Where refused frames are counted.
     pub auth_failures: Arc<AtomicU64>,
+}
+
+/// Frames at least this big are sealed and opened on a blocking thread:
+/// a 64 MiB value takes tens of milliseconds, too long for an async worker.
+const SEAL_OFF_WORKER_BYTES: usize = 256 * 1024;
+
+/// Runs `work` with `keys` inline for a small frame, on a blocking thread
+/// for a big one.
+async fn off_worker<T: Send + 'static>(
+    len: usize,
+    keys: ClusterKeys,
+    work: impl FnOnce(&ClusterKeys) -> T + Send + 'static,
+) -> T {
+    if len < SEAL_OFF_WORKER_BYTES {
+        return work(&keys);
+    }
+    match tokio::task::spawn_blocking(move || work(&keys)).await {
+        Ok(done) => done,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
 }
 
 /// Accepts stream connections on the gossip port and forwards each frame
@@ -179,7 +199,7 @@ async fn read_frames(
         stream.read_exact(&mut payload).await?;
         let payload = match &rules.keys {
             None => payload.freeze(),
-            Some(keys) => match keys.open(&payload) {
+            Some(keys) => match off_worker(len, keys.clone(), move |k| k.open(&payload)).await {
                 Ok(plain) => Bytes::from(plain),
                 Err(error) => {
                     rules.auth_failures.fetch_add(1, Ordering::Relaxed);
