@@ -121,7 +121,8 @@ impl Lab {
         SocketAddr::from((self.addr(i), GOSSIP_PORT))
     }
 
-    /// Extra arguments for every node started after this call.
+    /// Extra arguments for every node started after this call; `{host}`
+    /// in an argument becomes the host's name (`h0`, `h1`, …).
     pub fn node_args(&mut self, args: &[&str]) {
         self.extra = args.iter().map(|s| s.to_string()).collect();
     }
@@ -137,7 +138,9 @@ impl Lab {
         for s in seeds {
             cmd.args(["--seed", &self.gossip(*s).to_string()]);
         }
-        cmd.args(&self.extra).env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null());
+        let host = format!("h{i}");
+        cmd.args(self.extra.iter().map(|a| a.replace("{host}", &host)));
+        cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null());
         cmd.stderr(log.map(Stdio::from).unwrap_or(Stdio::null()));
         self.nodes[i] = Some(cmd.spawn().expect("start rumor in a namespace"));
         let client = self.client(i);
