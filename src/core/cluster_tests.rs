@@ -30,6 +30,8 @@ struct Cluster {
     seq: u64,
     /// Nodes start without seeds (they are given their members instead).
     no_seeds: bool,
+    /// The tombstone TTL of nodes added from now on.
+    tombstone_ttl: Duration,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -90,6 +92,7 @@ impl Cluster {
             in_flight: BTreeMap::new(),
             seq: 0,
             no_seeds: false,
+            tombstone_ttl: Duration::from_secs(3600),
         };
         for _ in 0..n {
             cluster.add_node();
@@ -121,17 +124,39 @@ impl Cluster {
 
     fn add_node(&mut self) -> usize {
         let i = self.nodes.len();
-        let identity = identity(i);
-        let id = identity.id;
-        let store = Arc::new(Store::new(id, 500).with_sabotage(self.sabotage));
+        let node = self.new_node(identity(i), i as u64);
+        self.nodes.push(Some(node));
+        i
+    }
+
+    fn new_node(&self, identity: Identity, seed: u64) -> Node {
+        let store = Arc::new(
+            Store::new(identity.id, 500)
+                .with_sabotage(self.sabotage)
+                .with_tombstone_ttl(self.tombstone_ttl.as_millis() as u64),
+        );
         let mut config = config(addr(0), self.direct_push_max);
         if self.no_seeds {
             config.seeds.clear();
         }
         config.sabotage = self.sabotage;
-        let node = Node::new(identity, config, store, i as u64, self.time());
-        self.nodes.push(Some(node));
-        i
+        config.tombstone_ttl = self.tombstone_ttl;
+        Node::new(identity, config, store, seed, self.time())
+    }
+
+    /// Node `i` crashes (its state is gone).
+    fn crash(&mut self, i: usize) {
+        self.nodes[i] = None;
+    }
+
+    /// Node `i` starts again on its address, empty, with a new id and its
+    /// start time as its incarnation (as `rumor serve` does), announcing to
+    /// node 0.
+    fn restart(&mut self, i: usize) {
+        let id = NodeId::from_random_bytes([i as u8 + 101; 16]);
+        let incarnation = self.time().wall_ms;
+        let identity = Identity { id, addr: addr(i), incarnation, name: format!("n{i}").into() };
+        self.nodes[i] = Some(self.new_node(identity, 1000 + i as u64));
     }
 
     fn time(&self) -> Now {
@@ -405,4 +430,59 @@ fn identical_stores_exchange_only_digests() {
     // A round between equal stores is one message of 16 digests.
     let per_round = (after.sync_bytes_out - before.sync_bytes_out) / rounds;
     assert!(per_round < 200, "{per_round} bytes per round");
+}
+
+/// The survivor of a pair whose other node crashed, back after longer than
+/// the tombstone TTL, keeps what it holds: nobody ran without it, and
+/// discarding would lose every write (the returning node comes back empty).
+#[test]
+fn the_survivor_of_a_crash_keeps_its_state_when_the_other_returns_late() {
+    let mut cluster = Cluster::new(0);
+    cluster.tombstone_ttl = Duration::from_secs(5);
+    cluster.add_node();
+    cluster.add_node();
+    cluster.run_for(Duration::from_secs(3));
+    cluster.write(0, "before", "1");
+    cluster.run_for(Duration::from_secs(1));
+    cluster.crash(1);
+    cluster.run_for(Duration::from_secs(3));
+    cluster.write(0, "alone", "2");
+    cluster.run_for(Duration::from_secs(10));
+    cluster.restart(1);
+    cluster.run_for(Duration::from_secs(5));
+    assert_eq!(cluster.states_seen_by(0).get(&addr(1)), Some(&MemberState::Alive));
+    let node0 = cluster.nodes[0].as_ref().unwrap();
+    assert_eq!(node0.gossip_stats().stale_state_discarded, 0);
+    for i in 0..2 {
+        assert_eq!(cluster.read(i, "before").as_deref(), Some(&b"1"[..]), "node {i}");
+        assert_eq!(cluster.read(i, "alone").as_deref(), Some(&b"2"[..]), "node {i}");
+    }
+}
+
+/// A node cut off from a mesh that lived on without it for longer than the
+/// tombstone TTL discards its state when it returns: the others deleted a
+/// key it holds and have forgotten the tombstone.
+#[test]
+fn a_node_cut_off_from_a_mesh_that_lived_on_discards_its_state() {
+    let mut cluster = Cluster::new(0);
+    cluster.tombstone_ttl = Duration::from_secs(5);
+    for _ in 0..3 {
+        cluster.add_node();
+    }
+    cluster.run_for(Duration::from_secs(3));
+    cluster.write(0, "doomed", "old");
+    cluster.run_for(Duration::from_secs(1));
+    assert_eq!(cluster.read(2, "doomed").as_deref(), Some(&b"old"[..]));
+    cluster.cut_off.push(2);
+    cluster.run_for(Duration::from_secs(3));
+    cluster.delete(0, "doomed");
+    // Past the TTL and a whole sweep (16 s): the tombstone is forgotten.
+    cluster.run_for(Duration::from_secs(25));
+    assert!(cluster.entries(0).is_empty() && cluster.entries(1).is_empty(), "the tombstone is forgotten");
+    cluster.cut_off.clear();
+    cluster.run_for(Duration::from_secs(10));
+    assert_eq!(cluster.nodes[2].as_ref().unwrap().gossip_stats().stale_state_discarded, 1);
+    for i in 0..3 {
+        assert_eq!(cluster.read(i, "doomed"), None, "node {i} brought the deleted key back");
+    }
 }
