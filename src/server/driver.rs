@@ -88,7 +88,7 @@ impl Driver {
             node,
             udp,
             clock,
-            streams: StreamPool::new(keys.clone()),
+            streams: StreamPool::new(keys.clone(), clock),
             write_batch_max,
             send_errors: 0,
             member_changes: MemberChanges::default(),
@@ -199,14 +199,14 @@ impl Driver {
     fn handle_datagram(&mut self, from: SocketAddr, data: &[u8]) {
         match &self.keys {
             None => self.node.handle_datagram(from, data, self.clock.now()),
-            Some(keys) => match keys.open(data) {
+            Some(keys) => match keys.open(data, self.clock.wall_ms()) {
                 Ok(plain) => self.node.handle_datagram(from, &plain, self.clock.now()),
                 Err(error) => {
                     let failures = self.auth_failures.fetch_add(1, Ordering::Relaxed) + 1;
                     // At warn on the 1st, 2nd, 4th, 8th… so that a node with
                     // the wrong key shows in the log without flooding it.
                     if failures.is_power_of_two() {
-                        tracing::warn!(%from, failures, "gossip datagram dropped: {error} (another key, or none?)");
+                        tracing::warn!(%from, failures, "gossip datagram dropped: {error}");
                     } else {
                         tracing::debug!(%from, %error, "gossip datagram dropped");
                     }
@@ -220,7 +220,7 @@ impl Driver {
         while let Some(transmit) = self.node.poll_transmit() {
             match transmit.transport {
                 Transport::Datagram => {
-                    let sealed = self.keys.as_ref().map(|keys| keys.seal(&transmit.payload));
+                    let sealed = self.keys.as_ref().map(|keys| keys.seal(&transmit.payload, self.clock.wall_ms()));
                     let payload = sealed.as_deref().unwrap_or(&transmit.payload);
                     if let Err(error) = self.udp.send_to(payload, transmit.to).await {
                         self.send_errors += 1;

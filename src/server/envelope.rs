@@ -4,8 +4,13 @@
 //! packet that was not sealed with a key we hold is dropped before the core
 //! sees it — as Serf's `-encrypt` does.
 //!
-//! A sealed payload is `[ENVELOPE_V1][24-byte nonce][ciphertext][16-byte tag]`.
-//! Nonces are random: with 24 bytes, a long-lived key never repeats one.
+//! A sealed payload is `[ENVELOPE_V1][24-byte nonce][ciphertext][16-byte tag]`,
+//! the ciphertext holding the sender's wall-clock time (8 bytes) before the
+//! payload. Nonces are random: with 24 bytes, a long-lived key never repeats
+//! one. A payload sealed more than [`SEALED_AGE_MAX`] from the receiver's
+//! clock is refused, so a captured packet cannot be replayed later — in
+//! particular not after the tombstone TTL, when an old write could bring
+//! back a key whose delete the mesh has forgotten.
 //!
 //! The key file holds one or more keys (base64 of 32 bytes, one per line;
 //! blank lines and `#` comments are ignored). The first seals; all open, so
@@ -28,8 +33,15 @@ use rand::Rng;
 const ENVELOPE_V1: u8 = 0xE1;
 const NONCE_BYTES: usize = 24;
 const TAG_BYTES: usize = 16;
+const TIME_BYTES: usize = 8;
 /// Bytes a sealed payload has on top of the plain one.
-pub const ENVELOPE_OVERHEAD: usize = 1 + NONCE_BYTES + TAG_BYTES;
+pub const ENVELOPE_OVERHEAD: usize = 1 + NONCE_BYTES + TIME_BYTES + TAG_BYTES;
+/// How far a sealed payload's time may be from the receiver's clock, either
+/// way, ms: clocks of a mesh agree far better (NTP; `max_clock_drift_ms` is
+/// 500), and anything older is a replay or a stuck packet.
+pub const SEALED_AGE_MAX_MS: u64 = 5 * 60 * 1000;
+/// [`SEALED_AGE_MAX_MS`] for the docs.
+pub const SEALED_AGE_MAX: std::time::Duration = std::time::Duration::from_millis(SEALED_AGE_MAX_MS);
 /// Bytes in a key.
 pub const KEY_BYTES: usize = 32;
 
@@ -73,10 +85,17 @@ pub enum KeyFileError {
     },
 }
 
-/// A payload that did not open: not sealed, or not with any of our keys.
+/// Why a payload did not open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("gossip payload not sealed with this mesh's cluster key")]
-pub struct NotSealedForUs;
+pub enum NotSealedForUs {
+    /// Not sealed, or not with any of our keys.
+    #[error("gossip payload not sealed with this mesh's cluster key (a node with another key, or none?)")]
+    Key,
+    /// Sealed with our key, but too far from our clock: a replay, or a
+    /// sender whose clock is far off.
+    #[error("gossip payload sealed {0} ms away from this node's clock (a replay, or clocks apart)")]
+    Time(i64),
+}
 
 impl ClusterKeys {
     /// Reads a key file (see the module docs).
@@ -103,10 +122,14 @@ impl ClusterKeys {
         ClusterKeys { ciphers }
     }
 
-    /// `plain`, sealed with the first key under a fresh random nonce.
-    pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+    /// `plain`, sealed with the first key under a fresh random nonce, with
+    /// the sender's wall-clock time `now_ms`.
+    pub fn seal(&self, plain: &[u8], now_ms: u64) -> Vec<u8> {
         let nonce = fresh_nonce();
-        let sealed = match self.ciphers[0].encrypt(&XNonce::from(nonce), plain) {
+        let mut timed = Vec::with_capacity(TIME_BYTES + plain.len());
+        timed.extend_from_slice(&now_ms.to_be_bytes());
+        timed.extend_from_slice(plain);
+        let sealed = match self.ciphers[0].encrypt(&XNonce::from(nonce), timed.as_slice()) {
             Ok(sealed) => sealed,
             // Encryption fails only for plaintexts beyond 256 GiB.
             Err(_) => unreachable!("a gossip payload is far below XChaCha20's length limit"),
@@ -118,15 +141,29 @@ impl ClusterKeys {
         out
     }
 
-    /// The plain payload of `sealed`, if one of our keys sealed it.
-    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, NotSealedForUs> {
-        let Some((&ENVELOPE_V1, rest)) = sealed.split_first() else { return Err(NotSealedForUs) };
-        if rest.len() < NONCE_BYTES + TAG_BYTES {
-            return Err(NotSealedForUs);
+    /// The plain payload of `sealed`, if one of our keys sealed it within
+    /// [`SEALED_AGE_MAX`] of `now_ms`.
+    pub fn open(&self, sealed: &[u8], now_ms: u64) -> Result<Vec<u8>, NotSealedForUs> {
+        let Some((&ENVELOPE_V1, rest)) = sealed.split_first() else { return Err(NotSealedForUs::Key) };
+        if rest.len() < NONCE_BYTES + TIME_BYTES + TAG_BYTES {
+            return Err(NotSealedForUs::Key);
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_BYTES);
-        let nonce = XNonce::try_from(nonce).map_err(|_| NotSealedForUs)?;
-        self.ciphers.iter().find_map(|cipher| cipher.decrypt(&nonce, ciphertext).ok()).ok_or(NotSealedForUs)
+        let nonce = XNonce::try_from(nonce).map_err(|_| NotSealedForUs::Key)?;
+        let mut timed = self
+            .ciphers
+            .iter()
+            .find_map(|cipher| cipher.decrypt(&nonce, ciphertext).ok())
+            .ok_or(NotSealedForUs::Key)?;
+        let mut time = [0u8; TIME_BYTES];
+        time.copy_from_slice(&timed[..TIME_BYTES]);
+        let sealed_at = u64::from_be_bytes(time);
+        let offset_ms = sealed_at as i64 - now_ms as i64;
+        if offset_ms.unsigned_abs() > SEALED_AGE_MAX_MS {
+            return Err(NotSealedForUs::Time(offset_ms));
+        }
+        timed.drain(..TIME_BYTES);
+        Ok(timed)
     }
 }
 
@@ -158,6 +195,9 @@ fn fill_random(bytes: &mut [u8]) {
 mod tests {
     use super::*;
 
+    /// A wall-clock reading for the tests, ms.
+    const T: u64 = 1_700_000_000_000;
+
     fn keys(bytes: &[u8]) -> ClusterKeys {
         ClusterKeys::new(&bytes.iter().map(|&b| [b; KEY_BYTES]).collect::<Vec<_>>())
     }
@@ -165,25 +205,40 @@ mod tests {
     #[test]
     fn sealed_payloads_open_with_the_key_and_carry_its_overhead() {
         let mesh = keys(&[1]);
-        let sealed = mesh.seal(b"probe");
+        let sealed = mesh.seal(b"probe", T);
         assert_eq!(sealed.len(), b"probe".len() + ENVELOPE_OVERHEAD);
         assert_eq!(sealed[0], ENVELOPE_V1);
         assert!(!sealed.windows(5).any(|w| w == b"probe"), "the payload is not readable on the wire");
-        assert_eq!(mesh.open(&sealed).unwrap(), b"probe");
-        assert_ne!(mesh.seal(b"probe"), sealed, "every seal has its own nonce");
+        assert_eq!(mesh.open(&sealed, T).unwrap(), b"probe");
+        assert_ne!(mesh.seal(b"probe", T), sealed, "every seal has its own nonce");
     }
 
     #[test]
     fn other_keys_plain_tampered_and_short_payloads_are_refused() {
         let mesh = keys(&[1]);
-        let sealed = mesh.seal(b"entries");
-        assert_eq!(keys(&[2]).open(&sealed), Err(NotSealedForUs));
-        assert_eq!(mesh.open(&[0x01, 1, 2, 3]), Err(NotSealedForUs), "a plain SWIM packet");
+        let sealed = mesh.seal(b"entries", T);
+        assert_eq!(keys(&[2]).open(&sealed, T), Err(NotSealedForUs::Key));
+        assert_eq!(mesh.open(&[0x01, 1, 2, 3], T), Err(NotSealedForUs::Key), "a plain SWIM packet");
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert_eq!(mesh.open(&tampered), Err(NotSealedForUs));
-        assert_eq!(mesh.open(&sealed[..ENVELOPE_OVERHEAD - 1]), Err(NotSealedForUs));
-        assert_eq!(mesh.open(&[]), Err(NotSealedForUs));
+        assert_eq!(mesh.open(&tampered, T), Err(NotSealedForUs::Key));
+        assert_eq!(mesh.open(&sealed[..ENVELOPE_OVERHEAD - 1], T), Err(NotSealedForUs::Key));
+        assert_eq!(mesh.open(&[], T), Err(NotSealedForUs::Key));
+    }
+
+    #[test]
+    fn payloads_sealed_too_long_ago_or_ahead_are_refused_as_replays() {
+        let mesh = keys(&[1]);
+        let sealed = mesh.seal(b"push", T);
+        assert_eq!(mesh.open(&sealed, T + SEALED_AGE_MAX_MS).unwrap(), b"push", "at the edge of the window");
+        assert_eq!(mesh.open(&sealed, T - SEALED_AGE_MAX_MS).unwrap(), b"push");
+        let a_day = 24 * 60 * 60 * 1000;
+        assert_eq!(mesh.open(&sealed, T + a_day), Err(NotSealedForUs::Time(-(a_day as i64))));
+        assert_eq!(
+            mesh.open(&sealed, T - SEALED_AGE_MAX_MS - 1),
+            Err(NotSealedForUs::Time(SEALED_AGE_MAX_MS as i64 + 1))
+        );
+        assert!(NotSealedForUs::Time(-5).to_string().contains("replay"));
     }
 
     #[test]
@@ -191,10 +246,10 @@ mod tests {
         let old = keys(&[1]);
         let rotating = keys(&[1, 2]);
         let new = keys(&[2, 1]);
-        assert_eq!(rotating.open(&old.seal(b"a")).unwrap(), b"a");
-        assert_eq!(old.open(&rotating.seal(b"b")).unwrap(), b"b");
-        assert_eq!(rotating.open(&new.seal(b"c")).unwrap(), b"c");
-        assert_eq!(old.open(&new.seal(b"d")), Err(NotSealedForUs));
+        assert_eq!(rotating.open(&old.seal(b"a", T), T).unwrap(), b"a");
+        assert_eq!(old.open(&rotating.seal(b"b", T), T).unwrap(), b"b");
+        assert_eq!(rotating.open(&new.seal(b"c", T), T).unwrap(), b"c");
+        assert_eq!(old.open(&new.seal(b"d", T), T), Err(NotSealedForUs::Key));
     }
 
     #[test]
@@ -206,7 +261,7 @@ mod tests {
         let loaded = ClusterKeys::load(&path).unwrap();
         assert_eq!(loaded.ciphers.len(), 2);
         let only_first = ClusterKeys::new(&[decode_key(&first).unwrap()]);
-        assert_eq!(only_first.open(&loaded.seal(b"x")).unwrap(), b"x", "the first key seals");
+        assert_eq!(only_first.open(&loaded.seal(b"x", T), T).unwrap(), b"x", "the first key seals");
 
         std::fs::write(&path, format!("{first}\nnot-a-key\n")).unwrap();
         let error = ClusterKeys::load(&path).unwrap_err().to_string();

@@ -159,6 +159,7 @@ pub async fn run(
         max_frame_bytes: settings.node.max_stream_bytes,
         keys: settings.cluster_keys.clone(),
         auth_failures: auth_failures.clone(),
+        clock,
     };
     let accept = stream::accept_frames(gossip_streams, rules, frames_tx);
     let acceptor = tokio::spawn(accept.instrument(span.clone()));

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::core::wire::FRAME_HEADER_BYTES;
+use crate::server::clock::Clock;
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 
 /// Frames queued per peer before new ones are dropped (and counted);
@@ -31,17 +32,21 @@ pub struct StreamPool {
     pub dropped: Arc<AtomicU64>,
     /// Seal every frame, with a cluster key.
     keys: Option<ClusterKeys>,
+    /// The time sealed frames carry.
+    clock: Option<Clock>,
 }
 
 impl StreamPool {
-    /// A pool whose frames are sealed with `keys`, if given.
-    pub fn new(keys: Option<ClusterKeys>) -> Self {
-        StreamPool { keys, ..StreamPool::default() }
+    /// A pool whose frames are sealed with `keys`, if given, stamped with
+    /// `clock`'s wall time.
+    pub fn new(keys: Option<ClusterKeys>, clock: Clock) -> Self {
+        StreamPool { keys, clock: Some(clock), ..StreamPool::default() }
     }
 
     /// Queues `payload` for `to`, starting its connection task if needed.
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        let spawn = || spawn_peer(to, self.dropped.clone(), self.keys.clone());
+        let sealing = self.keys.clone().zip(self.clock);
+        let spawn = || spawn_peer(to, self.dropped.clone(), sealing.clone());
         let peer = self.peers.entry(to).or_insert_with(spawn);
         if peer.0.is_closed() {
             *peer = spawn();
@@ -75,7 +80,7 @@ impl StreamPool {
 fn spawn_peer(
     to: SocketAddr,
     dropped: Arc<AtomicU64>,
-    keys: Option<ClusterKeys>,
+    sealing: Option<(ClusterKeys, Clock)>,
 ) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_PER_PEER);
     let task = tokio::spawn(async move {
@@ -97,8 +102,11 @@ fn spawn_peer(
             let Some(stream) = connection.as_mut() else {
                 continue;
             };
-            let payload = match &keys {
-                Some(keys) => Bytes::from(off_worker(payload.len(), keys.clone(), move |k| k.seal(&payload)).await),
+            let payload = match &sealing {
+                Some((keys, clock)) => {
+                    let now_ms = clock.wall_ms();
+                    Bytes::from(off_worker(payload.len(), keys.clone(), move |k| k.seal(&payload, now_ms)).await)
+                }
                 None => payload,
             };
             let header = (payload.len() as u32).to_be_bytes();
@@ -130,6 +138,8 @@ pub struct FrameRules {
     pub keys: Option<ClusterKeys>,
     /// Where refused frames are counted.
     pub auth_failures: Arc<AtomicU64>,
+    /// The clock sealed frames' times are checked against.
+    pub clock: Clock,
 }
 
 /// Frames at least this big are sealed and opened on a blocking thread:
@@ -199,7 +209,12 @@ async fn read_frames(
         stream.read_exact(&mut payload).await?;
         let payload = match &rules.keys {
             None => payload.freeze(),
-            Some(keys) => match off_worker(len, keys.clone(), move |k| k.open(&payload)).await {
+            Some(keys) => match off_worker(len, keys.clone(), {
+                let now_ms = rules.clock.wall_ms();
+                move |k| k.open(&payload, now_ms)
+            })
+            .await
+            {
                 Ok(plain) => Bytes::from(plain),
                 Err(error) => {
                     rules.auth_failures.fetch_add(1, Ordering::Relaxed);
