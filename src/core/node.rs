@@ -16,6 +16,7 @@ use bytes::Bytes;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::changes::is_stale;
 use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::gossip::{choose_peers, pack};
 use super::io::{Event, Now, Transmit, Transport};
@@ -635,34 +636,35 @@ impl Node {
                 self.isolated_since_ms.get_or_insert(now.wall_ms);
             }
         }
+        // Taking `since` ends the absence whether or not it was too long.
         if self.membership.is_active()
             && let Some(since) = self.isolated_since_ms.take()
+            && is_stale(Some(since), now.wall_ms, self.config.tombstone_ttl.as_millis() as u64)
         {
             let away_ms = now.wall_ms.saturating_sub(since);
-            if away_ms > self.config.tombstone_ttl.as_millis() as u64 {
-                // A member whose process started before we were cut off
-                // (its incarnation is its start-up wall time) kept the mesh
-                // going meanwhile: it may have forgotten deletes we never
-                // heard of, and our copies of those keys would come back.
-                // Start over and let anti-entropy bootstrap us. If every
-                // member we now see started since, nobody ran without us —
-                // they were down, as after a crash of the other node of a
-                // pair — and our state is the mesh's: keep it.
-                let me = self.membership.identity().addr;
-                let lived_on =
-                    self.membership.members().iter().any(|m| {
-                        m.identity.addr != me && m.state == MemberState::Alive && m.identity.incarnation < since
-                    });
-                if lived_on {
-                    tracing::warn!(away_ms, "isolated longer than the tombstone TTL: discarding local state");
-                    self.store.clear();
-                    self.stats.stale_state_discarded += 1;
-                } else {
-                    tracing::info!(
-                        away_ms,
-                        "back after the tombstone TTL, among members that all started since: keeping local state"
-                    );
-                }
+            // A member whose process started before we were cut off
+            // (its incarnation is its start-up wall time) kept the mesh
+            // going meanwhile: it may have forgotten deletes we never
+            // heard of, and our copies of those keys would come back.
+            // Start over and let anti-entropy bootstrap us. If every
+            // member we now see started since, nobody ran without us —
+            // they were down, as after a crash of the other node of a
+            // pair — and our state is the mesh's: keep it.
+            let me = self.membership.identity().addr;
+            let lived_on = self
+                .membership
+                .members()
+                .iter()
+                .any(|m| m.identity.addr != me && m.state == MemberState::Alive && m.identity.incarnation < since);
+            if lived_on {
+                tracing::warn!(away_ms, "isolated longer than the tombstone TTL: discarding local state");
+                self.store.clear();
+                self.stats.stale_state_discarded += 1;
+            } else {
+                tracing::info!(
+                    away_ms,
+                    "back after the tombstone TTL, among members that all started since: keeping local state"
+                );
             }
         }
     }

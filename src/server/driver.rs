@@ -197,10 +197,11 @@ impl Driver {
 
     /// Hands a datagram to the node, opened first with a cluster key.
     fn handle_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+        let now = self.clock.now();
         match &self.keys {
-            None => self.node.handle_datagram(from, data, self.clock.now()),
-            Some(keys) => match keys.open(data, self.clock.wall_ms()) {
-                Ok(plain) => self.node.handle_datagram(from, &plain, self.clock.now()),
+            None => self.node.handle_datagram(from, data, now),
+            Some(keys) => match keys.open(data, now.wall_ms) {
+                Ok(plain) => self.node.handle_datagram(from, &plain, now),
                 Err(error) => {
                     let failures = self.auth_failures.fetch_add(1, Ordering::Relaxed) + 1;
                     // At warn on the 1st, 2nd, 4th, 8th… so that a node with

@@ -111,14 +111,14 @@ pub async fn run(
     let fresh_id = NodeId::from_random_bytes(id_bytes);
     let (store, data_dir) = match &settings.data_dir {
         Some(dir) => {
-            let (store, data_dir) =
-                open_data_dir(dir.clone(), fresh_id, new_store, tombstone_ttl_ms, &settings, clock).await?;
+            let (store, data_dir) = open_data_dir(dir.clone(), fresh_id, new_store, &settings, clock).await?;
             (store, Some(data_dir))
         }
         None => (new_store(fresh_id), None),
     };
     let id = store.writer();
     let store = Arc::new(store);
+    let storage_queue = data_dir.as_ref().map(|d| d.writer.queue.clone());
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
     let identity = Identity { id, addr: gossip, incarnation: clock.wall_ms(), name: settings.name.as_str().into() };
@@ -136,7 +136,7 @@ pub async fn run(
         password: settings.requirepass.clone(),
         stats: ClientStats::default(),
         metrics: metrics.as_ref().map(|m| m.commands().clone()),
-        storage: data_dir.as_ref().map(|d| d.writer.queue.clone()),
+        storage: storage_queue.clone(),
     });
     on_bound(bound, NodeHandle::new(&shared));
     tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
@@ -145,7 +145,6 @@ pub async fn run(
     if let Some(last_in_mesh_ms) = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms) {
         node.restore_last_in_mesh(last_in_mesh_ms);
     }
-    let storage_queue = data_dir.as_ref().map(|d| d.writer.queue.clone());
     let (stop_clients, clients_stopped) = oneshot::channel::<()>();
     // Every log line of this node carries its name (several share a process
     // under `rumor dev`).
@@ -237,11 +236,11 @@ async fn open_data_dir(
     dir: PathBuf,
     fresh_id: NodeId,
     new_store: impl FnOnce(NodeId) -> Store + Send + 'static,
-    tombstone_ttl_ms: u64,
     settings: &Settings,
     clock: Clock,
 ) -> Result<(Store, DataDir), ServerError> {
     let (fsync, stale_data) = (settings.fsync, settings.stale_data);
+    let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
     let open = move || -> Result<(Store, DataDir), StorageError> {
         let storage = Storage::open(&dir)?;
         let id = storage.node_id(fresh_id)?;

@@ -30,23 +30,20 @@ pub struct StreamPool {
     peers: HashMap<SocketAddr, (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>)>,
     /// Frames dropped because a peer's queue was full or its connection failed.
     pub dropped: Arc<AtomicU64>,
-    /// Seal every frame, with a cluster key.
-    keys: Option<ClusterKeys>,
-    /// The time sealed frames carry.
-    clock: Option<Clock>,
+    /// Seal every frame with a cluster key, stamped with the clock's time.
+    sealing: Option<(ClusterKeys, Clock)>,
 }
 
 impl StreamPool {
     /// A pool whose frames are sealed with `keys`, if given, stamped with
     /// `clock`'s wall time.
     pub fn new(keys: Option<ClusterKeys>, clock: Clock) -> Self {
-        StreamPool { keys, clock: Some(clock), ..StreamPool::default() }
+        StreamPool { sealing: keys.map(|keys| (keys, clock)), ..StreamPool::default() }
     }
 
     /// Queues `payload` for `to`, starting its connection task if needed.
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        let sealing = self.keys.clone().zip(self.clock);
-        let spawn = || spawn_peer(to, self.dropped.clone(), sealing.clone());
+        let spawn = || spawn_peer(to, self.dropped.clone(), self.sealing.clone());
         let peer = self.peers.entry(to).or_insert_with(spawn);
         if peer.0.is_closed() {
             *peer = spawn();

@@ -281,7 +281,7 @@ impl WriterThread {
                 (std::mem::take(&mut queue.records), queue.recorded, queue.stopping)
             };
             if !records.is_empty() {
-                self.write(records, fsync)?;
+                self.write(records)?;
                 unsynced = fsync != Fsync::Always;
                 self.queue.progress.send_modify(|p| p.written = upto);
             }
@@ -301,7 +301,8 @@ impl WriterThread {
     }
 
     /// Writes `records` in order, as one batch between clears.
-    fn write(&mut self, records: Vec<Record>, fsync: Fsync) -> Result<(), fjall::Error> {
+    fn write(&mut self, records: Vec<Record>) -> Result<(), fjall::Error> {
+        let fsync = self.queue.fsync;
         let count = records.len() as u64;
         let durability = Some(if fsync == Fsync::Always { PersistMode::SyncData } else { PersistMode::Buffer });
         let mut batch = self.db.batch().durability(durability);
