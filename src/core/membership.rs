@@ -24,7 +24,7 @@ use super::wire::TAG_SWIM;
 /// `incarnation` grows with every process start (the driver uses start-up
 /// wall-clock ms), so a node restarted on the same address wins foca's
 /// address conflict against its old, possibly still "alive", identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Identity {
     /// The node's id; also the writer in its versions.
     pub id: NodeId,
@@ -37,15 +37,63 @@ pub struct Identity {
     pub name: Arc<str>,
 }
 
+/// Equal when id, incarnation and address are: the name is left out
+/// because foca compares identities on every update it applies, and names
+/// decoded from different packets are distinct `Arc`s, so comparing them
+/// costs a `memcmp` each time. Leaving it out is sound: a process keeps its
+/// name for its whole life and a new life starts with a new incarnation
+/// (renewals bump it too), so two identities that agree on
+/// (id, incarnation, address) come from one life and carry one name.
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.incarnation == other.incarnation && self.addr == other.addr
+    }
+}
+
+impl Eq for Identity {}
+
+/// foca's notion of "the same address", as plain integers.
+///
+/// foca looks an update's member up by address in a linear scan over every
+/// member and compares addresses across its whole update backlog; a copied
+/// `SocketAddr` is an enum that the compiler spills to the stack and
+/// reloads on every step, and at 32 bytes it also fattens every backlog
+/// entry. This key is 24 bytes of `u64`s compared word by word.
+///
+/// Equal exactly when the `SocketAddr`s are, except for the IPv6 flow
+/// label, which it leaves out for room: no identity here ever carries one
+/// (a bound socket's local address reports 0, and the wire format of
+/// `SocketAddr` drops it). An IPv4 address is mapped into IPv6 space and
+/// tagged as IPv4, so it never equals its IPv4-mapped IPv6 twin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrKey {
+    ip_hi: u64,
+    ip_lo: u64,
+    /// Port in bits 0..16, IPv6 scope id in 16..48, IPv6 tag in bit 48.
+    rest: u64,
+}
+
+impl From<SocketAddr> for AddrKey {
+    fn from(addr: SocketAddr) -> Self {
+        let (ip, rest) = match addr {
+            SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped().to_bits(), u64::from(v4.port())),
+            SocketAddr::V6(v6) => {
+                (v6.ip().to_bits(), u64::from(v6.port()) | (u64::from(v6.scope_id()) << 16) | (1 << 48))
+            }
+        };
+        AddrKey { ip_hi: (ip >> 64) as u64, ip_lo: ip as u64, rest }
+    }
+}
+
 impl foca::Identity for Identity {
-    type Addr = SocketAddr;
+    type Addr = AddrKey;
 
     fn renew(&self) -> Option<Self> {
         Some(Identity { incarnation: self.incarnation + 1, ..self.clone() })
     }
 
-    fn addr(&self) -> SocketAddr {
-        self.addr
+    fn addr(&self) -> AddrKey {
+        AddrKey::from(self.addr)
     }
 
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
@@ -605,5 +653,48 @@ impl Membership {
                 tracing::info!(incarnation = identity.incarnation, "rejoined with a renewed identity");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
+
+    fn key(addr: &str) -> AddrKey {
+        AddrKey::from(addr.parse::<SocketAddr>().unwrap())
+    }
+
+    #[test]
+    fn addr_key_is_as_distinct_as_the_address() {
+        assert_eq!(key("10.0.0.1:7000"), key("10.0.0.1:7000"));
+        assert_ne!(key("10.0.0.1:7000"), key("10.0.0.1:7001"));
+        assert_ne!(key("10.0.0.1:7000"), key("10.0.0.2:7000"));
+        // An IPv4 address and its IPv4-mapped IPv6 twin are different addresses.
+        assert_ne!(key("10.0.0.1:7000"), key("[::ffff:10.0.0.1]:7000"));
+        assert_ne!(key("0.0.0.0:0"), key("[::]:0"));
+        assert_eq!(key("[fe80::1]:7000"), key("[fe80::1]:7000"));
+        assert_ne!(key("[fe80::1]:7000"), key("[fe80::2]:7000"));
+        assert_ne!(key("[1::]:7000"), key("[::1]:7000"));
+        let scoped =
+            |scope| AddrKey::from(SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 7000, 0, scope)));
+        assert_ne!(scoped(1), scoped(2));
+        assert_eq!(scoped(3), scoped(3));
+        let extremes = |port| AddrKey::from(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, port)));
+        assert_ne!(extremes(0), extremes(u16::MAX));
+    }
+
+    #[test]
+    fn identity_equality_ignores_the_name() {
+        let a = Identity {
+            id: NodeId::from_random_bytes([1; 16]),
+            addr: "10.0.0.1:7000".parse().unwrap(),
+            incarnation: 5,
+            name: Arc::from("a"),
+        };
+        assert_eq!(a, Identity { name: Arc::from("b"), ..a.clone() });
+        assert_ne!(a, Identity { incarnation: 6, ..a.clone() });
+        assert_ne!(a, Identity { addr: "10.0.0.1:7001".parse().unwrap(), ..a.clone() });
+        assert_ne!(a, Identity { id: NodeId::from_random_bytes([2; 16]), ..a.clone() });
     }
 }
