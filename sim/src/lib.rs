@@ -60,6 +60,11 @@ pub struct Outcome {
     pub trace: u64,
     /// The human report (the summary line is separate).
     pub report: String,
+    /// Lookahead windows whose steps were shared out across threads: how
+    /// this process ran it, not what happened in the run.
+    pub windows_shared: u64,
+    /// Lookahead windows run in all.
+    pub windows: u64,
 }
 
 impl Outcome {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rumor_sim::check::bounds::{Percentiles, Samples};
-use rumor_sim::options::{SeedRange, parse_duration};
+use rumor_sim::options::{MAX_THREADS, SeedRange, parse_duration};
 use rumor_sim::{FaultSet, Outcome, Progress, SimOptions};
 
 /// glibc malloc's free-chunk bookkeeping was ~17% of a 1,000-node profile
@@ -66,6 +66,10 @@ struct Cli {
     /// seeds. Late joiners and restarts still join the usual way.
     #[arg(long)]
     formed: bool,
+    /// Threads that carry out the hosts' steps (default: the machine's
+    /// cores). Any count gives the same run, bit for bit.
+    #[arg(long)]
+    threads: Option<usize>,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -97,6 +101,9 @@ fn main() -> ExitCode {
         liveness: cli.liveness,
         detect_bound: cli.detect_bound,
         formed: cli.formed,
+        threads: cli
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from).min(MAX_THREADS)),
     };
     if let Err(error) = opts.validate() {
         eprintln!("rumor-sim: {error}");
@@ -204,10 +211,14 @@ fn report_speed(outcome: &Outcome, started: Instant) {
     let wall = started.elapsed().as_secs_f64();
     let sim = outcome.measurements.end.as_secs_f64();
     eprintln!(
-        "rumor-sim: {:.1}s simulated in {:.2}s wall: {:.1} simulated seconds per wall second",
+        "rumor-sim: {:.1}s simulated in {:.2}s wall: {:.1} simulated seconds per wall second \
+         ({} threads, {} of {} windows shared out)",
         sim,
         wall,
-        sim / wall.max(1e-9)
+        sim / wall.max(1e-9),
+        outcome.options.threads,
+        outcome.windows_shared,
+        outcome.windows
     );
 }
 

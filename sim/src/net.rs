@@ -10,6 +10,7 @@
 //! crosses it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumor::core::io::Transport;
@@ -153,7 +154,7 @@ pub struct NetStats {
 pub struct Network {
     link_seed: u64,
     faults: LinkFaults,
-    partition: Option<Partition>,
+    partition: Option<Arc<Partition>>,
     loss_rng: SimRng,
     dup_rng: SimRng,
     jitter_rng: SimRng,
@@ -164,8 +165,10 @@ pub struct Network {
     pub stats: NetStats,
 }
 
-/// Shortest base latency of a link.
-const BASE_LATENCY_MIN: Duration = Duration::from_micros(100);
+/// Shortest base latency of a link, and so the shortest time any packet
+/// takes: every other part of a latency only adds to it. The world's
+/// lookahead rests on this.
+pub const BASE_LATENCY_MIN: Duration = Duration::from_micros(100);
 /// Spread of base latencies above the minimum, µs (a datacenter LAN).
 const BASE_LATENCY_SPREAD_US: u64 = 900;
 /// Serialization delay per byte (1 Gbit/s).
@@ -203,12 +206,18 @@ impl Network {
 
     /// Cuts the network (replacing any earlier cut).
     pub fn set_partition(&mut self, partition: Partition) {
-        self.partition = Some(partition);
+        self.partition = Some(Arc::new(partition));
     }
 
     /// Heals any cut.
     pub fn heal_partition(&mut self) {
         self.partition = None;
+    }
+
+    /// The current cut, to read while the network itself is busy (steps
+    /// on other threads).
+    pub fn cut(&self) -> Option<Arc<Partition>> {
+        self.partition.clone()
     }
 
     /// Whether the network is cut now.

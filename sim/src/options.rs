@@ -37,6 +37,10 @@ pub struct SimOptions {
     pub detect_bound: Option<Duration>,
     /// Start from a formed mesh instead of a cold join.
     pub formed: bool,
+    /// Threads that carry out the hosts' steps. It changes how fast a run
+    /// goes, never what happens in it (the trace is the same for any
+    /// count), so the replay command leaves it out.
+    pub threads: usize,
 }
 
 impl Default for SimOptions {
@@ -53,6 +57,7 @@ impl Default for SimOptions {
             liveness: Duration::from_secs(30),
             detect_bound: None,
             formed: false,
+            threads: 1,
         }
     }
 }
@@ -72,6 +77,9 @@ impl std::error::Error for OptionError {}
 /// Most hosts the simulator accepts (the membership views are n × n).
 pub const MAX_NODES: usize = 5_000;
 
+/// Most threads a run may use.
+pub const MAX_THREADS: usize = 64;
+
 impl SimOptions {
     /// Checks ranges that the types do not.
     pub fn validate(&self) -> Result<(), OptionError> {
@@ -83,6 +91,9 @@ impl SimOptions {
         }
         if !(self.rate_per_s.is_finite() && self.rate_per_s >= 0.0) {
             return Err(OptionError("--rate must be a non-negative number".into()));
+        }
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(OptionError(format!("--threads must be 1 to {MAX_THREADS}, not {}", self.threads)));
         }
         if self.keys == 0 {
             return Err(OptionError("--keys must be at least 1".into()));

@@ -28,6 +28,29 @@ fn the_same_seed_gives_the_same_summary_trace_and_report() {
 }
 
 #[test]
+fn the_thread_count_changes_nothing_in_the_run() {
+    // Crashes, partitions and a cold join: windows cut short by faults and
+    // client operations, and windows with many hosts' steps to share out.
+    let opts = |threads| SimOptions {
+        seed: 5,
+        nodes: 48,
+        duration: Duration::from_secs(8),
+        faults: FaultSet::all(),
+        threads,
+        ..SimOptions::default()
+    };
+    let one = rumor_sim::run(&opts(1)).expect("valid options");
+    assert_eq!(one.windows_shared, 0);
+    for threads in [2, 3] {
+        let many = rumor_sim::run(&opts(threads)).expect("valid options");
+        assert!(many.windows_shared > 100, "{threads} threads shared only {} windows", many.windows_shared);
+        assert_eq!(many.summary_line(), one.summary_line(), "{threads} threads");
+        assert_eq!(many.trace, one.trace);
+        assert_eq!(many.report, one.report);
+    }
+}
+
+#[test]
 fn different_seeds_give_different_traces() {
     let a = rumor_sim::run(&options(1)).expect("valid options");
     let b = rumor_sim::run(&options(2)).expect("valid options");

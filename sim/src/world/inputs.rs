@@ -1,119 +1,99 @@
-//! The world's inputs to nodes — deliveries, wake-ups, local writes,
-//! client operations — and draining a node after each, in the order the
-//! core documents: transmits, then events, then the next timeout.
+//! The world's inputs to nodes given outside a lookahead window — client
+//! operations, a leave's last flush, the drain after a start — and the
+//! world's side of every step: carrying out what it asked for.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering as AtomicOrdering;
+use std::collections::VecDeque;
+use std::time::Duration;
 
-use bytes::Bytes;
 use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
-use rumor::core::membership::MemberState;
-use rumor::core::store::{Store, Write};
-use rumor::core::wire::{Message, TAG_GOSSIP, TAG_SWIM};
+use rumor::core::store::Write;
+use rumor::core::version::NodeId;
 
-use super::{CHANNEL_DELAY, DRAIN_MAX, Event, Phase, WRITE_BATCH_MAX, World};
+use super::step::{self, Effect, FreshQueue, LocalEvent, Shared};
+use super::{CHANNEL_DELAY, Event, Phase, World};
 use crate::check::Violation;
 use crate::check::membership::{MemberNote, late_detection};
-use crate::host::{addr_of, index_of};
+use crate::host::{Host, index_of};
 use crate::net::{Fate, LinkFaults};
 use crate::trace::TraceKind;
 use crate::workload::{Held, Op};
 
 impl World {
-    // ----- inputs -------------------------------------------------------
+    // ----- inputs ---------------------------------------------------------
 
-    pub(super) fn deliver(&mut self, from: usize, to: usize, transport: Transport, payload: Bytes) {
-        if !self.hosts[to].is_up() {
-            self.net.stats.to_down_host += 1;
-            return;
-        }
-        // A cut that began while the packet was in flight drops it too (and
-        // a TCP connection across it would fail).
-        if self.net.blocks(from, to) {
-            self.net.stats.partitioned += 1;
-            return;
-        }
-        self.net.count_delivered(to, payload.len());
-        let kind = match transport {
-            Transport::Datagram => TraceKind::Datagram,
-            Transport::Stream => TraceKind::Frame,
-        };
-        self.trace.record(self.now, kind, from, to, &payload, None);
-        let now = self.hosts[to].now(self.now);
-        let from_addr = addr_of(from);
-        let Some(node) = self.hosts[to].node.as_mut() else {
-            return;
-        };
-        let store = Arc::clone(node.store());
-        let applied_before = store.stats().merges_applied.load(AtomicOrdering::Relaxed);
-        match transport {
-            Transport::Datagram => node.handle_datagram(from_addr, &payload, now),
-            Transport::Stream => node.handle_frame(from_addr, &payload, now),
-        }
-        if store.stats().merges_applied.load(AtomicOrdering::Relaxed) != applied_before {
-            self.note_applied(to, &store, &payload);
-        }
-        self.after_input(to);
+    /// Hands `host`'s queued local writes to its node now, outside a window
+    /// (a graceful stop pushes them out before leaving).
+    pub(super) fn flush_now(&mut self, host: usize, life: u32) {
+        let (shared, h) = self.shared_now(host);
+        let mut out = VecDeque::new();
+        step::flush(h, shared.window_end, life, &shared, &mut FreshQueue::default(), &mut out);
+        self.apply_effects_now(host, out);
     }
 
-    /// Something new was merged at `host` from `payload`: tell the
-    /// dissemination tracker which keys to look at.
-    pub(super) fn note_applied(&mut self, host: usize, store: &Store, payload: &[u8]) {
-        let keys: Vec<Bytes> = match payload.split_first() {
-            // Membership traffic carries no entries: nothing to look at
-            // (it was most packets, each looking at every missing write).
-            Some((&TAG_SWIM, _)) => return,
-            Some((&TAG_GOSSIP, body)) => match Message::decode_body(body) {
-                Ok(Message::Push { entries, .. }) => entries.into_iter().map(|(k, _)| k).collect(),
-                // Repair traffic: look at every write this host still lacks.
-                _ => self.dissemination.missing_at(host),
-            },
-            _ => self.dissemination.missing_at(host),
-        };
-        for key in keys {
-            let held = store.version(&key);
-            self.dissemination.on_held(host, &key, held, self.now, self.up_hosts);
+    /// Drains `host`'s node after an input given outside a window (a start,
+    /// a leave): transmits, events, then its next timeout.
+    pub(super) fn after_input(&mut self, host: usize) {
+        let (shared, h) = self.shared_now(host);
+        let mut out = VecDeque::new();
+        step::drain(h, shared.window_end, &shared, &mut FreshQueue::default(), &mut out);
+        self.apply_effects_now(host, out);
+    }
+
+    /// What a step outside a window may read, and the host it runs on:
+    /// everything it schedules goes to the queue.
+    fn shared_now(&mut self, host: usize) -> (Shared, &mut Host) {
+        let shared = self.shared(self.now);
+        (shared, &mut self.hosts[host])
+    }
+
+    fn apply_effects_now(&mut self, host: usize, effects: VecDeque<Effect>) {
+        for effect in effects {
+            if let Some((at, seq, _)) = self.apply_effect(host, effect) {
+                debug_assert!(false, "a step outside a window scheduled a fresh event at {at:?} (seq {seq})");
+            }
         }
     }
 
-    pub(super) fn wake(&mut self, host: usize) {
-        if self.hosts[host].wake_at != Some(self.now) {
-            return;
+    /// Carries out one effect of a step at `host`, at `self.now`. Returns
+    /// the time, sequence number and fresh id of an event the step's
+    /// window runs itself.
+    pub(super) fn apply_effect(&mut self, host: usize, effect: Effect) -> Option<(Duration, u64, usize)> {
+        match effect {
+            Effect::ToDownHost => self.net.stats.to_down_host += 1,
+            Effect::Partitioned => self.net.stats.partitioned += 1,
+            Effect::Delivered { from, transport, payload } => {
+                self.net.count_delivered(host, payload.len());
+                let kind = match transport {
+                    Transport::Datagram => TraceKind::Datagram,
+                    Transport::Stream => TraceKind::Frame,
+                };
+                self.trace.record(self.now, kind, from, host, &payload, None);
+            }
+            Effect::Timer => self.trace.record(self.now, TraceKind::Timer, host, host, &[], None),
+            Effect::Flushed { count } => {
+                self.trace.record(self.now, TraceKind::Flush, host, host, &count.to_le_bytes(), None);
+            }
+            Effect::Held(held) => {
+                for (key, version) in held {
+                    self.dissemination.write().on_held(host, &key, version, self.now, self.up_hosts);
+                }
+            }
+            Effect::Schedule { at, event, fresh } => {
+                let seq = self.next_seq;
+                match fresh {
+                    Some(id) => {
+                        self.next_seq += 1;
+                        return Some((at, seq, id));
+                    }
+                    None => self.schedule(at, Event::local(host, event)),
+                }
+            }
+            Effect::Transmit(t) => self.route(host, t),
+            Effect::Node(e) => self.node_event(host, e),
+            Effect::Suspicions { new, suspects } => self.classify_suspicions(host, new, &suspects),
+            Effect::Runaway(detail) => self.runaway(detail),
         }
-        self.hosts[host].wake_at = None;
-        let now = self.hosts[host].now(self.now);
-        let Some(node) = self.hosts[host].node.as_mut() else {
-            return;
-        };
-        if node.poll_timeout().is_some_and(|d| d <= self.now) {
-            node.handle_timeout(now);
-            self.trace.record(self.now, TraceKind::Timer, host, host, &[], None);
-        }
-        self.after_input(host);
-    }
-
-    pub(super) fn flush(&mut self, host: usize, life: u32) {
-        let h = &mut self.hosts[host];
-        if h.life != life || !h.is_up() {
-            return;
-        }
-        h.flush_queued = false;
-        if h.pending_writes.is_empty() {
-            return;
-        }
-        let take = h.pending_writes.len().min(WRITE_BATCH_MAX);
-        let batch: Vec<_> = h.pending_writes.drain(..take).collect();
-        let more = !h.pending_writes.is_empty();
-        let now = h.now(self.now);
-        if let Some(node) = h.node.as_mut() {
-            node.handle_local_writes(&batch, now);
-        }
-        self.trace.record(self.now, TraceKind::Flush, host, host, &(batch.len() as u64).to_le_bytes(), None);
-        if more {
-            self.hosts[host].flush_queued = true;
-            self.schedule(self.now, Event::Flush { host, life });
-        }
-        self.after_input(host);
+        None
     }
 
     pub(super) fn client_op(&mut self) {
@@ -165,81 +145,26 @@ impl World {
             payload.extend_from_slice(&entry.version.timestamp.packed().to_le_bytes());
             payload.extend_from_slice(entry.version.writer.uuid().as_bytes());
             let id = self.history.record_write(key.clone(), host, life, self.now, entry.clone());
-            self.dissemination.on_write(id, key.clone(), entry.version, host, self.now, self.up_hosts);
+            self.dissemination.write().on_write(id, key.clone(), entry.version, host, self.now, self.up_hosts);
             // Hosts that already hold something newer have it, in effect
             // (a push of this write will be stale there and go unnoticed);
             // and the writer's own older pending writes are now covered.
             for h in &self.hosts {
                 if let Some(s) = h.store() {
-                    self.dissemination.on_held(h.index, &key, s.version(&key), self.now, self.up_hosts);
+                    self.dissemination.write().on_held(h.index, &key, s.version(&key), self.now, self.up_hosts);
                 }
             }
             let h = &mut self.hosts[host];
             h.pending_writes.push((key, entry.clone()));
             if !h.flush_queued {
                 h.flush_queued = true;
-                self.schedule(self.now + CHANNEL_DELAY, Event::Flush { host, life });
+                self.schedule(self.now + CHANNEL_DELAY, Event::local(host, LocalEvent::Flush { life }));
             }
         }
         self.trace.record(self.now, TraceKind::Client, host, host, &payload, None);
     }
 
-    // ----- draining a node ------------------------------------------------
-
-    /// Drains `host`'s node in the documented order: transmits, events,
-    /// then its next timeout.
-    pub(super) fn after_input(&mut self, host: usize) {
-        let Some(node) = self.hosts[host].node.as_mut() else {
-            return;
-        };
-        let mut transmits = std::mem::take(&mut self.transmit_buf);
-        let mut events = std::mem::take(&mut self.event_buf);
-        while let Some(t) = node.poll_transmit() {
-            transmits.push(t);
-            if transmits.len() > DRAIN_MAX {
-                break;
-            }
-        }
-        while let Some(e) = node.poll_event() {
-            events.push(e);
-            if events.len() > DRAIN_MAX {
-                break;
-            }
-        }
-        let deadline = node.poll_timeout();
-        let suspicions = node.membership_stats().suspicions;
-        let in_mesh = !node.is_cut_off();
-        let h = &self.hosts[host];
-        if let Some(disk) = &h.disk
-            && in_mesh
-        {
-            disk.note_in_mesh(h.clock.now(self.now).wall_ms);
-        }
-        if transmits.len() > DRAIN_MAX || events.len() > DRAIN_MAX {
-            self.runaway(format!("n{host} produced more than {DRAIN_MAX} transmits or events from one input"));
-        }
-        for t in transmits.drain(..) {
-            self.route(host, t);
-        }
-        for e in events.drain(..) {
-            self.node_event(host, e);
-        }
-        self.transmit_buf = transmits;
-        self.event_buf = events;
-        if suspicions > self.hosts[host].suspicions_seen {
-            let new = suspicions - self.hosts[host].suspicions_seen;
-            self.hosts[host].suspicions_seen = suspicions;
-            self.classify_suspicions(host, new);
-        }
-        if let Some(deadline) = deadline {
-            let at = deadline.max(self.now);
-            let h = &mut self.hosts[host];
-            if h.wake_at.is_none_or(|w| at < w) {
-                h.wake_at = Some(at);
-                self.schedule(at, Event::Wake { host });
-            }
-        }
-    }
+    // ----- what steps ask of the world -----------------------------------
 
     pub(super) fn route(&mut self, from: usize, t: Transmit) {
         let Some(to) = index_of(t.to).filter(|i| *i < self.hosts.len()) else {
@@ -249,12 +174,11 @@ impl World {
         match self.net.route(self.now, from, to, t.transport, &t.payload) {
             Fate::Deliver { at, duplicate } => {
                 if let Some(dup_at) = duplicate {
-                    self.schedule(
-                        dup_at,
-                        Event::Deliver { from, to, transport: t.transport, payload: t.payload.clone() },
-                    );
+                    let event = LocalEvent::Deliver { from, transport: t.transport, payload: t.payload.clone() };
+                    self.schedule(dup_at, Event::local(to, event));
                 }
-                self.schedule(at, Event::Deliver { from, to, transport: t.transport, payload: t.payload });
+                let event = LocalEvent::Deliver { from, transport: t.transport, payload: t.payload };
+                self.schedule(at, Event::local(to, event));
             }
             Fate::Lost | Fate::Partitioned => {}
         }
@@ -281,20 +205,12 @@ impl World {
         }
     }
 
-    /// `new` members just turned suspect at `host`: how many of them are
-    /// live hosts behind links that are not cut?
-    pub(super) fn classify_suspicions(&mut self, host: usize, new: u64) {
+    /// `new` members just turned suspect at `host`, which now suspects
+    /// `suspects`: how many of them are live hosts behind links that are
+    /// not cut?
+    pub(super) fn classify_suspicions(&mut self, host: usize, new: u64, suspects: &[(usize, NodeId)]) {
         self.suspicions.total += new;
-        let Some(node) = self.hosts[host].node.as_ref() else {
-            return;
-        };
-        let suspects: Vec<(usize, rumor::core::version::NodeId)> = node
-            .members()
-            .into_iter()
-            .filter(|m| m.state == MemberState::Suspect)
-            .filter_map(|m| index_of(m.identity.addr).map(|j| (j, m.identity.id)))
-            .collect();
-        for (j, _) in &suspects {
+        for (j, _) in suspects {
             self.member_log.push(self.now, host, *j, MemberNote::Suspect);
         }
         let clean = self.net.faults() == LinkFaults::NONE && !self.net.is_partitioned();

@@ -16,9 +16,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use parking_lot::RwLock;
 use rumor::config::Settings;
-use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
 use rumor::core::node::NodeConfig;
 use rumor::core::store::Store;
 
@@ -32,9 +31,14 @@ use crate::options::SimOptions;
 use crate::seed::{self, uniform};
 use crate::trace::{Trace, TraceKind};
 use crate::workload::{History, Workload, WorkloadConfig};
+use step::{HostBatch, LocalEvent, Shared};
+use worker::Mailbox;
 
 mod inputs;
+mod step;
 mod verdict;
+mod window;
+mod worker;
 
 /// Where a run is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,18 +90,10 @@ enum Event {
     },
     /// Boots every host but the late joiners at once, each knowing the others.
     BootFormed,
-    Deliver {
-        from: usize,
-        to: usize,
-        transport: Transport,
-        payload: Bytes,
-    },
-    Wake {
+    /// A delivery, wake-up or flush: run in a lookahead window.
+    Local {
         host: usize,
-    },
-    Flush {
-        host: usize,
-        life: u32,
+        event: LocalEvent,
     },
     Client,
     Fault(FaultAction),
@@ -116,6 +112,12 @@ enum Event {
     LivenessCheck,
     Finish,
     Progress,
+}
+
+impl Event {
+    fn local(host: usize, event: LocalEvent) -> Self {
+        Event::Local { host, event }
+    }
 }
 
 #[derive(Debug)]
@@ -163,7 +165,7 @@ pub struct World {
     member_log: MemberLog,
     fault_log: Vec<(Duration, usize, String)>,
     late_reported: BTreeSet<usize>,
-    dissemination: DisseminationTracker,
+    dissemination: Arc<RwLock<DisseminationTracker>>,
     suspicions: SuspicionCounts,
     isolations: u64,
     declared_down: u64,
@@ -180,8 +182,18 @@ pub struct World {
     events: u64,
     events_this_instant: u64,
     event_budget: u64,
-    transmit_buf: Vec<Transmit>,
-    event_buf: Vec<NodeEvent>,
+    /// Threads that run the hosts' steps of a window (1: this one).
+    threads: usize,
+    /// Per-host batches of the current window, kept for reuse.
+    batches: Vec<HostBatch>,
+    /// Each host's batch in the current window, or [`window::NO_BATCH`].
+    batch_of: Vec<usize>,
+    /// Windows run, and those whose steps were shared out across threads.
+    windows: u64,
+    windows_shared: u64,
+    /// The order a window's records are carried out in, kept for reuse:
+    /// (time, sequence, batch, record).
+    commit_order: BinaryHeap<Reverse<(Duration, u64, usize, usize)>>,
 }
 
 impl std::fmt::Debug for World {
@@ -264,7 +276,7 @@ impl World {
             member_log: MemberLog::default(),
             fault_log: Vec::new(),
             late_reported: BTreeSet::new(),
-            dissemination: DisseminationTracker::new(n),
+            dissemination: Arc::new(RwLock::new(DisseminationTracker::new(n))),
             suspicions: SuspicionCounts::default(),
             isolations: 0,
             declared_down: 0,
@@ -281,8 +293,12 @@ impl World {
             events: 0,
             events_this_instant: 0,
             event_budget: EVENTS_PER_HOST_SECOND_MAX.saturating_mul(n as u64).saturating_mul(sim_secs),
-            transmit_buf: Vec::new(),
-            event_buf: Vec::new(),
+            threads: opts.threads.max(1),
+            batches: Vec::new(),
+            batch_of: vec![window::NO_BATCH; n],
+            windows: 0,
+            windows_shared: 0,
+            commit_order: BinaryHeap::new(),
         };
         let mut boot = seed::rng(opts.seed, "boot", 0);
         let spread = BOOT_SPREAD_MAX.min(Duration::from_millis(n as u64));
@@ -302,27 +318,46 @@ impl World {
 
     /// Runs to the end, calling `progress` every `progress_every` of
     /// simulated time, and judges the result.
-    pub fn run(mut self, progress_every: Option<Duration>, progress: &mut dyn FnMut(&Progress)) -> crate::Outcome {
+    pub fn run(self, progress_every: Option<Duration>, progress: &mut dyn FnMut(&Progress)) -> crate::Outcome {
+        let helpers: Vec<Mailbox> = (1..self.threads).map(|_| Mailbox::default()).collect();
+        if helpers.is_empty() {
+            return self.run_here(progress_every, progress, &[]);
+        }
+        std::thread::scope(|scope| {
+            for mailbox in &helpers {
+                scope.spawn(|| mailbox.serve());
+            }
+            let outcome = self.run_here(progress_every, progress, &helpers);
+            for mailbox in &helpers {
+                mailbox.quit();
+            }
+            outcome
+        })
+    }
+
+    fn run_here(
+        mut self,
+        progress_every: Option<Duration>,
+        progress: &mut dyn FnMut(&Progress),
+        helpers: &[Mailbox],
+    ) -> crate::Outcome {
         let progress_every = progress_every.filter(|d| !d.is_zero());
         if let Some(every) = progress_every {
             self.schedule(every, Event::Progress);
         }
         while self.phase != Phase::Done {
+            match self.queue.peek() {
+                None => break,
+                Some(Reverse(next)) if matches!(next.event, Event::Local { .. }) => {
+                    self.run_window(helpers);
+                    continue;
+                }
+                Some(_) => {}
+            }
             let Some(Reverse(next)) = self.queue.pop() else {
                 break;
             };
-            if next.at == self.now {
-                self.events_this_instant += 1;
-            } else {
-                self.events_this_instant = 0;
-            }
-            self.now = next.at;
-            self.events += 1;
-            if self.events > self.event_budget || self.events_this_instant > EVENTS_PER_INSTANT_MAX {
-                self.runaway(format!(
-                    "{} events in all, {} at this instant (budget {}, {} per instant)",
-                    self.events, self.events_this_instant, self.event_budget, EVENTS_PER_INSTANT_MAX
-                ));
+            if !self.count_event(next.at) {
                 break;
             }
             match next.event {
@@ -344,6 +379,31 @@ impl World {
         self.finish()
     }
 
+    /// What steps may read, for a window ending at `window_end`.
+    fn shared(&self, window_end: Duration) -> Shared {
+        Shared { cut: self.net.cut(), dissemination: Arc::clone(&self.dissemination), window_end }
+    }
+
+    /// Moves the clock to `at` for the next event and counts it; false
+    /// (and a runaway violation) when the run is over its event budget.
+    fn count_event(&mut self, at: Duration) -> bool {
+        if at == self.now {
+            self.events_this_instant += 1;
+        } else {
+            self.events_this_instant = 0;
+        }
+        self.now = at;
+        self.events += 1;
+        if self.events > self.event_budget || self.events_this_instant > EVENTS_PER_INSTANT_MAX {
+            self.runaway(format!(
+                "{} events in all, {} at this instant (budget {}, {} per instant)",
+                self.events, self.events_this_instant, self.event_budget, EVENTS_PER_INSTANT_MAX
+            ));
+            return false;
+        }
+        true
+    }
+
     fn schedule(&mut self, at: Duration, event: Event) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -354,9 +414,8 @@ impl World {
         match event {
             Event::Boot { host } => self.start_host(host),
             Event::BootFormed => self.start_formed_mesh(),
-            Event::Deliver { from, to, transport, payload } => self.deliver(from, to, transport, payload),
-            Event::Wake { host } => self.wake(host),
-            Event::Flush { host, life } => self.flush(host, life),
+            // Carried out by `run_window`, never here.
+            Event::Local { .. } => {}
             Event::Client => self.client_op(),
             Event::Fault(action) => {
                 if self.phase == Phase::Safety {
@@ -377,7 +436,7 @@ impl World {
             }
             Event::DetectionDeadline { record } => self.detection_deadline(record),
             Event::ExpireDissemination => {
-                self.dissemination.expire(self.now);
+                self.dissemination.write().expire(self.now);
                 if self.phase == Phase::Safety {
                     self.schedule(self.now + Duration::from_secs(1), Event::ExpireDissemination);
                 }
@@ -505,11 +564,31 @@ impl World {
         }
         let members: Vec<_> =
             hosts.iter().filter_map(|&h| self.hosts[h].node.as_ref().map(|n| n.identity().clone())).collect();
-        for &host in &hosts {
-            let now = self.hosts[host].now(self.now);
-            if let Some(node) = self.hosts[host].node.as_mut() {
-                node.restore_members(&members, now);
+        // Each node's restore touches only that node (a search of its
+        // member list per member: a thousand hosts make it N² work), so
+        // they may run on any thread; the drains that follow route packets
+        // and go in host order.
+        let at = self.now;
+        let restore = |hosts: &mut [Host]| {
+            for h in hosts {
+                let now = h.now(at);
+                if let Some(node) = h.node.as_mut() {
+                    node.restore_members(&members, now);
+                }
             }
+        };
+        let chunk = self.hosts.len().div_ceil(self.threads).max(1);
+        std::thread::scope(|scope| {
+            let mut chunks = self.hosts.chunks_mut(chunk);
+            let mine = chunks.next();
+            for other in chunks {
+                scope.spawn(|| restore(other));
+            }
+            if let Some(mine) = mine {
+                restore(mine);
+            }
+        });
+        for &host in &hosts {
             self.after_input(host);
         }
     }
@@ -521,7 +600,7 @@ impl World {
             return;
         }
         if graceful {
-            self.flush(host, self.hosts[host].life);
+            self.flush_now(host, self.hosts[host].life);
             let now = self.hosts[host].now(self.now);
             if let Some(node) = self.hosts[host].node.as_mut() {
                 node.leave(now);
@@ -546,7 +625,7 @@ impl World {
         }
         self.schedule(self.now + self.detect_bound, Event::DetectionDeadline { record });
         self.up_hosts -= 1;
-        self.dissemination.on_host_down(host, self.now, self.up_hosts);
+        self.dissemination.write().on_host_down(host, self.now, self.up_hosts);
         self.views.reset(host);
         self.hosts[host].stop(restart_after.is_none());
         let what = if graceful { "leaves" } else { "crashes" };

@@ -130,7 +130,7 @@ impl World {
     }
 
     pub(super) fn measurements(&self) -> Measurements {
-        let (dissemination, dissemination_incomplete) = self.dissemination.summary();
+        let (dissemination, dissemination_incomplete) = self.dissemination.read().summary();
         let detection_samples: Vec<Duration> = self.detections.records().iter().filter_map(|r| r.done_after).collect();
         let secs = self.now.as_secs_f64().max(1e-9);
         let n = self.hosts.len().max(1) as f64;
@@ -154,9 +154,9 @@ impl World {
             liveness_bound: self.opts.liveness,
             dissemination,
             dissemination_incomplete,
-            first_copy: self.dissemination.first_copy(),
+            first_copy: self.dissemination.read().first_copy(),
             samples: {
-                let (dissemination, first_copy) = self.dissemination.samples();
+                let (dissemination, first_copy) = self.dissemination.read().samples();
                 Samples {
                     dissemination,
                     first_copy,
@@ -213,6 +213,14 @@ impl World {
             member_log: &self.member_log,
             fault_log: &self.fault_log,
         });
-        crate::Outcome { options: self.opts, violations, measurements, trace: self.trace.digest(), report }
+        crate::Outcome {
+            options: self.opts,
+            violations,
+            measurements,
+            trace: self.trace.digest(),
+            report,
+            windows_shared: self.windows_shared,
+            windows: self.windows,
+        }
     }
 }
