@@ -40,8 +40,8 @@ pub fn entry_hash(key: &[u8], version: &Version) -> u64 {
 }
 
 /// Leaves under one node at `level` (0 = root).
-pub fn leaves_under(level: u8) -> u32 {
-    TREE_FANOUT.pow(u32::from(TREE_DEPTH.saturating_sub(level)))
+pub const fn leaves_under(level: u8) -> u32 {
+    TREE_FANOUT.pow(TREE_DEPTH.saturating_sub(level) as u32)
 }
 
 /// Digests of the children of `node` (at `level`), from a copy of the leaf

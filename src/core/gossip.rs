@@ -41,18 +41,20 @@ pub fn pack(
     let mut small_bytes = PUSH_OVERHEAD_BYTES;
     let mut big: Vec<(Bytes, Entry)> = Vec::new();
     let mut big_bytes = PUSH_OVERHEAD_BYTES;
-    let flush = |batch: &mut Vec<(Bytes, Entry)>, transport: Transport, out: &mut Vec<Packed>| {
+    // `bound` is the batch's size bound: the encoding fits it, so the
+    // buffer never grows.
+    let flush = |batch: &mut Vec<(Bytes, Entry)>, bound: usize, transport: Transport, out: &mut Vec<Packed>| {
         if batch.is_empty() {
             return;
         }
         let message = Message::Push { sender, hops_left, entries: std::mem::take(batch) };
-        out.push(Packed { transport, payload: Bytes::from(message.encode()) });
+        out.push(Packed { transport, payload: Bytes::from(message.encode_with_capacity(bound)) });
     };
     for (key, entry) in entries {
         let size = entry_size_bound(key, entry);
         if PUSH_OVERHEAD_BYTES + size > max_datagram_bytes {
             if big_bytes + size > max_stream_bytes {
-                flush(&mut big, Transport::Stream, &mut out);
+                flush(&mut big, big_bytes, Transport::Stream, &mut out);
                 big_bytes = PUSH_OVERHEAD_BYTES;
             }
             big.push((key.clone(), entry.clone()));
@@ -60,14 +62,14 @@ pub fn pack(
             continue;
         }
         if small_bytes + size > max_datagram_bytes {
-            flush(&mut small, Transport::Datagram, &mut out);
+            flush(&mut small, small_bytes, Transport::Datagram, &mut out);
             small_bytes = PUSH_OVERHEAD_BYTES;
         }
         small.push((key.clone(), entry.clone()));
         small_bytes += size;
     }
-    flush(&mut small, Transport::Datagram, &mut out);
-    flush(&mut big, Transport::Stream, &mut out);
+    flush(&mut small, small_bytes, Transport::Datagram, &mut out);
+    flush(&mut big, big_bytes, Transport::Stream, &mut out);
     out
 }
 

@@ -221,6 +221,14 @@ pub struct MembershipStats {
     pub members_repaired: u64,
 }
 
+/// What one member adds to [`Membership::digest`]: its id and incarnation.
+fn identity_hash(identity: &Identity) -> u64 {
+    let mut bytes = [0u8; 24];
+    bytes[..16].copy_from_slice(identity.id.uuid().as_bytes());
+    bytes[16..].copy_from_slice(&identity.incarnation.to_le_bytes());
+    xxh3_64(&bytes)
+}
+
 /// The timers the membership side asks for.
 pub type SwimTimer = foca::Timer<Identity>;
 
@@ -260,6 +268,16 @@ pub struct Membership {
     /// Gossip addresses of active members, rebuilt when membership changes
     /// (pushes pick from it on every write).
     live: Vec<SocketAddr>,
+    /// Sum of [`identity_hash`] over foca's active members, rebuilt with
+    /// `live`: the member digest, less our own identity, without a walk of
+    /// every member per sync message. foca changes its active set only
+    /// while applying an update, and then always notifies (MemberUp,
+    /// MemberDown or Rename), so this is rebuilt whenever the set may have
+    /// changed; a foca error (which may cut a notification short) forces a
+    /// rebuild too.
+    members_digest: u64,
+    /// A foca call failed since the last drain: rebuild `members_digest`.
+    recount: bool,
     /// When suspicion was last compared with foca's view.
     suspicion_checked_at: Option<Duration>,
     forget_down_after: Duration,
@@ -297,6 +315,8 @@ impl Membership {
             isolated: false,
             leaving: false,
             live: Vec::new(),
+            members_digest: 0,
+            recount: false,
             suspicion_checked_at: None,
             forget_down_after: config.forget_down_after,
             suspect_timeout: config.suspect_timeout,
@@ -387,13 +407,12 @@ impl Membership {
     /// (a sum), so no sorting; suspicion and refutations do not count,
     /// they are SWIM's to settle.
     pub fn digest(&self) -> u64 {
-        let identity_hash = |identity: &Identity| {
-            let mut bytes = [0u8; 24];
-            bytes[..16].copy_from_slice(identity.id.uuid().as_bytes());
-            bytes[16..].copy_from_slice(&identity.incarnation.to_le_bytes());
-            xxh3_64(&bytes)
-        };
-        self.swim.iter_members().map(|m| identity_hash(m.id())).fold(identity_hash(self.identity()), u64::wrapping_add)
+        debug_assert_eq!(
+            self.members_digest,
+            self.swim.iter_members().map(|m| identity_hash(m.id())).fold(0, u64::wrapping_add),
+            "member digest out of step with foca"
+        );
+        identity_hash(self.identity()).wrapping_add(self.members_digest)
     }
 
     /// Everything we know of the mesh, ourselves first, for a peer whose
@@ -490,6 +509,7 @@ impl Membership {
     }
 
     fn note_error(&mut self, error: &foca::Error) {
+        self.recount = true;
         match error {
             foca::Error::Encode(_) => {
                 // foca's docs: state may be inconsistent after an encode failure.
@@ -572,6 +592,10 @@ impl Membership {
         }
         if changed {
             self.live = self.swim.iter_members().map(|m| m.id().addr).collect();
+        }
+        let recount = std::mem::take(&mut self.recount);
+        if changed || recount {
+            self.members_digest = self.swim.iter_members().map(|m| identity_hash(m.id())).fold(0, u64::wrapping_add);
         }
     }
 

@@ -18,7 +18,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::changes::is_stale;
 use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
-use super::gossip::{choose_peers, pack};
+use super::gossip::{Packed, choose_peers, pack};
 use super::io::{Event, Now, Transmit, Transport};
 use super::membership::{
     Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
@@ -149,10 +149,15 @@ pub struct Node {
     rng: Xoshiro256PlusPlus,
     timers: TimerQueue<NodeTimer>,
     transmits: VecDeque<Transmit>,
-    /// Entries waiting to be pushed, by (peer, hops left). Everything pushed
-    /// between two drains shares datagrams: under load that turns many
-    /// one-entry packets into a few full ones.
-    outbox: BTreeMap<(SocketAddr, u8), Vec<(Bytes, Entry)>>,
+    /// Entries waiting to be pushed, by (peer, hops left), as indexes into
+    /// `outbox_batches`. Everything pushed between two drains shares
+    /// datagrams: under load that turns many one-entry packets into a few
+    /// full ones.
+    outbox: BTreeMap<(SocketAddr, u8), Vec<usize>>,
+    /// The entries of each push since the last drain, held once however
+    /// many peers they go to: peers sent the same batches get the same
+    /// payloads, encoded once.
+    outbox_batches: Vec<Vec<(Bytes, Entry)>>,
     events: VecDeque<Event>,
     announce_generation: u64,
     announce_backoff: Duration,
@@ -191,6 +196,7 @@ impl Node {
             timers: TimerQueue::default(),
             transmits: VecDeque::new(),
             outbox: BTreeMap::new(),
+            outbox_batches: Vec::new(),
             events: VecDeque::new(),
             announce_generation: 0,
             announce_backoff: JOIN_RETRY_MIN,
@@ -245,9 +251,9 @@ impl Node {
     pub fn handle_local_writes(&mut self, writes: &[(Bytes, Entry)], _now: Now) {
         if self.membership.live_peers().len() <= self.config.direct_push_max {
             let peers = self.membership.live_peers().to_vec();
-            self.push_to(peers, writes, 0);
+            self.push_to(peers, writes.to_vec(), 0);
         } else {
-            self.push(writes, self.config.max_hops, &[]);
+            self.push(writes.to_vec(), self.config.max_hops, &[]);
         }
     }
 
@@ -389,13 +395,13 @@ impl Node {
                 self.stats.entries_received += entries.len() as u64;
                 let mut fresh = Vec::new();
                 for (key, entry) in entries {
-                    if self.store.merge(key.clone(), entry.clone(), now.wall_ms) == MergeOutcome::Applied {
+                    if self.store.merge_ref(&key, &entry, now.wall_ms) == MergeOutcome::Applied {
                         fresh.push((key, entry));
                     }
                 }
                 self.stats.entries_applied += fresh.len() as u64;
                 if hops_left > 0 && !fresh.is_empty() {
-                    self.push(&fresh, hops_left - 1, &[sender, from]);
+                    self.push(fresh, hops_left - 1, &[sender, from]);
                 }
             }
             Message::SyncDigests { sender, level, nodes, digests } => {
@@ -565,7 +571,7 @@ impl Node {
         base - quarter + quarter.mul_f64(2.0 * self.rng.random::<f64>())
     }
 
-    fn push(&mut self, entries: &[(Bytes, Entry)], hops_left: u8, skip: &[SocketAddr]) {
+    fn push(&mut self, entries: Vec<(Bytes, Entry)>, hops_left: u8, skip: &[SocketAddr]) {
         if entries.is_empty() || self.config.sabotage.no_push {
             return;
         }
@@ -573,22 +579,46 @@ impl Node {
         self.push_to(peers, entries, hops_left);
     }
 
-    fn push_to(&mut self, peers: Vec<SocketAddr>, entries: &[(Bytes, Entry)], hops_left: u8) {
-        if self.config.sabotage.no_push {
+    fn push_to(&mut self, peers: Vec<SocketAddr>, entries: Vec<(Bytes, Entry)>, hops_left: u8) {
+        if self.config.sabotage.no_push || peers.is_empty() {
             return;
         }
+        let batch = self.outbox_batches.len();
+        self.outbox_batches.push(entries);
         for peer in peers {
-            self.outbox.entry((peer, hops_left)).or_default().extend_from_slice(entries);
+            self.outbox.entry((peer, hops_left)).or_default().push(batch);
         }
     }
 
+    /// Packs each peer's entries (its batches in order) into pushes. Peers
+    /// with the same batches and hops get the very payloads packed for the
+    /// first of them: packing is a function of exactly those.
     fn pack_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
         let me = self.membership.identity().addr;
-        for ((to, hops_left), entries) in std::mem::take(&mut self.outbox) {
-            self.stats.entries_sent += entries.len() as u64;
-            let packed = pack(&entries, me, hops_left, self.config.max_datagram_bytes, self.config.max_stream_bytes);
-            for message in packed {
-                self.transmits.push_back(Transmit { to, transport: message.transport, payload: message.payload });
+        let batches = std::mem::take(&mut self.outbox_batches);
+        let mut packed_for: BTreeMap<(u8, Vec<usize>), Vec<Packed>> = BTreeMap::new();
+        for ((to, hops_left), indexes) in std::mem::take(&mut self.outbox) {
+            self.stats.entries_sent += indexes.iter().map(|&i| batches[i].len() as u64).sum::<u64>();
+            let packed = packed_for.entry((hops_left, indexes)).or_insert_with_key(|(_, indexes)| {
+                let (max_datagram, max_stream) = (self.config.max_datagram_bytes, self.config.max_stream_bytes);
+                match indexes.as_slice() {
+                    [one] => pack(&batches[*one], me, hops_left, max_datagram, max_stream),
+                    several => {
+                        let entries: Vec<(Bytes, Entry)> =
+                            several.iter().flat_map(|&i| batches[i].iter().cloned()).collect();
+                        pack(&entries, me, hops_left, max_datagram, max_stream)
+                    }
+                }
+            });
+            for message in packed.iter() {
+                self.transmits.push_back(Transmit {
+                    to,
+                    transport: message.transport,
+                    payload: message.payload.clone(),
+                });
             }
         }
     }

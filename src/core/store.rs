@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::changes::{Change, ChangeLog};
-use super::digest::{LEAF_COUNT, TREE_FANOUT, entry_hash, key_hash, leaf_of_hash, leaves_under};
+use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, entry_hash, key_hash, leaf_of_hash, leaves_under};
 
 use super::hlc::{DriftExceeded, Hlc};
 use super::sabotage::Sabotage;
@@ -134,6 +134,22 @@ const _: () = assert!(LEAVES_PER_SHARD <= 64);
 // a shard's width or is a multiple of it.
 const _: () = assert!(LEAVES_PER_SHARD.is_power_of_two() && TREE_FANOUT.is_power_of_two());
 
+// A parent of leaves lies within one shard (`children_digests` reads its
+// leaves under one lock).
+const _: () = assert!(TREE_FANOUT as usize <= LEAVES_PER_SHARD);
+
+/// Where the nodes of `level` (1..`TREE_DEPTH`) start in
+/// [`Store::node_digests`]: after every shallower level's nodes.
+const fn node_offset(level: u8) -> usize {
+    let mut offset = 0;
+    let mut l = 1;
+    while l < level {
+        offset += TREE_FANOUT.pow(l as u32) as usize;
+        l += 1;
+    }
+    offset
+}
+
 #[derive(Debug)]
 struct Shard {
     map: HashMap<Bytes, Entry, KeyHash>,
@@ -144,11 +160,19 @@ struct Shard {
     /// XOR of `leaves`: the upper tree levels combine shards, not leaves,
     /// so a sync round's first comparison reads 1,024 words, not 65,536.
     digest: u64,
+    /// `digest` as last published (see [`Store::publish`]).
+    published: u64,
 }
 
 impl Default for Shard {
     fn default() -> Self {
-        Shard { map: HashMap::default(), tally: Tally::default(), leaves: [0; LEAVES_PER_SHARD], digest: 0 }
+        Shard {
+            map: HashMap::default(),
+            tally: Tally::default(),
+            leaves: [0; LEAVES_PER_SHARD],
+            digest: 0,
+            published: 0,
+        }
     }
 }
 
@@ -198,6 +222,42 @@ impl Tally {
             expiring: self.expiring + other.expiring,
             deadlines_ms: self.deadlines_ms + other.deadlines_ms,
         }
+    }
+}
+
+/// An entry to merge, owned or borrowed: [`Store::merge_from`] takes it
+/// by reference and turns it into an owned pair only to store it.
+trait MergeInput {
+    fn key(&self) -> &Bytes;
+    fn entry(&self) -> &Entry;
+    fn into_owned(self) -> (Bytes, Entry);
+}
+
+impl MergeInput for (Bytes, Entry) {
+    fn key(&self) -> &Bytes {
+        &self.0
+    }
+
+    fn entry(&self) -> &Entry {
+        &self.1
+    }
+
+    fn into_owned(self) -> (Bytes, Entry) {
+        self
+    }
+}
+
+impl MergeInput for (&Bytes, &Entry) {
+    fn key(&self) -> &Bytes {
+        self.0
+    }
+
+    fn entry(&self) -> &Entry {
+        self.1
+    }
+
+    fn into_owned(self) -> (Bytes, Entry) {
+        (self.0.clone(), self.1.clone())
     }
 }
 
@@ -269,6 +329,13 @@ pub struct Store {
     /// round's first comparison) read these 8 KiB in a row instead of
     /// taking 1,024 locks on 1,024 separate allocations.
     shard_digests: Box<[AtomicU64]>,
+    /// Digests of some inner nodes of the tree, level by level (see
+    /// [`node_offset`]), kept in step as each shard's change is published:
+    /// level 1, which a sync round's first comparison reads (16 words
+    /// instead of a fold of all 1,024 shard digests), and the levels whose
+    /// nodes lie within a shard (a word per child instead of a shard lock
+    /// and a fold). Levels in between are folded from `shard_digests`.
+    node_digests: Box<[AtomicU64]>,
     /// Entries in all shards, kept in step under each shard's write lock:
     /// every sync reply reports it, and summing 1,024 shards for it was a
     /// tenth of a large simulation.
@@ -318,6 +385,7 @@ impl Store {
         Store {
             shards,
             shard_digests: (0..SHARD_COUNT).map(|_| AtomicU64::new(0)).collect(),
+            node_digests: (0..node_offset(TREE_DEPTH)).map(|_| AtomicU64::new(0)).collect(),
             entries: AtomicUsize::new(0),
             hlc: Hlc::new(max_clock_drift_ms),
             writer,
@@ -364,29 +432,79 @@ impl Store {
         dead_since.saturating_add(self.tombstone_ttl_ms) < now_ms
     }
 
+    /// Whether `node_digests` keeps the nodes of `level` (1..`TREE_DEPTH`).
+    const fn kept(level: u8) -> bool {
+        level == 1 || leaves_under(level) as usize <= LEAVES_PER_SHARD
+    }
+
+    /// Publishes shard `index`'s digests after a change to `leaf` (a slot
+    /// in the shard; `None`: any of its leaves), with the shard's write lock
+    /// held: its digest, and the kept nodes above it by the change in its
+    /// digest (atomically: other shards below them change concurrently) and
+    /// within it (only this shard's lock holders write those).
+    fn publish(&self, index: usize, shard: &mut Shard, leaf: Option<usize>) {
+        let change = shard.digest ^ std::mem::replace(&mut shard.published, shard.digest);
+        self.shard_digests[index].store(shard.digest, Ordering::Relaxed);
+        for level in (1..TREE_DEPTH).filter(|&level| Self::kept(level)) {
+            let span = leaves_under(level) as usize;
+            let nodes = &self.node_digests[node_offset(level)..];
+            if span > LEAVES_PER_SHARD {
+                if change != 0 {
+                    nodes[index * LEAVES_PER_SHARD / span].fetch_xor(change, Ordering::Relaxed);
+                }
+                continue;
+            }
+            let base = index * LEAVES_PER_SHARD / span;
+            match leaf {
+                // One leaf changed, and with it each node above it by the
+                // same change.
+                Some(slot) => {
+                    let node = &nodes[base + slot / span];
+                    node.store(node.load(Ordering::Relaxed) ^ change, Ordering::Relaxed);
+                }
+                None => {
+                    for (i, range) in shard.leaves.chunks_exact(span).enumerate() {
+                        nodes[base + i].store(range.iter().fold(0, |d, leaf| d ^ leaf), Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
     /// Digests of the children of `node` at `level` of the digest tree,
-    /// XORed from the shards' digests where a child spans whole shards and
-    /// from one shard's leaf array below that (no copy of the tree).
+    /// from kept node digests, the shards' digests or one shard's leaf
+    /// array (no copy of the tree).
     pub fn children_digests(&self, level: u8, node: u32) -> Vec<u64> {
-        let span = leaves_under(level + 1) as usize;
-        (0..TREE_FANOUT as usize)
-            .map(|i| {
-                let first = ((node as usize * TREE_FANOUT as usize + i) * span).min(LEAF_COUNT);
-                let end = (first + span).min(LEAF_COUNT);
-                if span >= LEAVES_PER_SHARD {
-                    // Spans are powers of the fanout, so a child of at least
-                    // a shard's width starts and ends on shard boundaries.
-                    self.shard_digests[first / LEAVES_PER_SHARD..end / LEAVES_PER_SHARD]
+        let fanout = TREE_FANOUT as usize;
+        let first = node as usize * fanout;
+        let child_level = level + 1;
+        if child_level < TREE_DEPTH && Self::kept(child_level) {
+            let count = TREE_FANOUT.pow(u32::from(child_level)) as usize;
+            let level_digests = &self.node_digests[node_offset(child_level)..][..count];
+            return (first..first + fanout)
+                .map(|child| level_digests.get(child).map_or(0, |digest| digest.load(Ordering::Relaxed)))
+                .collect();
+        }
+        let span = leaves_under(child_level) as usize;
+        if span > LEAVES_PER_SHARD {
+            // Spans are powers of the fanout, so a child wider than a shard
+            // starts and ends on shard boundaries.
+            return (first..first + fanout)
+                .map(|child| {
+                    let start = (child * span).min(LEAF_COUNT) / LEAVES_PER_SHARD;
+                    let end = (child * span + span).min(LEAF_COUNT) / LEAVES_PER_SHARD;
+                    self.shard_digests[start..end]
                         .iter()
                         .fold(0, |digest, shard| digest ^ shard.load(Ordering::Relaxed))
-                } else if first < end {
-                    let leaves = &self.shards[first / LEAVES_PER_SHARD].read().leaves;
-                    leaves[first % LEAVES_PER_SHARD..][..end - first].iter().fold(0, |digest, leaf| digest ^ leaf)
-                } else {
-                    0
-                }
-            })
-            .collect()
+                })
+                .collect();
+        }
+        // The leaf level (and, as a leaf level, any deeper one).
+        if first < LEAF_COUNT {
+            let shard = self.shards[first / LEAVES_PER_SHARD].read();
+            return shard.leaves[first % LEAVES_PER_SHARD..][..fanout].to_vec();
+        }
+        vec![0; fanout]
     }
 
     /// Digests of every leaf of the digest tree, shard by shard.
@@ -510,7 +628,7 @@ impl Store {
                 self.log(Change::Remove { key: &key });
                 outcome.forgotten += 1;
             }
-            self.shard_digests[index].store(shard.digest, Ordering::Relaxed);
+            self.publish(index, &mut shard, None);
             for key in expired {
                 if shard.drop_value(&key) {
                     outcome.expired += 1;
@@ -535,6 +653,9 @@ impl Store {
             **shard = Shard::default();
             digest.store(0, Ordering::Relaxed);
         }
+        for digest in self.node_digests.iter() {
+            digest.store(0, Ordering::Relaxed);
+        }
         self.entries.store(0, Ordering::Relaxed);
     }
 
@@ -548,7 +669,7 @@ impl Store {
         let mut shard = self.shards[slot.shard].write();
         if shard.map.get(key.as_ref()).is_none_or(|held| entry.version > held.version) {
             shard.put(key, entry, slot, &self.entries);
-            self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
+            self.publish(slot.shard, &mut shard, Some(slot.leaf));
         }
     }
 
@@ -630,7 +751,7 @@ impl Store {
             self.log(Change::Put { key, entry: &entry });
             shard.put(key.clone(), entry.clone(), slot, &self.entries);
         }
-        self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
+        self.publish(slot.shard, &mut shard, Some(slot.leaf));
         (Some(entry), result)
     }
 
@@ -639,30 +760,43 @@ impl Store {
     /// Commutative, associative and idempotent, so the order and number of
     /// deliveries never change the result.
     pub fn merge(&self, key: Bytes, entry: Entry, now_ms: u64) -> MergeOutcome {
+        self.merge_from((key, entry), now_ms)
+    }
+
+    /// [`Store::merge`] of a borrowed entry, cloned only if it is kept: a
+    /// pushed entry is usually one the store already has, and the caller
+    /// keeps the fresh ones to pass on.
+    pub fn merge_ref(&self, key: &Bytes, entry: &Entry, now_ms: u64) -> MergeOutcome {
+        self.merge_from((key, entry), now_ms)
+    }
+
+    fn merge_from(&self, input: impl MergeInput, now_ms: u64) -> MergeOutcome {
+        let entry = input.entry();
         if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.version.timestamp, now_ms) {
             self.stats.drift_rejections.fetch_add(1, Ordering::Relaxed);
             self.stats.max_drift_seen_ms.fetch_max(ahead_ms, Ordering::Relaxed);
             tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
         }
-        if self.is_forgotten(&entry, now_ms) {
+        if self.is_forgotten(entry, now_ms) {
             // Every node has dropped (or will drop) this tombstone: taking
             // it back would only churn digests.
             self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
             return MergeOutcome::Stale;
         }
-        let slot = Slot::of(&key);
+        let slot = Slot::of(input.key());
         let mut shard = self.shards[slot.shard].write();
-        let newer = shard.map.get(key.as_ref()).is_none_or(|held| {
+        let newer = shard.map.get(input.key().as_ref()).is_none_or(|held| {
             if self.sabotage.merge_keeps_smaller { entry.version < held.version } else { entry.version > held.version }
         });
         if newer {
             if self.sabotage.drop_tombstones_early && entry.value.is_none() {
-                shard.remove(&key, slot, &self.entries);
+                shard.remove(input.key(), slot, &self.entries);
             } else {
-                self.log(Change::Put { key: &key, entry: &entry });
+                self.log(Change::Put { key: input.key(), entry });
+                let (key, entry) = input.into_owned();
                 shard.put(key, entry, slot, &self.entries);
             }
-            self.shard_digests[slot.shard].store(shard.digest, Ordering::Relaxed);
+            self.publish(slot.shard, &mut shard, Some(slot.leaf));
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
             MergeOutcome::Applied
         } else {
@@ -836,6 +970,45 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 5_000);
+    }
+
+    /// Every node's children, at every level, against the leaf array.
+    fn assert_tree_matches_leaves(store: &Store) {
+        let leaves = store.leaf_digests();
+        for level in 0..TREE_DEPTH {
+            for node in (0..TREE_FANOUT.pow(u32::from(level))).chain([TREE_FANOUT.pow(u32::from(level)), 1 << 24]) {
+                assert_eq!(
+                    store.children_digests(level, node),
+                    crate::core::digest::children_digests(&leaves, level, node),
+                    "level {level} node {node}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kept_inner_digests_follow_writes_sweeps_and_clears() {
+        let store = Store::new(node(1), 500).with_tombstone_ttl(10);
+        let peer = Store::new(node(2), 500);
+        for i in 0..3_000u32 {
+            let key = Bytes::from(format!("k{i}"));
+            store.update(&key, 1_000, |_| (put("v"), ()));
+            if i % 3 == 0 {
+                let (entry, ()) = peer.update(&key, 1_001 + u64::from(i % 7), |_| (put("w"), ()));
+                store.merge(key.clone(), entry.unwrap(), 1_001);
+            }
+            if i % 5 == 0 {
+                store.update(&key, 1_002, |_| (Some(Write::Delete), ()));
+            }
+        }
+        assert_tree_matches_leaves(&store);
+        // Forgetting old tombstones changes many leaves of each shard at once.
+        let swept = store.sweep(0..SHARD_COUNT, 5_000);
+        assert!(swept.forgotten > 0);
+        assert_tree_matches_leaves(&store);
+        store.clear();
+        assert_tree_matches_leaves(&store);
+        assert!(store.children_digests(0, 0).iter().all(|d| *d == 0));
     }
 
     #[test]

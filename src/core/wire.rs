@@ -122,7 +122,14 @@ pub enum DecodeError {
 impl Message {
     /// Encodes with the tag byte in front.
     pub fn encode(&self) -> Vec<u8> {
-        let out = vec![TAG_GOSSIP];
+        self.encode_with_capacity(0)
+    }
+
+    /// [`Message::encode`] into a buffer of at least `capacity` bytes: a
+    /// caller that knows a bound on the size saves the buffer's regrowth.
+    pub fn encode_with_capacity(&self, capacity: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity.max(1));
+        out.push(TAG_GOSSIP);
         // Serializing into a Vec cannot fail for these types.
         match postcard::to_extend(self, out) {
             Ok(buf) => buf,
