@@ -245,6 +245,11 @@ impl History {
         id
     }
 
+    /// The greatest version any acknowledged write gave `key`.
+    pub fn newest_version(&self, key: &[u8]) -> Option<Version> {
+        self.by_key.get(key)?.iter().filter_map(|&id| self.writes.get(id)).map(|w| w.entry.version).max()
+    }
+
     /// Records what an operation at `host` (in its life `life`) saw for
     /// `key` just before it ran.
     pub fn observe(&mut self, at: Duration, host: usize, life: u32, key: Bytes, held: Option<Held>) {

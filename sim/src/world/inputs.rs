@@ -144,16 +144,26 @@ impl World {
         if let Some(entry) = &written {
             payload.extend_from_slice(&entry.version.timestamp.packed().to_le_bytes());
             payload.extend_from_slice(entry.version.writer.uuid().as_bytes());
+            let newest_before = self.history.newest_version(&key);
             let id = self.history.record_write(key.clone(), host, life, self.now, entry.clone());
-            self.dissemination.write().on_write(id, key.clone(), entry.version, host, self.now, self.up_hosts);
-            // Hosts that already hold something newer have it, in effect
-            // (a push of this write will be stale there and go unnoticed);
-            // and the writer's own older pending writes are now covered.
-            for h in &self.hosts {
-                if let Some(s) = h.store() {
-                    self.dissemination.write().on_held(h.index, &key, s.version(&key), self.now, self.up_hosts);
+            let mut tracker = self.dissemination.write();
+            tracker.on_write(id, key.clone(), entry.version, host, self.now, self.up_hosts);
+            // The writer's own older pending writes of the key are covered
+            // now. And a host that already holds something newer has this
+            // write, in effect (a push of it will be stale there and go
+            // unnoticed) — but versions only come from writes, so unless an
+            // earlier write of the key is newer than this one, only the
+            // writer can (a look at every store was a tenth of a run).
+            if newest_before.is_some_and(|v| v >= entry.version) {
+                for h in &self.hosts {
+                    if let Some(s) = h.store() {
+                        tracker.on_held(h.index, &key, s.version(&key), self.now, self.up_hosts);
+                    }
                 }
+            } else {
+                tracker.on_held(host, &key, Some(entry.version), self.now, self.up_hosts);
             }
+            drop(tracker);
             let h = &mut self.hosts[host];
             h.pending_writes.push((key, entry.clone()));
             if !h.flush_queued {

@@ -541,6 +541,14 @@ impl World {
             self.excuse_lost_with(host);
         }
         self.up_hosts += 1;
+        if let Some(store) = self.hosts[host].store().cloned().filter(|_| self.hosts[host].disk.is_some()) {
+            // What its data dir brought back it holds again (a crash took it
+            // off every write it had reached).
+            let mut tracker = self.dissemination.write();
+            for key in tracker.missing_at(host) {
+                tracker.on_held(host, &key, store.version(&key), self.now, self.up_hosts);
+            }
+        }
         self.views.reset(host);
         self.detections.abandon(host);
         let life = self.hosts[host].life;
