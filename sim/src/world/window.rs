@@ -15,8 +15,10 @@ use crate::host::Host;
 pub(super) const NO_BATCH: usize = usize::MAX;
 
 /// Fewest events in a window worth sharing out across threads: below it
-/// the hand-off costs more than it saves.
-const PARALLEL_MIN_EVENTS: usize = 2;
+/// the hand-off costs more than it saves (a 100-node mesh has two or three
+/// per window and runs no faster on two threads; a 1,000-node one has
+/// about twenty).
+const PARALLEL_MIN_EVENTS: usize = 8;
 
 impl World {
     /// Runs every host-local event queued within [`LOOKAHEAD`] of the
