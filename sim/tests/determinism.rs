@@ -33,7 +33,7 @@ fn the_thread_count_changes_nothing_in_the_run() {
     // client operations, and windows with many hosts' steps to share out.
     let opts = |threads| SimOptions {
         seed: 5,
-        nodes: 48,
+        nodes: 96,
         duration: Duration::from_secs(8),
         faults: FaultSet::all(),
         threads,

@@ -17,7 +17,7 @@
 //! only shorten it, and looking at a key the host already holds is a no-op
 //! in the tracker).
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
@@ -115,38 +115,14 @@ impl Shared {
     }
 }
 
-/// An event scheduled during the window for a time within it.
-#[derive(Debug)]
-struct Fresh {
-    at: Duration,
-    id: usize,
-    event: LocalEvent,
-}
-
-impl PartialEq for Fresh {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.id) == (other.at, other.id)
-    }
-}
-
-impl Eq for Fresh {}
-
-impl PartialOrd for Fresh {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Fresh {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.id).cmp(&(other.at, other.id))
-    }
-}
-
 /// Events scheduled during a step, run in the window if early enough.
 #[derive(Debug, Default)]
 pub(super) struct FreshQueue {
-    heap: BinaryHeap<Reverse<Fresh>>,
+    /// (time, id) of the fresh events not run yet: ids grow in the order
+    /// the events were scheduled.
+    heap: BinaryHeap<Reverse<(Duration, usize)>>,
+    /// Each fresh event, by id, until run.
+    events: Vec<Option<LocalEvent>>,
     /// The record index of each fresh event, by id, once run.
     pub records: Vec<usize>,
 }
@@ -156,7 +132,8 @@ impl FreshQueue {
         let fresh = (at < shared.window_end).then(|| {
             let id = self.records.len();
             self.records.push(usize::MAX);
-            self.heap.push(Reverse(Fresh { at, id, event: event.clone() }));
+            self.events.push(Some(event.clone()));
+            self.heap.push(Reverse((at, id)));
             id
         });
         out.push_back(Effect::Schedule { at, event, fresh });
@@ -184,6 +161,7 @@ impl HostBatch {
         self.records.clear();
         self.effects.clear();
         self.fresh.heap.clear();
+        self.fresh.events.clear();
         self.fresh.records.clear();
     }
 
@@ -194,7 +172,7 @@ impl HostBatch {
     pub fn run(&mut self, host: &mut Host, shared: &Shared) {
         loop {
             let from_queue = match (self.queued.front(), self.fresh.heap.peek()) {
-                (Some(q), Some(Reverse(f))) => q.at <= f.at,
+                (Some(q), Some(Reverse((at, _)))) => q.at <= *at,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -203,8 +181,9 @@ impl HostBatch {
                 let Some(q) = self.queued.pop_front() else { break };
                 (q.at, Some(q.seq), q.event, None)
             } else {
-                let Some(Reverse(f)) = self.fresh.heap.pop() else { break };
-                (f.at, None, f.event, Some(f.id))
+                let Some(Reverse((at, id))) = self.fresh.heap.pop() else { break };
+                let Some(event) = self.fresh.events.get_mut(id).and_then(Option::take) else { break };
+                (at, None, event, Some(id))
             };
             if let Some(id) = fresh_id {
                 self.fresh.records[id] = self.records.len();

@@ -14,11 +14,11 @@ use crate::host::Host;
 /// `batch_of` for a host with no events in the current window.
 pub(super) const NO_BATCH: usize = usize::MAX;
 
-/// Fewest events in a window worth sharing out across threads: below it
-/// the hand-off costs more than it saves (a 100-node mesh has two or three
-/// per window and runs no faster on two threads; a 1,000-node one has
-/// about twenty).
-const PARALLEL_MIN_EVENTS: usize = 8;
+/// Fewest events in a window worth sharing out across threads. In a
+/// 1,000-node cold join even two events are worth it (each is a big foca
+/// update batch); in small meshes no window is, which is why the CLI runs
+/// them on one thread.
+const PARALLEL_MIN_EVENTS: usize = 2;
 
 impl World {
     /// Runs every host-local event queued within [`LOOKAHEAD`] of the
