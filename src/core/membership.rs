@@ -683,7 +683,7 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
+    use ::core::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
     fn key(addr: &str) -> AddrKey {
         AddrKey::from(addr.parse::<SocketAddr>().unwrap())

@@ -336,22 +336,8 @@ pub(super) fn drain(
         return;
     };
     let first = out.len();
-    let mut transmits = 0usize;
-    while let Some(t) = node.poll_transmit() {
-        out.push_back(Effect::Transmit(t));
-        transmits += 1;
-        if transmits > DRAIN_MAX {
-            break;
-        }
-    }
-    let mut events = 0usize;
-    while let Some(e) = node.poll_event() {
-        out.push_back(Effect::Node(e));
-        events += 1;
-        if events > DRAIN_MAX {
-            break;
-        }
-    }
+    let transmits = drain_bounded(|| node.poll_transmit(), Effect::Transmit, out);
+    let events = drain_bounded(|| node.poll_event(), Effect::Node, out);
     let deadline = node.poll_timeout();
     let suspicions = node.membership_stats().suspicions;
     if let Some(disk) = &host.disk
@@ -381,4 +367,22 @@ pub(super) fn drain(
             fresh.schedule(wake_at, LocalEvent::Wake, shared, out);
         }
     }
+}
+
+/// Moves what `next` yields into `out` as effects, stopping past
+/// [`DRAIN_MAX`] (a runaway node); returns how many it moved.
+fn drain_bounded<T>(
+    mut next: impl FnMut() -> Option<T>,
+    effect: impl Fn(T) -> Effect,
+    out: &mut VecDeque<Effect>,
+) -> usize {
+    let mut moved = 0;
+    while let Some(item) = next() {
+        out.push_back(effect(item));
+        moved += 1;
+        if moved > DRAIN_MAX {
+            break;
+        }
+    }
+    moved
 }
