@@ -108,6 +108,8 @@ pub struct AntiEntropyFile {
     pub sync_budget_bytes: Option<usize>,
     /// See [`NodeConfig::tombstone_ttl`].
     pub tombstone_ttl_ms: Option<u64>,
+    /// See [`NodeConfig::member_gone_after`].
+    pub member_gone_after_ms: Option<u64>,
 }
 
 /// `[membership]` table.
@@ -277,6 +279,7 @@ impl Default for Settings {
                 sync_interval: Duration::from_secs(1),
                 sync_budget_bytes: 4 * 1024 * 1024,
                 tombstone_ttl: Duration::from_secs(24 * 60 * 60),
+                member_gone_after: Duration::from_secs(7 * 24 * 60 * 60),
                 sabotage: Default::default(),
             },
             limits,
@@ -379,6 +382,7 @@ impl Settings {
         let a = file.anti_entropy;
         set_ms(&mut s.node.sync_interval, a.sync_interval_ms, "anti_entropy.sync_interval_ms")?;
         set_ms(&mut s.node.tombstone_ttl, a.tombstone_ttl_ms, "anti_entropy.tombstone_ttl_ms")?;
+        set_ms(&mut s.node.member_gone_after, a.member_gone_after_ms, "anti_entropy.member_gone_after_ms")?;
         set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
         let l = file.limits;

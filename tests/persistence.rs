@@ -220,13 +220,13 @@ fn a_restarted_node_keeps_what_it_had_and_catches_up_on_what_it_missed() {
     assert_eq!(size, 2_000);
 }
 
-/// A node away longer than the tombstone TTL must not bring back a key the
-/// mesh deleted and has since forgotten the tombstone of.
+/// A node away long enough to be treated as gone for good must not bring
+/// back a key the mesh deleted and has since forgotten the tombstone of.
 #[test]
 fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("short-ttl.toml");
-    std::fs::write(&config, "[anti_entropy]\ntombstone_ttl_ms = 1500\n").unwrap();
+    std::fs::write(&config, "[anti_entropy]\ntombstone_ttl_ms = 1500\nmember_gone_after_ms = 1500\n").unwrap();
     let ttl_args = ["--config".to_owned(), config.display().to_string()];
     let a = start("a", &[], &ttl_args);
     let data = dir.path().join("b-data");
@@ -248,13 +248,13 @@ fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
 
     // By default a stale data dir is refused, with what to do about it.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_rumor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--seed", &a.gossip.to_string()])
         .args(&b_args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
-    assert!(stderr.contains("longer than the tombstone TTL") && stderr.contains("--stale-data discard"), "{stderr}");
+    assert!(stderr.contains("longer than member_gone_after") && stderr.contains("--stale-data discard"), "{stderr}");
 
     b.extra.extend(["--stale-data".to_owned(), "discard".to_owned()]);
     b.spawn();

@@ -32,6 +32,10 @@ struct Cluster {
     no_seeds: bool,
     /// The tombstone TTL of nodes added from now on.
     tombstone_ttl: Duration,
+    /// `member_gone_after` of nodes added from now on.
+    member_gone_after: Duration,
+    /// Each node's side of a partition: packets between sides are dropped.
+    sides: BTreeMap<usize, u8>,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -69,6 +73,7 @@ fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
         sync_interval: Duration::from_secs(1),
         sync_budget_bytes: 64 * 1024,
         tombstone_ttl: Duration::from_secs(3600),
+        member_gone_after: Duration::from_secs(7 * 24 * 3600),
         sabotage: Default::default(),
     }
 }
@@ -93,6 +98,8 @@ impl Cluster {
             seq: 0,
             no_seeds: false,
             tombstone_ttl: Duration::from_secs(3600),
+            member_gone_after: Duration::from_secs(7 * 24 * 3600),
+            sides: BTreeMap::new(),
         };
         for _ in 0..n {
             cluster.add_node();
@@ -141,6 +148,7 @@ impl Cluster {
         }
         config.sabotage = self.sabotage;
         config.tombstone_ttl = self.tombstone_ttl;
+        config.member_gone_after = self.member_gone_after;
         Node::new(identity, config, store, seed, self.time())
     }
 
@@ -196,6 +204,9 @@ impl Cluster {
                 let sender = (from.port() - 7000) as usize;
                 let now = self.time();
                 if self.cut_off.contains(&to) || self.cut_off.contains(&sender) {
+                    continue;
+                }
+                if self.sides.get(&to).unwrap_or(&0) != self.sides.get(&sender).unwrap_or(&0) {
                     continue;
                 }
                 if let Some(node) = self.nodes.get_mut(to).and_then(Option::as_mut) {
@@ -459,13 +470,105 @@ fn the_survivor_of_a_crash_keeps_its_state_when_the_other_returns_late() {
     }
 }
 
-/// A node cut off from a mesh that lived on without it for longer than the
-/// tombstone TTL discards its state when it returns: the others deleted a
-/// key it holds and have forgotten the tombstone.
+/// Writes made and deletes done on every side of a partition held for
+/// longer than the tombstone TTL: after the heal every node holds every
+/// write and no deleted key. Deletes are of keys written before the split,
+/// so the other side holds their old values all along.
+fn long_split(sides: &[&[usize]], sabotage: Sabotage) -> Cluster {
+    let nodes: usize = sides.iter().map(|side| side.len()).sum();
+    let mut cluster = Cluster::build(0, 16, sabotage);
+    cluster.tombstone_ttl = Duration::from_secs(5);
+    for _ in 0..nodes {
+        cluster.add_node();
+    }
+    cluster.run_for(Duration::from_secs(3));
+    for (s, side) in sides.iter().enumerate() {
+        cluster.write(side[0], leak(format!("doomed{s}")), "old");
+    }
+    cluster.run_for(Duration::from_secs(3));
+    for (s, side) in sides.iter().enumerate() {
+        for &i in side.iter() {
+            cluster.sides.insert(i, s as u8);
+        }
+    }
+    cluster.run_for(Duration::from_secs(3));
+    for (s, side) in sides.iter().enumerate() {
+        cluster.write(side[0], leak(format!("during{s}")), "new");
+        cluster.delete(side[side.len() - 1], leak(format!("doomed{s}")));
+    }
+    // Past the TTL and two whole sweeps (16 s each).
+    cluster.run_for(Duration::from_secs(40));
+    cluster.sides.clear();
+    cluster.run_for(Duration::from_secs(15));
+    cluster
+}
+
+/// Every node of `cluster` after [`long_split`] of `sides` sides: each
+/// side's write there, each side's delete done.
+fn assert_nothing_lost_nothing_back(cluster: &Cluster, sides: usize) {
+    for i in 0..cluster.nodes.len() {
+        for s in 0..sides {
+            assert_eq!(cluster.read(i, &format!("during{s}")).as_deref(), Some(&b"new"[..]), "node {i} lost a write");
+            assert_eq!(cluster.read(i, &format!("doomed{s}")), None, "node {i} brought a deleted key back");
+        }
+    }
+}
+
 #[test]
-fn a_node_cut_off_from_a_mesh_that_lived_on_discards_its_state() {
+fn a_one_one_split_longer_than_the_ttl_loses_nothing_and_brings_nothing_back() {
+    let cluster = long_split(&[&[0], &[1]], Sabotage::default());
+    assert_nothing_lost_nothing_back(&cluster, 2);
+    for node in cluster.nodes.iter().flatten() {
+        assert_eq!(node.gossip_stats().stale_state_discarded, 0);
+    }
+}
+
+#[test]
+fn a_two_two_split_longer_than_the_ttl_loses_nothing_and_brings_nothing_back() {
+    let cluster = long_split(&[&[0, 1], &[2, 3]], Sabotage::default());
+    assert_nothing_lost_nothing_back(&cluster, 2);
+}
+
+/// The rule before the horizon fails both ways: the test above can fail.
+#[test]
+#[should_panic(expected = "node")]
+fn the_ttl_only_rule_loses_writes_or_brings_deletes_back_after_a_long_split() {
+    let cluster = long_split(&[&[0, 1], &[2, 3]], Sabotage { ttl_only_gc: true, ..Sabotage::default() });
+    assert_nothing_lost_nothing_back(&cluster, 2);
+}
+
+/// The horizon lets dead entries go once every member holds them, so a
+/// healthy mesh does not keep tombstones for ever.
+#[test]
+fn dead_entries_are_forgotten_once_every_member_holds_them() {
     let mut cluster = Cluster::new(0);
     cluster.tombstone_ttl = Duration::from_secs(5);
+    for _ in 0..3 {
+        cluster.add_node();
+    }
+    cluster.run_for(Duration::from_secs(3));
+    for k in 0..20 {
+        cluster.write(k % 3, leak(format!("k{k}")), "v");
+    }
+    cluster.run_for(Duration::from_secs(2));
+    for k in 0..20 {
+        cluster.delete((k + 1) % 3, leak(format!("k{k}")));
+    }
+    cluster.run_for(Duration::from_secs(40));
+    for i in 0..3 {
+        assert!(cluster.entries(i).is_empty(), "node {i} still holds {} dead entries", cluster.entries(i).len());
+    }
+}
+
+/// A node cut off for longer than `member_gone_after` is treated as gone
+/// for good: the others forget the tombstones it lacks, and on its return
+/// it drops what it holds from before the tombstone TTL instead of
+/// bringing the deleted keys back.
+#[test]
+fn a_node_gone_for_good_drops_what_the_mesh_may_have_forgotten() {
+    let mut cluster = Cluster::new(0);
+    cluster.tombstone_ttl = Duration::from_secs(5);
+    cluster.member_gone_after = Duration::from_secs(10);
     for _ in 0..3 {
         cluster.add_node();
     }
@@ -476,9 +579,10 @@ fn a_node_cut_off_from_a_mesh_that_lived_on_discards_its_state() {
     cluster.cut_off.push(2);
     cluster.run_for(Duration::from_secs(3));
     cluster.delete(0, "doomed");
-    // Past the TTL and a whole sweep (16 s): the tombstone is forgotten.
-    cluster.run_for(Duration::from_secs(25));
+    // Past the grace, the TTL and a whole sweep (16 s): the tombstone is forgotten.
+    cluster.run_for(Duration::from_secs(40));
     assert!(cluster.entries(0).is_empty() && cluster.entries(1).is_empty(), "the tombstone is forgotten");
+    assert!(cluster.nodes[0].as_ref().unwrap().gossip_stats().members_gone >= 1);
     cluster.cut_off.clear();
     cluster.run_for(Duration::from_secs(10));
     assert_eq!(cluster.nodes[2].as_ref().unwrap().gossip_stats().stale_state_discarded, 1);

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod digest;
 pub mod gossip;
 pub mod hlc;
+pub mod horizon;
 pub mod io;
 pub mod membership;
 pub mod node;

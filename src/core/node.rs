@@ -19,6 +19,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::changes::is_stale;
 use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::gossip::{Packed, choose_peers, pack};
+use super::horizon::{Horizon, Presence, SUBTREE_LEVEL, subtrees_under};
 use super::io::{Event, Now, Transmit, Transport};
 use super::membership::{
     Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
@@ -61,10 +62,14 @@ pub struct NodeConfig {
     /// it goes on at once with another round, so memory stays bounded
     /// however far apart two stores are.
     pub sync_budget_bytes: usize,
-    /// Dead entries (tombstones, expired values) are forgotten this long
-    /// after they died; a node isolated longer than this discards its state
-    /// when it rejoins, so it cannot bring back what the mesh forgot.
+    /// Dead entries (tombstones, expired values) are kept at least this
+    /// long after they died, and then until every member that may come
+    /// back holds them (see [`Horizon`]).
     pub tombstone_ttl: Duration,
+    /// A member down or left for longer than this is treated as gone for
+    /// good: dead entries are forgotten without it, and if it does come
+    /// back it drops what it held from before the tombstone TTL.
+    pub member_gone_after: Duration,
     /// Deliberate bugs (simulator only; always default in production).
     pub sabotage: Sabotage,
 }
@@ -137,8 +142,13 @@ pub struct GossipStats {
     pub expired_swept: u64,
     /// Dead entries forgotten after the tombstone TTL.
     pub tombstones_forgotten: u64,
-    /// Times a node discarded its state after being isolated too long.
+    /// Times this node came back after being away for longer than
+    /// `member_gone_after` and dropped its old entries.
     pub stale_state_discarded: u64,
+    /// Entries dropped on those returns.
+    pub stale_entries_dropped: u64,
+    /// Members treated as gone for good by the horizon.
+    pub members_gone: u64,
 }
 
 /// One rumor node: membership, store and dissemination.
@@ -174,6 +184,9 @@ pub struct Node {
     /// Differing leaves a budget cut left for the next chunk, per peer: the
     /// continuation resumes there instead of descending the tree again.
     pending_leaves: BTreeMap<SocketAddr, Vec<u32>>,
+    /// Who may come back and where each last matched us: what dead
+    /// entries may be forgotten.
+    horizon: Horizon,
 }
 
 macro_rules! effects {
@@ -187,6 +200,9 @@ impl Node {
     pub fn new(identity: Identity, config: NodeConfig, store: Arc<Store>, seed: u64, now: Now) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let swim_rng = Xoshiro256PlusPlus::seed_from_u64(rng.next_u64());
+        let alone = config.seeds.iter().all(|seed| *seed == identity.addr);
+        let horizon = Horizon::new(config.member_gone_after.as_millis() as u64, alone);
+        store.publish_horizons(&horizon.subtree_horizons());
         let membership = Membership::new(identity, &config.swim, swim_rng);
         let mut node = Node {
             config,
@@ -205,6 +221,7 @@ impl Node {
             isolated_since_ms: None,
             sync_continuations: BTreeSet::new(),
             pending_leaves: BTreeMap::new(),
+            horizon,
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -281,6 +298,7 @@ impl Node {
                     }
                 }
                 NodeTimer::Sweep => {
+                    self.refresh_horizon(now);
                     let start = self.sweep_cursor;
                     let swept = self.store.sweep(start..start + SWEEP_SHARDS, now.wall_ms);
                     self.sweep_cursor = (start + SWEEP_SHARDS) % SHARD_COUNT;
@@ -302,10 +320,14 @@ impl Node {
 
     /// Counts this node as away from any mesh since `last_in_mesh_ms` (wall
     /// ms): a node restarted from its data dir was last in a mesh then. If
-    /// it rejoins more than the tombstone TTL later, it discards that state
-    /// as it would after a long partition.
+    /// it rejoins more than `member_gone_after` later, it drops its old
+    /// entries as it would after a long partition. A node without seeds is
+    /// a mesh of its own and was never away.
     pub fn restore_last_in_mesh(&mut self, last_in_mesh_ms: u64) {
-        self.isolated_since_ms = Some(last_in_mesh_ms);
+        let me = self.membership.identity().addr;
+        if self.config.seeds.iter().any(|seed| *seed != me) {
+            self.isolated_since_ms = Some(last_in_mesh_ms);
+        }
     }
 
     /// Leaves the mesh gracefully; the driver should drain transmits, send
@@ -405,7 +427,7 @@ impl Node {
                 }
             }
             Message::SyncDigests { sender, level, nodes, digests } => {
-                self.handle_sync_digests(sender, level, &nodes, &digests);
+                self.handle_sync_digests(sender, level, &nodes, &digests, now.wall_ms);
             }
             Message::SyncVersions { sender, leaves, versions } => self.handle_sync_versions(sender, &leaves, versions),
             Message::SyncWant { sender, leaves, key_hashes } => {
@@ -455,7 +477,7 @@ impl Node {
     /// Compares a peer's digests with ours and answers one level down (or
     /// with entries, at the leaves) only where they differ: the cost of a
     /// round follows the difference, not the store's size.
-    fn handle_sync_digests(&mut self, peer: SocketAddr, level: u8, nodes: &[u32], digests: &[u64]) {
+    fn handle_sync_digests(&mut self, peer: SocketAddr, level: u8, nodes: &[u32], digests: &[u64], now_ms: u64) {
         if level >= TREE_DEPTH || digests.len() != nodes.len() * TREE_FANOUT as usize {
             self.stats.decode_errors += 1;
             return;
@@ -464,8 +486,14 @@ impl Node {
         for (node, theirs) in nodes.iter().zip(digests.chunks(TREE_FANOUT as usize)) {
             let ours = self.store.children_digests(level, *node);
             for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+                let child = node * TREE_FANOUT + i as u32;
                 if a != b {
-                    differing.push(node * TREE_FANOUT + i as u32);
+                    differing.push(child);
+                } else if level < SUBTREE_LEVEL
+                    && let Some(subtrees) = subtrees_under(level + 1, child)
+                {
+                    // The peer held, when it sent this, what we hold here now.
+                    self.horizon.note_match(peer, subtrees, now_ms);
                 }
             }
         }
@@ -652,6 +680,32 @@ impl Node {
         self.timers.schedule(at, NodeTimer::Announce(self.announce_generation));
     }
 
+    /// How long an absence makes a member gone for good.
+    fn gone_after_ms(&self) -> u64 {
+        let gone_after =
+            if self.config.sabotage.ttl_only_gc { self.config.tombstone_ttl } else { self.config.member_gone_after };
+        gone_after.as_millis() as u64
+    }
+
+    /// Brings the horizon up to date with the membership and hands it to
+    /// the store, whose sweep forgets by it.
+    fn refresh_horizon(&mut self, now: Now) {
+        let me = self.membership.identity().id;
+        let members = self.membership.members();
+        let current = members.iter().filter(|m| m.identity.id != me).map(|m| {
+            let presence = match m.state {
+                MemberState::Alive | MemberState::Suspect => Presence::Present,
+                MemberState::Down | MemberState::Left => Presence::Away,
+            };
+            (m.identity.id, m.identity.addr, presence)
+        });
+        for id in self.horizon.reconcile(current, now.wall_ms) {
+            self.stats.members_gone += 1;
+            tracing::info!(%id, "member treated as gone for good: dead entries are forgotten without it");
+        }
+        self.store.publish_horizons(&self.horizon.subtree_horizons());
+    }
+
     /// Reacts to membership changes the last input caused.
     fn after_input(&mut self, now: Now) {
         if self.membership.take_isolated() {
@@ -669,17 +723,18 @@ impl Node {
         // Taking `since` ends the absence whether or not it was too long.
         if self.membership.is_active()
             && let Some(since) = self.isolated_since_ms.take()
-            && is_stale(Some(since), now.wall_ms, self.config.tombstone_ttl.as_millis() as u64)
+            && is_stale(Some(since), now.wall_ms, self.gone_after_ms())
         {
             let away_ms = now.wall_ms.saturating_sub(since);
-            // A member whose process started before we were cut off
-            // (its incarnation is its start-up wall time) kept the mesh
-            // going meanwhile: it may have forgotten deletes we never
-            // heard of, and our copies of those keys would come back.
-            // Start over and let anti-entropy bootstrap us. If every
-            // member we now see started since, nobody ran without us —
-            // they were down, as after a crash of the other node of a
-            // pair — and our state is the mesh's: keep it.
+            // A member whose process started before we were cut off (its
+            // incarnation is its start-up wall time) kept the mesh going
+            // meanwhile, and has treated us as gone for good: it may have
+            // forgotten deletes of keys we hold. A forgotten delete died
+            // more than the tombstone TTL ago, so what we hold from since
+            // then is safe, and the rest anti-entropy brings back if the
+            // mesh still has it. If every member we now see started since,
+            // nobody ran without us — they were down, as after a crash of
+            // the other node of a pair — and our state is the mesh's.
             let me = self.membership.identity().addr;
             let lived_on = self
                 .membership
@@ -687,13 +742,25 @@ impl Node {
                 .iter()
                 .any(|m| m.identity.addr != me && m.state == MemberState::Alive && m.identity.incarnation < since);
             if lived_on {
-                tracing::warn!(away_ms, "isolated longer than the tombstone TTL: discarding local state");
-                self.store.clear();
+                let before_ms = now.wall_ms.saturating_sub(self.config.tombstone_ttl.as_millis() as u64);
+                let dropped = if self.config.sabotage.ttl_only_gc {
+                    let held = self.store.entry_count();
+                    self.store.clear();
+                    held
+                } else {
+                    self.store.drop_older_than(before_ms)
+                };
+                tracing::warn!(
+                    away_ms,
+                    dropped,
+                    "back after being gone for good: dropped entries older than the tombstone TTL"
+                );
                 self.stats.stale_state_discarded += 1;
+                self.stats.stale_entries_dropped += dropped as u64;
             } else {
                 tracing::info!(
                     away_ms,
-                    "back after the tombstone TTL, among members that all started since: keeping local state"
+                    "back after a long absence, among members that all started since: keeping local state"
                 );
             }
         }

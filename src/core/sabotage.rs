@@ -21,6 +21,11 @@ pub struct Sabotage {
     /// The store reports no change to its change log: a node with a data
     /// dir comes back from a crash with nothing it acknowledged.
     pub no_change_log: bool,
+    /// The rule before the horizon: dead entries are forgotten after the
+    /// tombstone TTL whoever lacks them, and a node back after an isolation
+    /// longer than the TTL discards its whole store — acknowledged writes
+    /// lost, deletes brought back by long partitions.
+    pub ttl_only_gc: bool,
 }
 
 impl Sabotage {
@@ -33,12 +38,13 @@ impl Sabotage {
             "no-anti-entropy" => s.no_anti_entropy = true,
             "drop-tombstones-early" => s.drop_tombstones_early = true,
             "no-change-log" => s.no_change_log = true,
+            "ttl-only-gc" => s.ttl_only_gc = true,
             _ => return None,
         }
         Some(s)
     }
 
     /// Every name [`Sabotage::named`] accepts.
-    pub const NAMES: [&'static str; 5] =
-        ["merge-keeps-smaller", "no-push", "no-anti-entropy", "drop-tombstones-early", "no-change-log"];
+    pub const NAMES: [&'static str; 6] =
+        ["merge-keeps-smaller", "no-push", "no-anti-entropy", "drop-tombstones-early", "no-change-log", "ttl-only-gc"];
 }

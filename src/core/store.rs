@@ -8,7 +8,7 @@
 //! (the simulator) gets deterministic results. Hashing uses fixed-seed xxh3,
 //! never a random-state hasher, so iteration order is reproducible too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -21,6 +21,7 @@ use super::changes::{Change, ChangeLog};
 use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, entry_hash, key_hash, leaf_of_hash, leaves_under};
 
 use super::hlc::{DriftExceeded, Hlc};
+use super::horizon::SUBTREES;
 use super::sabotage::Sabotage;
 use super::version::{NodeId, Timestamp, Version};
 use super::wire::entry_size_bound;
@@ -126,6 +127,9 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 
+// A subtree of the horizon is a whole number of shards.
+const _: () = assert!(SHARD_COUNT.is_multiple_of(SUBTREES) && SHARD_COUNT >= SUBTREES);
+
 /// Leaves of the digest tree per shard: a shard is a contiguous leaf range.
 const LEAVES_PER_SHARD: usize = LEAF_COUNT / SHARD_COUNT;
 // `visit_leaves` keeps a shard's requested leaves in a u64 mask.
@@ -162,6 +166,21 @@ struct Shard {
     digest: u64,
     /// `digest` as last published (see [`Store::publish`]).
     published: u64,
+    /// Dead entries in the order they became dead here, for the sweep to
+    /// forget once the horizon has passed them (see [`DeadRecord`]).
+    dead: VecDeque<DeadRecord>,
+}
+
+/// A dead entry (tombstone or swept expired value), noted when this store
+/// came to hold it dead: the horizon says which peers matched us since,
+/// so the time a peer's copy reached *us* is what counts, not when the
+/// delete happened. A record whose key has since changed is stale and
+/// skipped (the change noted a record of its own if it was dead too).
+#[derive(Debug)]
+struct DeadRecord {
+    held_since_ms: u64,
+    timestamp: Timestamp,
+    key: Bytes,
 }
 
 impl Default for Shard {
@@ -172,6 +191,7 @@ impl Default for Shard {
             leaves: [0; LEAVES_PER_SHARD],
             digest: 0,
             published: 0,
+            dead: VecDeque::new(),
         }
     }
 }
@@ -306,6 +326,17 @@ impl Shard {
         }
     }
 
+    /// Notes `entry`, just stored for `key`, as dead since `now_ms` if it is.
+    fn note_if_dead(&mut self, key: &Bytes, entry: &Entry, now_ms: u64) {
+        if entry.value.is_none() {
+            self.dead.push_back(DeadRecord {
+                held_since_ms: now_ms,
+                timestamp: entry.version.timestamp,
+                key: key.clone(),
+            });
+        }
+    }
+
     /// Turns the value of `key` into a tombstone of the same version (the
     /// digest does not change). Returns whether there was a value.
     fn drop_value(&mut self, key: &[u8]) -> bool {
@@ -345,6 +376,11 @@ pub struct Store {
     stats: StoreStats,
     sabotage: Sabotage,
     tombstone_ttl_ms: u64,
+    /// Per subtree of the digest tree, the wall ms before which every
+    /// dead entry held here is held by every member that may come back
+    /// (published by the node from its [`Horizon`](super::horizon::Horizon)).
+    /// A store on its own is the whole mesh: `u64::MAX`.
+    horizons: Box<[AtomicU64]>,
     /// Where changes go to be made durable; `None` keeps the store in memory only.
     change_log: Option<Arc<dyn ChangeLog>>,
 }
@@ -392,6 +428,7 @@ impl Store {
             stats: StoreStats::default(),
             sabotage: Sabotage::default(),
             tombstone_ttl_ms: DEFAULT_TOMBSTONE_TTL_MS,
+            horizons: (0..SUBTREES).map(|_| AtomicU64::new(u64::MAX)).collect(),
             change_log: None,
         }
     }
@@ -418,18 +455,37 @@ impl Store {
         self
     }
 
-    /// Whether `entry` is dead (deleted or expired) for longer than the
-    /// tombstone TTL: such entries are dropped by the sweep and refused by
-    /// merge, as Cassandra does after `gc_grace_seconds`.
-    fn is_forgotten(&self, entry: &Entry, now_ms: u64) -> bool {
-        let dead_since = match (&entry.value, entry.expires_at_ms) {
+    /// When `entry` died (its delete, or its deadline), if it is dead at
+    /// `now_ms`.
+    fn dead_since(entry: &Entry, now_ms: u64) -> Option<u64> {
+        match (&entry.value, entry.expires_at_ms) {
             // A swept expired value keeps its deadline: it died then.
-            (None, Some(deadline)) => deadline.max(entry.version.timestamp.physical_ms()),
-            (None, None) => entry.version.timestamp.physical_ms(),
-            (Some(_), Some(deadline)) if deadline <= now_ms => deadline,
-            (Some(_), _) => return false,
-        };
-        dead_since.saturating_add(self.tombstone_ttl_ms) < now_ms
+            (None, Some(deadline)) => Some(deadline.max(entry.version.timestamp.physical_ms())),
+            (None, None) => Some(entry.version.timestamp.physical_ms()),
+            (Some(_), Some(deadline)) if deadline <= now_ms => Some(deadline),
+            (Some(_), _) => None,
+        }
+    }
+
+    /// Whether a dead entry offered for a key we hold nothing of is one we
+    /// forgot: it died before the horizon of its subtree and longer than
+    /// the tombstone TTL ago. Since it died, every member that may come
+    /// back matched us in that subtree — the deleter among them, which
+    /// held it — so we held it then and forgot it since; taking it back
+    /// would only have it forgotten again, and offered again by a peer
+    /// that has not swept yet.
+    fn was_forgotten(&self, entry: &Entry, subtree: usize, now_ms: u64) -> bool {
+        Self::dead_since(entry, now_ms).is_some_and(|died| {
+            died.saturating_add(self.tombstone_ttl_ms) < now_ms
+                && (self.sabotage.ttl_only_gc || died < self.horizons[subtree].load(Ordering::Relaxed))
+        })
+    }
+
+    /// Takes the node's horizon (see [`Store::horizons`]).
+    pub fn publish_horizons(&self, horizons: &[u64; SUBTREES]) {
+        for (published, &h) in self.horizons.iter().zip(horizons.iter()) {
+            published.store(h, Ordering::Relaxed);
+        }
     }
 
     /// Whether `node_digests` keeps the nodes of `level` (1..`TREE_DEPTH`).
@@ -614,31 +670,55 @@ impl Store {
         let mut outcome = SweepOutcome::default();
         for index in shards.start.min(SHARD_COUNT)..shards.end.min(SHARD_COUNT) {
             let mut shard = self.shards[index].write();
-            let mut forget = Vec::new();
-            let mut expired = Vec::new();
-            for (key, entry) in shard.map.iter() {
-                if self.is_forgotten(entry, now_ms) {
-                    forget.push(key.clone());
-                } else if entry.value.is_some() && entry.live_value(now_ms).is_none() {
-                    expired.push(key.clone());
-                }
-            }
-            for key in forget {
-                shard.remove(&key, Slot::of(&key), &self.entries);
-                self.log(Change::Remove { key: &key });
-                outcome.forgotten += 1;
-            }
+            outcome.forgotten += self.forget_dead(index, &mut shard, now_ms);
             self.publish(index, &mut shard, None);
+            let expired: Vec<Bytes> = shard
+                .map
+                .iter()
+                .filter(|(_, entry)| entry.value.is_some() && entry.live_value(now_ms).is_none())
+                .map(|(key, _)| key.clone())
+                .collect();
             for key in expired {
                 if shard.drop_value(&key) {
                     outcome.expired += 1;
                     if let Some(entry) = shard.map.get(&key) {
                         self.log(Change::Put { key: &key, entry });
+                        let entry = entry.clone();
+                        shard.note_if_dead(&key, &entry, now_ms);
                     }
                 }
             }
         }
         outcome
+    }
+
+    /// Forgets the dead entries of shard `index` that have been held since
+    /// before its subtree's horizon and for longer than the tombstone TTL,
+    /// oldest first; returns how many.
+    fn forget_dead(&self, index: usize, shard: &mut Shard, now_ms: u64) -> u64 {
+        let horizon = if self.sabotage.ttl_only_gc {
+            u64::MAX
+        } else {
+            self.horizons[index / (SHARD_COUNT / SUBTREES)].load(Ordering::Relaxed)
+        };
+        let ttl = self.tombstone_ttl_ms;
+        let mut forgotten = 0;
+        while let Some(front) = shard.dead.front() {
+            if front.held_since_ms >= horizon || front.held_since_ms.saturating_add(ttl) >= now_ms {
+                break;
+            }
+            let record = shard.dead.pop_front().expect("front exists");
+            let died_long_ago = shard.map.get(&record.key).is_some_and(|entry| {
+                entry.version.timestamp == record.timestamp
+                    && Self::dead_since(entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms)
+            });
+            if died_long_ago {
+                shard.remove(&record.key, Slot::of(&record.key), &self.entries);
+                self.log(Change::Remove { key: &record.key });
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 
     /// Drops every entry: for a node that was away longer than the
@@ -659,6 +739,29 @@ impl Store {
         self.entries.store(0, Ordering::Relaxed);
     }
 
+    /// Drops every entry whose version is older than `before_ms` (wall ms),
+    /// dead or alive: what a node that was gone for good holds of a time
+    /// the mesh may have deleted and forgotten meanwhile. Returns how many.
+    pub fn drop_older_than(&self, before_ms: u64) -> usize {
+        let mut dropped = 0;
+        for (index, lock) in self.shards.iter().enumerate() {
+            let mut shard = lock.write();
+            let old: Vec<Bytes> = shard
+                .map
+                .iter()
+                .filter(|(_, e)| e.version.timestamp.physical_ms() < before_ms)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in &old {
+                shard.remove(key, Slot::of(key), &self.entries);
+                self.log(Change::Remove { key });
+            }
+            dropped += old.len();
+            self.publish(index, &mut shard, None);
+        }
+        dropped
+    }
+
     /// Takes `entry` for `key` from durable storage at start-up: kept if its
     /// version is greater than what the store holds, and not reported to the
     /// change log (storage already has it). Moves the clock past the
@@ -668,6 +771,7 @@ impl Store {
         let slot = Slot::of(&key);
         let mut shard = self.shards[slot.shard].write();
         if shard.map.get(key.as_ref()).is_none_or(|held| entry.version > held.version) {
+            shard.note_if_dead(&key, &entry, now_ms);
             shard.put(key, entry, slot, &self.entries);
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
         }
@@ -749,6 +853,7 @@ impl Store {
             shard.remove(key, slot, &self.entries);
         } else {
             self.log(Change::Put { key, entry: &entry });
+            shard.note_if_dead(key, &entry, now_ms);
             shard.put(key.clone(), entry.clone(), slot, &self.entries);
         }
         self.publish(slot.shard, &mut shard, Some(slot.leaf));
@@ -777,23 +882,20 @@ impl Store {
             self.stats.max_drift_seen_ms.fetch_max(ahead_ms, Ordering::Relaxed);
             tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
         }
-        if self.is_forgotten(entry, now_ms) {
-            // Every node has dropped (or will drop) this tombstone: taking
-            // it back would only churn digests.
-            self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
-            return MergeOutcome::Stale;
-        }
         let slot = Slot::of(input.key());
         let mut shard = self.shards[slot.shard].write();
-        let newer = shard.map.get(input.key().as_ref()).is_none_or(|held| {
-            if self.sabotage.merge_keeps_smaller { entry.version < held.version } else { entry.version > held.version }
-        });
+        let newer = match shard.map.get(input.key().as_ref()) {
+            None => !self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms),
+            Some(held) if self.sabotage.merge_keeps_smaller => entry.version < held.version,
+            Some(held) => entry.version > held.version,
+        };
         if newer {
             if self.sabotage.drop_tombstones_early && entry.value.is_none() {
                 shard.remove(input.key(), slot, &self.entries);
             } else {
                 self.log(Change::Put { key: input.key(), entry });
                 let (key, entry) = input.into_owned();
+                shard.note_if_dead(&key, &entry, now_ms);
                 shard.put(key, entry, slot, &self.entries);
             }
             self.publish(slot.shard, &mut shard, Some(slot.leaf));

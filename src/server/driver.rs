@@ -367,6 +367,8 @@ impl Driver {
                     field("expired_swept", g.expired_swept.to_string()),
                     field("tombstones_forgotten", g.tombstones_forgotten.to_string()),
                     field("stale_state_discarded", g.stale_state_discarded.to_string()),
+                    field("stale_entries_dropped", g.stale_entries_dropped.to_string()),
+                    field("members_gone", g.members_gone.to_string()),
                     field("tombstones", (store.entry_count() - store.value_count()).to_string()),
                     field("hlc", store.clock_reading().to_string()),
                     field("clock_drift_rejections", store.stats().drift_rejections.load(Ordering::Relaxed).to_string()),

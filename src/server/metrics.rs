@@ -455,21 +455,34 @@ impl Collector for Snapshot {
         gauge(&mut e, "joined", "1 while another member is active, 0 while this node is alone", u64::from(n.joined))?;
 
         gauge(&mut e, "keys", "Keys holding a value", n.keys)?;
-        gauge(&mut e, "tombstones", "Deleted or expired keys remembered until the tombstone TTL", n.tombstones)?;
+        gauge(
+            &mut e,
+            "tombstones",
+            "Deleted or expired keys remembered until every member that may come back holds them",
+            n.tombstones,
+        )?;
         counter(&mut e, "expired_swept", "Expired values turned into tombstones by the sweep", None, g.expired_swept)?;
         counter(
             &mut e,
             "tombstones_forgotten",
-            "Tombstones forgotten after the tombstone TTL",
+            "Tombstones forgotten once past the tombstone TTL and held by every member that may come back",
             None,
             g.tombstones_forgotten,
         )?;
         counter(
             &mut e,
             "stale_state_discarded",
-            "Times this node discarded its state after being isolated longer than the tombstone TTL",
+            "Times this node came back after being gone for good and dropped its entries older than the tombstone TTL",
             None,
             g.stale_state_discarded,
+        )?;
+        counter(&mut e, "stale_entries_dropped", "Entries dropped on those returns", None, g.stale_entries_dropped)?;
+        counter(
+            &mut e,
+            "members_gone",
+            "Members treated as gone for good after being away longer than member_gone_after",
+            None,
+            g.members_gone,
         )?;
         counter(
             &mut e,

@@ -229,7 +229,7 @@ struct DataDir {
 
 /// Opens the data dir, loads it into a store made by `new_store` (with the
 /// node id kept there, or `fresh_id` for a new dir), and starts the storage
-/// thread. A dir last in a mesh more than the tombstone TTL ago is refused,
+/// thread. A dir last in a mesh more than `member_gone_after` ago is refused,
 /// discarded or kept as `stale_data` says. Runs on a blocking thread:
 /// loading a large dir takes a while, and logs its progress each second.
 async fn open_data_dir(
@@ -240,25 +240,28 @@ async fn open_data_dir(
     clock: Clock,
 ) -> Result<(Store, DataDir), ServerError> {
     let (fsync, stale_data) = (settings.fsync, settings.stale_data);
-    let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
+    let gone_after_ms = settings.node.member_gone_after.as_millis() as u64;
+    // A node with no seeds is a mesh of its own: nobody can have deleted
+    // anything behind its back while it was down.
+    let alone = settings.node.seeds.iter().all(|seed| *seed == settings.gossip);
     let open = move || -> Result<(Store, DataDir), StorageError> {
         let storage = Storage::open(&dir)?;
         let id = storage.node_id(fresh_id)?;
         let mut last_in_mesh_ms = storage.last_in_mesh_ms()?;
         let now_ms = clock.wall_ms();
-        if crate::core::changes::is_stale(last_in_mesh_ms, now_ms, tombstone_ttl_ms) {
+        if !alone && crate::core::changes::is_stale(last_in_mesh_ms, now_ms, gone_after_ms) {
             let away_ms = last_in_mesh_ms.map_or(0, |last| now_ms.saturating_sub(last));
             let hours = |ms: u64| ms as f64 / 3_600_000.0;
             match stale_data {
                 StaleData::Refuse => {
-                    return Err(StorageError::Stale { dir, away_h: hours(away_ms), ttl_h: hours(tombstone_ttl_ms) });
+                    return Err(StorageError::Stale { dir, away_h: hours(away_ms), ttl_h: hours(gone_after_ms) });
                 }
                 StaleData::Discard => {
-                    tracing::warn!(away_ms, tombstone_ttl_ms, "the data dir is stale: discarding its entries");
+                    tracing::warn!(away_ms, gone_after_ms, "the data dir is stale: discarding its entries");
                     storage.discard_entries()?;
                 }
                 StaleData::Keep => {
-                    tracing::warn!(away_ms, tombstone_ttl_ms, "the data dir is stale: keeping it, as asked");
+                    tracing::warn!(away_ms, gone_after_ms, "the data dir is stale: keeping it, as asked");
                 }
             }
             // Either way the node starts afresh: nothing it holds now may

@@ -113,6 +113,17 @@ impl Node {
         }
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {}", self.name);
+    }
+
     /// A fresh client connection.
     pub fn connect(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.client)).expect("client");

@@ -110,8 +110,8 @@ pub enum StorageError {
     Thread(std::io::Error),
     /// The data dir is stale and `--stale-data refuse` is in force.
     #[error(
-        "data dir {dir} was last in a mesh {away_h:.1} h ago, longer than the tombstone TTL ({ttl_h:.1} h): \
-         it may hold keys the mesh has deleted and forgotten since. Start with --stale-data discard to drop \
+        "data dir {dir} was last in a mesh {away_h:.1} h ago, longer than member_gone_after ({ttl_h:.1} h): \
+         the mesh may have treated this node as gone and forgotten deletes of keys it holds. Start with --stale-data discard to drop \
          them and bootstrap from the peers, or --stale-data keep if the whole mesh was down as long"
     )]
     Stale {
@@ -119,7 +119,7 @@ pub enum StorageError {
         dir: PathBuf,
         /// Hours since it was last in a mesh.
         away_h: f64,
-        /// The tombstone TTL, hours.
+        /// `member_gone_after`, hours.
         ttl_h: f64,
     },
 }
