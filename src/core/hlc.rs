@@ -57,6 +57,12 @@ impl Hlc {
         Ok(())
     }
 
+    /// Moves the clock to at least `floor`, with no drift check: for a
+    /// reading this node itself made durable before a restart.
+    pub fn raise_to(&self, floor: Timestamp) {
+        self.last.fetch_max(floor.packed(), Ordering::AcqRel);
+    }
+
     /// The last timestamp issued or accepted (for INFO and tests).
     pub fn last(&self) -> Timestamp {
         Timestamp::from_packed(self.last.load(Ordering::Acquire))

@@ -167,20 +167,22 @@ impl Driver {
                 Some(question) = control.recv() => self.answer(question),
                 _ = progress.tick() => {
                     self.report_catch_up();
-                    // Stale-data checks at the next start measure from this.
-                    if let Some(storage) = &self.storage
-                        && !self.node.is_cut_off()
-                    {
-                        storage.note_in_mesh(self.clock.wall_ms());
+                    if let Some(storage) = &self.storage {
+                        storage.note_clock(self.node.store().clock_reading());
+                        // Stale-data checks at the next start measure from this.
+                        if !self.node.is_cut_off() {
+                            storage.note_in_mesh(self.clock.wall_ms());
+                        }
                     }
                 }
             }
         }
         // In the mesh until now, as the next start will want to know.
-        if let Some(storage) = &self.storage
-            && !self.node.is_cut_off()
-        {
-            storage.note_in_mesh(self.clock.wall_ms());
+        if let Some(storage) = &self.storage {
+            storage.note_clock(self.node.store().clock_reading());
+            if !self.node.is_cut_off() {
+                storage.note_in_mesh(self.clock.wall_ms());
+            }
         }
         // Writes acknowledged to clients but not yet pushed go out before we leave.
         while let Ok(writes_in) = writes.try_recv() {

@@ -19,7 +19,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions};
 use serde::Deserialize;
 
 use crate::core::store::Store;
-use crate::core::version::NodeId;
+use crate::core::version::{NodeId, Timestamp};
 use crate::server::clock::Clock;
 pub use writer::{ChangeQueue, StorageFailed, StorageStats, Writer};
 
@@ -28,6 +28,9 @@ const META_NODE_ID: &[u8] = b"node_id";
 /// `meta` key of the last time this node was in a mesh (wall ms, 8 bytes
 /// big-endian).
 pub(crate) const META_LAST_IN_MESH: &[u8] = b"last_in_mesh_ms";
+/// Meta key: a timestamp above every version this node has issued (see
+/// [`writer::ChangeQueue::note_clock`]).
+pub(crate) const META_HLC_LEASE: &[u8] = b"hlc_lease";
 
 /// How often loading a data dir logs its progress.
 pub const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -246,6 +249,14 @@ impl Storage {
                 last_report = (now, loaded);
             }
         }
+        // Versions issued before a power loss may be on peers but not on
+        // this disk; after a clock step back the clock would issue them
+        // again for other content, and digests (key and version only)
+        // would never tell. The lease is above all of them.
+        if let Some(bytes) = self.meta.get(META_HLC_LEASE).map_err(|e| self.fjall(e))? {
+            let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| self.meta_error("hlc_lease"))?;
+            store.hlc().raise_to(Timestamp::from_packed(u64::from_be_bytes(bytes)));
+        }
         Ok(Loaded { entries: loaded, took: clock.mono() - started })
     }
 
@@ -299,6 +310,26 @@ mod tests {
         writer.queue.stop();
         writer.thread.join().unwrap();
         assert!(!writer.queue.has_failed());
+    }
+
+    /// A version this node issued and gossiped, whose write never reached
+    /// the disk (power loss): after a restart with the wall clock stepped
+    /// back, the clock still issues only greater versions.
+    #[tokio::test]
+    async fn the_clock_never_issues_a_version_again_after_a_restart_and_a_step_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        let before_crash = 1_700_000_100_000;
+        let issued = store.hlc().tick(before_crash);
+        writer.queue.note_clock(store.clock_reading());
+        writer.queue.wait_written().await.unwrap();
+        stop(writer);
+
+        let (reloaded, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        assert!(reloaded.entry_count() == 0, "the write itself was lost");
+        let stepped_back = before_crash - 60_000;
+        assert!(reloaded.hlc().tick(stepped_back) > issued);
+        stop(writer);
     }
 
     #[tokio::test]

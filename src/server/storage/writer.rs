@@ -21,13 +21,19 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::codec;
-use super::{Fsync, META_LAST_IN_MESH};
+use super::{Fsync, META_HLC_LEASE, META_LAST_IN_MESH};
 use crate::core::changes::{Change, ChangeLog};
 use crate::core::store::Entry;
+use crate::core::version::Timestamp;
 use crate::server::clock::Clock;
 
 /// How often `fsync everysec` syncs the journal, when anything was written.
 const EVERYSEC: Duration = Duration::from_secs(1);
+
+/// How far above the clock's reading a noted lease is: notes come every
+/// second and reach the disk within another (`everysec`), so 5 s leaves
+/// room for a late note.
+pub const CLOCK_LEASE: Duration = Duration::from_secs(5);
 
 /// One queued change.
 #[derive(Debug)]
@@ -37,6 +43,8 @@ enum Record {
     Clear,
     /// The last time (wall ms) this node was seen in a mesh.
     InMesh(u64),
+    /// A packed timestamp above every version issued so far.
+    ClockLease(u64),
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +120,16 @@ impl ChangeQueue {
     /// changes, read back at the next start (see `Storage::last_in_mesh_ms`).
     pub fn note_in_mesh(&self, wall_ms: u64) {
         self.push(Record::InMesh(wall_ms));
+    }
+
+    /// Notes a lease on the node's clock, `reading` plus [`CLOCK_LEASE`]:
+    /// the next start issues no version below it, whatever the wall clock
+    /// says then. Noted every second, and synced as any change is, the
+    /// lease stays ahead of every version issued before a crash unless the
+    /// wall clock jumps forward by more than the lease between two notes.
+    pub fn note_clock(&self, reading: Timestamp) {
+        let lease = Timestamp::from_physical_ms(reading.physical_ms().saturating_add(CLOCK_LEASE.as_millis() as u64));
+        self.push(Record::ClockLease(lease.packed().max(reading.packed())));
     }
 
     /// Changes queued and not yet taken by the storage thread.
@@ -317,6 +335,7 @@ impl WriterThread {
                     None => too_long(&key),
                 },
                 Record::InMesh(wall_ms) => batch.insert(&self.meta, META_LAST_IN_MESH, wall_ms.to_be_bytes()),
+                Record::ClockLease(packed) => batch.insert(&self.meta, META_HLC_LEASE, packed.to_be_bytes()),
                 Record::Clear => {
                     // A clear is not a batch item: write what came before
                     // it, clear, and go on with a fresh batch.
