@@ -34,11 +34,11 @@ struct Cluster {
     tombstone_ttl: Duration,
 }
 
-fn addr(i: usize) -> SocketAddr {
+pub(super) fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
 }
 
-fn identity(i: usize) -> Identity {
+pub(super) fn identity(i: usize) -> Identity {
     Identity {
         id: NodeId::from_random_bytes([i as u8 + 1; 16]),
         addr: addr(i),
@@ -47,7 +47,7 @@ fn identity(i: usize) -> Identity {
     }
 }
 
-fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
+pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
     NodeConfig {
         swim: SwimConfig {
             probe_interval: Duration::from_millis(400),
