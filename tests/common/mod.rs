@@ -113,6 +113,11 @@ impl Node {
         }
     }
 
+    /// The running process's id, for reading its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// A fresh client connection.
     pub fn connect(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.client)).expect("client");
