@@ -27,7 +27,7 @@ use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
 use super::timer::TimerQueue;
 use super::version::Version;
-use super::wire::{FRAME_HEADER_BYTES, Message, TAG_GOSSIP, TAG_SWIM};
+use super::wire::{Message, SYNC_MESSAGE_OVERHEAD_BYTES, TAG_GOSSIP, TAG_SWIM};
 
 /// How the node gossips and joins.
 #[derive(Clone, Debug)]
@@ -74,10 +74,6 @@ const SWEEP_SHARDS: usize = 64;
 /// How often the sweep runs.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A sync message's fixed part at most (tag, variant, sender address,
-/// level, counts, `held`), so its items are budgeted against the rest of
-/// the frame limit. Generous: the frame's length prefix is counted too.
-const SYNC_MESSAGE_OVERHEAD_BYTES: usize = 64 + FRAME_HEADER_BYTES;
 /// One `SyncDigests` position and its children's digests, at most: a
 /// varint position (5) and `TREE_FANOUT` varint digests (10 each).
 const SYNC_DIGESTS_NODE_BYTES: usize = 5 + TREE_FANOUT as usize * 10;

@@ -22,6 +22,11 @@ pub const TAG_GOSSIP: u8 = 0x02;
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
+/// A sync message's fixed part at most (tag, variant, sender address,
+/// level, counts, `held`): its items are budgeted against the rest of the
+/// frame limit. Generous; the frame's length prefix is counted too.
+pub const SYNC_MESSAGE_OVERHEAD_BYTES: usize = 64 + FRAME_HEADER_BYTES;
+
 /// A rumor message between peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
