@@ -60,6 +60,8 @@ pub struct NodeConfig {
     /// Entries one sync message may carry, about (bytes); a round that hits
     /// it goes on at once with another round, so memory stays bounded
     /// however far apart two stores are.
+    /// Never more than `max_stream_bytes` less a message's fixed part: the
+    /// frame limit caps every sync message whatever the budget.
     pub sync_budget_bytes: usize,
     /// Dead entries (tombstones, expired values) are forgotten this long
     /// after they died; a node isolated longer than this discards its state
