@@ -126,3 +126,126 @@ fn well_formed_sync_messages_pass_the_check() {
         assert_eq!(stats.sync_refused, 0);
     }
 }
+
+mod arbitrary_input {
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::core::digest::TREE_FANOUT;
+    use crate::core::store::Write;
+    use crate::core::version::{NodeId, Timestamp, Version};
+    use crate::core::wire::TAG_GOSSIP;
+
+    /// Transmits one input (and the timer calls after it) may cause, at
+    /// most: a sync answer is a handful of messages.
+    const MAX_PER_INPUT: usize = 16;
+
+    fn version() -> impl Strategy<Value = Version> {
+        (any::<u64>(), any::<u8>()).prop_map(|(ts, w)| Version {
+            timestamp: Timestamp::from_packed(ts),
+            writer: NodeId::from_random_bytes([w; 16]),
+        })
+    }
+
+    /// Strictly ascending positions below `end`.
+    fn positions(end: u32, most: usize) -> impl Strategy<Value = Vec<u32>> {
+        proptest::collection::btree_set(0..end, 1..most).prop_map(|set| set.into_iter().collect())
+    }
+
+    /// Key hashes in `leaves`.
+    fn hashes_in(leaves: Vec<u32>) -> impl Strategy<Value = (Vec<u32>, Vec<u64>)> {
+        let n = leaves.len();
+        proptest::collection::vec((0..n, any::<u64>()), 0..20).prop_map(move |picks| {
+            let hashes =
+                picks.iter().map(|(i, low)| (u64::from(leaves[*i]) << 48) | (low & 0xffff_ffff_ffff)).collect();
+            (leaves.clone(), hashes)
+        })
+    }
+
+    /// Well-formed sync messages, as a peer (or a forger) could send them.
+    fn sync_message() -> impl Strategy<Value = Message> {
+        let sender = addr(9);
+        let digests = (0u8..4).prop_flat_map(move |level| {
+            positions(TREE_FANOUT.pow(u32::from(level)), 8).prop_flat_map(move |nodes| {
+                proptest::collection::vec(any::<u64>(), nodes.len() * 16)
+                    .prop_map(move |digests| Message::SyncDigests { sender, level, nodes: nodes.clone(), digests })
+            })
+        });
+        let versions = positions(65_536, 8).prop_flat_map(hashes_in).prop_flat_map(move |(leaves, hashes)| {
+            proptest::collection::vec(version(), hashes.len()).prop_map(move |vs| Message::SyncVersions {
+                sender,
+                leaves: leaves.clone(),
+                versions: hashes.iter().copied().zip(vs).collect(),
+            })
+        });
+        let want = positions(65_536, 8)
+            .prop_flat_map(hashes_in)
+            .prop_map(move |(leaves, key_hashes)| Message::SyncWant { sender, leaves, key_hashes });
+        let members = any::<u64>().prop_map(move |digest| Message::MembersDigest { sender, digest });
+        prop_oneof![digests, versions, want, members]
+    }
+
+    /// A lone node holding a few hundred keys.
+    fn node() -> Node {
+        let me = identity(0);
+        let store = Arc::new(Store::new(me.id, 500));
+        for i in 0..300 {
+            let key = Bytes::from(format!("key:{i}"));
+            let put = Write::Put { value: Bytes::from_static(b"value"), expires_at_ms: None };
+            store.update(&key, EPOCH_MS, |_| (Some(put), ()));
+        }
+        Node::new(me, config(addr(0), 16), store, 7, now(0))
+    }
+
+    /// Feeds each payload as a datagram or a frame, then a few timer calls;
+    /// asserts every call returns with bounded output.
+    fn feed_all(payloads: &[(bool, Vec<u8>)]) -> Result<(), TestCaseError> {
+        let mut node = node();
+        let mut at = 1;
+        for (as_frame, payload) in payloads {
+            if *as_frame {
+                node.handle_frame(addr(9), payload, now(at));
+            } else {
+                node.handle_datagram(addr(9), payload, now(at));
+            }
+            for _ in 0..4 {
+                let mut sent = 0;
+                while node.poll_transmit().is_some() {
+                    sent += 1;
+                    prop_assert!(sent <= MAX_PER_INPUT, "{sent} transmits from one input");
+                }
+                at += 1;
+                node.handle_timeout(now(at));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_or_run_away(
+            payloads in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200).prop_map(|mut body| {
+                    body.insert(0, TAG_GOSSIP);
+                    body
+                })),
+                1..6,
+            )
+        ) {
+            feed_all(&payloads)?;
+        }
+
+        #[test]
+        fn well_formed_sync_messages_do_bounded_work(
+            messages in proptest::collection::vec((any::<bool>(), sync_message()), 1..6)
+        ) {
+            let payloads: Vec<(bool, Vec<u8>)> = messages.iter().map(|(f, m)| (*f, m.encode())).collect();
+            let refused = messages.iter().filter(|(_, m)| m.check_sync().is_err()).count();
+            prop_assert_eq!(refused, 0);
+            feed_all(&payloads)?;
+        }
+    }
+}
