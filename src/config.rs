@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
+use crate::core::wire::SYNC_MESSAGE_OVERHEAD_BYTES;
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
 use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
@@ -399,6 +400,19 @@ impl Settings {
             s.limits.max_key_bytes = MAX_STORED_KEY_BYTES;
         }
         s.node.max_stream_bytes = stream_limit(&s.limits);
+        // Both sides derive the frame limit from the same client limits; a
+        // sync chunk must fit it or the receiver drops it every round.
+        let room = s.node.max_stream_bytes - SYNC_MESSAGE_OVERHEAD_BYTES;
+        if s.node.sync_budget_bytes > room {
+            if a.sync_budget_bytes.is_some() {
+                let reason = format!(
+                    "at most {room}: the stream frame limit (limits.max_bulk_bytes + limits.max_key_bytes + 4096) \
+                     less {SYNC_MESSAGE_OVERHEAD_BYTES} bytes of a sync message's own"
+                );
+                return Err(invalid("anti_entropy.sync_budget_bytes", reason));
+            }
+            s.node.sync_budget_bytes = room;
+        }
 
         if let Some(path) = flags.cluster_key_file.clone().or(file.cluster_key_file) {
             let keys = ClusterKeys::load(&path).map_err(|e| invalid("cluster_key_file", e.to_string()))?;
@@ -544,6 +558,22 @@ mod tests {
         let text = "name = \"a\"\nmetrics = \"nowhere\"\n";
         let err = parse_file(Path::new("node.toml"), text).unwrap_err().to_string();
         assert_eq!(err, "config file node.toml: invalid socket address syntax (line 2: metrics = \"nowhere\")");
+    }
+
+    #[test]
+    fn the_sync_budget_fits_the_frame_limit_both_sides_derive() {
+        let s = parse("").unwrap();
+        assert_eq!(s.node.sync_budget_bytes, 4 * 1024 * 1024);
+        assert_eq!(s.node.max_stream_bytes, 64 * 1024 * 1024 + 65_536 + 4096);
+        // A smaller frame limit clamps the default budget...
+        let s = parse("[limits]\nmax_bulk_bytes = 1048576").unwrap();
+        assert_eq!(s.node.sync_budget_bytes, s.node.max_stream_bytes - SYNC_MESSAGE_OVERHEAD_BYTES);
+        // ...and refuses one set explicitly over it, in one line.
+        let err = parse("[limits]\nmax_bulk_bytes = 1048576\n[anti_entropy]\nsync_budget_bytes = 4194304")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("anti_entropy.sync_budget_bytes") && !err.contains('\n'), "{err}");
+        assert!(parse("[limits]\nmax_bulk_bytes = 1048576\n[anti_entropy]\nsync_budget_bytes = 1000000").is_ok());
     }
 
     #[test]

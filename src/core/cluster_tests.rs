@@ -36,13 +36,20 @@ struct Cluster {
     member_gone_after: Duration,
     /// Each node's side of a partition: packets between sides are dropped.
     sides: BTreeMap<usize, u8>,
+    /// The stream frame limit of nodes added from now on; a stream frame
+    /// over the receiver's limit is dropped, as a real receiver does.
+    max_stream_bytes: usize,
+    /// The sync budget of nodes added from now on.
+    sync_budget_bytes: usize,
+    /// Stream frames dropped for being over the limit.
+    oversized_dropped: u64,
 }
 
-fn addr(i: usize) -> SocketAddr {
+pub(super) fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
 }
 
-fn identity(i: usize) -> Identity {
+pub(super) fn identity(i: usize) -> Identity {
     Identity {
         id: NodeId::from_random_bytes([i as u8 + 1; 16]),
         addr: addr(i),
@@ -51,7 +58,7 @@ fn identity(i: usize) -> Identity {
     }
 }
 
-fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
+pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
     NodeConfig {
         swim: SwimConfig {
             probe_interval: Duration::from_millis(400),
@@ -100,6 +107,9 @@ impl Cluster {
             tombstone_ttl: Duration::from_secs(3600),
             member_gone_after: Duration::from_secs(7 * 24 * 3600),
             sides: BTreeMap::new(),
+            max_stream_bytes: 1 << 20,
+            sync_budget_bytes: 64 * 1024,
+            oversized_dropped: 0,
         };
         for _ in 0..n {
             cluster.add_node();
@@ -149,6 +159,8 @@ impl Cluster {
         config.sabotage = self.sabotage;
         config.tombstone_ttl = self.tombstone_ttl;
         config.member_gone_after = self.member_gone_after;
+        config.max_stream_bytes = self.max_stream_bytes;
+        config.sync_budget_bytes = self.sync_budget_bytes;
         Node::new(identity, config, store, seed, self.time())
     }
 
@@ -207,6 +219,10 @@ impl Cluster {
                     continue;
                 }
                 if self.sides.get(&to).unwrap_or(&0) != self.sides.get(&sender).unwrap_or(&0) {
+                    continue;
+                }
+                if t.transport == Transport::Stream && t.payload.len() > self.max_stream_bytes {
+                    self.oversized_dropped += 1;
                     continue;
                 }
                 if let Some(node) = self.nodes.get_mut(to).and_then(Option::as_mut) {
@@ -589,4 +605,66 @@ fn a_node_gone_for_good_drops_what_the_mesh_may_have_forgotten() {
     for i in 0..3 {
         assert_eq!(cluster.read(i, "doomed"), None, "node {i} brought the deleted key back");
     }
+}
+
+/// A cluster of one node under the given frame limit and sync budget,
+/// which later nodes share.
+fn limited(max_stream_bytes: usize, sync_budget_bytes: usize) -> Cluster {
+    let mut cluster = Cluster::new(0);
+    cluster.max_stream_bytes = max_stream_bytes;
+    cluster.sync_budget_bytes = sync_budget_bytes;
+    cluster.add_node();
+    cluster.run_for(Duration::from_millis(100));
+    cluster
+}
+
+#[test]
+fn a_fresh_peer_catches_up_when_the_budget_is_over_the_frame_limit() {
+    // max_bulk_bytes = 1 MiB gives this frame limit; the budget stays at
+    // its 4 MiB default, so an unclamped chunk could never be received.
+    let mut cluster = limited((1 << 20) + 65_536 + 4096, 4 << 20);
+    let value = leak("v".repeat(1000));
+    for i in 0..3000 {
+        cluster.write(0, leak(format!("key:{i}")), value);
+    }
+    let late = cluster.add_node();
+    cluster.run_for(Duration::from_secs(20));
+    assert_eq!(cluster.entries(late).len(), 3000);
+    assert_eq!(cluster.entries(late), cluster.entries(0));
+    assert_eq!(cluster.oversized_dropped, 0);
+}
+
+/// Two keys that hash to the same leaf of the digest tree.
+fn same_leaf_pair() -> (&'static str, &'static str) {
+    use super::digest::{key_hash, leaf_of_hash};
+    let mut seen = BTreeMap::new();
+    for i in 0.. {
+        let key = format!("big:{i}");
+        if let Some(other) = seen.insert(leaf_of_hash(key_hash(key.as_bytes())), key.clone()) {
+            return (leak(other), leak(key));
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn large_values_beside_many_small_differences_converge_within_the_frame_limit() {
+    // Scaled down from a 60 MiB value under the default 64 MiB limit: one
+    // value alone nearly fills a frame, and two share a leaf.
+    let mut cluster = limited(100_000, 64 * 1024);
+    let (a, b) = same_leaf_pair();
+    cluster.write(0, a, leak("a".repeat(60_000)));
+    cluster.write(0, b, leak("b".repeat(60_000)));
+    cluster.write(0, "huge", leak("h".repeat(90_000)));
+    for i in 0..500 {
+        cluster.write(0, leak(format!("small:{i}")), "some value of moderate length");
+    }
+    let late = cluster.add_node();
+    for i in 0..500 {
+        cluster.write(late, leak(format!("other:{i}")), "written on the other side");
+    }
+    cluster.run_for(Duration::from_secs(30));
+    assert_eq!(cluster.entries(late).len(), 1003);
+    assert_eq!(cluster.entries(late), cluster.entries(0));
+    assert_eq!(cluster.oversized_dropped, 0);
 }

@@ -18,3 +18,5 @@ pub mod wire;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod sync_input_tests;

@@ -28,7 +28,7 @@ use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
 use super::timer::TimerQueue;
 use super::version::Version;
-use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
+use super::wire::{Message, SYNC_MESSAGE_OVERHEAD_BYTES, TAG_GOSSIP, TAG_SWIM};
 
 /// How the node gossips and joins.
 #[derive(Clone, Debug)]
@@ -61,6 +61,8 @@ pub struct NodeConfig {
     /// Entries one sync message may carry, about (bytes); a round that hits
     /// it goes on at once with another round, so memory stays bounded
     /// however far apart two stores are.
+    /// Never more than `max_stream_bytes` less a message's fixed part: the
+    /// frame limit caps every sync message whatever the budget.
     pub sync_budget_bytes: usize,
     /// Dead entries (tombstones, expired values) are kept at least this
     /// long after they died, and then until every member that may come
@@ -78,6 +80,10 @@ pub struct NodeConfig {
 const SWEEP_SHARDS: usize = 64;
 /// How often the sweep runs.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One `SyncDigests` position and its children's digests, at most: a
+/// varint position (5) and `TREE_FANOUT` varint digests (10 each).
+const SYNC_DIGESTS_NODE_BYTES: usize = 5 + TREE_FANOUT as usize * 10;
 
 /// First wait between announces while not joined.
 const JOIN_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -125,6 +131,12 @@ pub struct GossipStats {
     pub entries_sent: u64,
     /// Payloads that did not decode.
     pub decode_errors: u64,
+    /// Sync messages refused for their shape (positions out of range or
+    /// out of order, counts that do not match) before anything acted on them.
+    pub sync_refused: u64,
+    /// Sync messages not sent because they came out over the frame limit
+    /// (a receiver would drop them).
+    pub sync_oversized: u64,
     /// Anti-entropy rounds started.
     pub sync_rounds: u64,
     /// Sync messages that found the compared trees equal.
@@ -275,8 +287,13 @@ impl Node {
     }
 
     /// Fires every timer due at `now`.
+    ///
+    /// Only timers scheduled before the call fire: one a timer schedules
+    /// for now (a sync continuation) waits for the next call, after the
+    /// driver has sent what this one produced.
     pub fn handle_timeout(&mut self, now: Now) {
-        while let Some(timer) = self.timers.pop_due(now.mono) {
+        let mark = self.timers.mark();
+        while let Some(timer) = self.timers.pop_due_before(now.mono, mark) {
             match timer {
                 NodeTimer::Swim(timer) => self.membership.handle_timer(timer, now.mono, effects!(self)),
                 NodeTimer::Announce(generation) if generation == self.announce_generation => {
@@ -412,6 +429,11 @@ impl Node {
                 return;
             }
         };
+        if let Err(reason) = message.check_sync() {
+            self.stats.sync_refused += 1;
+            tracing::debug!(%from, %reason, "sync message refused");
+            return;
+        }
         match message {
             Message::Push { sender, hops_left, entries } => {
                 self.stats.entries_received += entries.len() as u64;
@@ -477,11 +499,8 @@ impl Node {
     /// Compares a peer's digests with ours and answers one level down (or
     /// with entries, at the leaves) only where they differ: the cost of a
     /// round follows the difference, not the store's size.
+    /// `level`, `nodes` and `digests` were checked by [`Message::check_sync`].
     fn handle_sync_digests(&mut self, peer: SocketAddr, level: u8, nodes: &[u32], digests: &[u64], now_ms: u64) {
-        if level >= TREE_DEPTH || digests.len() != nodes.len() * TREE_FANOUT as usize {
-            self.stats.decode_errors += 1;
-            return;
-        }
         let mut differing = Vec::new();
         for (node, theirs) in nodes.iter().zip(digests.chunks(TREE_FANOUT as usize)) {
             let ours = self.store.children_digests(level, *node);
@@ -505,6 +524,9 @@ impl Node {
         if level + 1 == TREE_DEPTH {
             self.send_leaf_versions(peer, &differing);
         } else {
+            // Within the frame limit: the positions left out still differ
+            // next round, which descends to them once these are repaired.
+            differing.truncate(self.frame_room(SYNC_DIGESTS_NODE_BYTES).max(1));
             let digests = differing.iter().flat_map(|n| self.store.children_digests(level + 1, *n)).collect();
             self.send_sync(peer, Message::SyncDigests { sender, level: level + 1, nodes: differing, digests });
         }
@@ -513,7 +535,10 @@ impl Node {
     /// At the differing leaves: sends what we hold there as version
     /// summaries, within the byte budget.
     fn send_leaf_versions(&mut self, peer: SocketAddr, leaves: &[u32]) {
-        let (included, versions) = self.store.leaf_versions(leaves, self.summary_budget());
+        let (included, versions) = self.store.leaf_versions(leaves, self.summary_budget(), self.summary_limit());
+        if included.is_empty() {
+            return;
+        }
         self.continue_sync(peer, &leaves[included.len()..]);
         let sender = self.membership.identity().addr;
         self.send_sync(peer, Message::SyncVersions { sender, leaves: included, versions });
@@ -525,7 +550,10 @@ impl Node {
         // Our side of the comparison is budgeted too: an empty peer sends no
         // summaries for every leaf, and comparing all of ours at once would
         // cost the whole store per chunk.
-        let (included, ours) = self.store.leaf_versions(leaves, self.summary_budget());
+        let (included, ours) = self.store.leaf_versions(leaves, self.summary_budget(), self.summary_limit());
+        if included.is_empty() {
+            return;
+        }
         self.continue_sync(peer, &leaves[included.len()..]);
         let leaves = &included[..];
         let covered: BTreeSet<u32> = included.iter().copied().collect();
@@ -557,7 +585,8 @@ impl Node {
         if hashes.is_empty() {
             return;
         }
-        let (covered, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes);
+        let limit = self.frame_room(1);
+        let (covered, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes, limit);
         self.continue_sync(peer, &leaves[covered..]);
         self.stats.sync_entries_sent += entries.len() as u64;
         let held = self.store.entry_count() as u64;
@@ -581,13 +610,46 @@ impl Node {
         (self.config.sync_budget_bytes / 4).max(1)
     }
 
-    fn send_members(&mut self, peer: SocketAddr, reply: bool) {
-        let sender = self.membership.identity().addr;
-        self.send_sync(peer, Message::Members { sender, members: self.membership.records(), reply });
+    /// Bytes of summaries one `SyncVersions` may carry within the frame limit.
+    fn summary_limit(&self) -> usize {
+        self.frame_room(1)
     }
 
+    /// How many items of `item_bytes` (at most, encoded) fit in one sync
+    /// message beside its fixed part, within the frame limit.
+    fn frame_room(&self, item_bytes: usize) -> usize {
+        self.config.max_stream_bytes.saturating_sub(SYNC_MESSAGE_OVERHEAD_BYTES) / item_bytes
+    }
+
+    /// Our member list, cut to what fits the frame limit: records past it
+    /// reach the peer through SWIM or a later round.
+    fn send_members(&mut self, peer: SocketAddr, reply: bool) {
+        let sender = self.membership.identity().addr;
+        let mut members = self.membership.records();
+        let room = self.frame_room(1);
+        let mut spent = 0;
+        let fit = members
+            .iter()
+            .take_while(|record| {
+                spent += postcard::experimental::serialized_size(record).unwrap_or(usize::MAX / 2);
+                spent <= room
+            })
+            .count();
+        members.truncate(fit.max(1));
+        self.send_sync(peer, Message::Members { sender, members, reply });
+    }
+
+    /// Sends a sync message over the stream, unless it came out over the
+    /// frame limit: the receiver would drop it and the round would be
+    /// rebuilt the same way forever, so it is never sent, and said loudly.
     fn send_sync(&mut self, peer: SocketAddr, message: Message) {
         let payload = Bytes::from(message.encode());
+        let limit = self.config.max_stream_bytes;
+        if payload.len() > limit {
+            self.stats.sync_oversized += 1;
+            tracing::warn!(%peer, bytes = payload.len(), limit, "sync message over the frame limit not sent");
+            return;
+        }
         self.stats.sync_bytes_out += payload.len() as u64;
         self.transmits.push_back(Transmit { to: peer, transport: Transport::Stream, payload });
     }

@@ -405,6 +405,15 @@ pub struct SweepOutcome {
     pub forgotten: u64,
 }
 
+/// What [`Store::visit_leaves`] covered.
+#[derive(Debug, Default)]
+struct Visited {
+    /// Leaves visited entirely, ascending.
+    whole: Vec<u32>,
+    /// The one leaf visited only in part, cut at the limit.
+    partial: Option<u32>,
+}
+
 /// Bytes one `(key hash, version)` summary takes on the wire, at most.
 const VERSION_SUMMARY_BYTES: usize = 40;
 
@@ -573,8 +582,13 @@ impl Store {
     }
 
     /// Visits the entries of `leaves` (ascending), whole leaves at a time,
-    /// until `cost` of the visited entries reaches about `budget` (always at
-    /// least one leaf, so a sync makes progress). Returns the leaves visited.
+    /// until `cost` of the visited entries reaches about `budget`, never
+    /// past `limit` (the frame limit: a message over it would be dropped by
+    /// the receiver and rebuilt every round). The first leaf is always
+    /// visited, so a sync makes progress; if it alone costs more than
+    /// `limit`, only the prefix of its entries that fits is visited (at
+    /// least one entry, which then travels alone) and it is returned as
+    /// `partial`, not among the whole leaves.
     ///
     /// Each shard holding requested leaves is scanned once, however many of
     /// its leaves are requested.
@@ -582,14 +596,15 @@ impl Store {
         &self,
         leaves: &[u32],
         budget: usize,
+        limit: usize,
         cost: impl Fn(&Bytes, &Entry) -> usize,
         mut visit: impl FnMut(&Bytes, &Entry),
-    ) -> Vec<u32> {
-        let mut included = Vec::new();
+    ) -> Visited {
+        let mut visited = Visited::default();
         let mut spent = 0;
         let mut rest = leaves.iter().map(|l| *l as usize).filter(|l| *l < LEAF_COUNT).peekable();
-        while let Some(&first) = rest.peek() {
-            if spent >= budget && !included.is_empty() {
+        'shards: while let Some(&first) = rest.peek() {
+            if spent >= budget && !visited.whole.is_empty() {
                 break;
             }
             let shard_index = first / LEAVES_PER_SHARD;
@@ -613,53 +628,85 @@ impl Store {
                 if wanted & (1 << slot) == 0 {
                     continue;
                 }
-                if spent >= budget && !included.is_empty() {
-                    break;
+                if spent >= budget && !visited.whole.is_empty() {
+                    break 'shards;
+                }
+                let leaf = (shard_index * LEAVES_PER_SHARD + slot) as u32;
+                let leaf_cost: usize = leaf_entries.iter().map(|(k, e)| cost(k, e)).sum();
+                if spent + leaf_cost > limit {
+                    if !visited.whole.is_empty() {
+                        break 'shards;
+                    }
+                    // The first leaf alone is over the limit: cut inside it.
+                    for (key, entry) in leaf_entries {
+                        let c = cost(key, entry);
+                        if spent > 0 && spent + c > limit {
+                            break;
+                        }
+                        spent += c;
+                        visit(key, entry);
+                    }
+                    visited.partial = Some(leaf);
+                    break 'shards;
                 }
                 for (key, entry) in leaf_entries {
-                    spent += cost(key, entry);
                     visit(key, entry);
                 }
-                included.push((shard_index * LEAVES_PER_SHARD + slot) as u32);
+                spent += leaf_cost;
+                visited.whole.push(leaf);
             }
         }
-        included
+        visited
     }
 
     /// `(key hash, version)` of every entry in `leaves` (ascending), whole
-    /// leaves at a time until about `budget_bytes` of summaries: what one
-    /// side of a sync sends so the other can tell which entries differ
-    /// without shipping the entries themselves.
-    pub fn leaf_versions(&self, leaves: &[u32], budget_bytes: usize) -> (Vec<u32>, Vec<(u64, Version)>) {
+    /// leaves at a time until about `budget_bytes` of summaries and never
+    /// past `limit_bytes`: what one side of a sync sends so the other can
+    /// tell which entries differ without shipping the entries themselves.
+    /// A first leaf whose summaries alone pass the limit is returned among
+    /// the covered leaves with only the summaries that fit (the receiver
+    /// then sends us entries we may hold already, which merge as no-ops).
+    pub fn leaf_versions(
+        &self,
+        leaves: &[u32],
+        budget_bytes: usize,
+        limit_bytes: usize,
+    ) -> (Vec<u32>, Vec<(u64, Version)>) {
         let mut versions = Vec::new();
-        let included = self.visit_leaves(
+        let visited = self.visit_leaves(
             leaves,
             budget_bytes,
+            limit_bytes,
             |_, _| VERSION_SUMMARY_BYTES,
             |k, e| {
                 versions.push((key_hash(k), e.version));
             },
         );
-        (included, versions)
+        let mut covered = visited.whole;
+        covered.extend(visited.partial);
+        (covered, versions)
     }
 
     /// Entries in `leaves` whose key hash is in `hashes`, whole leaves at a
-    /// time until about `budget_bytes`. Returns how many of `leaves` (a
-    /// prefix) were covered.
+    /// time until about `budget_bytes`, never past `limit_bytes` (an entry
+    /// bigger than that travels alone). Returns how many of `leaves` (a
+    /// prefix) were covered entirely: a leaf cut inside is the first of
+    /// the rest, so the next chunk resumes in it.
     pub fn entries_by_hash(
         &self,
         leaves: &[u32],
         hashes: &std::collections::BTreeSet<u64>,
         budget_bytes: usize,
+        limit_bytes: usize,
     ) -> (usize, Vec<(Bytes, Entry)>) {
         let mut entries = Vec::new();
         let cost = |k: &Bytes, e: &Entry| if hashes.contains(&key_hash(k)) { entry_size_bound(k, e) } else { 0 };
-        let included = self.visit_leaves(leaves, budget_bytes, cost, |k, e| {
+        let visited = self.visit_leaves(leaves, budget_bytes, limit_bytes, cost, |k, e| {
             if hashes.contains(&key_hash(k)) {
                 entries.push((k.clone(), e.clone()));
             }
         });
-        (included.len(), entries)
+        (visited.whole.len(), entries)
     }
 
     /// One step of the background sweep over `shards` (a range of shard
@@ -1143,12 +1190,12 @@ mod tests {
             assert_eq!(b.children_digests(level, node), crate::core::digest::children_digests(&leaves, level, node));
         }
         let leaf = leaf_of_hash(key_hash(b"k7"));
-        let (leaves, versions) = b.leaf_versions(&[leaf], 1);
+        let (leaves, versions) = b.leaf_versions(&[leaf], 1, usize::MAX);
         assert_eq!(leaves, vec![leaf]);
         let changed = b.version(b"k7").unwrap();
         assert!(versions.contains(&(key_hash(b"k7"), changed)));
         let wanted = [key_hash(b"k7")].into_iter().collect();
-        let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX);
+        let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX, usize::MAX);
         assert_eq!(covered, 1);
         assert_eq!(entries, vec![(key.clone(), b.entry(b"k7").unwrap())]);
     }

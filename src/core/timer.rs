@@ -39,6 +39,21 @@ impl<T> TimerQueue<T> {
         Some(entry.remove())
     }
 
+    /// A mark for [`TimerQueue::pop_due_before`]: timers scheduled from
+    /// now on are after it.
+    pub fn mark(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Like [`TimerQueue::pop_due`], but only timers scheduled before
+    /// `mark`: a caller that fires due timers in a loop takes the ones its
+    /// own firing scheduled at the next call, so one call does bounded work
+    /// however timers reschedule themselves.
+    pub fn pop_due_before(&mut self, now: Duration, mark: u64) -> Option<T> {
+        let key = *self.queue.range(..=(now, u64::MAX)).map(|(key, _)| key).find(|(_, seq)| *seq < mark)?;
+        self.queue.remove(&key)
+    }
+
     /// Timers pending.
     pub fn len(&self) -> usize {
         self.queue.len()

@@ -9,6 +9,7 @@ use ::core::net::SocketAddr; // an address value; the core opens no socket
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::membership::{Identity, MemberRecord};
 use super::store::Entry;
 use super::version::Version;
@@ -20,6 +21,11 @@ pub const TAG_GOSSIP: u8 = 0x02;
 
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// A sync message's fixed part at most (tag, variant, sender address,
+/// level, counts, `held`): its items are budgeted against the rest of the
+/// frame limit. Generous; the frame's length prefix is counted too.
+pub const SYNC_MESSAGE_OVERHEAD_BYTES: usize = 64 + FRAME_HEADER_BYTES;
 
 /// A rumor message between peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +146,100 @@ impl Message {
     /// Decodes a body whose tag byte was already read.
     pub fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
         Ok(postcard::from_bytes(body)?)
+    }
+}
+
+/// Why a decoded sync message was refused before anything acted on it.
+/// The handlers rely on these shapes (positions in range, leaves in
+/// ascending order, one hash per named leaf); a message that breaks them
+/// would make a round loop, wrap an index or do unbounded work.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SyncRefusal {
+    /// `SyncDigests` at or below the leaf level.
+    #[error("digest level {0} is not above the leaves")]
+    Level(u8),
+    /// A tree position past the end of its level.
+    #[error("node {node} does not exist at level {level}")]
+    NodeRange {
+        /// The level named.
+        level: u8,
+        /// The position named.
+        node: u32,
+    },
+    /// Digests that are not `TREE_FANOUT` per node.
+    #[error("{digests} digests for {nodes} nodes")]
+    DigestCount {
+        /// Nodes named.
+        nodes: usize,
+        /// Digests carried.
+        digests: usize,
+    },
+    /// A leaf past the last one.
+    #[error("leaf {0} does not exist")]
+    LeafRange(u32),
+    /// Positions or leaves not strictly ascending (repeats included).
+    #[error("positions not strictly ascending")]
+    Order,
+    /// Nothing named: a round that covers nothing makes no progress.
+    #[error("names no position")]
+    Empty,
+    /// A key hash outside the leaves the message names.
+    #[error("key hash {0:#018x} outside the named leaves")]
+    StrayHash(u64),
+}
+
+/// Checks that `positions` are strictly ascending, non-empty and below `end`.
+fn check_positions(positions: &[u32], end: u32, out_of_range: impl Fn(u32) -> SyncRefusal) -> Result<(), SyncRefusal> {
+    let (&last, _) = positions.split_last().ok_or(SyncRefusal::Empty)?;
+    if positions.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(SyncRefusal::Order);
+    }
+    if last >= end {
+        return Err(out_of_range(last));
+    }
+    Ok(())
+}
+
+/// Checks that every hash falls in one of `leaves` (ascending).
+fn check_hashes(leaves: &[u32], hashes: impl Iterator<Item = u64>) -> Result<(), SyncRefusal> {
+    for hash in hashes {
+        if leaves.binary_search(&leaf_of_hash(hash)).is_err() {
+            return Err(SyncRefusal::StrayHash(hash));
+        }
+    }
+    Ok(())
+}
+
+impl Message {
+    /// Checks a sync message's shape before any handler acts on it; other
+    /// messages pass. Linear in the message's size, so the check costs no
+    /// more than the decode did.
+    pub fn check_sync(&self) -> Result<(), SyncRefusal> {
+        match self {
+            Message::SyncDigests { level, nodes, digests, .. } => {
+                if *level >= TREE_DEPTH {
+                    return Err(SyncRefusal::Level(*level));
+                }
+                let level = *level;
+                check_positions(nodes, TREE_FANOUT.pow(u32::from(level)), |node| SyncRefusal::NodeRange {
+                    level,
+                    node,
+                })?;
+                if digests.len() != nodes.len() * TREE_FANOUT as usize {
+                    return Err(SyncRefusal::DigestCount { nodes: nodes.len(), digests: digests.len() });
+                }
+                Ok(())
+            }
+            Message::SyncVersions { leaves, versions, .. } => {
+                check_positions(leaves, LEAF_COUNT as u32, SyncRefusal::LeafRange)?;
+                check_hashes(leaves, versions.iter().map(|(hash, _)| *hash))
+            }
+            Message::SyncWant { leaves, key_hashes, .. } => {
+                check_positions(leaves, LEAF_COUNT as u32, SyncRefusal::LeafRange)?;
+                check_hashes(leaves, key_hashes.iter().copied())
+            }
+            _ => Ok(()),
+        }
     }
 }
 

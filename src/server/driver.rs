@@ -358,6 +358,8 @@ impl Driver {
                     field("entries_received", g.entries_received.to_string()),
                     field("entries_applied", g.entries_applied.to_string()),
                     field("decode_errors", g.decode_errors.to_string()),
+                    field("sync_refused", g.sync_refused.to_string()),
+                    field("sync_oversized", g.sync_oversized.to_string()),
                     field("send_errors", self.send_errors.to_string()),
                     field("auth_failures", self.auth_failures.load(Ordering::Relaxed).to_string()),
                     field("stream_frames_dropped", self.streams.dropped.load(Ordering::Relaxed).to_string()),

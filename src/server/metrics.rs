@@ -390,6 +390,20 @@ impl Collector for Snapshot {
             g.entries_applied,
         )?;
         counter(&mut e, "gossip_decode_errors", "Gossip payloads that did not decode", None, g.decode_errors)?;
+        counter(
+            &mut e,
+            "gossip_sync_refused",
+            "Sync messages refused for their shape before anything acted on them",
+            None,
+            g.sync_refused,
+        )?;
+        counter(
+            &mut e,
+            "gossip_sync_oversized",
+            "Sync messages not sent because they came out over the stream frame limit",
+            None,
+            g.sync_oversized,
+        )?;
         counter(&mut e, "gossip_send_errors", "Gossip datagrams the socket failed to send", None, n.send_errors)?;
         counter(
             &mut e,

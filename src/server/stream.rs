@@ -197,6 +197,9 @@ async fn read_frames(
         }
         let len = u32::from_be_bytes(header) as usize;
         if len > max_frame_bytes {
+            // A peer whose frame limit is larger than ours: what it sends
+            // this way never arrives, so say so where an operator looks.
+            tracing::warn!(peer = %from, bytes = len, limit = max_frame_bytes, "stream frame over the frame limit; closing");
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("frame of {len} bytes over limit"),
