@@ -77,7 +77,28 @@ pub enum MergeOutcome {
     Applied,
     /// The store already held this version or a greater one.
     Stale,
+    /// Stamped further ahead of our wall clock than `max_version_ahead_ms`:
+    /// refused, since a version that far ahead would beat every local write
+    /// until our clock caught up. An honest peer's entry is only delayed:
+    /// once our clock is within the bound, a resend or anti-entropy brings it.
+    TooFarAhead,
 }
+
+/// Why a local write was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// No timestamp greater than both the clock and the key's held version
+    /// is left: storing one that is not greater would be undone by merge.
+    #[error("no version greater than the one held for the key is left")]
+    VersionExhausted,
+}
+
+/// Default bound on how far ahead of our wall clock a remote version may
+/// be: 5 minutes, the envelope's bound on a packet's time.
+pub const DEFAULT_MAX_VERSION_AHEAD_MS: u64 = 5 * 60 * 1000;
+
+/// At most one warning per this many ms about refused future versions.
+const FUTURE_WARN_INTERVAL_MS: u64 = 10_000;
 
 /// What `TTL`/`PTTL` report for a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +122,10 @@ pub struct StoreStats {
     pub merges_applied: AtomicU64,
     /// Entries merged that we already had (duplicates, stale).
     pub merges_stale: AtomicU64,
+    /// Remote or restored entries refused as stamped too far in the future.
+    pub future_refused: AtomicU64,
+    /// Wall ms of the last warning about them (the warning is rate-limited).
+    future_warned_ms: AtomicU64,
 }
 
 /// Hashes a key in one xxh3 call per `write` (the streaming `Xxh3` state
@@ -345,6 +370,8 @@ pub struct Store {
     stats: StoreStats,
     sabotage: Sabotage,
     tombstone_ttl_ms: u64,
+    /// How far ahead of the wall clock a remote version may be.
+    max_version_ahead_ms: u64,
     /// Where changes go to be made durable; `None` keeps the store in memory only.
     change_log: Option<Arc<dyn ChangeLog>>,
 }
@@ -392,6 +419,7 @@ impl Store {
             stats: StoreStats::default(),
             sabotage: Sabotage::default(),
             tombstone_ttl_ms: DEFAULT_TOMBSTONE_TTL_MS,
+            max_version_ahead_ms: DEFAULT_MAX_VERSION_AHEAD_MS,
             change_log: None,
         }
     }
@@ -416,6 +444,42 @@ impl Store {
     pub fn with_tombstone_ttl(mut self, tombstone_ttl_ms: u64) -> Self {
         self.tombstone_ttl_ms = tombstone_ttl_ms;
         self
+    }
+
+    /// A store that refuses remote versions more than `ms` ahead of its
+    /// wall clock (see [`MergeOutcome::TooFarAhead`]).
+    pub fn with_max_version_ahead(mut self, ms: u64) -> Self {
+        self.max_version_ahead_ms = ms;
+        self
+    }
+
+    /// Whether `entry` is stamped too far ahead of `now_ms` to take; if so
+    /// it is counted, and logged at most every [`FUTURE_WARN_INTERVAL_MS`].
+    fn too_far_ahead(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
+        let ahead_ms = entry.version.timestamp.physical_ms().saturating_sub(now_ms);
+        if ahead_ms <= self.max_version_ahead_ms {
+            return false;
+        }
+        let refused = self.stats.future_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = self.stats.future_warned_ms.load(Ordering::Relaxed);
+        if (last == 0 || now_ms.saturating_sub(last) >= FUTURE_WARN_INTERVAL_MS)
+            && self
+                .stats
+                .future_warned_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                ahead_ms,
+                version = %entry.version,
+                key = %String::from_utf8_lossy(&key[..key.len().min(64)]),
+                refused_so_far = refused,
+                "entry stamped beyond max_version_ahead_ms refused (a peer's clock far ahead, or a bad peer)"
+            );
+        } else {
+            tracing::debug!(ahead_ms, version = %entry.version, "entry stamped beyond max_version_ahead_ms refused");
+        }
+        true
     }
 
     /// Whether `entry` is dead (deleted or expired) for longer than the
@@ -662,8 +726,13 @@ impl Store {
     /// Takes `entry` for `key` from durable storage at start-up: kept if its
     /// version is greater than what the store holds, and not reported to the
     /// change log (storage already has it). Moves the clock past the
-    /// version, within the drift bound, as a merge would.
+    /// version, within the drift bound, as a merge would. An entry stamped
+    /// beyond `max_version_ahead_ms` is refused as a merge refuses it
+    /// (storage keeps it; a later start, with the clock past it, takes it).
     pub fn restore(&self, key: Bytes, entry: Entry, now_ms: u64) {
+        if self.too_far_ahead(&key, &entry, now_ms) {
+            return;
+        }
         let _ = self.hlc.observe(entry.version.timestamp, now_ms);
         let slot = Slot::of(&key);
         let mut shard = self.shards[slot.shard].write();
@@ -718,13 +787,14 @@ impl Store {
     /// even if that came from a peer with a clock far ahead.
     ///
     /// Returns the entry written (to be disseminated), if any, and what
-    /// `decide` returned.
+    /// `decide` returned; or, when no greater version is left
+    /// ([`WriteError::VersionExhausted`]), nothing is written.
     pub fn update<R>(
         &self,
         key: &Bytes,
         now_ms: u64,
         decide: impl FnOnce(Option<LiveValue<'_>>) -> (Option<Write>, R),
-    ) -> (Option<Entry>, R) {
+    ) -> Result<(Option<Entry>, R), WriteError> {
         let slot = Slot::of(key);
         let mut shard = self.shards[slot.shard].write();
         let existing = shard.map.get(key.as_ref());
@@ -732,13 +802,13 @@ impl Store {
             .and_then(|e| e.live_value(now_ms).map(|value| LiveValue { value, expires_at_ms: e.expires_at_ms }));
         let (write, result) = decide(live);
         let Some(write) = write else {
-            return (None, result);
+            return Ok((None, result));
         };
-        let mut timestamp = self.hlc.tick(now_ms);
+        let mut timestamp = self.hlc.tick(now_ms).ok_or(WriteError::VersionExhausted)?;
         if let Some(held) = existing
             && held.version.timestamp >= timestamp
         {
-            timestamp = held.version.timestamp.next();
+            timestamp = held.version.timestamp.checked_next().ok_or(WriteError::VersionExhausted)?;
         }
         let version = Version { timestamp, writer: self.writer };
         let entry = match write {
@@ -752,7 +822,7 @@ impl Store {
             shard.put(key.clone(), entry.clone(), slot, &self.entries);
         }
         self.publish(slot.shard, &mut shard, Some(slot.leaf));
-        (Some(entry), result)
+        Ok((Some(entry), result))
     }
 
     /// Merges an entry from a peer: keeps whichever version is greater.
@@ -772,6 +842,9 @@ impl Store {
 
     fn merge_from(&self, input: impl MergeInput, now_ms: u64) -> MergeOutcome {
         let entry = input.entry();
+        if self.too_far_ahead(input.key(), entry, now_ms) {
+            return MergeOutcome::TooFarAhead;
+        }
         if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.version.timestamp, now_ms) {
             self.stats.drift_rejections.fetch_add(1, Ordering::Relaxed);
             self.stats.max_drift_seen_ms.fetch_max(ahead_ms, Ordering::Relaxed);
@@ -910,11 +983,12 @@ mod tests {
     fn local_write_beats_a_held_version_from_a_clock_far_ahead() {
         let store = Store::new(node(1), 500);
         let key = Bytes::from_static(b"k");
-        let future = Version { timestamp: Timestamp::from_physical_ms(1_000_000), writer: node(2) };
+        // Within max_version_ahead_ms (5 min) but far beyond the drift bound.
+        let future = Version { timestamp: Timestamp::from_physical_ms(200_000), writer: node(2) };
         let remote = Entry { value: Some(Bytes::from_static(b"remote")), version: future, expires_at_ms: None };
         assert_eq!(store.merge(key.clone(), remote, 1_000), MergeOutcome::Applied);
         assert_eq!(store.stats().drift_rejections.load(Ordering::Relaxed), 1);
-        let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ()));
+        let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ())).unwrap();
         assert!(written.unwrap().version > future);
         assert_eq!(store.get(b"k", 1_000).unwrap(), "local");
     }
@@ -923,7 +997,7 @@ mod tests {
     fn stale_merge_is_ignored() {
         let store = Store::new(node(1), 500);
         let key = Bytes::from_static(b"k");
-        let (newer, ()) = store.update(&key, 2_000, |_| (put("new"), ()));
+        let (newer, ()) = store.update(&key, 2_000, |_| (put("new"), ())).unwrap();
         let old = Entry {
             value: Some(Bytes::from_static(b"old")),
             version: Version { timestamp: Timestamp::from_physical_ms(1_000), writer: node(9) },
@@ -938,9 +1012,9 @@ mod tests {
         let store = Store::new(node(1), 500);
         let a = Bytes::from_static(b"a");
         let b = Bytes::from_static(b"b");
-        store.update(&a, 1_000, |_| (Some(Write::Put { value: a.clone(), expires_at_ms: Some(1_500) }), ()));
-        store.update(&b, 1_000, |_| (put("v"), ()));
-        store.update(&b, 1_001, |_| (Some(Write::Delete), ()));
+        store.update(&a, 1_000, |_| (Some(Write::Put { value: a.clone(), expires_at_ms: Some(1_500) }), ())).unwrap();
+        store.update(&b, 1_000, |_| (put("v"), ())).unwrap();
+        store.update(&b, 1_001, |_| (Some(Write::Delete), ())).unwrap();
         assert_eq!(store.get(b"a", 1_499).unwrap(), "a");
         assert_eq!(store.ttl(b"a", 1_400), Ttl::RemainingMs(100));
         assert_eq!(store.get(b"a", 1_500), None);
@@ -955,7 +1029,7 @@ mod tests {
         let store = Store::new(node(1), 500);
         for i in 0..5_000u32 {
             let key = Bytes::from(format!("key:{i}"));
-            store.update(&key, 1, |_| (put("v"), ()));
+            store.update(&key, 1, |_| (put("v"), ())).unwrap();
         }
         let mut seen = Vec::new();
         let mut cursor = 0;
@@ -992,13 +1066,13 @@ mod tests {
         let peer = Store::new(node(2), 500);
         for i in 0..3_000u32 {
             let key = Bytes::from(format!("k{i}"));
-            store.update(&key, 1_000, |_| (put("v"), ()));
+            store.update(&key, 1_000, |_| (put("v"), ())).unwrap();
             if i % 3 == 0 {
-                let (entry, ()) = peer.update(&key, 1_001 + u64::from(i % 7), |_| (put("w"), ()));
+                let (entry, ()) = peer.update(&key, 1_001 + u64::from(i % 7), |_| (put("w"), ())).unwrap();
                 store.merge(key.clone(), entry.unwrap(), 1_001);
             }
             if i % 5 == 0 {
-                store.update(&key, 1_002, |_| (Some(Write::Delete), ()));
+                store.update(&key, 1_002, |_| (Some(Write::Delete), ())).unwrap();
             }
         }
         assert_tree_matches_leaves(&store);
@@ -1018,7 +1092,7 @@ mod tests {
         let mut written = Vec::new();
         for i in 0..500u32 {
             let key = Bytes::from(format!("k{i}"));
-            let (entry, ()) = a.update(&key, 1_000, |_| (put("v"), ()));
+            let (entry, ()) = a.update(&key, 1_000, |_| (put("v"), ())).unwrap();
             written.push((key, entry.unwrap()));
         }
         for (key, entry) in written.iter().rev() {
@@ -1032,7 +1106,7 @@ mod tests {
         }
         // One changed key changes exactly one leaf.
         let key = Bytes::from_static(b"k7");
-        b.update(&key, 2_000, |_| (put("w"), ()));
+        b.update(&key, 2_000, |_| (put("w"), ())).unwrap();
         let differing = a.leaf_digests().iter().zip(b.leaf_digests()).filter(|(x, y)| *x != y).count();
         assert_eq!(differing, 1);
         // The shard digests followed the overwrite.
@@ -1057,9 +1131,9 @@ mod tests {
         let store = Store::new(node(1), 500).with_tombstone_ttl(ttl);
         let e = Bytes::from_static(b"expiring");
         let d = Bytes::from_static(b"deleted");
-        store.update(&e, 1_000, |_| (Some(Write::Put { value: e.clone(), expires_at_ms: Some(2_000) }), ()));
-        store.update(&d, 1_000, |_| (put("v"), ()));
-        store.update(&d, 1_001, |_| (Some(Write::Delete), ()));
+        store.update(&e, 1_000, |_| (Some(Write::Put { value: e.clone(), expires_at_ms: Some(2_000) }), ())).unwrap();
+        store.update(&d, 1_000, |_| (put("v"), ())).unwrap();
+        store.update(&d, 1_001, |_| (Some(Write::Delete), ())).unwrap();
         let digests = store.leaf_digests();
         let outcome = store.sweep(0..SHARD_COUNT, 3_000);
         assert_eq!(outcome, SweepOutcome { expired: 1, forgotten: 0 });
@@ -1088,20 +1162,20 @@ mod tests {
         let store = Store::new(node(1), 500).with_tombstone_ttl(1_000_000);
         let (a, b, c) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"), Bytes::from_static(b"c"));
         assert_eq!(store.keyspace(1_000), Keyspace::default());
-        store.update(&a, 1_000, |_| (put_until("1", 11_000), ()));
-        store.update(&b, 1_000, |_| (put_until("2", 21_000), ()));
-        store.update(&c, 1_000, |_| (put("3"), ()));
+        store.update(&a, 1_000, |_| (put_until("1", 11_000), ())).unwrap();
+        store.update(&b, 1_000, |_| (put_until("2", 21_000), ())).unwrap();
+        store.update(&c, 1_000, |_| (put("3"), ())).unwrap();
         assert_eq!(store.keyspace(1_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 15_000 });
         assert_eq!(store.keyspace(6_000).avg_ttl_ms, 10_000, "the average counts down with the clock");
 
         // Overwriting without a deadline (SET, PERSIST) takes the key out.
-        store.update(&a, 2_000, |_| (put("1"), ()));
+        store.update(&a, 2_000, |_| (put("1"), ())).unwrap();
         assert_eq!(store.keyspace(2_000), Keyspace { keys: 3, expires: 1, avg_ttl_ms: 19_000 });
         // A deadline added to a persistent key (EXPIRE) brings it in.
-        store.update(&c, 2_000, |_| (put_until("3", 4_000), ()));
+        store.update(&c, 2_000, |_| (put_until("3", 4_000), ())).unwrap();
         assert_eq!(store.keyspace(2_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 10_500 });
         // A delete takes it out.
-        store.update(&b, 3_000, |_| (Some(Write::Delete), ()));
+        store.update(&b, 3_000, |_| (Some(Write::Delete), ())).unwrap();
         assert_eq!(store.keyspace(3_000), Keyspace { keys: 2, expires: 1, avg_ttl_ms: 1_000 });
 
         // A peer's entry with a deadline counts when it wins the merge, not when it is stale.
@@ -1155,10 +1229,10 @@ mod tests {
                 Step::Write { key, ttl_ms } => {
                     let write =
                         Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
-                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
+                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ())).unwrap();
                 }
                 Step::Delete { key } => {
-                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
+                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ())).unwrap();
                 }
                 Step::Merge { key, entry } => {
                     store.merge(Bytes::from(vec![key]), entry, now_ms);
@@ -1295,5 +1369,69 @@ mod tests {
         assert_eq!(store.get(b"k", 1_900).unwrap(), "new");
         assert!(log.entries().is_empty());
         assert!(store.clock_reading() >= at(2_000).timestamp);
+    }
+}
+
+#[cfg(test)]
+mod far_future_tests {
+    use super::*;
+
+    fn node(n: u8) -> NodeId {
+        NodeId::from_random_bytes([n; 16])
+    }
+
+    fn put(value: &'static str) -> Option<Write> {
+        Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None })
+    }
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn stamped(packed: u64, value: &'static str) -> Entry {
+        Entry {
+            value: Some(Bytes::from_static(value.as_bytes())),
+            version: Version { timestamp: Timestamp::from_packed(packed), writer: node(2) },
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_from_the_far_future_is_refused_and_local_writes_stick() {
+        let store = Store::new(node(1), 500);
+        let key = Bytes::from_static(b"k");
+        let poison = stamped(u64::MAX - 1, "poison");
+        assert_eq!(store.merge(key.clone(), poison.clone(), NOW), MergeOutcome::TooFarAhead);
+        assert_eq!(store.get(b"k", NOW), None);
+        store.update(&key, NOW, |_| (put("mine"), ())).unwrap();
+        assert_eq!(store.merge_ref(&key, &poison, NOW + 1), MergeOutcome::TooFarAhead);
+        assert_eq!(store.get(b"k", NOW + 1).unwrap(), "mine");
+        store.update(&key, NOW + 2, |_| (Some(Write::Delete), ())).unwrap();
+        assert_eq!(store.merge(key.clone(), poison.clone(), NOW + 3), MergeOutcome::TooFarAhead);
+        assert_eq!(store.get(b"k", NOW + 3), None, "the delete sticks too");
+        // Restored from a data dir: refused the same way.
+        store.restore(Bytes::from_static(b"r"), poison, NOW);
+        assert!(store.entry(b"r").is_none());
+        assert_eq!(store.stats().future_refused.load(Ordering::Relaxed), 4);
+        assert!(store.clock_reading().physical_ms() <= NOW + 3, "the clock did not follow");
+    }
+
+    #[test]
+    fn an_honest_entry_ahead_is_only_delayed_until_the_clock_is_within_the_bound() {
+        let store = Store::new(node(1), 500).with_max_version_ahead(60_000);
+        let key = Bytes::from_static(b"k");
+        let ahead = stamped(Timestamp::from_physical_ms(NOW + 90_000).packed(), "ahead");
+        assert_eq!(store.merge(key.clone(), ahead.clone(), NOW), MergeOutcome::TooFarAhead);
+        assert_eq!(store.merge(key.clone(), ahead.clone(), NOW + 30_000), MergeOutcome::Applied);
+        assert_eq!(store.entry(b"k"), Some(ahead));
+    }
+
+    #[test]
+    fn a_local_write_with_no_greater_version_left_fails_and_stores_nothing() {
+        // A bound wide enough to let the last timestamp in.
+        let store = Store::new(node(1), 500).with_max_version_ahead(u64::MAX);
+        let key = Bytes::from_static(b"k");
+        let last = stamped(u64::MAX, "last");
+        assert_eq!(store.merge(key.clone(), last.clone(), NOW), MergeOutcome::Applied);
+        assert_eq!(store.update(&key, NOW, |_| (put("mine"), ())), Err(WriteError::VersionExhausted));
+        assert_eq!(store.entry(b"k"), Some(last));
     }
 }

@@ -50,9 +50,11 @@ impl Timestamp {
         (self.0 & ((1 << LOGICAL_BITS) - 1)) as u16
     }
 
-    /// The smallest timestamp greater than this one.
-    pub fn next(self) -> Self {
-        Timestamp(self.0.saturating_add(1))
+    /// The smallest timestamp greater than this one, unless this is the
+    /// last one: a write must never be stamped with a version that does not
+    /// beat the one it replaces, so the caller refuses the write instead.
+    pub fn checked_next(self) -> Option<Self> {
+        self.0.checked_add(1).map(Timestamp)
     }
 }
 
@@ -127,10 +129,11 @@ mod tests {
     #[test]
     fn logical_overflow_carries_into_physical() {
         let last_of_ms = Timestamp::from_packed((7 << LOGICAL_BITS) | 0xFFFF);
-        let next = last_of_ms.next();
+        let next = last_of_ms.checked_next().unwrap();
         assert_eq!(next.physical_ms(), 8);
         assert_eq!(next.logical(), 0);
         assert!(next > last_of_ms);
+        assert_eq!(Timestamp::from_packed(u64::MAX).checked_next(), None);
     }
 
     #[test]
@@ -139,7 +142,7 @@ mod tests {
         let a = Version { timestamp: ts, writer: NodeId::from_random_bytes([1; 16]) };
         let b = Version { timestamp: ts, writer: NodeId::from_random_bytes([2; 16]) };
         assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
-        let later = Version { timestamp: ts.next(), writer: a.writer.min(b.writer) };
+        let later = Version { timestamp: ts.checked_next().unwrap(), writer: a.writer.min(b.writer) };
         assert!(later > a && later > b);
     }
 }

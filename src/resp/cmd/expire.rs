@@ -73,7 +73,7 @@ pub(super) async fn expire(args: Args<'_>, ctx: &mut Ctx<'_>, how: How) -> Resul
             _ => Write::Delete,
         };
         (Some(write), true)
-    });
+    })?;
     ctx.replicate(key, written).await;
     reply::integer(ctx.out, i64::from(changed));
     Ok(())
@@ -107,7 +107,7 @@ pub(super) async fn persist(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Com
             (Some(put), true)
         }
         _ => (None, false),
-    });
+    })?;
     ctx.replicate(key, written).await;
     reply::integer(ctx.out, i64::from(changed));
     Ok(())

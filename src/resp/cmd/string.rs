@@ -42,7 +42,7 @@ pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
             _ => Write::Put { value, expires_at_ms },
         };
         (Some(write), (old, true))
-    });
+    })?;
     ctx.replicate(key, written).await;
     if options.get {
         reply::optional_bulk(ctx.out, old.as_deref());
@@ -85,7 +85,7 @@ pub(super) async fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
         let (written, ()) = ctx.shared.store.update(&key, now_ms, |_| {
             let put = Write::Put { value, expires_at_ms: None };
             (Some(put), ())
-        });
+        })?;
         ctx.replicate(key, written).await;
     }
     reply::ok(ctx.out);
