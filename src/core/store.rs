@@ -22,22 +22,70 @@ use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, entry_hash, key_hash, l
 
 use super::hlc::{DriftExceeded, Hlc};
 use super::sabotage::Sabotage;
-use super::version::{NodeId, Timestamp, Version};
+use super::version::{DeadlineStamp, EntryStamp, NodeId, Timestamp, Version};
 use super::wire::entry_size_bound;
 
 /// One stored entry, exactly as it travels between nodes.
+///
+/// It has two parts, each with its own version, and merge takes each part
+/// from the greater of its versions: the value (or tombstone) with
+/// `version`, and the deadline with `deadline_set_at` (see
+/// [`DeadlineStamp`]). SET and DEL stamp both; EXPIRE and PERSIST only the
+/// deadline; SET KEEPTTL only the value. So an EXPIRE on one node never
+/// undoes a SET that raced it on another: the SET's value survives, with
+/// whichever deadline was set last.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The value, or `None` for a tombstone left by a delete.
     pub value: Option<Bytes>,
-    /// Decides which of two entries for a key survives a merge.
+    /// The value's version: decides which value survives a merge.
     pub version: Version,
     /// Absolute wall-clock deadline (Unix ms) after which the entry reads as
     /// missing on every node.
     pub expires_at_ms: Option<u64>,
+    /// When the deadline (or its absence) was set: decides, with the
+    /// deadline as the tie-break, which deadline survives a merge.
+    pub deadline_set_at: Timestamp,
 }
 
 impl Entry {
+    /// The deadline's version.
+    pub fn deadline_stamp(&self) -> DeadlineStamp {
+        DeadlineStamp { set_at: self.deadline_set_at, expires_at_ms: self.expires_at_ms }
+    }
+
+    /// Both versions, as anti-entropy compares them.
+    pub fn stamp(&self) -> EntryStamp {
+        EntryStamp { value: self.version, deadline: self.deadline_stamp() }
+    }
+
+    /// The later of the two parts' timestamps: when the entry last changed.
+    pub fn last_stamped(&self) -> Timestamp {
+        self.version.timestamp.max(self.deadline_set_at)
+    }
+
+    /// What merging `incoming` into `self` gives, if it changes anything:
+    /// each part from the greater of its versions. On a value tie (the same
+    /// write) a swept copy (no value) takes the value back only if the
+    /// merged deadline leaves it live at `now_ms` — a PERSIST that raced the
+    /// expiry elsewhere — so the sweep's work is not undone for nothing.
+    fn merged_with(&self, incoming: &Entry, now_ms: u64, keep_smaller: bool) -> Option<Entry> {
+        let value_newer = if keep_smaller { incoming.version < self.version } else { incoming.version > self.version };
+        let deadline_newer = incoming.deadline_stamp() > self.deadline_stamp();
+        let (value, version) =
+            if value_newer { (incoming.value.clone(), incoming.version) } else { (self.value.clone(), self.version) };
+        let deadline = if deadline_newer { incoming.deadline_stamp() } else { self.deadline_stamp() };
+        let mut merged =
+            Entry { value, version, expires_at_ms: deadline.expires_at_ms, deadline_set_at: deadline.set_at };
+        if !value_newer && incoming.version == self.version && merged.value.is_none() && incoming.value.is_some() {
+            let revived = Entry { value: incoming.value.clone(), ..merged.clone() };
+            if revived.live_value(now_ms).is_some() {
+                merged = revived;
+            }
+        }
+        (merged != *self).then_some(merged)
+    }
+
     /// The value if it is neither deleted nor expired at `now_ms`.
     pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
         match self.expires_at_ms {
@@ -59,14 +107,27 @@ pub struct LiveValue<'a> {
 /// What a client command decided to write to one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
-    /// Store `value`, expiring at `expires_at_ms` if set.
+    /// Store `value`, expiring at `expires_at_ms` if set (SET): both parts.
     Put {
         /// The new value.
         value: Bytes,
         /// Absolute deadline (Unix ms).
         expires_at_ms: Option<u64>,
     },
-    /// Leave a tombstone.
+    /// Store `value`, keeping the deadline part as it is (SET KEEPTTL on a
+    /// live key): the value part only. On a key without a live value it is
+    /// a [`Write::Put`] without a deadline.
+    Value {
+        /// The new value.
+        value: Bytes,
+    },
+    /// Set or clear the deadline of the live value (EXPIRE, PERSIST): the
+    /// deadline part only; nothing is written if there is no live value.
+    Deadline {
+        /// Absolute deadline (Unix ms), `None` to clear it.
+        expires_at_ms: Option<u64>,
+    },
+    /// Leave a tombstone: both parts.
     Delete,
 }
 
@@ -306,7 +367,7 @@ impl Shard {
         if let Some(old) = self.map.remove(key) {
             count.fetch_sub(1, Ordering::Relaxed);
             self.tally.sub(&old);
-            self.flip(slot, entry_hash(key, &old.version));
+            self.flip(slot, entry_hash(key, &old.stamp()));
         }
     }
 
@@ -319,11 +380,11 @@ impl Shard {
     /// Puts `entry`, keeping the tally, digest and store-wide `count` in step.
     fn put(&mut self, key: Bytes, entry: Entry, slot: Slot, count: &AtomicUsize) {
         self.tally.add(&entry);
-        self.flip(slot, entry_hash(&key, &entry.version));
+        self.flip(slot, entry_hash(&key, &entry.stamp()));
         match self.map.insert(key.clone(), entry) {
             Some(old) => {
                 self.tally.sub(&old);
-                self.flip(slot, entry_hash(&key, &old.version));
+                self.flip(slot, entry_hash(&key, &old.stamp()));
             }
             None => {
                 count.fetch_add(1, Ordering::Relaxed);
@@ -397,7 +458,7 @@ pub struct SweepOutcome {
 }
 
 /// Bytes one `(key hash, version)` summary takes on the wire, at most.
-const VERSION_SUMMARY_BYTES: usize = 40;
+const VERSION_SUMMARY_BYTES: usize = 64;
 
 /// Default tombstone TTL: 24 hours, as DESIGN.md sets.
 pub const DEFAULT_TOMBSTONE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
@@ -456,7 +517,7 @@ impl Store {
     /// Whether `entry` is stamped too far ahead of `now_ms` to take; if so
     /// it is counted, and logged at most every [`FUTURE_WARN_INTERVAL_MS`].
     fn too_far_ahead(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
-        let ahead_ms = entry.version.timestamp.physical_ms().saturating_sub(now_ms);
+        let ahead_ms = entry.last_stamped().physical_ms().saturating_sub(now_ms);
         if ahead_ms <= self.max_version_ahead_ms {
             return false;
         }
@@ -486,11 +547,14 @@ impl Store {
     /// tombstone TTL: such entries are dropped by the sweep and refused by
     /// merge, as Cassandra does after `gc_grace_seconds`.
     fn is_forgotten(&self, entry: &Entry, now_ms: u64) -> bool {
+        let last_write = entry.last_stamped().physical_ms();
         let dead_since = match (&entry.value, entry.expires_at_ms) {
-            // A swept expired value keeps its deadline: it died then.
-            (None, Some(deadline)) => deadline.max(entry.version.timestamp.physical_ms()),
-            (None, None) => entry.version.timestamp.physical_ms(),
-            (Some(_), Some(deadline)) if deadline <= now_ms => deadline,
+            // A swept expired value keeps its deadline: it died then. (A
+            // deadline still ahead on a tombstone is one an EXPIRE set
+            // while a DEL raced it: the key died with the DEL.)
+            (None, Some(deadline)) if deadline <= now_ms => deadline.max(last_write),
+            (None, _) => last_write,
+            (Some(_), Some(deadline)) if deadline <= now_ms => deadline.max(last_write),
             (Some(_), _) => return false,
         };
         dead_since.saturating_add(self.tombstone_ttl_ms) < now_ms
@@ -638,14 +702,14 @@ impl Store {
     /// leaves at a time until about `budget_bytes` of summaries: what one
     /// side of a sync sends so the other can tell which entries differ
     /// without shipping the entries themselves.
-    pub fn leaf_versions(&self, leaves: &[u32], budget_bytes: usize) -> (Vec<u32>, Vec<(u64, Version)>) {
+    pub fn leaf_versions(&self, leaves: &[u32], budget_bytes: usize) -> (Vec<u32>, Vec<(u64, EntryStamp)>) {
         let mut versions = Vec::new();
         let included = self.visit_leaves(
             leaves,
             budget_bytes,
             |_, _| VERSION_SUMMARY_BYTES,
             |k, e| {
-                versions.push((key_hash(k), e.version));
+                versions.push((key_hash(k), e.stamp()));
             },
         );
         (included, versions)
@@ -733,10 +797,14 @@ impl Store {
         if self.too_far_ahead(&key, &entry, now_ms) {
             return;
         }
-        let _ = self.hlc.observe(entry.version.timestamp, now_ms);
+        let _ = self.hlc.observe(entry.last_stamped(), now_ms);
         let slot = Slot::of(&key);
         let mut shard = self.shards[slot.shard].write();
-        if shard.map.get(key.as_ref()).is_none_or(|held| entry.version > held.version) {
+        let entry = match shard.map.get(key.as_ref()) {
+            None => Some(entry),
+            Some(held) => held.merged_with(&entry, now_ms, false),
+        };
+        if let Some(entry) = entry {
             shard.put(key, entry, slot, &self.entries);
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
         }
@@ -804,16 +872,30 @@ impl Store {
         let Some(write) = write else {
             return Ok((None, result));
         };
+        // Only the live value's parts are kept by a one-part write.
+        let held_live = existing.filter(|e| e.live_value(now_ms).is_some());
+        let write = match (write, held_live) {
+            (Write::Deadline { .. }, None) => return Ok((None, result)),
+            (Write::Value { value }, None) => Write::Put { value, expires_at_ms: None },
+            (write, _) => write,
+        };
         let mut timestamp = self.hlc.tick(now_ms).ok_or(WriteError::VersionExhausted)?;
         if let Some(held) = existing
-            && held.version.timestamp >= timestamp
+            && held.last_stamped() >= timestamp
         {
-            timestamp = held.version.timestamp.checked_next().ok_or(WriteError::VersionExhausted)?;
+            timestamp = held.last_stamped().checked_next().ok_or(WriteError::VersionExhausted)?;
         }
         let version = Version { timestamp, writer: self.writer };
-        let entry = match write {
-            Write::Put { value, expires_at_ms } => Entry { value: Some(value), version, expires_at_ms },
-            Write::Delete => Entry { value: None, version, expires_at_ms: None },
+        let entry = match (write, held_live) {
+            (Write::Put { value, expires_at_ms }, _) => {
+                Entry { value: Some(value), version, expires_at_ms, deadline_set_at: timestamp }
+            }
+            (Write::Delete, _) => Entry { value: None, version, expires_at_ms: None, deadline_set_at: timestamp },
+            (Write::Value { value }, Some(held)) => Entry { value: Some(value), version, ..held.clone() },
+            (Write::Deadline { expires_at_ms }, Some(held)) => {
+                Entry { expires_at_ms, deadline_set_at: timestamp, ..held.clone() }
+            }
+            (Write::Value { .. } | Write::Deadline { .. }, None) => unreachable!("turned into a Put or returned above"),
         };
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
             shard.remove(key, slot, &self.entries);
@@ -845,7 +927,7 @@ impl Store {
         if self.too_far_ahead(input.key(), entry, now_ms) {
             return MergeOutcome::TooFarAhead;
         }
-        if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.version.timestamp, now_ms) {
+        if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.last_stamped(), now_ms) {
             self.stats.drift_rejections.fetch_add(1, Ordering::Relaxed);
             self.stats.max_drift_seen_ms.fetch_max(ahead_ms, Ordering::Relaxed);
             tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
@@ -858,12 +940,21 @@ impl Store {
         }
         let slot = Slot::of(input.key());
         let mut shard = self.shards[slot.shard].write();
-        let newer = shard.map.get(input.key().as_ref()).is_none_or(|held| {
-            if self.sabotage.merge_keeps_smaller { entry.version < held.version } else { entry.version > held.version }
-        });
-        if newer {
-            if self.sabotage.drop_tombstones_early && entry.value.is_none() {
+        // `None`: nothing changes; `Some(None)`: the incoming entry as it
+        // is; `Some(Some(merged))`: a mix of both parts.
+        let change = match shard.map.get(input.key().as_ref()) {
+            None => Some(None),
+            Some(held) => held
+                .merged_with(entry, now_ms, self.sabotage.merge_keeps_smaller)
+                .map(|merged| if merged == *entry { None } else { Some(merged) }),
+        };
+        if let Some(merged) = change {
+            let tombstone = merged.as_ref().map_or(entry.value.is_none(), |m| m.value.is_none());
+            if self.sabotage.drop_tombstones_early && tombstone {
                 shard.remove(input.key(), slot, &self.entries);
+            } else if let Some(merged) = merged {
+                self.log(Change::Put { key: input.key(), entry: &merged });
+                shard.put(input.key().clone(), merged, slot, &self.entries);
             } else {
                 self.log(Change::Put { key: input.key(), entry });
                 let (key, entry) = input.into_owned();
@@ -985,12 +1076,81 @@ mod tests {
         let key = Bytes::from_static(b"k");
         // Within max_version_ahead_ms (5 min) but far beyond the drift bound.
         let future = Version { timestamp: Timestamp::from_physical_ms(200_000), writer: node(2) };
-        let remote = Entry { value: Some(Bytes::from_static(b"remote")), version: future, expires_at_ms: None };
+        let remote = Entry {
+            value: Some(Bytes::from_static(b"remote")),
+            version: future,
+            expires_at_ms: None,
+            deadline_set_at: future.timestamp,
+        };
         assert_eq!(store.merge(key.clone(), remote, 1_000), MergeOutcome::Applied);
         assert_eq!(store.stats().drift_rejections.load(Ordering::Relaxed), 1);
         let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ())).unwrap();
         assert!(written.unwrap().version > future);
         assert_eq!(store.get(b"k", 1_000).unwrap(), "local");
+    }
+
+    #[test]
+    fn expire_racing_set_on_another_node_keeps_the_set_value_on_both() {
+        let (a, b) = (Store::new(node(1), 500), Store::new(node(2), 500));
+        let key = Bytes::from_static(b"k");
+        let (v1, ()) = a.update(&key, 1_000, |_| (put("v1"), ())).unwrap();
+        b.merge(key.clone(), v1.unwrap(), 1_000);
+        // Concurrently: SET v2 on a, EXPIRE (later by the clock) on b.
+        let (set, ()) = a.update(&key, 1_001, |_| (put("v2"), ())).unwrap();
+        let expire = Some(Write::Deadline { expires_at_ms: Some(60_000) });
+        let (expired, ()) = b.update(&key, 1_002, |_| (expire, ())).unwrap();
+        let (set, expired) = (set.unwrap(), expired.unwrap());
+        assert_eq!(expired.value.as_deref(), Some(&b"v1"[..]), "b wrote only the deadline of what it held");
+        assert_eq!(a.merge(key.clone(), expired, 1_003), MergeOutcome::Applied);
+        assert_eq!(b.merge(key.clone(), set, 1_003), MergeOutcome::Applied);
+        for store in [&a, &b] {
+            assert_eq!(store.get(b"k", 1_003).unwrap(), "v2");
+            assert_eq!(store.ttl(b"k", 1_003), Ttl::RemainingMs(58_997), "the later deadline");
+        }
+        assert_eq!(a.entry(b"k"), b.entry(b"k"));
+        assert_eq!(a.leaf_digests(), b.leaf_digests());
+
+        // PERSIST and SET KEEPTTL write one part each, too.
+        let persist = Some(Write::Deadline { expires_at_ms: None });
+        let (persisted, ()) = a.update(&key, 1_004, |_| (persist, ())).unwrap();
+        let keep_ttl = Some(Write::Value { value: Bytes::from_static(b"v3") });
+        let (kept, ()) = b.update(&key, 1_005, |_| (keep_ttl, ())).unwrap();
+        assert_eq!(kept.as_ref().unwrap().expires_at_ms, Some(60_000), "KEEPTTL kept b's deadline");
+        a.merge(key.clone(), kept.unwrap(), 1_006);
+        b.merge(key.clone(), persisted.unwrap(), 1_006);
+        for store in [&a, &b] {
+            assert_eq!(store.get(b"k", 1_006).unwrap(), "v3");
+            assert_eq!(store.ttl(b"k", 1_006), Ttl::Persistent);
+        }
+        assert_eq!(a.leaf_digests(), b.leaf_digests());
+        // A one-part write on a missing key: EXPIRE writes nothing, KEEPTTL a plain SET.
+        let missing = Bytes::from_static(b"missing");
+        let (none, ()) =
+            a.update(&missing, 1_007, |_| (Some(Write::Deadline { expires_at_ms: Some(9_000) }), ())).unwrap();
+        assert!(none.is_none());
+        let (fresh, ()) = a.update(&missing, 1_007, |_| (Some(Write::Value { value: missing.clone() }), ())).unwrap();
+        let fresh = fresh.unwrap();
+        assert_eq!((fresh.expires_at_ms, fresh.deadline_set_at), (None, fresh.version.timestamp));
+    }
+
+    #[test]
+    fn a_swept_copy_takes_the_value_back_from_a_persist_that_raced_the_expiry() {
+        let (a, b) = (Store::new(node(1), 500), Store::new(node(2), 500));
+        let key = Bytes::from_static(b"k");
+        let (v, ()) = a.update(&key, 1_000, |_| (put_until("v", 2_000), ())).unwrap();
+        b.merge(key.clone(), v.unwrap(), 1_000);
+        // b persists the key just before the deadline; a's clock passes it first and sweeps.
+        let (persisted, ()) = b.update(&key, 1_999, |_| (Some(Write::Deadline { expires_at_ms: None }), ())).unwrap();
+        assert_eq!(a.sweep(0..SHARD_COUNT, 2_500).expired, 1);
+        let digests = a.leaf_digests();
+        assert_eq!(a.merge(key.clone(), persisted.unwrap(), 2_500), MergeOutcome::Applied);
+        assert_eq!(a.get(b"k", 2_500).unwrap(), "v");
+        assert_eq!(a.entry(b"k"), b.entry(b"k"));
+        assert_ne!(a.leaf_digests(), digests);
+        // The swept copy offered back changes nothing: the value stays.
+        let mut swept = a.entry(b"k").unwrap();
+        swept.value = None;
+        assert_eq!(b.merge(key.clone(), swept, 2_500), MergeOutcome::Stale);
     }
 
     #[test]
@@ -1002,6 +1162,7 @@ mod tests {
             value: Some(Bytes::from_static(b"old")),
             version: Version { timestamp: Timestamp::from_physical_ms(1_000), writer: node(9) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_physical_ms(1_000),
         };
         assert_eq!(store.merge(key.clone(), old, 2_000), MergeOutcome::Stale);
         assert_eq!(store.entry(b"k"), newer);
@@ -1117,7 +1278,7 @@ mod tests {
         let leaf = leaf_of_hash(key_hash(b"k7"));
         let (leaves, versions) = b.leaf_versions(&[leaf], 1);
         assert_eq!(leaves, vec![leaf]);
-        let changed = b.version(b"k7").unwrap();
+        let changed = b.entry(b"k7").unwrap().stamp();
         assert!(versions.contains(&(key_hash(b"k7"), changed)));
         let wanted = [key_hash(b"k7")].into_iter().collect();
         let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX);
@@ -1148,6 +1309,7 @@ mod tests {
             value: None,
             version: Version { timestamp: Timestamp::from_physical_ms(1_001), writer: node(3) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_physical_ms(1_001),
         };
         assert_eq!(store.merge(d.clone(), old, 1_001 + ttl + 1), MergeOutcome::Stale);
         assert!(store.entry(b"deleted").is_none());
@@ -1183,6 +1345,7 @@ mod tests {
             value: Some(Bytes::from_static(b"peer")),
             version: Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(2) },
             expires_at_ms: Some(deadline),
+            deadline_set_at: Timestamp::from_physical_ms(ms),
         };
         assert_eq!(store.merge(b.clone(), from_peer(1_000, 99_000), 3_000), MergeOutcome::Stale);
         assert_eq!(store.keyspace(3_000).expires, 1);
@@ -1251,6 +1414,7 @@ mod tests {
                 value: value.then(|| Bytes::from(vec![writer])),
                 version: Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(writer) },
                 expires_at_ms,
+                deadline_set_at: Timestamp::from_physical_ms(ms),
             },
         );
         prop_oneof![
@@ -1263,12 +1427,17 @@ mod tests {
     }
 
     fn arb_entry() -> impl Strategy<Value = (u8, Entry)> {
-        // One version is one write, so the value is a function of it.
-        (0u8..4, 0u64..50, 0u8..3).prop_map(|(key, ts, writer)| {
+        // One version is one write, so the value is a function of it. The
+        // deadline part is set apart (EXPIRE, PERSIST) half of the time,
+        // deadlines far ahead (merge runs at time 0 here).
+        let deadline = proptest::option::of((0u64..50, proptest::option::of(1u64..4)));
+        (0u8..4, 0u64..50, 0u8..3, deadline).prop_map(|(key, ts, writer, deadline)| {
+            let (set_at, expires_at_ms) = deadline.unwrap_or((ts, None));
             let entry = Entry {
                 value: (ts % 5 != 0).then(|| Bytes::from(vec![ts as u8, writer])),
                 version: Version { timestamp: Timestamp::from_packed(ts), writer: node(writer) },
-                expires_at_ms: None,
+                expires_at_ms: expires_at_ms.map(|d| d * 1_000_000),
+                deadline_set_at: Timestamp::from_packed(set_at),
             };
             (key, entry)
         })
@@ -1303,10 +1472,11 @@ mod tests {
             shuffled.extend(entries.iter().take(n / 2).cloned());
             let expected = final_state(&entries);
             prop_assert_eq!(final_state(&shuffled), expected.clone());
-            // Each key holds its greatest version.
+            // Each key holds its greatest version of each part.
             for (k, e) in &expected {
-                let max = entries.iter().filter(|(key, _)| [*key] == k[..]).map(|(_, e)| e.version).max();
-                prop_assert_eq!(Some(e.version), max);
+                let of_key = || entries.iter().filter(|(key, _)| [*key] == k[..]).map(|(_, e)| e);
+                prop_assert_eq!(Some(e.version), of_key().map(|e| e.version).max());
+                prop_assert_eq!(Some(e.deadline_stamp()), of_key().map(Entry::deadline_stamp).max());
             }
         }
 
@@ -1362,6 +1532,7 @@ mod tests {
             value: Some(Bytes::from_static(v.as_bytes())),
             version: at(ms),
             expires_at_ms: None,
+            deadline_set_at: at(ms).timestamp,
         };
         // Written by us before a restart, with a clock now a little behind.
         store.restore(key.clone(), entry(2_000, "new"), 1_900);
@@ -1391,6 +1562,7 @@ mod far_future_tests {
             value: Some(Bytes::from_static(value.as_bytes())),
             version: Version { timestamp: Timestamp::from_packed(packed), writer: node(2) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_packed(packed),
         }
     }
 

@@ -122,6 +122,43 @@ impl fmt::Display for Version {
     }
 }
 
+/// The version of an entry's deadline: when it was set (or cleared), with
+/// the deadline itself as the tie-break.
+///
+/// A deadline is versioned apart from the value so that EXPIRE and PERSIST,
+/// which change only the deadline, never rewrite a value written
+/// concurrently elsewhere. It needs no writer id: two deadline writes with
+/// the same timestamp and the same deadline are the same state, and with
+/// different deadlines the greater deadline wins on every node alike, so the
+/// order stays total at 8 bytes per entry instead of another 24.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeadlineStamp {
+    /// When the deadline was set, by the setter's hybrid logical clock.
+    pub set_at: Timestamp,
+    /// The deadline (Unix ms), `None` for none.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Both versions of an entry, as anti-entropy compares them: merge takes
+/// each part from the greater of its own versions, so two entries differ
+/// when either part does, and one is worth sending when either of its parts
+/// is newer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntryStamp {
+    /// The value's (or tombstone's) version.
+    pub value: Version,
+    /// The deadline's version.
+    pub deadline: DeadlineStamp,
+}
+
+impl EntryStamp {
+    /// Whether some part of `self` is newer than the same part of `other`:
+    /// merging `self` into `other` would change it.
+    pub fn newer_in_some_part(&self, other: &EntryStamp) -> bool {
+        self.value > other.value || self.deadline > other.deadline
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
