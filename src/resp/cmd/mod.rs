@@ -257,13 +257,17 @@ impl Ctx<'_> {
 
     /// Asks the driver task a question, giving up after [`CONTROL_TIMEOUT`]
     /// (the driver is gone or stuck: the client gets an error, not a hang).
-    async fn ask<T>(&self, question: impl FnOnce(oneshot::Sender<T>) -> Control) -> Option<T> {
+    async fn ask<T>(&mut self, question: impl FnOnce(oneshot::Sender<T>) -> Control) -> Option<T> {
         let (answer, receiver) = oneshot::channel();
+        let control = &self.shared.control;
         let asked = tokio::time::timeout(CONTROL_TIMEOUT, async {
-            self.shared.control.send(question(answer)).await.ok()?;
+            control.send(question(answer)).await.ok()?;
             receiver.await.ok()
         });
-        asked.await.ok().flatten()
+        let answer = asked.await.ok().flatten();
+        // The answer may have taken up to the timeout.
+        self.now_ms = self.shared.clock.wall_ms();
+        answer
     }
 }
 
