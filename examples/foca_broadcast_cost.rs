@@ -83,6 +83,7 @@ fn main() {
                     value: Some(Bytes::from(vec![b'v'; 32])),
                     version: Version { timestamp: Timestamp::from_physical_ms(i), writer },
                     expires_at_ms: None,
+                    deadline_set_at: Timestamp::from_physical_ms(i),
                 };
                 (Bytes::from(format!("key:{i:012}")), entry)
             })

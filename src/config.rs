@@ -77,6 +77,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// Largest clock lead of a peer that may move our clock, ms.
     pub max_clock_drift_ms: Option<u64>,
+    /// Largest lead over our wall clock of a version we accept, ms.
+    pub max_version_ahead_ms: Option<u64>,
     /// Directory for durable storage; memory only without it.
     pub data_dir: Option<PathBuf>,
     /// When the data dir's journal is synced.
@@ -224,6 +226,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Largest clock lead of a peer that may move our clock, ms.
     pub max_clock_drift_ms: u64,
+    /// Entries stamped further ahead of our wall clock than this are
+    /// refused (merge, restore), ms.
+    pub max_version_ahead_ms: u64,
     /// Core settings.
     pub node: NodeConfig,
     /// Client limits.
@@ -258,6 +263,7 @@ impl Default for Settings {
             requirepass: None,
             log_format: LogFormat::Text,
             max_clock_drift_ms: 500,
+            max_version_ahead_ms: crate::core::store::DEFAULT_MAX_VERSION_AHEAD_MS,
             node: NodeConfig {
                 swim: SwimConfig {
                     probe_interval: Duration::from_millis(300),
@@ -331,6 +337,15 @@ impl Settings {
         s.stale_data = flags.stale_data.or(file.stale_data).unwrap_or_default();
         if let Some(ms) = file.max_clock_drift_ms {
             s.max_clock_drift_ms = ms;
+        }
+        if let Some(ms) = file.max_version_ahead_ms {
+            if ms < s.max_clock_drift_ms {
+                return Err(invalid(
+                    "max_version_ahead_ms",
+                    format!("must be at least max_clock_drift_ms ({})", s.max_clock_drift_ms),
+                ));
+            }
+            s.max_version_ahead_ms = ms;
         }
 
         let m = file.membership;

@@ -348,6 +348,7 @@ mod tests {
             value: Some(Bytes::from_static(b"v")),
             version: Version { timestamp: Timestamp::from_packed(ts), writer: NodeId::from_random_bytes([1; 16]) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_packed(ts),
         }
     }
 

@@ -256,9 +256,12 @@ impl Cluster {
         let now = self.time();
         let node = self.nodes[i].as_mut().unwrap();
         let key = Bytes::from_static(key.as_bytes());
-        let (entry, ()) = node.store().update(&key, now.wall_ms, |_| {
-            (Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None }), ())
-        });
+        let (entry, ()) = node
+            .store()
+            .update(&key, now.wall_ms, |_| {
+                (Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None }), ())
+            })
+            .unwrap();
         node.handle_local_writes(&[(key, entry.unwrap())], now);
         self.collect(i);
     }
@@ -267,7 +270,7 @@ impl Cluster {
         let now = self.time();
         let node = self.nodes[i].as_mut().unwrap();
         let key = Bytes::from_static(key.as_bytes());
-        let (entry, ()) = node.store().update(&key, now.wall_ms, |_| (Some(Write::Delete), ()));
+        let (entry, ()) = node.store().update(&key, now.wall_ms, |_| (Some(Write::Delete), ())).unwrap();
         node.handle_local_writes(&[(key, entry.unwrap())], now);
         self.collect(i);
     }

@@ -1,19 +1,20 @@
 //! The store's digest tree, for anti-entropy.
 //!
 //! Keys hash to one of [`LEAF_COUNT`] leaves. A leaf's digest is the XOR of
-//! `entry_hash(key, version)` over its entries, updated on every write (XOR
+//! `entry_hash(key, stamp)` over its entries, updated on every write (XOR
 //! takes the old hash out and puts the new one in), never recomputed by
 //! walking entries. Inner nodes — [`TREE_FANOUT`] children each,
 //! [`TREE_DEPTH`] levels below the root — are XORs of leaf ranges, computed
 //! from the shards' leaf arrays when a sync asks (65,536 XORs: microseconds).
 //!
-//! Only the version is hashed: one version is one write, so equal versions
-//! mean equal entries, and turning an expired value into a tombstone of the
-//! same version (the sweep) leaves digests unchanged.
+//! Only the versions are hashed (the value's and the deadline's): one
+//! version is one write, so equal versions mean equal entries, and turning
+//! an expired value into a tombstone of the same versions (the sweep) leaves
+//! digests unchanged.
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::version::Version;
+use super::version::EntryStamp;
 
 /// Children per inner node.
 pub const TREE_FANOUT: u32 = 16;
@@ -33,9 +34,17 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// What one entry contributes to its leaf's digest.
-pub fn entry_hash(key: &[u8], version: &Version) -> u64 {
+pub fn entry_hash(key: &[u8], stamp: &EntryStamp) -> u64 {
+    let version = stamp.value;
     let writer = version.writer.uuid().as_u128();
-    let seed = version.timestamp.packed() ^ (writer as u64) ^ ((writer >> 64) as u64).rotate_left(29);
+    let deadline = stamp.deadline;
+    // The deadline's part: its timestamp and deadline, mixed so that a
+    // deadline stamped with the value's own timestamp (every SET) still
+    // leaves the seed depending on both.
+    let deadline_mix = (deadline.set_at.packed().rotate_left(17)
+        ^ deadline.expires_at_ms.map_or(0, |d| d ^ 0x9E37_79B9_7F4A_7C15))
+    .wrapping_mul(0xA24B_AED4_963E_E407);
+    let seed = version.timestamp.packed() ^ (writer as u64) ^ ((writer >> 64) as u64).rotate_left(29) ^ deadline_mix;
     xxh3_64_with_seed(key, seed)
 }
 

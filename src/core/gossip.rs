@@ -119,6 +119,7 @@ mod tests {
             value: Some(Bytes::from(vec![b'x'; value_len])),
             version: Version { timestamp: Timestamp::from_physical_ms(1), writer: NodeId::from_random_bytes([3; 16]) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_physical_ms(1),
         }
     }
 

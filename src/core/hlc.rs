@@ -33,14 +33,16 @@ impl Hlc {
     }
 
     /// A fresh timestamp for a local event: greater than every timestamp
-    /// this clock issued or accepted, and not behind `wall_ms`.
-    pub fn tick(&self, wall_ms: u64) -> Timestamp {
+    /// this clock issued or accepted, and not behind `wall_ms`; `None` once
+    /// the clock has reached the last timestamp (nothing greater is left,
+    /// and a timestamp that is not greater must never be issued).
+    pub fn tick(&self, wall_ms: u64) -> Option<Timestamp> {
         let floor = Timestamp::from_physical_ms(wall_ms).packed();
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
-            let next = floor.max(last.saturating_add(1));
+            let next = floor.max(last.checked_add(1)?);
             match self.last.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Timestamp::from_packed(next),
+                Ok(_) => return Some(Timestamp::from_packed(next)),
                 Err(seen) => last = seen,
             }
         }
@@ -76,9 +78,9 @@ mod tests {
     #[test]
     fn tick_is_strictly_increasing_when_wall_clock_stalls_or_steps_back() {
         let hlc = Hlc::new(500);
-        let a = hlc.tick(1_000);
-        let b = hlc.tick(1_000);
-        let c = hlc.tick(900);
+        let a = hlc.tick(1_000).unwrap();
+        let b = hlc.tick(1_000).unwrap();
+        let c = hlc.tick(900).unwrap();
         assert!(a < b && b < c);
         assert_eq!(a.physical_ms(), 1_000);
     }
@@ -87,7 +89,7 @@ mod tests {
     fn tick_follows_wall_clock_forward() {
         let hlc = Hlc::new(500);
         hlc.tick(1_000);
-        assert_eq!(hlc.tick(2_000), Timestamp::from_physical_ms(2_000));
+        assert_eq!(hlc.tick(2_000), Some(Timestamp::from_physical_ms(2_000)));
     }
 
     #[test]
@@ -95,7 +97,7 @@ mod tests {
         let hlc = Hlc::new(500);
         let remote = Timestamp::from_physical_ms(1_400);
         assert_eq!(hlc.observe(remote, 1_000), Ok(()));
-        assert!(hlc.tick(1_000) > remote);
+        assert!(hlc.tick(1_000).unwrap() > remote);
     }
 
     #[test]
@@ -106,6 +108,14 @@ mod tests {
         let remote = Timestamp::from_physical_ms(10_000);
         assert_eq!(hlc.observe(remote, 1_000), Err(DriftExceeded { ahead_ms: 9_000 }));
         assert_eq!(hlc.last(), before);
-        assert!(hlc.tick(1_000) < remote);
+        assert!(hlc.tick(1_000).unwrap() < remote);
+    }
+
+    #[test]
+    fn an_exhausted_clock_issues_nothing_rather_than_a_repeat() {
+        let hlc = Hlc::new(u64::MAX);
+        assert_eq!(hlc.observe(Timestamp::from_packed(u64::MAX), u64::MAX >> 16), Ok(()));
+        assert_eq!(hlc.tick(1_000), None);
+        assert_eq!(hlc.last(), Timestamp::from_packed(u64::MAX));
     }
 }

@@ -27,7 +27,7 @@ use super::membership::{
 use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
 use super::timer::TimerQueue;
-use super::version::Version;
+use super::version::EntryStamp;
 use super::wire::{Message, SYNC_MESSAGE_OVERHEAD_BYTES, TAG_GOSSIP, TAG_SWIM};
 
 /// How the node gossips and joins.
@@ -546,7 +546,7 @@ impl Node {
 
     /// Compares a peer's summaries with ours: sends what it lacks, asks for
     /// what we lack. Only differing entries travel.
-    fn handle_sync_versions(&mut self, peer: SocketAddr, leaves: &[u32], versions: Vec<(u64, Version)>) {
+    fn handle_sync_versions(&mut self, peer: SocketAddr, leaves: &[u32], versions: Vec<(u64, EntryStamp)>) {
         // Our side of the comparison is budgeted too: an empty peer sends no
         // summaries for every leaf, and comparing all of ours at once would
         // cost the whole store per chunk.
@@ -557,17 +557,20 @@ impl Node {
         self.continue_sync(peer, &leaves[included.len()..]);
         let leaves = &included[..];
         let covered: BTreeSet<u32> = included.iter().copied().collect();
-        let theirs: BTreeMap<u64, Version> =
+        let theirs: BTreeMap<u64, EntryStamp> =
             versions.into_iter().filter(|(hash, _)| covered.contains(&leaf_of_hash(*hash))).collect();
         let mut to_send = BTreeSet::new();
         for (hash, version) in &ours {
-            if theirs.get(hash).is_none_or(|v| v < version) {
+            if theirs.get(hash).is_none_or(|v| version.newer_in_some_part(v)) {
                 to_send.insert(*hash);
             }
         }
-        let ours: BTreeMap<u64, Version> = ours.into_iter().collect();
-        let wanted: Vec<u64> =
-            theirs.iter().filter(|(h, v)| ours.get(*h).is_none_or(|mine| mine < *v)).map(|(h, _)| *h).collect();
+        let ours: BTreeMap<u64, EntryStamp> = ours.into_iter().collect();
+        let wanted: Vec<u64> = theirs
+            .iter()
+            .filter(|(h, v)| ours.get(*h).is_none_or(|mine| v.newer_in_some_part(mine)))
+            .map(|(h, _)| *h)
+            .collect();
         if to_send.is_empty() && wanted.is_empty() {
             self.stats.sync_in_step += 1;
             return;

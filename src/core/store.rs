@@ -23,22 +23,70 @@ use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, entry_hash, key_hash, l
 use super::hlc::{DriftExceeded, Hlc};
 use super::horizon::SUBTREES;
 use super::sabotage::Sabotage;
-use super::version::{NodeId, Timestamp, Version};
+use super::version::{DeadlineStamp, EntryStamp, NodeId, Timestamp, Version};
 use super::wire::entry_size_bound;
 
 /// One stored entry, exactly as it travels between nodes.
+///
+/// It has two parts, each with its own version, and merge takes each part
+/// from the greater of its versions: the value (or tombstone) with
+/// `version`, and the deadline with `deadline_set_at` (see
+/// [`DeadlineStamp`]). SET and DEL stamp both; EXPIRE and PERSIST only the
+/// deadline; SET KEEPTTL only the value. So an EXPIRE on one node never
+/// undoes a SET that raced it on another: the SET's value survives, with
+/// whichever deadline was set last.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The value, or `None` for a tombstone left by a delete.
     pub value: Option<Bytes>,
-    /// Decides which of two entries for a key survives a merge.
+    /// The value's version: decides which value survives a merge.
     pub version: Version,
     /// Absolute wall-clock deadline (Unix ms) after which the entry reads as
     /// missing on every node.
     pub expires_at_ms: Option<u64>,
+    /// When the deadline (or its absence) was set: decides, with the
+    /// deadline as the tie-break, which deadline survives a merge.
+    pub deadline_set_at: Timestamp,
 }
 
 impl Entry {
+    /// The deadline's version.
+    pub fn deadline_stamp(&self) -> DeadlineStamp {
+        DeadlineStamp { set_at: self.deadline_set_at, expires_at_ms: self.expires_at_ms }
+    }
+
+    /// Both versions, as anti-entropy compares them.
+    pub fn stamp(&self) -> EntryStamp {
+        EntryStamp { value: self.version, deadline: self.deadline_stamp() }
+    }
+
+    /// The later of the two parts' timestamps: when the entry last changed.
+    pub fn last_stamped(&self) -> Timestamp {
+        self.version.timestamp.max(self.deadline_set_at)
+    }
+
+    /// What merging `incoming` into `self` gives, if it changes anything:
+    /// each part from the greater of its versions. On a value tie (the same
+    /// write) a swept copy (no value) takes the value back only if the
+    /// merged deadline leaves it live at `now_ms` — a PERSIST that raced the
+    /// expiry elsewhere — so the sweep's work is not undone for nothing.
+    fn merged_with(&self, incoming: &Entry, now_ms: u64, keep_smaller: bool) -> Option<Entry> {
+        let value_newer = if keep_smaller { incoming.version < self.version } else { incoming.version > self.version };
+        let deadline_newer = incoming.deadline_stamp() > self.deadline_stamp();
+        let (value, version) =
+            if value_newer { (incoming.value.clone(), incoming.version) } else { (self.value.clone(), self.version) };
+        let deadline = if deadline_newer { incoming.deadline_stamp() } else { self.deadline_stamp() };
+        let mut merged =
+            Entry { value, version, expires_at_ms: deadline.expires_at_ms, deadline_set_at: deadline.set_at };
+        if !value_newer && incoming.version == self.version && merged.value.is_none() && incoming.value.is_some() {
+            let revived = Entry { value: incoming.value.clone(), ..merged.clone() };
+            if revived.live_value(now_ms).is_some() {
+                merged = revived;
+            }
+        }
+        (merged != *self).then_some(merged)
+    }
+
     /// The value if it is neither deleted nor expired at `now_ms`.
     pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
         match self.expires_at_ms {
@@ -60,14 +108,27 @@ pub struct LiveValue<'a> {
 /// What a client command decided to write to one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
-    /// Store `value`, expiring at `expires_at_ms` if set.
+    /// Store `value`, expiring at `expires_at_ms` if set (SET): both parts.
     Put {
         /// The new value.
         value: Bytes,
         /// Absolute deadline (Unix ms).
         expires_at_ms: Option<u64>,
     },
-    /// Leave a tombstone.
+    /// Store `value`, keeping the deadline part as it is (SET KEEPTTL on a
+    /// live key): the value part only. On a key without a live value it is
+    /// a [`Write::Put`] without a deadline.
+    Value {
+        /// The new value.
+        value: Bytes,
+    },
+    /// Set or clear the deadline of the live value (EXPIRE, PERSIST): the
+    /// deadline part only; nothing is written if there is no live value.
+    Deadline {
+        /// Absolute deadline (Unix ms), `None` to clear it.
+        expires_at_ms: Option<u64>,
+    },
+    /// Leave a tombstone: both parts.
     Delete,
 }
 
@@ -78,7 +139,28 @@ pub enum MergeOutcome {
     Applied,
     /// The store already held this version or a greater one.
     Stale,
+    /// Stamped further ahead of our wall clock than `max_version_ahead_ms`:
+    /// refused, since a version that far ahead would beat every local write
+    /// until our clock caught up. An honest peer's entry is only delayed:
+    /// once our clock is within the bound, a resend or anti-entropy brings it.
+    TooFarAhead,
 }
+
+/// Why a local write was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// No timestamp greater than both the clock and the key's held version
+    /// is left: storing one that is not greater would be undone by merge.
+    #[error("no version greater than the one held for the key is left")]
+    VersionExhausted,
+}
+
+/// Default bound on how far ahead of our wall clock a remote version may
+/// be: 5 minutes, the envelope's bound on a packet's time.
+pub const DEFAULT_MAX_VERSION_AHEAD_MS: u64 = 5 * 60 * 1000;
+
+/// At most one warning per this many ms about refused future versions.
+const FUTURE_WARN_INTERVAL_MS: u64 = 10_000;
 
 /// What `TTL`/`PTTL` report for a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +184,10 @@ pub struct StoreStats {
     pub merges_applied: AtomicU64,
     /// Entries merged that we already had (duplicates, stale).
     pub merges_stale: AtomicU64,
+    /// Remote or restored entries refused as stamped too far in the future.
+    pub future_refused: AtomicU64,
+    /// Wall ms of the last warning about them (the warning is rate-limited).
+    future_warned_ms: AtomicU64,
 }
 
 /// Hashes a key in one xxh3 call per `write` (the streaming `Xxh3` state
@@ -301,7 +387,7 @@ impl Shard {
         if let Some(old) = self.map.remove(key) {
             count.fetch_sub(1, Ordering::Relaxed);
             self.tally.sub(&old);
-            self.flip(slot, entry_hash(key, &old.version));
+            self.flip(slot, entry_hash(key, &old.stamp()));
         }
     }
 
@@ -314,11 +400,11 @@ impl Shard {
     /// Puts `entry`, keeping the tally, digest and store-wide `count` in step.
     fn put(&mut self, key: Bytes, entry: Entry, slot: Slot, count: &AtomicUsize) {
         self.tally.add(&entry);
-        self.flip(slot, entry_hash(&key, &entry.version));
+        self.flip(slot, entry_hash(&key, &entry.stamp()));
         match self.map.insert(key.clone(), entry) {
             Some(old) => {
                 self.tally.sub(&old);
-                self.flip(slot, entry_hash(&key, &old.version));
+                self.flip(slot, entry_hash(&key, &old.stamp()));
             }
             None => {
                 count.fetch_add(1, Ordering::Relaxed);
@@ -381,6 +467,8 @@ pub struct Store {
     /// (published by the node from its [`Horizon`](super::horizon::Horizon)).
     /// A store on its own is the whole mesh: `u64::MAX`.
     horizons: Box<[AtomicU64]>,
+    /// How far ahead of the wall clock a remote version may be.
+    max_version_ahead_ms: u64,
     /// Where changes go to be made durable; `None` keeps the store in memory only.
     change_log: Option<Arc<dyn ChangeLog>>,
 }
@@ -415,7 +503,7 @@ struct Visited {
 }
 
 /// Bytes one `(key hash, version)` summary takes on the wire, at most.
-const VERSION_SUMMARY_BYTES: usize = 40;
+const VERSION_SUMMARY_BYTES: usize = 64;
 
 /// Default tombstone TTL: 24 hours, as DESIGN.md sets.
 pub const DEFAULT_TOMBSTONE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
@@ -438,6 +526,7 @@ impl Store {
             sabotage: Sabotage::default(),
             tombstone_ttl_ms: DEFAULT_TOMBSTONE_TTL_MS,
             horizons: (0..SUBTREES).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            max_version_ahead_ms: DEFAULT_MAX_VERSION_AHEAD_MS,
             change_log: None,
         }
     }
@@ -467,11 +556,14 @@ impl Store {
     /// When `entry` died (its delete, or its deadline), if it is dead at
     /// `now_ms`.
     fn dead_since(entry: &Entry, now_ms: u64) -> Option<u64> {
+        let last_write = entry.last_stamped().physical_ms();
         match (&entry.value, entry.expires_at_ms) {
-            // A swept expired value keeps its deadline: it died then.
-            (None, Some(deadline)) => Some(deadline.max(entry.version.timestamp.physical_ms())),
-            (None, None) => Some(entry.version.timestamp.physical_ms()),
-            (Some(_), Some(deadline)) if deadline <= now_ms => Some(deadline),
+            // A swept expired value keeps its deadline: it died then. (A
+            // deadline still ahead on a tombstone is one an EXPIRE set
+            // while a DEL raced it: the key died with the DEL.)
+            (None, Some(deadline)) if deadline <= now_ms => Some(deadline.max(last_write)),
+            (None, _) => Some(last_write),
+            (Some(_), Some(deadline)) if deadline <= now_ms => Some(deadline.max(last_write)),
             (Some(_), _) => None,
         }
     }
@@ -495,6 +587,42 @@ impl Store {
         for (published, &h) in self.horizons.iter().zip(horizons.iter()) {
             published.store(h, Ordering::Relaxed);
         }
+    }
+
+    /// A store that refuses remote versions more than `ms` ahead of its
+    /// wall clock (see [`MergeOutcome::TooFarAhead`]).
+    pub fn with_max_version_ahead(mut self, ms: u64) -> Self {
+        self.max_version_ahead_ms = ms;
+        self
+    }
+
+    /// Whether `entry` is stamped too far ahead of `now_ms` to take; if so
+    /// it is counted, and logged at most every [`FUTURE_WARN_INTERVAL_MS`].
+    fn too_far_ahead(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
+        let ahead_ms = entry.last_stamped().physical_ms().saturating_sub(now_ms);
+        if ahead_ms <= self.max_version_ahead_ms {
+            return false;
+        }
+        let refused = self.stats.future_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = self.stats.future_warned_ms.load(Ordering::Relaxed);
+        if (last == 0 || now_ms.saturating_sub(last) >= FUTURE_WARN_INTERVAL_MS)
+            && self
+                .stats
+                .future_warned_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                ahead_ms,
+                version = %entry.version,
+                key = %String::from_utf8_lossy(&key[..key.len().min(64)]),
+                refused_so_far = refused,
+                "entry stamped beyond max_version_ahead_ms refused (a peer's clock far ahead, or a bad peer)"
+            );
+        } else {
+            tracing::debug!(ahead_ms, version = %entry.version, "entry stamped beyond max_version_ahead_ms refused");
+        }
+        true
     }
 
     /// Whether `node_digests` keeps the nodes of `level` (1..`TREE_DEPTH`).
@@ -671,7 +799,7 @@ impl Store {
         leaves: &[u32],
         budget_bytes: usize,
         limit_bytes: usize,
-    ) -> (Vec<u32>, Vec<(u64, Version)>) {
+    ) -> (Vec<u32>, Vec<(u64, EntryStamp)>) {
         let mut versions = Vec::new();
         let visited = self.visit_leaves(
             leaves,
@@ -679,7 +807,7 @@ impl Store {
             limit_bytes,
             |_, _| VERSION_SUMMARY_BYTES,
             |k, e| {
-                versions.push((key_hash(k), e.version));
+                versions.push((key_hash(k), e.stamp()));
             },
         );
         let mut covered = visited.whole;
@@ -796,7 +924,7 @@ impl Store {
             let old: Vec<Bytes> = shard
                 .map
                 .iter()
-                .filter(|(_, e)| e.version.timestamp.physical_ms() < before_ms)
+                .filter(|(_, e)| e.last_stamped().physical_ms() < before_ms)
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in &old {
@@ -812,12 +940,21 @@ impl Store {
     /// Takes `entry` for `key` from durable storage at start-up: kept if its
     /// version is greater than what the store holds, and not reported to the
     /// change log (storage already has it). Moves the clock past the
-    /// version, within the drift bound, as a merge would.
+    /// version, within the drift bound, as a merge would. An entry stamped
+    /// beyond `max_version_ahead_ms` is refused as a merge refuses it
+    /// (storage keeps it; a later start, with the clock past it, takes it).
     pub fn restore(&self, key: Bytes, entry: Entry, now_ms: u64) {
-        let _ = self.hlc.observe(entry.version.timestamp, now_ms);
+        if self.too_far_ahead(&key, &entry, now_ms) {
+            return;
+        }
+        let _ = self.hlc.observe(entry.last_stamped(), now_ms);
         let slot = Slot::of(&key);
         let mut shard = self.shards[slot.shard].write();
-        if shard.map.get(key.as_ref()).is_none_or(|held| entry.version > held.version) {
+        let entry = match shard.map.get(key.as_ref()) {
+            None => Some(entry),
+            Some(held) => held.merged_with(&entry, now_ms, false),
+        };
+        if let Some(entry) = entry {
             shard.note_if_dead(&key, &entry, now_ms);
             shard.put(key, entry, slot, &self.entries);
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
@@ -869,13 +1006,14 @@ impl Store {
     /// even if that came from a peer with a clock far ahead.
     ///
     /// Returns the entry written (to be disseminated), if any, and what
-    /// `decide` returned.
+    /// `decide` returned; or, when no greater version is left
+    /// ([`WriteError::VersionExhausted`]), nothing is written.
     pub fn update<R>(
         &self,
         key: &Bytes,
         now_ms: u64,
         decide: impl FnOnce(Option<LiveValue<'_>>) -> (Option<Write>, R),
-    ) -> (Option<Entry>, R) {
+    ) -> Result<(Option<Entry>, R), WriteError> {
         let slot = Slot::of(key);
         let mut shard = self.shards[slot.shard].write();
         let existing = shard.map.get(key.as_ref());
@@ -883,18 +1021,32 @@ impl Store {
             .and_then(|e| e.live_value(now_ms).map(|value| LiveValue { value, expires_at_ms: e.expires_at_ms }));
         let (write, result) = decide(live);
         let Some(write) = write else {
-            return (None, result);
+            return Ok((None, result));
         };
-        let mut timestamp = self.hlc.tick(now_ms);
+        // Only the live value's parts are kept by a one-part write.
+        let held_live = existing.filter(|e| e.live_value(now_ms).is_some());
+        let write = match (write, held_live) {
+            (Write::Deadline { .. }, None) => return Ok((None, result)),
+            (Write::Value { value }, None) => Write::Put { value, expires_at_ms: None },
+            (write, _) => write,
+        };
+        let mut timestamp = self.hlc.tick(now_ms).ok_or(WriteError::VersionExhausted)?;
         if let Some(held) = existing
-            && held.version.timestamp >= timestamp
+            && held.last_stamped() >= timestamp
         {
-            timestamp = held.version.timestamp.next();
+            timestamp = held.last_stamped().checked_next().ok_or(WriteError::VersionExhausted)?;
         }
         let version = Version { timestamp, writer: self.writer };
-        let entry = match write {
-            Write::Put { value, expires_at_ms } => Entry { value: Some(value), version, expires_at_ms },
-            Write::Delete => Entry { value: None, version, expires_at_ms: None },
+        let entry = match (write, held_live) {
+            (Write::Put { value, expires_at_ms }, _) => {
+                Entry { value: Some(value), version, expires_at_ms, deadline_set_at: timestamp }
+            }
+            (Write::Delete, _) => Entry { value: None, version, expires_at_ms: None, deadline_set_at: timestamp },
+            (Write::Value { value }, Some(held)) => Entry { value: Some(value), version, ..held.clone() },
+            (Write::Deadline { expires_at_ms }, Some(held)) => {
+                Entry { expires_at_ms, deadline_set_at: timestamp, ..held.clone() }
+            }
+            (Write::Value { .. } | Write::Deadline { .. }, None) => unreachable!("turned into a Put or returned above"),
         };
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
             shard.remove(key, slot, &self.entries);
@@ -904,7 +1056,7 @@ impl Store {
             shard.put(key.clone(), entry.clone(), slot, &self.entries);
         }
         self.publish(slot.shard, &mut shard, Some(slot.leaf));
-        (Some(entry), result)
+        Ok((Some(entry), result))
     }
 
     /// Merges an entry from a peer: keeps whichever version is greater.
@@ -924,21 +1076,32 @@ impl Store {
 
     fn merge_from(&self, input: impl MergeInput, now_ms: u64) -> MergeOutcome {
         let entry = input.entry();
-        if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.version.timestamp, now_ms) {
+        if self.too_far_ahead(input.key(), entry, now_ms) {
+            return MergeOutcome::TooFarAhead;
+        }
+        if let Err(DriftExceeded { ahead_ms }) = self.hlc.observe(entry.last_stamped(), now_ms) {
             self.stats.drift_rejections.fetch_add(1, Ordering::Relaxed);
             self.stats.max_drift_seen_ms.fetch_max(ahead_ms, Ordering::Relaxed);
             tracing::debug!(ahead_ms, version = %entry.version, "remote version beyond max clock drift; clock not moved");
         }
         let slot = Slot::of(input.key());
         let mut shard = self.shards[slot.shard].write();
-        let newer = match shard.map.get(input.key().as_ref()) {
-            None => !self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms),
-            Some(held) if self.sabotage.merge_keeps_smaller => entry.version < held.version,
-            Some(held) => entry.version > held.version,
+        // `None`: nothing changes; `Some(None)`: the incoming entry as it
+        // is; `Some(Some(merged))`: a mix of both parts.
+        let change = match shard.map.get(input.key().as_ref()) {
+            None => (!self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms)).then_some(None),
+            Some(held) => held
+                .merged_with(entry, now_ms, self.sabotage.merge_keeps_smaller)
+                .map(|merged| if merged == *entry { None } else { Some(merged) }),
         };
-        if newer {
-            if self.sabotage.drop_tombstones_early && entry.value.is_none() {
+        if let Some(merged) = change {
+            let tombstone = merged.as_ref().map_or(entry.value.is_none(), |m| m.value.is_none());
+            if self.sabotage.drop_tombstones_early && tombstone {
                 shard.remove(input.key(), slot, &self.entries);
+            } else if let Some(merged) = merged {
+                self.log(Change::Put { key: input.key(), entry: &merged });
+                shard.note_if_dead(input.key(), &merged, now_ms);
+                shard.put(input.key().clone(), merged, slot, &self.entries);
             } else {
                 self.log(Change::Put { key: input.key(), entry });
                 let (key, entry) = input.into_owned();
@@ -1059,24 +1222,95 @@ mod tests {
     fn local_write_beats_a_held_version_from_a_clock_far_ahead() {
         let store = Store::new(node(1), 500);
         let key = Bytes::from_static(b"k");
-        let future = Version { timestamp: Timestamp::from_physical_ms(1_000_000), writer: node(2) };
-        let remote = Entry { value: Some(Bytes::from_static(b"remote")), version: future, expires_at_ms: None };
+        // Within max_version_ahead_ms (5 min) but far beyond the drift bound.
+        let future = Version { timestamp: Timestamp::from_physical_ms(200_000), writer: node(2) };
+        let remote = Entry {
+            value: Some(Bytes::from_static(b"remote")),
+            version: future,
+            expires_at_ms: None,
+            deadline_set_at: future.timestamp,
+        };
         assert_eq!(store.merge(key.clone(), remote, 1_000), MergeOutcome::Applied);
         assert_eq!(store.stats().drift_rejections.load(Ordering::Relaxed), 1);
-        let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ()));
+        let (written, ()) = store.update(&key, 1_000, |_| (put("local"), ())).unwrap();
         assert!(written.unwrap().version > future);
         assert_eq!(store.get(b"k", 1_000).unwrap(), "local");
+    }
+
+    #[test]
+    fn expire_racing_set_on_another_node_keeps_the_set_value_on_both() {
+        let (a, b) = (Store::new(node(1), 500), Store::new(node(2), 500));
+        let key = Bytes::from_static(b"k");
+        let (v1, ()) = a.update(&key, 1_000, |_| (put("v1"), ())).unwrap();
+        b.merge(key.clone(), v1.unwrap(), 1_000);
+        // Concurrently: SET v2 on a, EXPIRE (later by the clock) on b.
+        let (set, ()) = a.update(&key, 1_001, |_| (put("v2"), ())).unwrap();
+        let expire = Some(Write::Deadline { expires_at_ms: Some(60_000) });
+        let (expired, ()) = b.update(&key, 1_002, |_| (expire, ())).unwrap();
+        let (set, expired) = (set.unwrap(), expired.unwrap());
+        assert_eq!(expired.value.as_deref(), Some(&b"v1"[..]), "b wrote only the deadline of what it held");
+        assert_eq!(a.merge(key.clone(), expired, 1_003), MergeOutcome::Applied);
+        assert_eq!(b.merge(key.clone(), set, 1_003), MergeOutcome::Applied);
+        for store in [&a, &b] {
+            assert_eq!(store.get(b"k", 1_003).unwrap(), "v2");
+            assert_eq!(store.ttl(b"k", 1_003), Ttl::RemainingMs(58_997), "the later deadline");
+        }
+        assert_eq!(a.entry(b"k"), b.entry(b"k"));
+        assert_eq!(a.leaf_digests(), b.leaf_digests());
+
+        // PERSIST and SET KEEPTTL write one part each, too.
+        let persist = Some(Write::Deadline { expires_at_ms: None });
+        let (persisted, ()) = a.update(&key, 1_004, |_| (persist, ())).unwrap();
+        let keep_ttl = Some(Write::Value { value: Bytes::from_static(b"v3") });
+        let (kept, ()) = b.update(&key, 1_005, |_| (keep_ttl, ())).unwrap();
+        assert_eq!(kept.as_ref().unwrap().expires_at_ms, Some(60_000), "KEEPTTL kept b's deadline");
+        a.merge(key.clone(), kept.unwrap(), 1_006);
+        b.merge(key.clone(), persisted.unwrap(), 1_006);
+        for store in [&a, &b] {
+            assert_eq!(store.get(b"k", 1_006).unwrap(), "v3");
+            assert_eq!(store.ttl(b"k", 1_006), Ttl::Persistent);
+        }
+        assert_eq!(a.leaf_digests(), b.leaf_digests());
+        // A one-part write on a missing key: EXPIRE writes nothing, KEEPTTL a plain SET.
+        let missing = Bytes::from_static(b"missing");
+        let (none, ()) =
+            a.update(&missing, 1_007, |_| (Some(Write::Deadline { expires_at_ms: Some(9_000) }), ())).unwrap();
+        assert!(none.is_none());
+        let (fresh, ()) = a.update(&missing, 1_007, |_| (Some(Write::Value { value: missing.clone() }), ())).unwrap();
+        let fresh = fresh.unwrap();
+        assert_eq!((fresh.expires_at_ms, fresh.deadline_set_at), (None, fresh.version.timestamp));
+    }
+
+    #[test]
+    fn a_swept_copy_takes_the_value_back_from_a_persist_that_raced_the_expiry() {
+        let (a, b) = (Store::new(node(1), 500), Store::new(node(2), 500));
+        let key = Bytes::from_static(b"k");
+        let (v, ()) = a.update(&key, 1_000, |_| (put_until("v", 2_000), ())).unwrap();
+        b.merge(key.clone(), v.unwrap(), 1_000);
+        // b persists the key just before the deadline; a's clock passes it first and sweeps.
+        let (persisted, ()) = b.update(&key, 1_999, |_| (Some(Write::Deadline { expires_at_ms: None }), ())).unwrap();
+        assert_eq!(a.sweep(0..SHARD_COUNT, 2_500).expired, 1);
+        let digests = a.leaf_digests();
+        assert_eq!(a.merge(key.clone(), persisted.unwrap(), 2_500), MergeOutcome::Applied);
+        assert_eq!(a.get(b"k", 2_500).unwrap(), "v");
+        assert_eq!(a.entry(b"k"), b.entry(b"k"));
+        assert_ne!(a.leaf_digests(), digests);
+        // The swept copy offered back changes nothing: the value stays.
+        let mut swept = a.entry(b"k").unwrap();
+        swept.value = None;
+        assert_eq!(b.merge(key.clone(), swept, 2_500), MergeOutcome::Stale);
     }
 
     #[test]
     fn stale_merge_is_ignored() {
         let store = Store::new(node(1), 500);
         let key = Bytes::from_static(b"k");
-        let (newer, ()) = store.update(&key, 2_000, |_| (put("new"), ()));
+        let (newer, ()) = store.update(&key, 2_000, |_| (put("new"), ())).unwrap();
         let old = Entry {
             value: Some(Bytes::from_static(b"old")),
             version: Version { timestamp: Timestamp::from_physical_ms(1_000), writer: node(9) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_physical_ms(1_000),
         };
         assert_eq!(store.merge(key.clone(), old, 2_000), MergeOutcome::Stale);
         assert_eq!(store.entry(b"k"), newer);
@@ -1087,9 +1321,9 @@ mod tests {
         let store = Store::new(node(1), 500);
         let a = Bytes::from_static(b"a");
         let b = Bytes::from_static(b"b");
-        store.update(&a, 1_000, |_| (Some(Write::Put { value: a.clone(), expires_at_ms: Some(1_500) }), ()));
-        store.update(&b, 1_000, |_| (put("v"), ()));
-        store.update(&b, 1_001, |_| (Some(Write::Delete), ()));
+        store.update(&a, 1_000, |_| (Some(Write::Put { value: a.clone(), expires_at_ms: Some(1_500) }), ())).unwrap();
+        store.update(&b, 1_000, |_| (put("v"), ())).unwrap();
+        store.update(&b, 1_001, |_| (Some(Write::Delete), ())).unwrap();
         assert_eq!(store.get(b"a", 1_499).unwrap(), "a");
         assert_eq!(store.ttl(b"a", 1_400), Ttl::RemainingMs(100));
         assert_eq!(store.get(b"a", 1_500), None);
@@ -1104,7 +1338,7 @@ mod tests {
         let store = Store::new(node(1), 500);
         for i in 0..5_000u32 {
             let key = Bytes::from(format!("key:{i}"));
-            store.update(&key, 1, |_| (put("v"), ()));
+            store.update(&key, 1, |_| (put("v"), ())).unwrap();
         }
         let mut seen = Vec::new();
         let mut cursor = 0;
@@ -1141,13 +1375,13 @@ mod tests {
         let peer = Store::new(node(2), 500);
         for i in 0..3_000u32 {
             let key = Bytes::from(format!("k{i}"));
-            store.update(&key, 1_000, |_| (put("v"), ()));
+            store.update(&key, 1_000, |_| (put("v"), ())).unwrap();
             if i % 3 == 0 {
-                let (entry, ()) = peer.update(&key, 1_001 + u64::from(i % 7), |_| (put("w"), ()));
+                let (entry, ()) = peer.update(&key, 1_001 + u64::from(i % 7), |_| (put("w"), ())).unwrap();
                 store.merge(key.clone(), entry.unwrap(), 1_001);
             }
             if i % 5 == 0 {
-                store.update(&key, 1_002, |_| (Some(Write::Delete), ()));
+                store.update(&key, 1_002, |_| (Some(Write::Delete), ())).unwrap();
             }
         }
         assert_tree_matches_leaves(&store);
@@ -1167,7 +1401,7 @@ mod tests {
         let mut written = Vec::new();
         for i in 0..500u32 {
             let key = Bytes::from(format!("k{i}"));
-            let (entry, ()) = a.update(&key, 1_000, |_| (put("v"), ()));
+            let (entry, ()) = a.update(&key, 1_000, |_| (put("v"), ())).unwrap();
             written.push((key, entry.unwrap()));
         }
         for (key, entry) in written.iter().rev() {
@@ -1181,7 +1415,7 @@ mod tests {
         }
         // One changed key changes exactly one leaf.
         let key = Bytes::from_static(b"k7");
-        b.update(&key, 2_000, |_| (put("w"), ()));
+        b.update(&key, 2_000, |_| (put("w"), ())).unwrap();
         let differing = a.leaf_digests().iter().zip(b.leaf_digests()).filter(|(x, y)| *x != y).count();
         assert_eq!(differing, 1);
         // The shard digests followed the overwrite.
@@ -1192,7 +1426,7 @@ mod tests {
         let leaf = leaf_of_hash(key_hash(b"k7"));
         let (leaves, versions) = b.leaf_versions(&[leaf], 1, usize::MAX);
         assert_eq!(leaves, vec![leaf]);
-        let changed = b.version(b"k7").unwrap();
+        let changed = b.entry(b"k7").unwrap().stamp();
         assert!(versions.contains(&(key_hash(b"k7"), changed)));
         let wanted = [key_hash(b"k7")].into_iter().collect();
         let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX, usize::MAX);
@@ -1206,9 +1440,9 @@ mod tests {
         let store = Store::new(node(1), 500).with_tombstone_ttl(ttl);
         let e = Bytes::from_static(b"expiring");
         let d = Bytes::from_static(b"deleted");
-        store.update(&e, 1_000, |_| (Some(Write::Put { value: e.clone(), expires_at_ms: Some(2_000) }), ()));
-        store.update(&d, 1_000, |_| (put("v"), ()));
-        store.update(&d, 1_001, |_| (Some(Write::Delete), ()));
+        store.update(&e, 1_000, |_| (Some(Write::Put { value: e.clone(), expires_at_ms: Some(2_000) }), ())).unwrap();
+        store.update(&d, 1_000, |_| (put("v"), ())).unwrap();
+        store.update(&d, 1_001, |_| (Some(Write::Delete), ())).unwrap();
         let digests = store.leaf_digests();
         let outcome = store.sweep(0..SHARD_COUNT, 3_000);
         assert_eq!(outcome, SweepOutcome { expired: 1, forgotten: 0 });
@@ -1223,6 +1457,7 @@ mod tests {
             value: None,
             version: Version { timestamp: Timestamp::from_physical_ms(1_001), writer: node(3) },
             expires_at_ms: None,
+            deadline_set_at: Timestamp::from_physical_ms(1_001),
         };
         assert_eq!(store.merge(d.clone(), old, 1_001 + ttl + 1), MergeOutcome::Stale);
         assert!(store.entry(b"deleted").is_none());
@@ -1237,20 +1472,20 @@ mod tests {
         let store = Store::new(node(1), 500).with_tombstone_ttl(1_000_000);
         let (a, b, c) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"), Bytes::from_static(b"c"));
         assert_eq!(store.keyspace(1_000), Keyspace::default());
-        store.update(&a, 1_000, |_| (put_until("1", 11_000), ()));
-        store.update(&b, 1_000, |_| (put_until("2", 21_000), ()));
-        store.update(&c, 1_000, |_| (put("3"), ()));
+        store.update(&a, 1_000, |_| (put_until("1", 11_000), ())).unwrap();
+        store.update(&b, 1_000, |_| (put_until("2", 21_000), ())).unwrap();
+        store.update(&c, 1_000, |_| (put("3"), ())).unwrap();
         assert_eq!(store.keyspace(1_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 15_000 });
         assert_eq!(store.keyspace(6_000).avg_ttl_ms, 10_000, "the average counts down with the clock");
 
         // Overwriting without a deadline (SET, PERSIST) takes the key out.
-        store.update(&a, 2_000, |_| (put("1"), ()));
+        store.update(&a, 2_000, |_| (put("1"), ())).unwrap();
         assert_eq!(store.keyspace(2_000), Keyspace { keys: 3, expires: 1, avg_ttl_ms: 19_000 });
         // A deadline added to a persistent key (EXPIRE) brings it in.
-        store.update(&c, 2_000, |_| (put_until("3", 4_000), ()));
+        store.update(&c, 2_000, |_| (put_until("3", 4_000), ())).unwrap();
         assert_eq!(store.keyspace(2_000), Keyspace { keys: 3, expires: 2, avg_ttl_ms: 10_500 });
         // A delete takes it out.
-        store.update(&b, 3_000, |_| (Some(Write::Delete), ()));
+        store.update(&b, 3_000, |_| (Some(Write::Delete), ())).unwrap();
         assert_eq!(store.keyspace(3_000), Keyspace { keys: 2, expires: 1, avg_ttl_ms: 1_000 });
 
         // A peer's entry with a deadline counts when it wins the merge, not when it is stale.
@@ -1258,6 +1493,7 @@ mod tests {
             value: Some(Bytes::from_static(b"peer")),
             version: Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(2) },
             expires_at_ms: Some(deadline),
+            deadline_set_at: Timestamp::from_physical_ms(ms),
         };
         assert_eq!(store.merge(b.clone(), from_peer(1_000, 99_000), 3_000), MergeOutcome::Stale);
         assert_eq!(store.keyspace(3_000).expires, 1);
@@ -1304,10 +1540,10 @@ mod tests {
                 Step::Write { key, ttl_ms } => {
                     let write =
                         Write::Put { value: Bytes::from_static(b"v"), expires_at_ms: ttl_ms.map(|t| now_ms + t) };
-                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ()));
+                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(write), ())).unwrap();
                 }
                 Step::Delete { key } => {
-                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ()));
+                    store.update(&Bytes::from(vec![key]), now_ms, |_| (Some(Write::Delete), ())).unwrap();
                 }
                 Step::Merge { key, entry } => {
                     store.merge(Bytes::from(vec![key]), entry, now_ms);
@@ -1326,6 +1562,7 @@ mod tests {
                 value: value.then(|| Bytes::from(vec![writer])),
                 version: Version { timestamp: Timestamp::from_physical_ms(ms), writer: node(writer) },
                 expires_at_ms,
+                deadline_set_at: Timestamp::from_physical_ms(ms),
             },
         );
         prop_oneof![
@@ -1338,12 +1575,17 @@ mod tests {
     }
 
     fn arb_entry() -> impl Strategy<Value = (u8, Entry)> {
-        // One version is one write, so the value is a function of it.
-        (0u8..4, 0u64..50, 0u8..3).prop_map(|(key, ts, writer)| {
+        // One version is one write, so the value is a function of it. The
+        // deadline part is set apart (EXPIRE, PERSIST) half of the time,
+        // deadlines far ahead (merge runs at time 0 here).
+        let deadline = proptest::option::of((0u64..50, proptest::option::of(1u64..4)));
+        (0u8..4, 0u64..50, 0u8..3, deadline).prop_map(|(key, ts, writer, deadline)| {
+            let (set_at, expires_at_ms) = deadline.unwrap_or((ts, None));
             let entry = Entry {
                 value: (ts % 5 != 0).then(|| Bytes::from(vec![ts as u8, writer])),
                 version: Version { timestamp: Timestamp::from_packed(ts), writer: node(writer) },
-                expires_at_ms: None,
+                expires_at_ms: expires_at_ms.map(|d| d * 1_000_000),
+                deadline_set_at: Timestamp::from_packed(set_at),
             };
             (key, entry)
         })
@@ -1378,10 +1620,11 @@ mod tests {
             shuffled.extend(entries.iter().take(n / 2).cloned());
             let expected = final_state(&entries);
             prop_assert_eq!(final_state(&shuffled), expected.clone());
-            // Each key holds its greatest version.
+            // Each key holds its greatest version of each part.
             for (k, e) in &expected {
-                let max = entries.iter().filter(|(key, _)| [*key] == k[..]).map(|(_, e)| e.version).max();
-                prop_assert_eq!(Some(e.version), max);
+                let of_key = || entries.iter().filter(|(key, _)| [*key] == k[..]).map(|(_, e)| e);
+                prop_assert_eq!(Some(e.version), of_key().map(|e| e.version).max());
+                prop_assert_eq!(Some(e.deadline_stamp()), of_key().map(Entry::deadline_stamp).max());
             }
         }
 
@@ -1437,6 +1680,7 @@ mod tests {
             value: Some(Bytes::from_static(v.as_bytes())),
             version: at(ms),
             expires_at_ms: None,
+            deadline_set_at: at(ms).timestamp,
         };
         // Written by us before a restart, with a clock now a little behind.
         store.restore(key.clone(), entry(2_000, "new"), 1_900);
@@ -1444,5 +1688,70 @@ mod tests {
         assert_eq!(store.get(b"k", 1_900).unwrap(), "new");
         assert!(log.entries().is_empty());
         assert!(store.clock_reading() >= at(2_000).timestamp);
+    }
+}
+
+#[cfg(test)]
+mod far_future_tests {
+    use super::*;
+
+    fn node(n: u8) -> NodeId {
+        NodeId::from_random_bytes([n; 16])
+    }
+
+    fn put(value: &'static str) -> Option<Write> {
+        Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None })
+    }
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn stamped(packed: u64, value: &'static str) -> Entry {
+        Entry {
+            value: Some(Bytes::from_static(value.as_bytes())),
+            version: Version { timestamp: Timestamp::from_packed(packed), writer: node(2) },
+            expires_at_ms: None,
+            deadline_set_at: Timestamp::from_packed(packed),
+        }
+    }
+
+    #[test]
+    fn an_entry_from_the_far_future_is_refused_and_local_writes_stick() {
+        let store = Store::new(node(1), 500);
+        let key = Bytes::from_static(b"k");
+        let poison = stamped(u64::MAX - 1, "poison");
+        assert_eq!(store.merge(key.clone(), poison.clone(), NOW), MergeOutcome::TooFarAhead);
+        assert_eq!(store.get(b"k", NOW), None);
+        store.update(&key, NOW, |_| (put("mine"), ())).unwrap();
+        assert_eq!(store.merge_ref(&key, &poison, NOW + 1), MergeOutcome::TooFarAhead);
+        assert_eq!(store.get(b"k", NOW + 1).unwrap(), "mine");
+        store.update(&key, NOW + 2, |_| (Some(Write::Delete), ())).unwrap();
+        assert_eq!(store.merge(key.clone(), poison.clone(), NOW + 3), MergeOutcome::TooFarAhead);
+        assert_eq!(store.get(b"k", NOW + 3), None, "the delete sticks too");
+        // Restored from a data dir: refused the same way.
+        store.restore(Bytes::from_static(b"r"), poison, NOW);
+        assert!(store.entry(b"r").is_none());
+        assert_eq!(store.stats().future_refused.load(Ordering::Relaxed), 4);
+        assert!(store.clock_reading().physical_ms() <= NOW + 3, "the clock did not follow");
+    }
+
+    #[test]
+    fn an_honest_entry_ahead_is_only_delayed_until_the_clock_is_within_the_bound() {
+        let store = Store::new(node(1), 500).with_max_version_ahead(60_000);
+        let key = Bytes::from_static(b"k");
+        let ahead = stamped(Timestamp::from_physical_ms(NOW + 90_000).packed(), "ahead");
+        assert_eq!(store.merge(key.clone(), ahead.clone(), NOW), MergeOutcome::TooFarAhead);
+        assert_eq!(store.merge(key.clone(), ahead.clone(), NOW + 30_000), MergeOutcome::Applied);
+        assert_eq!(store.entry(b"k"), Some(ahead));
+    }
+
+    #[test]
+    fn a_local_write_with_no_greater_version_left_fails_and_stores_nothing() {
+        // A bound wide enough to let the last timestamp in.
+        let store = Store::new(node(1), 500).with_max_version_ahead(u64::MAX);
+        let key = Bytes::from_static(b"k");
+        let last = stamped(u64::MAX, "last");
+        assert_eq!(store.merge(key.clone(), last.clone(), NOW), MergeOutcome::Applied);
+        assert_eq!(store.update(&key, NOW, |_| (put("mine"), ())), Err(WriteError::VersionExhausted));
+        assert_eq!(store.entry(b"k"), Some(last));
     }
 }

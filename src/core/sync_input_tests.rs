@@ -134,7 +134,7 @@ mod arbitrary_input {
     use super::*;
     use crate::core::digest::TREE_FANOUT;
     use crate::core::store::Write;
-    use crate::core::version::{NodeId, Timestamp, Version};
+    use crate::core::version::{DeadlineStamp, EntryStamp, NodeId, Timestamp, Version};
     use crate::core::wire::TAG_GOSSIP;
 
     /// Transmits one input (and the timer calls after it) may cause, at
@@ -176,7 +176,15 @@ mod arbitrary_input {
             proptest::collection::vec(version(), hashes.len()).prop_map(move |vs| Message::SyncVersions {
                 sender,
                 leaves: leaves.clone(),
-                versions: hashes.iter().copied().zip(vs).collect(),
+                versions: hashes
+                    .iter()
+                    .copied()
+                    .zip(vs)
+                    .map(|(hash, value)| {
+                        let deadline = DeadlineStamp { set_at: value.timestamp, expires_at_ms: None };
+                        (hash, EntryStamp { value, deadline })
+                    })
+                    .collect(),
             })
         });
         let want = positions(65_536, 8)
@@ -193,7 +201,7 @@ mod arbitrary_input {
         for i in 0..300 {
             let key = Bytes::from(format!("key:{i}"));
             let put = Write::Put { value: Bytes::from_static(b"value"), expires_at_ms: None };
-            store.update(&key, EPOCH_MS, |_| (Some(put), ()));
+            store.update(&key, EPOCH_MS, |_| (Some(put), ())).expect("a fresh version");
         }
         Node::new(me, config(addr(0), 16), store, 7, now(0))
     }

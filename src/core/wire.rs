@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::membership::{Identity, MemberRecord};
 use super::store::Entry;
-use super::version::Version;
+use super::version::EntryStamp;
 
 /// First byte of a foca (SWIM) payload.
 pub const TAG_SWIM: u8 = 0x01;
@@ -54,8 +54,9 @@ pub enum Message {
         /// The children's digests.
         digests: Vec<u64>,
     },
-    /// Anti-entropy, at the leaves that differ: `(key hash, version)` of
-    /// every entry the sender holds in `leaves`. The receiver answers with
+    /// Anti-entropy, at the leaves that differ: `(key hash, versions)` of
+    /// every entry the sender holds in `leaves` (the value's and the
+    /// deadline's: either part can be the newer one). The receiver answers with
     /// the entries the sender lacks or holds older (`SyncEntries`) and asks
     /// for the ones it lacks itself (`SyncWant`).
     SyncVersions {
@@ -63,8 +64,8 @@ pub enum Message {
         sender: SocketAddr,
         /// Leaves the summaries cover, entirely.
         leaves: Vec<u32>,
-        /// Key hash and version of each entry.
-        versions: Vec<(u64, Version)>,
+        /// Key hash and versions of each entry.
+        versions: Vec<(u64, EntryStamp)>,
     },
     /// Anti-entropy: "send me the entries of these key hashes in `leaves`".
     SyncWant {
@@ -248,7 +249,8 @@ impl Message {
 pub fn entry_size_bound(key: &[u8], entry: &Entry) -> usize {
     // key len varint (5) + key + option tag (1) + value len varint (5) +
     // value + timestamp varint (10) + uuid (1 + 16) + expiry option (1 + 10)
-    key.len() + entry.value.as_ref().map_or(0, Bytes::len) + 49
+    // + deadline timestamp varint (10)
+    key.len() + entry.value.as_ref().map_or(0, Bytes::len) + 59
 }
 
 /// Conservative size of a `Push` with no entries, tag byte included.
@@ -266,6 +268,7 @@ mod tests {
             value: value.map(Bytes::copy_from_slice),
             version: Version { timestamp: Timestamp::from_packed(ts), writer: NodeId::from_random_bytes([7; 16]) },
             expires_at_ms: expires,
+            deadline_set_at: Timestamp::from_packed(ts),
         }
     }
 
@@ -279,8 +282,8 @@ mod tests {
         let bytes = msg.encode();
         // tag 1 + variant 1 + addr (variant 1 + 4 octets + port varint 2)
         // + hops 1 + len 1 + key (1 + 1) + value (1 + 1 + 1) + ts 1
-        // + uuid (1 + 16) + expiry 1
-        assert_eq!(bytes.len(), 35);
+        // + uuid (1 + 16) + expiry 1 + deadline ts 1
+        assert_eq!(bytes.len(), 36);
         assert_eq!(bytes[0], TAG_GOSSIP);
         assert_eq!(Message::decode_body(&bytes[1..]).unwrap(), msg);
     }

@@ -315,6 +315,7 @@ impl Driver {
             tombstones: entries.saturating_sub(keys),
             clock_drift_rejections: store.stats().drift_rejections.load(Ordering::Relaxed),
             max_clock_drift_seen_ms: store.stats().max_drift_seen_ms.load(Ordering::Relaxed),
+            future_versions_refused: store.stats().future_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -380,6 +381,7 @@ impl Driver {
                         "max_clock_drift_seen_ms",
                         store.stats().max_drift_seen_ms.load(Ordering::Relaxed).to_string(),
                     ),
+                    field("future_versions_refused", store.stats().future_refused.load(Ordering::Relaxed).to_string()),
                 ],
             },
         ]

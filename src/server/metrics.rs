@@ -337,6 +337,8 @@ pub struct NodeSnapshot {
     pub clock_drift_rejections: u64,
     /// Largest drift beyond the bound seen, ms.
     pub max_clock_drift_seen_ms: u64,
+    /// Entries refused as stamped beyond `max_version_ahead_ms`.
+    pub future_versions_refused: u64,
 }
 
 /// One scrape's constant metrics.
@@ -505,6 +507,13 @@ impl Collector for Snapshot {
             None,
             n.clock_drift_rejections,
         )?;
+        counter(
+            &mut e,
+            "future_versions_refused",
+            "Entries refused as stamped more than max_version_ahead_ms ahead of the local clock",
+            None,
+            n.future_versions_refused,
+        )?;
         let drift = ConstGauge::new(n.max_clock_drift_seen_ms as f64 / 1e3);
         drift.encode(e.encode_descriptor(
             "max_clock_drift_seen",
@@ -576,6 +585,7 @@ mod tests {
             member_changes: MemberChanges { up: 3, down: 1, left: 2 },
             keys: 7,
             max_clock_drift_seen_ms: 1500,
+            future_versions_refused: 4,
             ..NodeSnapshot::default()
         };
         let storage = StorageSnapshot { loaded: 10, written: 42, pending: 3, batches: 6, syncs: 2 };
@@ -603,6 +613,7 @@ mod tests {
         assert_eq!(value(&s, "rumor_membership_changes_total", Some(("change", "up"))), 3.0);
         assert_eq!(value(&s, "rumor_keys", None), 7.0);
         assert_eq!(value(&s, "rumor_max_clock_drift_seen_seconds", None), 1.5);
+        assert_eq!(value(&s, "rumor_future_versions_refused_total", None), 4.0);
         assert_eq!(value(&s, "rumor_gossip_sent_bytes_total", None), 0.0);
         assert_eq!(value(&s, "rumor_storage_changes_written_total", None), 42.0);
         assert_eq!(value(&s, "rumor_storage_changes_pending", None), 3.0);

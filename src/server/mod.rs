@@ -107,7 +107,12 @@ pub async fn run(
     let (id_bytes, seed) = os_randomness();
     let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
     let max_clock_drift_ms = settings.max_clock_drift_ms;
-    let new_store = move |id| Store::new(id, max_clock_drift_ms).with_tombstone_ttl(tombstone_ttl_ms);
+    let max_version_ahead_ms = settings.max_version_ahead_ms;
+    let new_store = move |id| {
+        Store::new(id, max_clock_drift_ms)
+            .with_tombstone_ttl(tombstone_ttl_ms)
+            .with_max_version_ahead(max_version_ahead_ms)
+    };
     let fresh_id = NodeId::from_random_bytes(id_bytes);
     let (store, data_dir) = match &settings.data_dir {
         Some(dir) => {

@@ -4,7 +4,8 @@
 //! history. The one allowed loss is a write excused by the history: held,
 //! with everything newer for its key, only by hosts that lost their state.
 //!
-//! Entries are compared by key and version: a version names one write, and
+//! Entries are compared by key and version (and their deadlines, which
+//! have their own version, must agree as well): a version names one write, and
 //! a node's sweep may turn an expired value into a tombstone of the same
 //! version, which is the same state as far as every reader can tell. Each
 //! held entry's content is then checked against the write of that version.
@@ -65,6 +66,25 @@ pub fn check(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
                 detail: format!("key {:?}: live nodes disagree: {}; {expectation}", show_key(key), parts.join(" / ")),
                 key: Some(key.clone()),
                 hosts,
+                at: snapshot.at,
+            });
+            continue;
+        }
+        // One value version everywhere: the deadline, versioned apart from
+        // the value, must agree too.
+        let deadlines: BTreeSet<_> =
+            snapshot.nodes.iter().filter_map(|n| n.entries.get(key)).map(Entry::deadline_stamp).collect();
+        if deadlines.len() > 1 {
+            violations.push(Violation {
+                checker: NAME,
+                invariant: "every live node holds identical entries once the mesh is quiet",
+                detail: format!(
+                    "key {:?}: live nodes agree on the value but hold {} deadlines",
+                    show_key(key),
+                    deadlines.len()
+                ),
+                key: Some(key.clone()),
+                hosts: snapshot.nodes.iter().take(4).map(|n| n.host).collect(),
                 at: snapshot.at,
             });
             continue;

@@ -124,11 +124,17 @@ impl World {
         let written = match op {
             Op::Set { value, px_ms, .. } => {
                 let expires_at_ms = px_ms.map(|px| now.wall_ms.saturating_add(px));
-                store.update(&key, now.wall_ms, |_| (Some(Write::Put { value, expires_at_ms }), ())).0
+                store
+                    .update(&key, now.wall_ms, |_| (Some(Write::Put { value, expires_at_ms }), ()))
+                    .ok()
+                    .and_then(|(w, ())| w)
             }
             Op::Del { .. } => {
                 // As the server's DEL: a tombstone only for a live key.
-                let written = store.update(&key, now.wall_ms, |live| (live.map(|_| Write::Delete), ())).0;
+                let written = store
+                    .update(&key, now.wall_ms, |live| (live.map(|_| Write::Delete), ()))
+                    .ok()
+                    .and_then(|(w, ())| w);
                 if written.is_none() {
                     self.history.empty_deletes += 1;
                 }

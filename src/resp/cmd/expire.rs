@@ -2,8 +2,10 @@
 //! TTL, PTTL, PERSIST.
 //!
 //! A deadline is absolute wall-clock time (`now + ttl`) and travels with
-//! the entry. A deadline already past deletes the key, as in Redis, by
-//! writing a tombstone that replicates like any delete.
+//! the entry, versioned apart from the value: EXPIRE and PERSIST write only
+//! the deadline, so they never bring back a value that a SET on another
+//! node replaced meanwhile. A deadline already past deletes the key, as in
+//! Redis, by writing a tombstone that replicates like any delete.
 
 use bytes::Bytes;
 
@@ -69,11 +71,13 @@ pub(super) async fn expire(args: Args<'_>, ctx: &mut Ctx<'_>, how: How) -> Resul
             return (None, false);
         }
         let write = match u64::try_from(when) {
-            Ok(at) if when > now => Write::Put { value: live.value.clone(), expires_at_ms: Some(at) },
+            // The deadline only: a SET racing this on another node keeps
+            // its value (with this deadline if this EXPIRE came later).
+            Ok(at) if when > now => Write::Deadline { expires_at_ms: Some(at) },
             _ => Write::Delete,
         };
         (Some(write), true)
-    });
+    })?;
     ctx.replicate(key, written).await;
     reply::integer(ctx.out, i64::from(changed));
     Ok(())
@@ -102,12 +106,9 @@ pub(super) fn ttl(args: Args<'_>, ctx: &mut Ctx<'_>, unit: Unit) -> Result<(), C
 pub(super) async fn persist(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
     let (written, changed) = ctx.shared.store.update(&key, ctx.now_ms(), |live| match live {
-        Some(live) if live.expires_at_ms.is_some() => {
-            let put = Write::Put { value: live.value.clone(), expires_at_ms: None };
-            (Some(put), true)
-        }
+        Some(live) if live.expires_at_ms.is_some() => (Some(Write::Deadline { expires_at_ms: None }), true),
         _ => (None, false),
-    });
+    })?;
     ctx.replicate(key, written).await;
     reply::integer(ctx.out, i64::from(changed));
     Ok(())

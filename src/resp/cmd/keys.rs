@@ -21,7 +21,7 @@ pub(super) async fn del(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
         let (written, existed) = ctx.shared.store.update(&key, now_ms, |live| match live {
             Some(_) => (Some(Write::Delete), true),
             None => (None, false),
-        });
+        })?;
         deleted += usize::from(existed);
         ctx.replicate(key, written).await;
     }

@@ -35,14 +35,16 @@ pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
         if (options.nx && found) || (options.xx && !found) {
             return (None, (old, false));
         }
-        let expires_at_ms = if options.keep_ttl { live.and_then(|l| l.expires_at_ms) } else { deadline };
-        let write = match expires_at_ms {
+        let write = match deadline {
+            // KEEPTTL writes the value only: a deadline set concurrently on
+            // another node (EXPIRE, PERSIST) is kept, as is this node's.
+            _ if options.keep_ttl => Write::Value { value },
             // An EXAT/PXAT already past: the key is gone at once.
             Some(at) if at <= now_ms => Write::Delete,
-            _ => Write::Put { value, expires_at_ms },
+            expires_at_ms => Write::Put { value, expires_at_ms },
         };
         (Some(write), (old, true))
-    });
+    })?;
     ctx.replicate(key, written).await;
     if options.get {
         reply::optional_bulk(ctx.out, old.as_deref());
@@ -85,7 +87,7 @@ pub(super) async fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
         let (written, ()) = ctx.shared.store.update(&key, now_ms, |_| {
             let put = Write::Put { value, expires_at_ms: None };
             (Some(put), ())
-        });
+        })?;
         ctx.replicate(key, written).await;
     }
     reply::ok(ctx.out);

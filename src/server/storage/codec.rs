@@ -1,11 +1,42 @@
 //! How an entry is laid out on disk: a format byte, then the entry in
 //! postcard, the encoding it already has on the wire. The format byte lets
 //! a later version of rumor read (or refuse) what an earlier one wrote.
+//!
+//! Format 2 adds the deadline's own version (`deadline_set_at`). Format 1
+//! records, written before deadlines were versioned apart, are still read:
+//! their deadline was set by the write that set the value, so it gets the
+//! value's timestamp — exactly what a SET stamps today.
+
+use bytes::Bytes;
+use serde::Deserialize;
 
 use crate::core::store::Entry;
+use crate::core::version::Version;
 
-/// The one layout this version writes and reads.
+/// The layout before the deadline had its own version (read only).
 const FORMAT_V1: u8 = 1;
+
+/// The layout this version writes.
+const FORMAT_V2: u8 = 2;
+
+/// An entry as format 1 laid it out.
+#[derive(Deserialize)]
+struct EntryV1 {
+    value: Option<Bytes>,
+    version: Version,
+    expires_at_ms: Option<u64>,
+}
+
+impl From<EntryV1> for Entry {
+    fn from(old: EntryV1) -> Entry {
+        Entry {
+            value: old.value,
+            version: old.version,
+            expires_at_ms: old.expires_at_ms,
+            deadline_set_at: old.version.timestamp,
+        }
+    }
+}
 
 /// First byte of every stored key: fjall refuses empty keys, and a client
 /// may `SET ""` as in Redis.
@@ -54,7 +85,7 @@ pub enum DecodeError {
 /// The bytes stored for `entry`.
 pub fn encode(entry: &Entry) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + entry.value.as_ref().map_or(0, |v| v.len()));
-    out.push(FORMAT_V1);
+    out.push(FORMAT_V2);
     match postcard::to_extend(entry, out) {
         Ok(out) => out,
         // Serializing an in-memory entry into a Vec has no failure mode
@@ -67,7 +98,8 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
-        Some((&FORMAT_V1, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&FORMAT_V2, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&FORMAT_V1, body)) => Ok(postcard::from_bytes::<EntryV1>(body)?.into()),
         Some((&format, _)) => Err(DecodeError::UnknownFormat(format)),
     }
 }
@@ -85,20 +117,30 @@ mod tests {
             timestamp: Timestamp::from_packed((1_700_000_000_000 << 16) | 3),
             writer: NodeId::from_bytes([7; 16]),
         };
-        Entry { value: value.map(Bytes::from_static), version, expires_at_ms }
+        Entry { value: value.map(Bytes::from_static), version, expires_at_ms, deadline_set_at: version.timestamp }
     }
 
     #[test]
     fn values_tombstones_and_deadlines_round_trip_with_a_format_byte() {
         for e in [entry(Some(b"hello"), None), entry(None, None), entry(Some(b""), Some(1_700_000_005_000))] {
             let bytes = encode(&e);
-            assert_eq!(bytes[0], FORMAT_V1);
+            assert_eq!(bytes[0], FORMAT_V2);
             assert_eq!(decode(&bytes).unwrap(), e);
         }
         // Format byte 1; value: option tag 1, length 1, bytes 5; version:
         // the packed HLC word as a 9-byte varint, the writer's 16 bytes
-        // with their length 17; no deadline 1.
-        assert_eq!(encode(&entry(Some(b"hello"), None)).len(), 35);
+        // with their length 17; no deadline 1; the deadline's timestamp 9.
+        assert_eq!(encode(&entry(Some(b"hello"), None)).len(), 44);
+    }
+
+    #[test]
+    fn format_1_records_are_read_with_the_deadline_stamped_by_the_value() {
+        // Format 1 is format 2 without the trailing deadline timestamp.
+        let e = entry(Some(b"hello"), Some(1_700_000_005_000));
+        let mut v1 = encode(&e);
+        v1[0] = FORMAT_V1;
+        v1.truncate(v1.len() - 9);
+        assert_eq!(decode(&v1).unwrap(), e);
     }
 
     #[test]
@@ -116,6 +158,7 @@ mod tests {
         assert!(matches!(decode(&[]), Err(DecodeError::Empty)));
         assert!(matches!(decode(&[9, 1, 2]), Err(DecodeError::UnknownFormat(9))));
         assert!(matches!(decode(&[FORMAT_V1, 1]), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode(&[FORMAT_V2, 1]), Err(DecodeError::Malformed(_))));
     }
 
     proptest! {
@@ -126,9 +169,10 @@ mod tests {
             logical in any::<u16>(),
             writer in any::<[u8; 16]>(),
             expires in proptest::option::of(any::<u64>()),
+            deadline_set_at in any::<u64>(),
         ) {
             let version = Version { timestamp: Timestamp::from_packed((physical << 16) | u64::from(logical)), writer: NodeId::from_bytes(writer) };
-            let e = Entry { value: value.map(Bytes::from), version, expires_at_ms: expires };
+            let e = Entry { value: value.map(Bytes::from), version, expires_at_ms: expires, deadline_set_at: Timestamp::from_packed(deadline_set_at) };
             prop_assert_eq!(decode(&encode(&e)).unwrap(), e);
         }
     }

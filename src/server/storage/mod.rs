@@ -341,15 +341,17 @@ mod tests {
             let now = 1_700_000_000_000;
             for i in 0..1_000u32 {
                 let key = Bytes::from(format!("key{i}"));
-                store.update(&key, now, |_| (put(b"value", (i % 3 == 0).then_some(now + 60_000)), ()));
+                store.update(&key, now, |_| (put(b"value", (i % 3 == 0).then_some(now + 60_000)), ())).unwrap();
             }
             // A delete leaves a tombstone, a merge from a peer is kept too, a
             // large value goes to fjall's blob files.
-            store.update(&Bytes::from_static(b"key7"), now, |_| (Some(Write::Delete), ()));
+            store.update(&Bytes::from_static(b"key7"), now, |_| (Some(Write::Delete), ())).unwrap();
             let big = Bytes::from(vec![b'x'; 100_000]);
-            store.update(&Bytes::from_static(b"big"), now, |_| {
-                (Some(Write::Put { value: big.clone(), expires_at_ms: None }), ())
-            });
+            store
+                .update(&Bytes::from_static(b"big"), now, |_| {
+                    (Some(Write::Put { value: big.clone(), expires_at_ms: None }), ())
+                })
+                .unwrap();
             writer.queue.note_in_mesh(now);
             writer.queue.wait_written().await.unwrap();
             let before = entries(&store);
@@ -372,10 +374,10 @@ mod tests {
         let (store, writer, _, _) = open(dir.path(), Fsync::Everysec);
         let store = store.with_tombstone_ttl(1_000);
         let now = 1_700_000_000_000;
-        store.update(&Bytes::from_static(b"before"), now, |_| (put(b"v", None), ()));
+        store.update(&Bytes::from_static(b"before"), now, |_| (put(b"v", None), ())).unwrap();
         store.clear();
-        store.update(&Bytes::from_static(b"after"), now, |_| (put(b"v", None), ()));
-        store.update(&Bytes::from_static(b"gone"), now, |_| (Some(Write::Delete), ()));
+        store.update(&Bytes::from_static(b"after"), now, |_| (put(b"v", None), ())).unwrap();
+        store.update(&Bytes::from_static(b"gone"), now, |_| (Some(Write::Delete), ())).unwrap();
         // The tombstone outlives its TTL and the sweep forgets it.
         store.sweep(0..crate::core::store::SHARD_COUNT, now + 5_000);
         writer.queue.wait_written().await.unwrap();
@@ -391,7 +393,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, writer, _, _) = open(dir.path(), Fsync::No);
         for i in 0..20_000u32 {
-            store.update(&Bytes::from(format!("k{i}")), 1_000, |_| (put(b"v", None), ()));
+            store.update(&Bytes::from(format!("k{i}")), 1_000, |_| (put(b"v", None), ())).unwrap();
         }
         writer.queue.wait_written().await.unwrap();
         stop(writer);
