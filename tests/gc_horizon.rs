@@ -10,15 +10,6 @@ use std::time::Duration;
 
 use common::{Node, state_of, wait_for};
 
-fn info_field(node: &Node, section: &str, field: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(&mut node.connect()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
-        .trim()
-        .to_owned()
-}
-
 fn config_file(dir: &std::path::Path, body: &str) -> String {
     let path = dir.join("gc.toml");
     std::fs::write(&path, body).unwrap();
@@ -49,10 +40,10 @@ fn a_write_survives_a_peer_frozen_past_the_tombstone_ttl() {
     let () = redis::cmd("DEL").arg("doomed").query(&mut a_con).unwrap();
     // Past the TTL and a whole sweep pass (16 s), which the TTL alone
     // would have let forget the tombstone.
-    let swept = info_field(&a, "gossip", "expired_swept");
+    let swept = a.info_field("gossip", "expired_swept");
     std::thread::sleep(Duration::from_secs(19));
-    assert_eq!(info_field(&a, "gossip", "expired_swept"), swept, "a sweeps nothing here");
-    assert_eq!(info_field(&a, "gossip", "tombstones_forgotten"), "0", "a kept the tombstone b lacks");
+    assert_eq!(a.info_field("gossip", "expired_swept"), swept, "a sweeps nothing here");
+    assert_eq!(a.info_field("gossip", "tombstones_forgotten"), "0", "a kept the tombstone b lacks");
 
     b.signal("CONT");
     wait_for("a and b to see each other alive", Duration::from_secs(20), || {
@@ -67,7 +58,7 @@ fn a_write_survives_a_peer_frozen_past_the_tombstone_ttl() {
     });
     // Two more sync rounds each: a discarded store or a forgotten delete
     // would show by now.
-    let rounds = |node: &Node| info_field(node, "gossip", "sync_rounds").parse::<u64>().unwrap();
+    let rounds = |node: &Node| node.info_field("gossip", "sync_rounds").parse::<u64>().unwrap();
     let before = [rounds(&a), rounds(&b)];
     wait_for("two more sync rounds on each node", Duration::from_secs(10), || {
         (rounds(&a) >= before[0] + 2 && rounds(&b) >= before[1] + 2).then_some(())
@@ -78,7 +69,7 @@ fn a_write_survives_a_peer_frozen_past_the_tombstone_ttl() {
         let doomed: Option<String> = redis::cmd("GET").arg("doomed").query(&mut con).unwrap();
         assert_eq!(during.as_deref(), Some("new"), "{} lost an acknowledged write", node.name);
         assert_eq!(doomed, None, "{} brought a deleted key back", node.name);
-        assert_eq!(info_field(node, "gossip", "stale_state_discarded"), "0", "{}", node.name);
+        assert_eq!(node.info_field("gossip", "stale_state_discarded"), "0", "{}", node.name);
     }
 }
 

@@ -12,15 +12,6 @@ use std::time::Duration;
 
 use common::{Node, mesh, wait_all_alive, wait_for};
 
-fn info_field(node: &Node, section: &str, field: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(&mut node.connect()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
-        .trim()
-        .to_owned()
-}
-
 fn data_dir_args(dir: &Path, fsync: &str) -> Vec<String> {
     vec!["--data-dir".into(), dir.display().to_string(), "--fsync".into(), fsync.into()]
 }
@@ -114,7 +105,7 @@ fn acknowledged_writes_survive_kill_9() {
             "fsync {fsync}: {} SETs and {} DELs acknowledged before kill -9, all there after the restart ({} entries loaded)",
             acked.set.len(),
             acked.deleted.len(),
-            info_field(&node, "persistence", "entries_loaded"),
+            node.info_field("persistence", "entries_loaded"),
         ));
     }
 }
@@ -135,17 +126,17 @@ fn a_restart_keeps_the_node_id_the_data_and_deadlines() {
     let () = redis::cmd("SET").arg(&longest).arg("long").query(&mut con).unwrap();
     let too_long: redis::RedisResult<()> = redis::cmd("SET").arg(format!("{longest}k")).arg("x").query(&mut con);
     assert!(too_long.is_err());
-    let id = info_field(&node, "server", "node_id");
-    assert_eq!(info_field(&node, "persistence", "data_dir"), dir.path().display().to_string());
-    assert_eq!(info_field(&node, "persistence", "fsync"), "everysec");
+    let id = node.info_field("server", "node_id");
+    assert_eq!(node.info_field("persistence", "data_dir"), dir.path().display().to_string());
+    assert_eq!(node.info_field("persistence", "fsync"), "everysec");
     assert!(node.terminate().success());
     assert!(node.log_text().contains("data dir synced"));
 
     node.spawn();
     let mut con = node.connect();
     // Connections made while the dir loads are served once it is loaded.
-    assert_eq!(info_field(&node, "server", "node_id"), id, "the node keeps its id");
-    assert_eq!(info_field(&node, "persistence", "entries_loaded"), "5");
+    assert_eq!(node.info_field("server", "node_id"), id, "the node keeps its id");
+    assert_eq!(node.info_field("persistence", "entries_loaded"), "5");
     let empty: Option<String> = redis::cmd("GET").arg("").query(&mut con).unwrap();
     let long: Option<String> = redis::cmd("GET").arg(&longest).query(&mut con).unwrap();
     assert_eq!((empty.as_deref(), long.as_deref()), (Some("empty"), Some("long")));
@@ -194,8 +185,8 @@ fn a_restarted_node_keeps_what_it_had_and_catches_up_on_what_it_missed() {
     // Entries b took from gossip were acknowledged to no client: b writes
     // them to disk without holding anything up. Let it finish.
     wait_for("b to write them to its data dir", Duration::from_secs(10), || {
-        let written: u64 = info_field(&b, "persistence", "changes_written").parse().unwrap();
-        (written >= 2_000 && info_field(&b, "persistence", "changes_pending") == "0").then_some(())
+        let written: u64 = b.info_field("persistence", "changes_written").parse().unwrap();
+        (written >= 2_000 && b.info_field("persistence", "changes_pending") == "0").then_some(())
     });
     b.kill();
     let mut pipe = redis::pipe();
@@ -206,7 +197,7 @@ fn a_restarted_node_keeps_what_it_had_and_catches_up_on_what_it_missed() {
     pipe.query::<()>(&mut a_con).unwrap();
 
     b.spawn();
-    assert_eq!(info_field(&b, "persistence", "entries_loaded"), "2000");
+    assert_eq!(b.info_field("persistence", "entries_loaded"), "2000");
     nodes.push(b);
     wait_all_alive(&nodes, Duration::from_secs(10));
     let b = &nodes[2];
@@ -242,7 +233,7 @@ fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
     assert!(b.terminate().success());
     let () = redis::cmd("DEL").arg("doomed").query(&mut a_con).unwrap();
     wait_for("a to forget the tombstone", Duration::from_secs(40), || {
-        (info_field(&a, "gossip", "tombstones_forgotten").parse::<u64>().unwrap() >= 1).then_some(())
+        (a.info_field("gossip", "tombstones_forgotten").parse::<u64>().unwrap() >= 1).then_some(())
     });
 
     // By default a stale data dir is refused, with what to do about it.
@@ -268,7 +259,7 @@ fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
     });
     // Two more sync rounds on each side: had b kept the old key, they
     // would have brought it back.
-    let rounds = |node: &Node| info_field(node, "gossip", "sync_rounds").parse::<u64>().unwrap();
+    let rounds = |node: &Node| node.info_field("gossip", "sync_rounds").parse::<u64>().unwrap();
     let before = [rounds(&nodes[0]), rounds(&nodes[1])];
     wait_for("two more sync rounds on each node", Duration::from_secs(10), || {
         (rounds(&nodes[0]) >= before[0] + 2 && rounds(&nodes[1]) >= before[1] + 2).then_some(())

@@ -124,6 +124,16 @@ impl Node {
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {}", self.name);
     }
 
+    /// One field of `INFO section`, as text.
+    pub fn info_field(&self, section: &str, field: &str) -> String {
+        let text: String = redis::cmd("INFO").arg(section).query(&mut self.connect()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
+            .trim()
+            .to_owned()
+    }
+
     /// A fresh client connection.
     pub fn connect(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.client)).expect("client");
