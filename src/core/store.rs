@@ -572,9 +572,11 @@ impl Store {
     /// forgot: it died before the horizon of its subtree and longer than
     /// the tombstone TTL ago. Since it died, every member that may come
     /// back matched us in that subtree — the deleter among them, which
-    /// held it — so we held it then and forgot it since; taking it back
-    /// would only have it forgotten again, and offered again by a peer
-    /// that has not swept yet.
+    /// held it — so we held it then and forgot it since. It is taken back
+    /// as held since it died, so the next sweep forgets it again: refusing
+    /// it would leave the peer offering it stuck, as the peer learns that
+    /// we hold it only by matching us while we do, and we would never
+    /// match it there again.
     fn was_forgotten(&self, entry: &Entry, subtree: usize, now_ms: u64) -> bool {
         Self::dead_since(entry, now_ms).is_some_and(|died| {
             died.saturating_add(self.tombstone_ttl_ms) < now_ms
@@ -1088,8 +1090,16 @@ impl Store {
         let mut shard = self.shards[slot.shard].write();
         // `None`: nothing changes; `Some(None)`: the incoming entry as it
         // is; `Some(Some(merged))`: a mix of both parts.
-        let change = match shard.map.get(input.key().as_ref()) {
-            None => (!self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms)).then_some(None),
+        let held = shard.map.get(input.key().as_ref());
+        // A dead entry we forgot, offered by a peer that still holds it: see
+        // [`Store::was_forgotten`].
+        let refound = held.is_none() && self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms);
+        if refound && self.sabotage.ttl_only_gc {
+            self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
+            return MergeOutcome::Stale;
+        }
+        let change = match held {
+            None => Some(None),
             Some(held) => held
                 .merged_with(entry, now_ms, self.sabotage.merge_keeps_smaller)
                 .map(|merged| if merged == *entry { None } else { Some(merged) }),
@@ -1105,7 +1115,8 @@ impl Store {
             } else {
                 self.log(Change::Put { key: input.key(), entry });
                 let (key, entry) = input.into_owned();
-                shard.note_if_dead(&key, &entry, now_ms);
+                let held_since = if refound { Self::dead_since(&entry, now_ms).unwrap_or(now_ms) } else { now_ms };
+                shard.note_if_dead(&key, &entry, held_since);
                 shard.put(key, entry, slot, &self.entries);
             }
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
@@ -1452,14 +1463,18 @@ mod tests {
         let outcome = store.sweep(0..SHARD_COUNT, 1_001 + ttl + 1);
         assert_eq!(outcome.forgotten, 1, "the delete's tombstone is past the TTL");
         assert!(store.entry(b"deleted").is_none());
-        // A forgotten tombstone offered again by a peer is refused.
+        // A forgotten tombstone offered again by a peer that still holds it
+        // is taken back as held since it died, so that the peer can match
+        // us there and forget it too; the next sweep forgets it again.
         let old = Entry {
             value: None,
             version: Version { timestamp: Timestamp::from_physical_ms(1_001), writer: node(3) },
             expires_at_ms: None,
             deadline_set_at: Timestamp::from_physical_ms(1_001),
         };
-        assert_eq!(store.merge(d.clone(), old, 1_001 + ttl + 1), MergeOutcome::Stale);
+        assert_eq!(store.merge(d.clone(), old, 1_001 + ttl + 2), MergeOutcome::Applied);
+        assert!(store.entry(b"deleted").is_some());
+        assert_eq!(store.sweep(0..SHARD_COUNT, 1_001 + ttl + 3).forgotten, 1);
         assert!(store.entry(b"deleted").is_none());
     }
 
