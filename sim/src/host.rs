@@ -137,13 +137,19 @@ impl Host {
         // stepped back cannot lose the address conflict to our old self.
         self.incarnation = now.wall_ms.max(self.incarnation + 1);
         let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.as_str().into() };
-        let mut store = Store::new(id, max_clock_drift_ms).with_sabotage(sabotage);
+        let mut store = Store::new(id, max_clock_drift_ms)
+            .with_tombstone_ttl(config.tombstone_ttl.as_millis() as u64)
+            .with_sabotage(sabotage);
         let mut discarded = false;
         let mut last_in_mesh_ms = None;
         if let Some(disk) = &self.disk {
-            let ttl_ms = config.tombstone_ttl.as_millis() as u64;
+            // As `rumor serve` decides it: a dir last in a mesh longer than
+            // `member_gone_after` ago is stale, unless the node has no seeds
+            // (a mesh of its own, where nobody deleted behind its back).
+            let gone_after_ms = config.member_gone_after.as_millis() as u64;
+            let alone = config.seeds.iter().all(|seed| *seed == self.addr);
             last_in_mesh_ms = disk.last_in_mesh_ms();
-            if is_stale(last_in_mesh_ms, now.wall_ms, ttl_ms) {
+            if !alone && is_stale(last_in_mesh_ms, now.wall_ms, gone_after_ms) {
                 // As `--stale-data discard`: start afresh.
                 disk.discard_entries();
                 last_in_mesh_ms = None;
