@@ -223,6 +223,31 @@ pub fn index_of(addr: SocketAddr) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// Starts a persistent host that was last in a mesh at 0 s, `away`
+    /// later, with or without seeds; returns whether its dir was discarded.
+    fn restart_after(away: Duration, seeds: bool) -> bool {
+        let mut config = rumor::config::Settings::default().node;
+        config.member_gone_after = Duration::from_secs(60);
+        config.tombstone_ttl = Duration::from_secs(5);
+        config.seeds = if seeds { vec![addr_of(1)] } else { Vec::new() };
+        let mut host = Host::new(0, NodeClock::exact());
+        host.persistent = true;
+        assert!(!host.start(1, config.clone(), 500, Sabotage::default(), Duration::ZERO));
+        let wall_ms = host.now(Duration::ZERO).wall_ms;
+        host.disk.as_ref().expect("a data dir").note_in_mesh(wall_ms);
+        host.stop(false);
+        host.start(1, config, 500, Sabotage::default(), away)
+    }
+
+    #[test]
+    fn a_data_dir_is_stale_after_member_gone_after_and_only_with_seeds() {
+        // Away longer than the TTL but within member_gone_after: kept.
+        assert!(!restart_after(Duration::from_secs(30), true));
+        assert!(restart_after(Duration::from_secs(61), true));
+        // No seeds: a mesh of its own, never stale.
+        assert!(!restart_after(Duration::from_secs(3600), false));
+    }
+
     #[test]
     fn addresses_round_trip() {
         for i in [0, 1, 255, 256, 999, 65_536, 99_999] {
