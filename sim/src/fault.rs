@@ -7,7 +7,7 @@
 //! from its own generator, so enabling one kind leaves the others' schedules
 //! unchanged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -194,22 +194,39 @@ pub struct FaultPlan {
     pub gone_for_good: BTreeSet<usize>,
     /// Hosts with a data dir: their state outlives a crash.
     pub persistent: BTreeSet<usize>,
+    /// Hosts with a data dir whose wall clock steps back (ms) each time
+    /// they restart, as a machine that reboots with a wrong clock.
+    pub restart_clock_back_ms: BTreeMap<usize, i64>,
+    /// Planned partitions held for 2 to 4 tombstone TTLs.
+    pub long_partitions: usize,
     /// Timed actions, in order.
     pub faults: Vec<PlannedFault>,
 }
+
+/// Chance that a planned partition is a long one (2 to 4 tombstone TTLs).
+pub const LONG_PARTITION_CHANCE: f64 = 0.35;
 
 /// Hosts every other host announces to.
 pub const SEED_HOSTS: usize = 3;
 
 impl FaultPlan {
-    /// The plan for run `seed` over `hosts` hosts injecting `kinds`.
-    pub fn generate(seed: u64, hosts: usize, kinds: FaultSet, max_clock_drift_ms: u64) -> Self {
+    /// The plan for run `seed` over `hosts` hosts injecting `kinds`, for
+    /// nodes whose tombstones live `tombstone_ttl`.
+    pub fn generate(
+        seed: u64,
+        hosts: usize,
+        kinds: FaultSet,
+        max_clock_drift_ms: u64,
+        tombstone_ttl: Duration,
+    ) -> Self {
         let mut plan = FaultPlan {
             link: LinkFaults::NONE,
             clocks: vec![NodeClock::exact(); hosts],
             late_joiners: BTreeSet::new(),
             gone_for_good: BTreeSet::new(),
             persistent: BTreeSet::new(),
+            restart_clock_back_ms: BTreeMap::new(),
+            long_partitions: 0,
             faults: Vec::new(),
         };
         let rng = |name: &str| seed::rng(seed, name, 0);
@@ -242,10 +259,19 @@ impl FaultPlan {
             let mut disks = rng("fault.disk");
             let share = [0.0, 0.5, 1.0][between(&mut disks, 0, 2) as usize];
             plan.persistent = (0..hosts).filter(|_| chance(&mut disks, share)).collect();
+            if kinds.contains(FaultKind::Skew) {
+                let mut back = rng("fault.crash.skew");
+                for host in plan.persistent.clone() {
+                    if chance(&mut back, 0.5) {
+                        plan.restart_clock_back_ms.insert(host, between(&mut back, 50, 1500) as i64);
+                    }
+                }
+            }
         }
         if kinds.contains(FaultKind::Partition) {
             let crash_isolated = kinds.contains(FaultKind::Crash).then(|| rng("fault.partition.crash"));
-            plan.plan_partitions(&mut rng("fault.partition"), crash_isolated, hosts);
+            let long = (rng("fault.partition.long"), tombstone_ttl);
+            plan.plan_partitions(&mut rng("fault.partition"), crash_isolated, long, hosts);
         }
         plan.faults.sort_by(|a, b| a.at_fraction.total_cmp(&b.at_fraction));
         plan
@@ -288,7 +314,13 @@ impl FaultPlan {
             ));
         }
         if partitions > 0 {
-            lines.push(format!("partitions: {partitions}"));
+            lines.push(format!("partitions: {partitions}, {} held for 2 to 4 tombstone TTLs", self.long_partitions));
+        }
+        if !self.restart_clock_back_ms.is_empty() {
+            lines.push(format!(
+                "restart skew: {} hosts with a data dir restart with their clock stepped back",
+                self.restart_clock_back_ms.len()
+            ));
         }
         if steps > 0 {
             lines.push(format!("clock steps: {steps}"));
@@ -365,16 +397,34 @@ impl FaultPlan {
     }
 
     /// One to three partitions, each in its own slot of the safety phase:
-    /// a random split, an isolated host, or a one-way split.
-    fn plan_partitions(&mut self, rng: &mut SimRng, mut crash_rng: Option<SimRng>, hosts: usize) {
+    /// a random split, an isolated host, or a one-way split. Some (drawn
+    /// from `long`'s own stream, so the others stay as they were) are
+    /// instead 1|rest or half|half splits held for 2 to 4 tombstone TTLs:
+    /// long enough that a TTL-only rule would forget tombstones a side
+    /// lacks, or discard what an isolated host took alone.
+    fn plan_partitions(
+        &mut self,
+        rng: &mut SimRng,
+        mut crash_rng: Option<SimRng>,
+        long: (SimRng, Duration),
+        hosts: usize,
+    ) {
+        let (mut long_rng, tombstone_ttl) = long;
         if hosts < 2 {
             return;
         }
         let count = between(rng, 1, 3);
         for slot in 0..count {
             let at = (slot as f64 + uniform(rng, 0.0, 0.6)) / count as f64;
-            let length = Duration::from_secs_f64(uniform(rng, 0.5, 8.0));
-            let kind = between(rng, 0, 2);
+            let mut length = Duration::from_secs_f64(uniform(rng, 0.5, 8.0));
+            let mut kind = between(rng, 0, 2);
+            let mut halves = false;
+            if chance(&mut long_rng, LONG_PARTITION_CHANCE) {
+                length = tombstone_ttl.mul_f64(uniform(&mut long_rng, 2.0, 4.0));
+                halves = chance(&mut long_rng, 0.5);
+                kind = if halves { 0 } else { 1 };
+                self.long_partitions += 1;
+            }
             let mut groups = vec![0u8; hosts];
             let mut crash_isolated = None;
             if kind == 1 {
@@ -387,6 +437,11 @@ impl FaultPlan {
                     let after = length.mul_f64(uniform(r, 0.3, 0.6));
                     let down = (length - after).mul_f64(uniform(r, 0.1, 0.8));
                     crash_isolated = Some((after, down));
+                }
+            } else if halves {
+                let first = between(&mut long_rng, 0, hosts as u64 - 1) as usize;
+                for (i, g) in groups.iter_mut().enumerate() {
+                    *g = u8::from((i + hosts - first) % hosts < hosts / 2);
                 }
             } else {
                 let minority = uniform(rng, 0.1, 0.5);
@@ -408,6 +463,8 @@ impl FaultPlan {
 mod tests {
     use super::*;
 
+    const TTL: Duration = Duration::from_secs(5);
+
     #[test]
     fn fault_sets_parse_and_print() {
         let set = FaultSet::parse("loss, crash").unwrap();
@@ -422,18 +479,47 @@ mod tests {
 
     #[test]
     fn plans_are_reproducible_and_independent_per_kind() {
-        let a = FaultPlan::generate(7, 64, FaultSet::parse("partition").unwrap(), 500);
-        let b = FaultPlan::generate(7, 64, FaultSet::parse("partition").unwrap(), 500);
+        let a = FaultPlan::generate(7, 64, FaultSet::parse("partition").unwrap(), 500, TTL);
+        let b = FaultPlan::generate(7, 64, FaultSet::parse("partition").unwrap(), 500, TTL);
         assert_eq!(a, b);
-        let with_loss = FaultPlan::generate(7, 64, FaultSet::parse("partition,loss").unwrap(), 500);
+        let with_loss = FaultPlan::generate(7, 64, FaultSet::parse("partition,loss").unwrap(), 500, TTL);
         assert_eq!(a.faults, with_loss.faults);
         assert!(with_loss.link.loss > 0.0);
     }
 
     #[test]
+    fn some_partitions_outlast_the_tombstone_ttl() {
+        let (mut long, mut all) = (0, 0);
+        for seed in 0..100 {
+            let plan = FaultPlan::generate(seed, 16, FaultSet::all(), 500, TTL);
+            for p in &plan.faults {
+                if let FaultAction::Partition { partition, length, .. } = &p.action {
+                    all += 1;
+                    // Ordinary partitions last at most 8 s, under 2 TTLs.
+                    if *length >= TTL * 2 {
+                        long += 1;
+                        assert!(*length >= TTL * 2 && *length <= TTL * 4, "seed {seed}: {length:?}");
+                        let sides: Vec<usize> = partition.sizes().into_values().collect();
+                        assert!(sides.contains(&1) || sides == [8, 8], "seed {seed}: {sides:?}");
+                    }
+                }
+            }
+            assert_eq!(
+                plan.long_partitions,
+                plan.faults
+                    .iter()
+                    .filter(|p| matches!(&p.action, FaultAction::Partition { length, .. } if *length >= TTL * 2))
+                    .count()
+            );
+            assert!(plan.restart_clock_back_ms.keys().all(|h| plan.persistent.contains(h)));
+        }
+        assert!(long * 5 > all && long * 2 < all, "{long} long partitions of {all}");
+    }
+
+    #[test]
     fn churn_keeps_seeds_and_never_reuses_a_host() {
         for seed in 0..50 {
-            let plan = FaultPlan::generate(seed, 32, FaultSet::all(), 500);
+            let plan = FaultPlan::generate(seed, 32, FaultSet::all(), 500, TTL);
             assert!(plan.late_joiners.iter().all(|h| *h >= SEED_HOSTS));
             assert!(plan.gone_for_good.iter().all(|h| *h >= SEED_HOSTS));
             let mut touched = BTreeSet::new();

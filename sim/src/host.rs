@@ -137,13 +137,19 @@ impl Host {
         // stepped back cannot lose the address conflict to our old self.
         self.incarnation = now.wall_ms.max(self.incarnation + 1);
         let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.as_str().into() };
-        let mut store = Store::new(id, max_clock_drift_ms).with_sabotage(sabotage);
+        let mut store = Store::new(id, max_clock_drift_ms)
+            .with_tombstone_ttl(config.tombstone_ttl.as_millis() as u64)
+            .with_sabotage(sabotage);
         let mut discarded = false;
         let mut last_in_mesh_ms = None;
         if let Some(disk) = &self.disk {
-            let ttl_ms = config.tombstone_ttl.as_millis() as u64;
+            // As `rumor serve` decides it: a dir last in a mesh longer than
+            // `member_gone_after` ago is stale, unless the node has no seeds
+            // (a mesh of its own, where nobody deleted behind its back).
+            let gone_after_ms = config.member_gone_after.as_millis() as u64;
+            let alone = config.seeds.iter().all(|seed| *seed == self.addr);
             last_in_mesh_ms = disk.last_in_mesh_ms();
-            if is_stale(last_in_mesh_ms, now.wall_ms, ttl_ms) {
+            if !alone && is_stale(last_in_mesh_ms, now.wall_ms, gone_after_ms) {
                 // As `--stale-data discard`: start afresh.
                 disk.discard_entries();
                 last_in_mesh_ms = None;
@@ -216,6 +222,31 @@ pub fn index_of(addr: SocketAddr) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Starts a persistent host that was last in a mesh at 0 s, `away`
+    /// later, with or without seeds; returns whether its dir was discarded.
+    fn restart_after(away: Duration, seeds: bool) -> bool {
+        let mut config = rumor::config::Settings::default().node;
+        config.member_gone_after = Duration::from_secs(60);
+        config.tombstone_ttl = Duration::from_secs(5);
+        config.seeds = if seeds { vec![addr_of(1)] } else { Vec::new() };
+        let mut host = Host::new(0, NodeClock::exact());
+        host.persistent = true;
+        assert!(!host.start(1, config.clone(), 500, Sabotage::default(), Duration::ZERO));
+        let wall_ms = host.now(Duration::ZERO).wall_ms;
+        host.disk.as_ref().expect("a data dir").note_in_mesh(wall_ms);
+        host.stop(false);
+        host.start(1, config, 500, Sabotage::default(), away)
+    }
+
+    #[test]
+    fn a_data_dir_is_stale_after_member_gone_after_and_only_with_seeds() {
+        // Away longer than the TTL but within member_gone_after: kept.
+        assert!(!restart_after(Duration::from_secs(30), true));
+        assert!(restart_after(Duration::from_secs(61), true));
+        // No seeds: a mesh of its own, never stale.
+        assert!(!restart_after(Duration::from_secs(3600), false));
+    }
 
     #[test]
     fn addresses_round_trip() {

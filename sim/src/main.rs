@@ -42,7 +42,7 @@ struct Cli {
     #[arg(long, default_value = "none", value_parser = parse_faults)]
     faults: FaultSet,
     /// Break the core on purpose: merge-keeps-smaller, no-push,
-    /// no-anti-entropy, drop-tombstones-early.
+    /// no-anti-entropy, drop-tombstones-early, no-change-log, ttl-only-gc.
     #[arg(long, value_name = "NAME")]
     bug: Option<String>,
     /// Client operations per simulated second, over the whole mesh.
@@ -66,6 +66,14 @@ struct Cli {
     /// seeds. Late joiners and restarts still join the usual way.
     #[arg(long)]
     formed: bool,
+    /// Each node's tombstone TTL (short by default, so a run forgets
+    /// tombstones); some planned partitions last 2 to 4 times as long.
+    #[arg(long, default_value = "5s", value_parser = parse_dur)]
+    tombstone_ttl: Duration,
+    /// Each node's member_gone_after: a member away longer is gone for
+    /// good and drops its old entries if it comes back.
+    #[arg(long, default_value = "1h", value_parser = parse_dur)]
+    member_gone_after: Duration,
     /// Threads that carry out the hosts' steps (default: the machine's
     /// cores from 256 nodes up, else 1). Any count gives the same run, bit
     /// for bit.
@@ -114,6 +122,8 @@ fn main() -> ExitCode {
         liveness: cli.liveness,
         detect_bound: cli.detect_bound,
         formed: cli.formed,
+        tombstone_ttl: cli.tombstone_ttl,
+        member_gone_after: cli.member_gone_after,
         threads: cli.threads.unwrap_or_else(|| default_threads(cli.nodes)),
     };
     if let Err(error) = opts.validate() {

@@ -37,6 +37,13 @@ pub struct SimOptions {
     pub detect_bound: Option<Duration>,
     /// Start from a formed mesh instead of a cold join.
     pub formed: bool,
+    /// Each node's tombstone TTL. Short, so a run of a minute forgets the
+    /// tombstones of its first seconds and the garbage-collection horizon
+    /// is exercised; partitions of the plan are sized from it.
+    pub tombstone_ttl: Duration,
+    /// Each node's `member_gone_after`. Far longer than any partition or
+    /// downtime the plan holds, unless a run asks otherwise.
+    pub member_gone_after: Duration,
     /// Threads that carry out the hosts' steps. It changes how fast a run
     /// goes, never what happens in it (the trace is the same for any
     /// count), so the replay command leaves it out.
@@ -57,10 +64,18 @@ impl Default for SimOptions {
             liveness: Duration::from_secs(30),
             detect_bound: None,
             formed: false,
+            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
+            member_gone_after: DEFAULT_MEMBER_GONE_AFTER,
             threads: 1,
         }
     }
 }
+
+/// Default `--tombstone-ttl`.
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(5);
+
+/// Default `--member-gone-after`.
+pub const DEFAULT_MEMBER_GONE_AFTER: Duration = Duration::from_secs(3600);
 
 /// A problem with the options, worded to name the option at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +115,12 @@ impl SimOptions {
         }
         if !(self.zipf.is_finite() && self.zipf >= 0.0) {
             return Err(OptionError("--zipf must be a non-negative number".into()));
+        }
+        if self.tombstone_ttl < Duration::from_millis(1) {
+            return Err(OptionError("--tombstone-ttl must be at least 1ms".into()));
+        }
+        if self.member_gone_after < Duration::from_millis(1) {
+            return Err(OptionError("--member-gone-after must be at least 1ms".into()));
         }
         if let Some(bug) = &self.bug
             && Sabotage::named(bug).is_none()
@@ -146,6 +167,12 @@ impl SimOptions {
         }
         if self.formed {
             cmd.push_str(" --formed");
+        }
+        if self.tombstone_ttl != defaults.tombstone_ttl {
+            cmd.push_str(&format!(" --tombstone-ttl {}", format_duration(self.tombstone_ttl)));
+        }
+        if self.member_gone_after != defaults.member_gone_after {
+            cmd.push_str(&format!(" --member-gone-after {}", format_duration(self.member_gone_after)));
         }
         cmd
     }
@@ -256,11 +283,14 @@ mod tests {
             bug: Some("no-push".into()),
             keys: 7,
             formed: true,
+            tombstone_ttl: Duration::from_secs(2),
+            member_gone_after: Duration::from_secs(20),
             ..SimOptions::default()
         };
         assert_eq!(
             opts.replay_command(),
-            "rumor-sim --seed 9 --nodes 16 --duration 30s --faults loss,crash --bug no-push --keys 7 --formed"
+            "rumor-sim --seed 9 --nodes 16 --duration 30s --faults loss,crash --bug no-push --keys 7 --formed \
+             --tombstone-ttl 2s --member-gone-after 20s"
         );
     }
 }

@@ -180,6 +180,11 @@ fn render_measurements(out: &mut String, m: &Measurements) {
         "  clocks: {} remote versions beyond max drift (largest lead {} ms)",
         m.drift_rejections, m.max_drift_seen_ms
     );
+    let _ = writeln!(
+        out,
+        "  forgetting: {} dead entries forgotten, {} dropped by nodes back after member_gone_after",
+        m.tombstones_forgotten, m.stale_entries_dropped
+    );
     let _ = writeln!(out, "  events: {}", m.events);
 }
 

@@ -63,3 +63,22 @@ fn a_data_dir_that_is_not_written_loses_acknowledged_writes() {
     let broken = run_seed(seed, duration, Some("no-change-log"), 16, faults);
     assert!(broken.violated(lost_writes::NAME), "expected a lost write, got:\n{}", broken.report);
 }
+
+/// The old garbage-collection rule: tombstones forgotten after the TTL
+/// alone, and a node isolated longer than the TTL discards its whole store
+/// when it rejoins. The seed is one whose plan holds a partition for more
+/// than twice the (5 s) tombstone TTL and gives every host a data dir;
+/// writes taken only by a host cut off that long are discarded.
+#[test]
+fn ttl_only_garbage_collection_loses_writes_across_a_long_partition() {
+    let (seed, duration, faults) = (4, Duration::from_secs(30), "crash,partition");
+    let healthy = run_seed(seed, duration, None, 16, faults);
+    assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
+    assert!(healthy.report.contains("1 held for 2 to 4 tombstone TTLs"), "{}", healthy.report);
+    let broken = run_seed(seed, duration, Some("ttl-only-gc"), 16, faults);
+    assert!(
+        broken.violated(lost_writes::NAME) || broken.violated(resurrection::NAME),
+        "expected a lost write or a resurrection, got:\n{}",
+        broken.report
+    );
+}

@@ -322,6 +322,10 @@ pub struct Measurements {
     pub refused: u64,
     /// Remote versions too far ahead to move a clock (live nodes at the end).
     pub drift_rejections: u64,
+    /// Dead entries forgotten by the sweeps (every life of every host).
+    pub tombstones_forgotten: u64,
+    /// Entries dropped by nodes back after `member_gone_after`.
+    pub stale_entries_dropped: u64,
     /// Largest such lead, ms.
     pub max_drift_seen_ms: u64,
     /// Datagrams lost.

@@ -4,6 +4,12 @@
 //! history. The one allowed loss is a write excused by the history: held,
 //! with everything newer for its key, only by hosts that lost their state.
 //!
+//! A dead entry (a tombstone, or an expired value) may be forgotten: once
+//! the newest required write of a key is dead, nodes that hold nothing for
+//! it agree with nodes that still hold it dead (their sweeps forget at
+//! their own pace), and nothing anywhere is the state the whole mesh
+//! reaches once they all have.
+//!
 //! Entries are compared by key and version (and their deadlines, which
 //! have their own version, must agree as well): a version names one write, and
 //! a node's sweep may turn an expired value into a tombstone of the same
@@ -16,7 +22,7 @@ use bytes::Bytes;
 use rumor::core::store::Entry;
 use rumor::core::version::Version;
 
-use super::{Snapshot, Violation, describe_entry, list_hosts, short_version, show_key};
+use super::{Snapshot, Violation, dead_by, describe_entry, list_hosts, short_version, show_key};
 use crate::workload::History;
 
 /// This checker's name in reports.
@@ -36,6 +42,18 @@ pub fn check(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
             groups.entry(held).or_default().push(node.host);
         }
         let required = history.newest_required(key);
+        if required.is_some_and(|w| dead_by(&w.entry, w.at, snapshot.at)) && groups.contains_key(&None) {
+            // Forgetting under way (or done): the nodes that hold nothing
+            // count as agreeing, if every other holds its entry dead.
+            let all_dead =
+                snapshot.nodes.iter().all(|n| n.entries.get(key).is_none_or(|e| e.live_value(n.wall_ms).is_none()));
+            if all_dead {
+                groups.remove(&None);
+                if groups.is_empty() {
+                    continue;
+                }
+            }
+        }
         let expected = required.map(|w| w.entry.version);
         let expectation = match required {
             Some(w) => format!(

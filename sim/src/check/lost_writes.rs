@@ -6,13 +6,15 @@
 //! Globally: at the end, for each key some live node holds the greatest
 //! acknowledged write or something newer, unless that write is excused
 //! (held only by hosts that crashed and lost their state; counted and
-//! reported separately by the run).
+//! reported separately by the run). A dead write (a delete, or a value
+//! past its expiry) may be forgotten: a slot emptied after it died is no
+//! loss.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::{Snapshot, Violation, describe_entry, short_version, show_key};
+use super::{Snapshot, Violation, dead_by, describe_entry, short_version, show_key};
 use crate::workload::{Held, History, HostRecord};
 
 /// This checker's name in reports.
@@ -41,7 +43,7 @@ fn per_node(history: &History) -> Vec<Violation> {
                     if let Some((k, since)) = known.get(&o.key).copied()
                         && !k.tombstone
                         && o.held.map(|h| h.version) < Some(k.version)
-                        && !(o.held.is_none() && deleted_since(history, o, k))
+                        && !(o.held.is_none() && (deleted_since(history, o, k) || expired_by(history, o, k)))
                         && reported.insert(&o.key, ()).is_none()
                     {
                         violations.push(Violation {
@@ -76,6 +78,12 @@ fn deleted_since(history: &History, o: &crate::workload::Observation, known: Hel
     history.writes_for(&o.key).any(|w| w.entry.value.is_none() && w.entry.version > known.version && w.seq < o.seq)
 }
 
+/// Whether the write `known` names had expired by `o`: then an empty slot
+/// is its forgotten tombstone.
+fn expired_by(history: &History, o: &crate::workload::Observation, known: Held) -> bool {
+    history.write_with(&o.key, known.version).is_some_and(|w| dead_by(&w.entry, w.at, o.at))
+}
+
 fn raise<'a>(
     known: &mut BTreeMap<&'a Bytes, (Held, std::time::Duration)>,
     key: &'a Bytes,
@@ -98,7 +106,7 @@ fn globally(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
     for key in history.by_key.keys() {
         // A delete nobody holds reads as what it wrote; an older value
         // showing instead is the resurrection checker's business.
-        let Some(required) = history.newest_required(key).filter(|w| w.entry.value.is_some()) else {
+        let Some(required) = history.newest_required(key).filter(|w| !dead_by(&w.entry, w.at, snapshot.at)) else {
             continue;
         };
         let kept =

@@ -19,6 +19,23 @@ use rumor::core::membership::{Identity, MemberState};
 use rumor::core::store::Entry;
 use rumor::core::version::{NodeId, Version};
 
+/// Whether a write acknowledged at simulated time `written_at` is dead by
+/// `at`: a delete, or a value whose expiry has passed. A dead entry is one
+/// a node may forget (after its tombstone TTL, once the garbage-collection
+/// horizon passes it), so an empty slot where it stood is no loss. The
+/// expiry is measured from the write's own clock reading (its version), so
+/// skew between hosts does not make a live value look dead.
+pub fn dead_by(entry: &Entry, written_at: Duration, at: Duration) -> bool {
+    match (&entry.value, entry.expires_at_ms) {
+        (None, _) => true,
+        (Some(_), Some(deadline)) => {
+            let px_ms = deadline.saturating_sub(entry.version.timestamp.physical_ms());
+            written_at.saturating_add(Duration::from_millis(px_ms)) <= at
+        }
+        (Some(_), None) => false,
+    }
+}
+
 /// One broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {

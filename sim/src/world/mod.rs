@@ -170,6 +170,9 @@ pub struct World {
     isolations: u64,
     declared_down: u64,
     node_config: NodeConfig,
+    /// Dead entries forgotten, and stale entries dropped, by lives that
+    /// have ended.
+    forgotten_by_past_lives: (u64, u64),
     max_clock_drift_ms: u64,
     detect_bound: Duration,
     phase: Phase,
@@ -246,9 +249,11 @@ impl World {
         node_config.swim.cluster_size_hint =
             NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
         node_config.sabotage = opts.sabotage();
+        node_config.tombstone_ttl = opts.tombstone_ttl;
+        node_config.member_gone_after = opts.member_gone_after;
         node_config.seeds = (0..SEED_HOSTS.min(n)).map(addr_of).collect();
         let detect_bound = opts.detect_bound.unwrap_or_else(|| default_detect_bound(&node_config, n));
-        let plan = FaultPlan::generate(opts.seed, n, opts.faults, max_clock_drift_ms);
+        let plan = FaultPlan::generate(opts.seed, n, opts.faults, max_clock_drift_ms, opts.tombstone_ttl);
         let hosts: Vec<Host> = (0..n)
             .map(|i| {
                 let mut host = Host::new(i, plan.clocks.get(i).copied().unwrap_or_default());
@@ -281,6 +286,7 @@ impl World {
             isolations: 0,
             declared_down: 0,
             node_config,
+            forgotten_by_past_lives: (0, 0),
             max_clock_drift_ms,
             detect_bound,
             phase: Phase::Warmup,
@@ -425,6 +431,10 @@ impl World {
             Event::Restart { host } => {
                 if self.hosts[host].status == HostStatus::Down {
                     self.note_fault(host, format!("restart n{host}"));
+                    if let Some(back_ms) = self.plan.restart_clock_back_ms.get(&host).copied() {
+                        self.hosts[host].clock.step(-back_ms);
+                        self.note_fault(host, format!("n{host} restarts with its clock {back_ms} ms back"));
+                    }
                     self.start_host(host);
                 }
             }
@@ -614,6 +624,11 @@ impl World {
                 node.leave(now);
             }
             self.after_input(host);
+        }
+        if let Some(node) = self.hosts[host].node.as_ref() {
+            let stats = node.gossip_stats();
+            self.forgotten_by_past_lives.0 += stats.tombstones_forgotten;
+            self.forgotten_by_past_lives.1 += stats.stale_entries_dropped;
         }
         // The one allowed loss: what only this host held is gone now —
         // unless its data dir keeps it for the restart.

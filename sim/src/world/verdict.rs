@@ -18,6 +18,11 @@ use crate::host::{Host, HostStatus, index_of};
 impl World {
     // ----- convergence ----------------------------------------------------
 
+    /// The nodes running now.
+    fn up_nodes(&self) -> impl Iterator<Item = &rumor::core::node::Node> {
+        self.hosts.iter().filter_map(|h| h.node.as_deref())
+    }
+
     pub(super) fn up_indexes(&self) -> Vec<usize> {
         self.hosts.iter().filter(|h| h.is_up()).map(|h| h.index).collect()
     }
@@ -175,6 +180,10 @@ impl World {
             excused: self.history.excused_count(),
             reads: self.history.reads,
             refused: self.history.refused,
+            tombstones_forgotten: self.forgotten_by_past_lives.0
+                + self.up_nodes().map(|n| n.gossip_stats().tombstones_forgotten).sum::<u64>(),
+            stale_entries_dropped: self.forgotten_by_past_lives.1
+                + self.up_nodes().map(|n| n.gossip_stats().stale_entries_dropped).sum::<u64>(),
             drift_rejections: stores.iter().map(|s| s.stats().drift_rejections.load(AtomicOrdering::Relaxed)).sum(),
             max_drift_seen_ms: stores
                 .iter()
