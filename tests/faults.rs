@@ -36,6 +36,7 @@ struct Scenario {
     stop: Arc<AtomicBool>,
     writers: Vec<JoinHandle<u64>>,
     down: Vec<usize>,
+    hosts: usize,
     /// Nodes keep their data in a data dir: a kill excuses no lost write.
     durable: bool,
 }
@@ -46,19 +47,31 @@ impl Scenario {
     }
 
     fn start_with(name: &'static str, durable: bool) -> Option<Scenario> {
-        let mut lab = Lab::new(HOSTS)?;
+        Scenario::start_on(name, HOSTS, durable, None)
+    }
+
+    /// `hosts` nodes, with a data dir each if `durable`, and `config`
+    /// (TOML) as their config file if given.
+    fn start_on(name: &'static str, hosts: usize, durable: bool, config: Option<&str>) -> Option<Scenario> {
+        let mut lab = Lab::new(hosts)?;
+        let mut args = Vec::new();
         if durable {
-            let data = format!("{}/data-{{host}}", lab.dir.display());
-            lab.node_args(&["--data-dir", &data]);
+            args.extend(["--data-dir".to_owned(), format!("{}/data-{{host}}", lab.dir.display())]);
         }
-        for i in 0..HOSTS {
-            lab.start(i, &[0, HOSTS - 1]);
+        if let Some(config) = config {
+            let path = lab.dir.join("config.toml");
+            std::fs::write(&path, config).expect("config file");
+            args.extend(["--config".to_owned(), path.display().to_string()]);
         }
-        wait_mesh(&lab, &[]);
+        lab.node_args(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for i in 0..hosts {
+            lab.start(i, &[0, hosts - 1]);
+        }
+        wait_mesh(&lab, hosts, &[]);
         let history = Arc::new(History::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = (0..CLIENTS).map(|c| spawn_writer(&lab, c, history.clone(), stop.clone())).collect();
-        Some(Scenario { name, lab, history, stop, writers, down: Vec::new(), durable })
+        let writers = (0..CLIENTS).map(|c| spawn_writer(&lab, hosts, c, history.clone(), stop.clone())).collect();
+        Some(Scenario { name, lab, history, stop, writers, down: Vec::new(), hosts, durable })
     }
 
     fn kill(&mut self, i: usize) {
@@ -70,7 +83,7 @@ impl Scenario {
     }
 
     fn restart(&mut self, i: usize) {
-        self.lab.start(i, &[0, HOSTS - 1]);
+        self.lab.start(i, &[0, self.hosts - 1]);
         self.down.retain(|d| *d != i);
     }
 
@@ -80,8 +93,8 @@ impl Scenario {
         let healed = Instant::now();
         self.stop.store(true, Ordering::Relaxed);
         let ops: u64 = self.writers.drain(..).map(|w| w.join().unwrap_or(0)).sum();
-        let live: Vec<usize> = (0..HOSTS).filter(|i| !self.down.contains(i)).collect();
-        wait_mesh(&self.lab, &self.down);
+        let live: Vec<usize> = (0..self.hosts).filter(|i| !self.down.contains(i)).collect();
+        wait_mesh(&self.lab, self.hosts, &self.down);
         let reformed = healed.elapsed();
         let mut finals = Vec::new();
         let converged = wait_for("live nodes to converge", Duration::from_secs(60), || {
@@ -112,8 +125,14 @@ impl Scenario {
     }
 }
 
-fn spawn_writer(lab: &Lab, client: usize, history: Arc<History>, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
-    let node = client % HOSTS;
+fn spawn_writer(
+    lab: &Lab,
+    hosts: usize,
+    client: usize,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<u64> {
+    let node = client % hosts;
     let url = format!("redis://{}/", lab.client(node));
     std::thread::spawn(move || {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ client as u64;
@@ -174,8 +193,8 @@ fn info_field(lab: &Lab, i: usize, field: &str) -> u64 {
 }
 
 /// Waits until every live node lists every live node alive.
-fn wait_mesh(lab: &Lab, down: &[usize]) {
-    let live: Vec<usize> = (0..HOSTS).filter(|i| !down.contains(i)).collect();
+fn wait_mesh(lab: &Lab, hosts: usize, down: &[usize]) {
+    let live: Vec<usize> = (0..hosts).filter(|i| !down.contains(i)).collect();
     for &i in &live {
         wait_for("the mesh to form", Duration::from_secs(30), || {
             let seen = members(&mut lab.connect(i));
@@ -234,6 +253,25 @@ fn kill_three_in_turn(mut s: Scenario) {
     }
     pause(Duration::from_secs(2));
     s.finish();
+}
+
+/// Partitions held for longer than the tombstone TTL and a whole sweep
+/// pass, with clients writing and deleting on both sides: tombstones are
+/// kept until every member holds them, so after the heal no acknowledged
+/// write is lost and no deleted key is back.
+#[test]
+fn one_one_and_two_two_partitions_longer_than_the_tombstone_ttl() {
+    for (name, hosts, left) in
+        [("1|1 partition past the TTL", 2, &[0][..]), ("2|2 partition past the TTL", 4, &[0, 1][..])]
+    {
+        let config = "[anti_entropy]\ntombstone_ttl_ms = 2000\n";
+        let Some(s) = Scenario::start_on(name, hosts, false, Some(config)) else { return };
+        pause(Duration::from_secs(2));
+        s.lab.partition(left);
+        // Past the TTL and a whole sweep pass (16 s).
+        pause(Duration::from_secs(20));
+        s.finish();
+    }
 }
 
 #[test]
