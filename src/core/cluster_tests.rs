@@ -69,6 +69,7 @@ fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
         sync_interval: Duration::from_secs(1),
         sync_budget_bytes: 64 * 1024,
         tombstone_ttl: Duration::from_secs(3600),
+        strangers: Default::default(),
         sabotage: Default::default(),
     }
 }
