@@ -374,3 +374,95 @@ async fn read_body(
     }
     Ok((body, reserved))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(limits: StreamLimits) -> FrameRules {
+        FrameRules {
+            max_frame_bytes: 8 << 20,
+            keys: None,
+            auth_failures: Arc::default(),
+            clock: Clock::start(),
+            limits,
+            stats: Arc::default(),
+        }
+    }
+
+    async fn accepted_pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn half_sent_frames_hold_only_what_arrived_and_share_one_budget() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let budget = Arc::new(Semaphore::new(1 << 20));
+        let (mut a, mut a_in) = accepted_pair(&listener).await;
+        let (mut b, mut b_in) = accepted_pair(&listener).await;
+        a.write_all(&vec![1u8; 900 << 10]).await.unwrap();
+        b.write_all(&vec![2u8; 900 << 10]).await.unwrap();
+        let reading_a = {
+            let budget = budget.clone();
+            tokio::spawn(async move { read_body(&mut a_in, 8 << 20, &budget).await.map(|_| ()) })
+        };
+        // A frame announced as 8 MiB holds what arrived of it, within twice
+        // that, and never more than the budget.
+        eventually(|| budget.available_permits() <= (1 << 20) - (900 << 10)).await;
+        let b_read = tokio::time::timeout(Duration::from_millis(200), read_body(&mut b_in, 8 << 20, &budget)).await;
+        assert!(b_read.is_err(), "b waits for budget while a holds it");
+        drop(a);
+        assert!(reading_a.await.unwrap().is_err(), "a's sender went away mid-frame");
+        assert_eq!(budget.available_permits(), 1 << 20, "a's reservation is released");
+        b.write_all(&[3u8; 1000]).await.unwrap();
+        let (body, _held) = read_body(&mut b_in, (900 << 10) + 1000, &budget).await.unwrap();
+        assert_eq!(body.len(), (900 << 10) + 1000);
+    }
+
+    /// Waits up to 5 s for `check`: counters are bumped just after a
+    /// connection closes, reservations as bytes are read.
+    async fn eventually(check: impl Fn() -> bool) {
+        let met = tokio::time::timeout(Duration::from_secs(5), async {
+            while !check() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(met.is_ok(), "condition not met in 5 s");
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_and_silent_ones_time_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = StreamLimits {
+            max_inbound: 2,
+            first_frame_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(300),
+            ..StreamLimits::default()
+        };
+        let rules = rules(limits);
+        let stats = rules.stats.clone();
+        let (frames_tx, mut frames) = mpsc::channel(8);
+        let acceptor = tokio::spawn(accept_frames(listener, rules, frames_tx));
+        let mut talker = TcpStream::connect(addr).await.unwrap();
+        let payload = b"\x02hello";
+        write_frame(&mut talker, payload).await.unwrap();
+        let (_, got) = frames.recv().await.unwrap();
+        assert_eq!(&got[..], payload);
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), over.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the third connection is closed at once");
+        eventually(|| stats.refused.load(Ordering::Relaxed) == 1).await;
+        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a connection that sends nothing is closed");
+        let closed = tokio::time::timeout(Duration::from_secs(5), talker.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "an idle one too");
+        eventually(|| stats.timed_out.load(Ordering::Relaxed) == 2).await;
+        acceptor.abort();
+    }
+}
