@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
+use crate::core::strangers::StrangerLimits;
 use crate::core::wire::SYNC_MESSAGE_OVERHEAD_BYTES;
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
@@ -34,6 +35,17 @@ pub enum ConfigError {
         path: PathBuf,
         /// toml's message, which names the key.
         message: String,
+    },
+    /// Gossip would listen beyond this host with no key: anyone who can
+    /// reach the port could join the mesh and write past `requirepass`.
+    #[error(
+        "gossip address {gossip} is not loopback and no cluster_key_file is set: anyone who can reach it could \
+         join the mesh and read and write every key; set a key (`rumor keygen`) or pass --insecure-gossip \
+         (insecure_gossip = true) if the network is trusted"
+    )]
+    OpenGossip {
+        /// The gossip address.
+        gossip: SocketAddr,
     },
     /// A value is out of range.
     #[error("invalid value for {option}: {reason}")]
@@ -87,6 +99,8 @@ pub struct FileConfig {
     pub stale_data: Option<StaleData>,
     /// File with the cluster key(s) that seal gossip.
     pub cluster_key_file: Option<PathBuf>,
+    /// Gossip on a non-loopback address without a cluster key, knowingly.
+    pub insecure_gossip: Option<bool>,
     /// `[membership]`.
     #[serde(default)]
     pub membership: MembershipFile,
@@ -99,6 +113,27 @@ pub struct FileConfig {
     /// `[limits]`.
     #[serde(default)]
     pub limits: LimitsFile,
+    /// `[gossip_streams]`.
+    #[serde(default)]
+    pub gossip_streams: StreamsFile,
+}
+
+/// `[gossip_streams]` table: inbound TCP connections to the gossip port.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsFile {
+    /// See [`StreamLimits::max_inbound`].
+    pub max_inbound: Option<usize>,
+    /// See [`StreamLimits::first_frame_timeout`].
+    pub first_frame_timeout_ms: Option<u64>,
+    /// See [`StreamLimits::idle_timeout`].
+    pub idle_timeout_ms: Option<u64>,
+    /// See [`StreamLimits::frame_timeout`].
+    pub frame_timeout_ms: Option<u64>,
+    /// See [`StreamLimits::buffer_bytes`].
+    pub buffer_bytes: Option<usize>,
+    /// See [`StreamLimits::unauthenticated_frame_bytes`].
+    pub unauthenticated_frame_bytes: Option<usize>,
 }
 
 /// `[anti_entropy]` table.
@@ -133,6 +168,10 @@ pub struct MembershipFile {
     pub rejoin_interval_ms: Option<u64>,
     /// See [`NodeConfig::join_retry_max`].
     pub join_retry_max_ms: Option<u64>,
+    /// See [`StrangerLimits::packets_per_sec`].
+    pub stranger_packets_per_sec: Option<u32>,
+    /// See [`StrangerLimits::sources_max`].
+    pub stranger_sources_max: Option<usize>,
 }
 
 /// `[dissemination]` table: how writes are pushed to peers.
@@ -207,6 +246,9 @@ pub struct ServeFlags {
     /// Encrypt and authenticate gossip with the key(s) in FILE (`rumor keygen` makes one).
     #[arg(long, value_name = "FILE")]
     pub cluster_key_file: Option<PathBuf>,
+    /// Gossip on a non-loopback address without a cluster key: anyone who can reach the port can join the mesh.
+    #[arg(long)]
+    pub insecure_gossip: bool,
 }
 
 /// Everything a node needs, validated.
@@ -247,7 +289,53 @@ pub struct Settings {
     pub stale_data: StaleData,
     /// Keys that seal gossip; `None`: gossip in the clear.
     pub cluster_keys: Option<ClusterKeys>,
+    /// Gossip on a non-loopback address without a key was asked for.
+    pub insecure_gossip: bool,
+    /// Inbound gossip stream limits.
+    pub streams: StreamLimits,
 }
+
+/// Limits on inbound TCP connections to the gossip port, which anyone who
+/// can reach the port may open: none of them can use up descriptors or pin
+/// memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Inbound connections at once; more are closed as soon as accepted.
+    pub max_inbound: usize,
+    /// A new connection's first frame header must arrive within this.
+    pub first_frame_timeout: Duration,
+    /// A connection with no frame for this long is closed (outbound ones
+    /// close themselves after half of it, so a peer's close never eats a
+    /// frame).
+    pub idle_timeout: Duration,
+    /// A frame's body must arrive within this of its header.
+    pub frame_timeout: Duration,
+    /// Bytes of frames being read, over all inbound connections: reserved
+    /// as bytes arrive, so a half-sent frame holds only what was sent, and
+    /// all of them together at most this. At least one largest frame.
+    pub buffer_bytes: usize,
+    /// With a cluster key: the largest first frame of a connection (a
+    /// frame opens only once whole, so a stranger's frame holds memory
+    /// before its key is checked). Our senders open a connection with an
+    /// empty sealed frame before a bigger one.
+    pub unauthenticated_frame_bytes: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_inbound: 256,
+            first_frame_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(30),
+            buffer_bytes: 128 * 1024 * 1024,
+            unauthenticated_frame_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A first frame must at least hold a sealed empty one.
+const MIN_UNAUTHENTICATED_FRAME_BYTES: usize = ENVELOPE_OVERHEAD + 64;
 
 /// Longest node name: it travels in every SWIM header.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -287,6 +375,7 @@ impl Default for Settings {
                 sync_budget_bytes: 4 * 1024 * 1024,
                 tombstone_ttl: Duration::from_secs(24 * 60 * 60),
                 member_gone_after: Duration::from_secs(7 * 24 * 60 * 60),
+                strangers: StrangerLimits::default(),
                 sabotage: Default::default(),
             },
             limits,
@@ -297,6 +386,8 @@ impl Default for Settings {
             fsync: Fsync::default(),
             stale_data: StaleData::default(),
             cluster_keys: None,
+            insecure_gossip: false,
+            streams: StreamLimits::default(),
         }
     }
 }
@@ -363,6 +454,10 @@ impl Settings {
         }
         set_ms(&mut s.node.rejoin_interval, m.rejoin_interval_ms, "membership.rejoin_interval_ms")?;
         set_ms(&mut s.node.join_retry_max, m.join_retry_max_ms, "membership.join_retry_max_ms")?;
+        if let Some(rate) = m.stranger_packets_per_sec {
+            s.node.strangers.packets_per_sec = rate;
+        }
+        set_limit(&mut s.node.strangers.sources_max, m.stranger_sources_max, "membership.stranger_sources_max")?;
 
         let g = file.dissemination;
         if let Some(fanout) = g.fanout {
@@ -429,6 +524,31 @@ impl Settings {
             s.node.sync_budget_bytes = room;
         }
 
+        let t = file.gossip_streams;
+        let st = &mut s.streams;
+        set_limit(&mut st.max_inbound, t.max_inbound, "gossip_streams.max_inbound")?;
+        set_ms(&mut st.first_frame_timeout, t.first_frame_timeout_ms, "gossip_streams.first_frame_timeout_ms")?;
+        set_ms(&mut st.idle_timeout, t.idle_timeout_ms, "gossip_streams.idle_timeout_ms")?;
+        set_ms(&mut st.frame_timeout, t.frame_timeout_ms, "gossip_streams.frame_timeout_ms")?;
+        set_limit(&mut st.buffer_bytes, t.buffer_bytes, "gossip_streams.buffer_bytes")?;
+        let largest_frame = s.node.max_stream_bytes + ENVELOPE_OVERHEAD;
+        if st.buffer_bytes < largest_frame {
+            if t.buffer_bytes.is_some() {
+                let reason = format!("at least {largest_frame} (the largest frame the [limits] allow)");
+                return Err(invalid("gossip_streams.buffer_bytes", reason));
+            }
+            st.buffer_bytes = largest_frame;
+        }
+        set_limit(
+            &mut st.unauthenticated_frame_bytes,
+            t.unauthenticated_frame_bytes,
+            "gossip_streams.unauthenticated_frame_bytes",
+        )?;
+        if st.unauthenticated_frame_bytes < MIN_UNAUTHENTICATED_FRAME_BYTES {
+            let reason = format!("at least {MIN_UNAUTHENTICATED_FRAME_BYTES} (a sealed empty frame)");
+            return Err(invalid("gossip_streams.unauthenticated_frame_bytes", reason));
+        }
+
         if let Some(path) = flags.cluster_key_file.clone().or(file.cluster_key_file) {
             let keys = ClusterKeys::load(&path).map_err(|e| invalid("cluster_key_file", e.to_string()))?;
             s.cluster_keys = Some(keys);
@@ -436,6 +556,10 @@ impl Settings {
             s.node.max_datagram_bytes -= ENVELOPE_OVERHEAD;
             let swim = s.node.swim.max_packet_bytes.get() - ENVELOPE_OVERHEAD;
             s.node.swim.max_packet_bytes = NonZeroUsize::new(swim).unwrap_or(NonZeroUsize::MIN);
+        }
+        s.insecure_gossip = flags.insecure_gossip || file.insecure_gossip.unwrap_or(false);
+        if s.cluster_keys.is_none() && !s.gossip.ip().is_loopback() && !s.insecure_gossip {
+            return Err(ConfigError::OpenGossip { gossip: s.gossip });
         }
         Ok(s)
     }
@@ -517,6 +641,7 @@ mod tests {
         assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
         assert_eq!(s.requirepass, None);
         assert_eq!((&s.data_dir, s.fsync, s.stale_data), (&d.data_dir, d.fsync, d.stale_data));
+        assert_eq!((&s.streams, s.insecure_gossip), (&d.streams, d.insecure_gossip));
     }
 
     #[test]
@@ -545,6 +670,28 @@ mod tests {
             assert_eq!(s.name, format!("node{i}"));
             assert_eq!(s.node.seeds.len(), 3);
         }
+    }
+
+    #[test]
+    fn open_gossip_without_a_key_needs_to_be_asked_for() {
+        let err = parse("gossip = \"0.0.0.0:7946\"").unwrap_err().to_string();
+        assert!(err.contains("not loopback") && err.contains("--insecure-gossip") && !err.contains('\n'), "{err}");
+        assert!(parse("gossip = \"0.0.0.0:7946\"\ninsecure_gossip = true").unwrap().insecure_gossip);
+        let flags = ServeFlags { insecure_gossip: true, ..ServeFlags::default() };
+        let file: FileConfig = toml::from_str("gossip = \"[::]:7946\"").unwrap();
+        assert!(Settings::from_parts(file, &flags).is_ok());
+        assert!(parse("gossip = \"[::1]:7946\"").is_ok(), "IPv6 loopback is loopback");
+    }
+
+    #[test]
+    fn stream_limits_hold_at_least_one_largest_frame() {
+        let s = parse("[limits]\nmax_bulk_bytes = 1000000000").unwrap();
+        assert!(s.streams.buffer_bytes > 1_000_000_000, "raised to hold the largest frame");
+        let err = parse("[gossip_streams]\nbuffer_bytes = 1000").unwrap_err().to_string();
+        assert!(err.contains("gossip_streams.buffer_bytes"), "{err}");
+        let err = parse("[gossip_streams]\nunauthenticated_frame_bytes = 10").unwrap_err().to_string();
+        assert!(err.contains("gossip_streams.unauthenticated_frame_bytes"), "{err}");
+        assert_eq!(parse("[gossip_streams]\nmax_inbound = 8").unwrap().streams.max_inbound, 8);
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfi
         sync_budget_bytes: 64 * 1024,
         tombstone_ttl: Duration::from_secs(3600),
         member_gone_after: Duration::from_secs(7 * 24 * 3600),
+        strangers: Default::default(),
         sabotage: Default::default(),
     }
 }
@@ -670,4 +671,114 @@ fn large_values_beside_many_small_differences_converge_within_the_frame_limit() 
     assert_eq!(cluster.entries(late).len(), 1003);
     assert_eq!(cluster.entries(late), cluster.entries(0));
     assert_eq!(cluster.oversized_dropped, 0);
+}
+
+/// Drains node `i`'s transmits and returns where they go.
+fn sent_to(cluster: &mut Cluster, i: usize) -> Vec<SocketAddr> {
+    let node = cluster.nodes[i].as_mut().unwrap();
+    std::iter::from_fn(|| node.poll_transmit()).map(|t| t.to).collect()
+}
+
+fn stranger_push(sender: SocketAddr) -> Vec<u8> {
+    let entry = super::store::Entry {
+        value: Some(Bytes::from_static(b"evil")),
+        version: super::version::Version {
+            timestamp: super::version::Timestamp::from_physical_ms(EPOCH_MS),
+            writer: NodeId::from_random_bytes([99; 16]),
+        },
+        expires_at_ms: None,
+        deadline_set_at: super::version::Timestamp::from_physical_ms(EPOCH_MS),
+    };
+    Message::Push { sender, hops_left: 3, entries: vec![(Bytes::from_static(b"planted"), entry)] }.encode()
+}
+
+use super::wire::Message;
+
+#[test]
+fn strangers_may_not_push_sync_or_speak_of_membership() {
+    let mut cluster = Cluster::formed(2, &[]);
+    cluster.write(0, "secret", "v");
+    let _ = sent_to(&mut cluster, 0);
+    let now = cluster.time();
+    let stranger = SocketAddr::from(([127, 0, 0, 9], 9000));
+    let stranger_tcp = SocketAddr::from(([127, 0, 0, 9], 50_000));
+    let member = addr(1);
+    let node = cluster.nodes[0].as_mut().unwrap();
+    node.handle_datagram(stranger, &stranger_push(stranger), now);
+    // A datagram naming a member it does not come from.
+    node.handle_datagram(stranger, &stranger_push(member), now);
+    let digests = |sender| Message::SyncDigests { sender, level: 0, nodes: vec![0], digests: vec![0; 16] }.encode();
+    node.handle_frame(stranger_tcp, &digests(stranger), now);
+    // A frame naming a member, from an IP the member is not on.
+    node.handle_frame(stranger_tcp, &digests(member), now);
+    node.handle_frame(stranger_tcp, &Message::MembersDigest { sender: stranger, digest: 0 }.encode(), now);
+    node.handle_datagram(stranger, &Message::Leaving { identity: identity(1) }.encode(), now);
+    let invented = Identity { addr: SocketAddr::from(([127, 0, 0, 9], 9001)), ..identity(5) };
+    let record = super::membership::MemberRecord { identity: invented.clone(), incarnation: 0, down: false };
+    node.handle_datagram(
+        stranger,
+        &Message::Members { sender: stranger, members: vec![record], reply: true }.encode(),
+        now,
+    );
+    assert_eq!(node.gossip_stats().strangers_refused, 7);
+    assert_eq!(node.store().get(b"planted", now.wall_ms), None);
+    assert!(sent_to(&mut cluster, 0).is_empty(), "nothing is answered, to anyone");
+    let seen = cluster.states_seen_by(0);
+    assert_eq!(seen.get(&member), Some(&MemberState::Alive), "a stranger's Leaving evicts nobody");
+    assert!(!seen.contains_key(&invented.addr), "a stranger's Members invents nobody");
+}
+
+#[test]
+fn members_are_answered_at_their_gossip_address_from_their_own_ip() {
+    let mut cluster = Cluster::formed(2, &[]);
+    cluster.write(0, "k", "v");
+    let _ = sent_to(&mut cluster, 0);
+    let now = cluster.time();
+    let member = addr(1);
+    let node = cluster.nodes[0].as_mut().unwrap();
+    // A stream comes from an ephemeral port of the member's IP.
+    let from = SocketAddr::new(member.ip(), 50_001);
+    let digests = Message::SyncDigests { sender: member, level: 0, nodes: vec![0], digests: vec![0; 16] };
+    node.handle_frame(from, &digests.encode(), now);
+    node.handle_datagram(member, &stranger_push(member), now);
+    assert_eq!(node.gossip_stats().strangers_refused, 0);
+    assert_eq!(node.store().get(b"planted", now.wall_ms).as_deref(), Some(&b"evil"[..]), "a member's push applies");
+    let sent = sent_to(&mut cluster, 0);
+    assert!(!sent.is_empty() && sent.iter().all(|to| *to == member), "answers go to the member: {sent:?}");
+}
+
+#[test]
+fn a_swim_packet_must_come_from_the_address_it_names() {
+    let mut cluster = Cluster::new(2);
+    let now = cluster.time();
+    let joiner = cluster.nodes[1].as_mut().unwrap();
+    joiner.handle_timeout(now);
+    let announce = std::iter::from_fn(|| joiner.poll_transmit()).find(|t| t.to == addr(0)).expect("an announce");
+    let _ = sent_to(&mut cluster, 0);
+    let seed = cluster.nodes[0].as_mut().unwrap();
+    // Forged: the joiner's announce from another host would make the seed
+    // answer (and take in) an address the sender is not at.
+    let forger = SocketAddr::from(([127, 0, 0, 9], 7001));
+    let rejected = seed.membership_stats().swim_rejected;
+    seed.handle_datagram(forger, &announce.payload, now);
+    assert_eq!(seed.membership_stats().swim_rejected, rejected + 1);
+    assert!(sent_to(&mut cluster, 0).is_empty(), "no answer to a forged sender");
+    assert!(!cluster.states_seen_by(0).contains_key(&addr(1)));
+    let seed = cluster.nodes[0].as_mut().unwrap();
+    seed.handle_datagram(addr(1), &announce.payload, now);
+    assert!(sent_to(&mut cluster, 0).contains(&addr(1)), "the real joiner is answered");
+    assert!(cluster.states_seen_by(0).contains_key(&addr(1)));
+}
+
+#[test]
+fn strangers_swim_traffic_is_rate_limited_per_source() {
+    let mut cluster = Cluster::new(1);
+    let now = cluster.time();
+    let node = cluster.nodes[0].as_mut().unwrap();
+    let burst = super::strangers::StrangerLimits::default().packets_per_sec as usize;
+    for i in 0..burst * 2 {
+        // Junk SWIM from one stranger IP, many ports.
+        node.handle_datagram(SocketAddr::from(([127, 0, 0, 9], 1000 + i as u16)), &[super::wire::TAG_SWIM, 0xFF], now);
+    }
+    assert_eq!(node.gossip_stats().strangers_limited, burst as u64);
 }

@@ -2,14 +2,14 @@
 //! member table that `MEMBERS` shows (foca forgets nothing we need, but it
 //! keeps no names for down members and emits no event for suspicion).
 
-use ::core::net::SocketAddr; // an address value; the core opens no socket
+use ::core::net::{IpAddr, SocketAddr}; // address values; the core opens no socket
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
+use foca::{AccumulatingRuntime, Codec, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -350,8 +350,31 @@ impl Membership {
         self.stats
     }
 
-    /// A SWIM payload (tag byte stripped) from the network.
-    pub fn handle_data<T: From<SwimTimer>>(&mut self, data: &[u8], now: Duration, fx: Effects<'_, T>) {
+    /// A SWIM payload (tag byte stripped) from the network, from UDP
+    /// source `from`. foca answers the identity a packet names as its
+    /// sender and takes that identity in as alive, so a packet whose named
+    /// sender is not at its real source is refused: otherwise one forged
+    /// packet would make us send to any host, or invent a member there.
+    pub fn handle_data<T: From<SwimTimer>>(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        now: Duration,
+        fx: Effects<'_, T>,
+    ) {
+        match Codec::<Identity>::decode_header(&mut PostcardCodec, data) {
+            Ok(header) if header.src.addr == from => {}
+            Ok(header) => {
+                self.stats.swim_rejected += 1;
+                tracing::debug!(%from, named = %header.src.addr, "SWIM packet naming a sender not at its source");
+                return;
+            }
+            Err(error) => {
+                self.stats.swim_rejected += 1;
+                tracing::debug!(%from, %error, "SWIM payload rejected");
+                return;
+            }
+        }
         if let Err(error) = self.swim.handle_data(data, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -481,6 +504,19 @@ impl Membership {
             }
         }
         self.drain(now, fx);
+    }
+
+    /// Whether `addr` is the gossip address of a current member (alive or
+    /// suspect): who may push, sync and speak of membership.
+    pub fn is_member(&self, addr: SocketAddr) -> bool {
+        self.known.get(&addr).is_some_and(|k| k.down_since.is_none())
+    }
+
+    /// Whether some current member's gossip address is on `ip`: the most a
+    /// stream frame that names no sender can be checked against.
+    pub fn has_member_at(&self, ip: IpAddr) -> bool {
+        let (low, high) = (SocketAddr::new(ip, 0), SocketAddr::new(ip, u16::MAX));
+        self.known.range(low..=high).any(|(_, k)| k.down_since.is_none())
     }
 
     /// Gossip addresses of active members (alive or suspect), in a stable order.

@@ -12,6 +12,7 @@ pub mod membership;
 pub mod node;
 pub mod sabotage;
 pub mod store;
+pub mod strangers;
 pub mod timer;
 pub mod version;
 pub mod wire;

@@ -26,6 +26,7 @@ use super::membership::{
 };
 use super::sabotage::Sabotage;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
+use super::strangers::{StrangerGate, StrangerLimits};
 use super::timer::TimerQueue;
 use super::version::EntryStamp;
 use super::wire::{Message, SYNC_MESSAGE_OVERHEAD_BYTES, TAG_GOSSIP, TAG_SWIM};
@@ -72,6 +73,9 @@ pub struct NodeConfig {
     /// good: dead entries are forgotten without it, and if it does come
     /// back it drops what it held from before the tombstone TTL.
     pub member_gone_after: Duration,
+    /// How often addresses that are not members may talk to us (SWIM, to
+    /// join); everything else from them is refused.
+    pub strangers: StrangerLimits,
     /// Deliberate bugs (simulator only; always default in production).
     pub sabotage: Sabotage,
 }
@@ -89,6 +93,18 @@ const SYNC_DIGESTS_NODE_BYTES: usize = 5 + TREE_FANOUT as usize * 10;
 const JOIN_RETRY_MIN: Duration = Duration::from_millis(100);
 /// Down members to re-announce to per round while isolated.
 const DOWN_MEMBERS_PER_ANNOUNCE: usize = 3;
+/// Refusals of strangers logged as warnings before they go to debug: the
+/// first ones tell the operator the port is probed, a flood must not fill
+/// the log.
+const STRANGER_WARNINGS: u64 = 10;
+
+/// How a packet arrived: a datagram's source is its sender's gossip
+/// address; a stream's source port is an ephemeral one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Datagram,
+    Stream,
+}
 
 /// The node's timers.
 #[derive(Debug)]
@@ -161,6 +177,11 @@ pub struct GossipStats {
     pub stale_entries_dropped: u64,
     /// Members treated as gone for good by the horizon.
     pub members_gone: u64,
+    /// Gossip messages refused because their sender is not a current member
+    /// at the packet's source (strangers, forged or redirected senders).
+    pub strangers_refused: u64,
+    /// SWIM packets from strangers dropped over their rate limit.
+    pub strangers_limited: u64,
 }
 
 /// One rumor node: membership, store and dissemination.
@@ -199,6 +220,8 @@ pub struct Node {
     /// Who may come back and where each last matched us: what dead
     /// entries may be forgotten.
     horizon: Horizon,
+    /// Rate limits for addresses that are not members.
+    strangers: StrangerGate,
 }
 
 macro_rules! effects {
@@ -216,6 +239,7 @@ impl Node {
         let horizon = Horizon::new(config.member_gone_after.as_millis() as u64, alone);
         store.publish_horizons(&horizon.subtree_horizons());
         let membership = Membership::new(identity, &config.swim, swim_rng);
+        let strangers = StrangerGate::new(config.strangers);
         let mut node = Node {
             config,
             store,
@@ -234,6 +258,7 @@ impl Node {
             sync_continuations: BTreeSet::new(),
             pending_leaves: BTreeMap::new(),
             horizon,
+            strangers,
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -242,13 +267,22 @@ impl Node {
         node
     }
 
-    /// A UDP datagram arrived on the gossip port.
+    /// A UDP datagram arrived on the gossip port from `from`, which is the
+    /// sender's gossip address. Strangers (not current members) may only
+    /// speak SWIM, which is how they join, within a rate per source IP.
     pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Now) {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         match data.split_first() {
-            Some((&TAG_SWIM, body)) => self.membership.handle_data(body, now.mono, effects!(self)),
-            Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, body, now),
+            Some((&TAG_SWIM, body)) => {
+                if self.membership.is_member(from) || self.strangers.admit(from.ip(), now.mono) {
+                    self.membership.handle_data(from, body, now.mono, effects!(self));
+                } else {
+                    self.stats.strangers_limited += 1;
+                    tracing::debug!(%from, "SWIM packet from a stranger over its rate limit dropped");
+                }
+            }
+            Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, Via::Datagram, body, now),
             Some((tag, _)) => {
                 self.stats.decode_errors += 1;
                 tracing::debug!(%from, tag, "datagram with unknown tag");
@@ -259,12 +293,12 @@ impl Node {
     }
 
     /// A frame arrived on a TCP stream to the gossip port (length prefix
-    /// already removed).
+    /// already removed) from `from`, the connection's source address.
     pub fn handle_frame(&mut self, from: SocketAddr, data: &[u8], now: Now) {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         match data.split_first() {
-            Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, body, now),
+            Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, Via::Stream, body, now),
             _ => {
                 self.stats.decode_errors += 1;
                 tracing::debug!(%from, "stream frame with unknown tag");
@@ -420,7 +454,43 @@ impl Node {
         self.isolated_since_ms.is_some()
     }
 
-    fn handle_gossip(&mut self, from: SocketAddr, body: &[u8], now: Now) {
+    /// Who sent `message`, if it may be acted on: a current member at the
+    /// packet's real source. A datagram comes from its sender's gossip
+    /// address; a stream from an ephemeral port, so there the member named
+    /// as sender must be on the connection's IP. Answers go to the address
+    /// returned, so never to one a stranger names.
+    fn admit(&self, message: &Message, from: SocketAddr, via: Via) -> Option<SocketAddr> {
+        let peer = match (via, message.sender()) {
+            (Via::Datagram, Some(named)) if named != from => return None,
+            (Via::Datagram, _) => from,
+            (Via::Stream, Some(named)) if named.ip() == from.ip() => named,
+            (Via::Stream, Some(_)) => return None,
+            // Entries name no sender and get no answer: a member must be on
+            // that IP.
+            (Via::Stream, None) => return self.membership.has_member_at(from.ip()).then_some(from),
+        };
+        self.membership.is_member(peer).then_some(peer)
+    }
+
+    /// Counts and logs a refused message: warnings the first few times,
+    /// debug after.
+    fn refuse(&mut self, from: SocketAddr, message: &Message) {
+        self.stats.strangers_refused += 1;
+        let (kind, named) = (message.kind(), message.sender());
+        if self.stats.strangers_refused <= STRANGER_WARNINGS {
+            tracing::warn!(
+                %from,
+                ?named,
+                kind,
+                "gossip from an address that is not a current member refused (the first {STRANGER_WARNINGS} are \
+                 logged as warnings, later ones at debug)"
+            );
+        } else {
+            tracing::debug!(%from, ?named, kind, "gossip from an address that is not a current member refused");
+        }
+    }
+
+    fn handle_gossip(&mut self, from: SocketAddr, via: Via, body: &[u8], now: Now) {
         let message = match Message::decode_body(body) {
             Ok(message) => message,
             Err(error) => {
@@ -434,8 +504,12 @@ impl Node {
             tracing::debug!(%from, %reason, "sync message refused");
             return;
         }
+        let Some(peer) = self.admit(&message, from, via) else {
+            self.refuse(from, &message);
+            return;
+        };
         match message {
-            Message::Push { sender, hops_left, entries } => {
+            Message::Push { sender: _, hops_left, entries } => {
                 self.stats.entries_received += entries.len() as u64;
                 let mut fresh = Vec::new();
                 for (key, entry) in entries {
@@ -445,26 +519,27 @@ impl Node {
                 }
                 self.stats.entries_applied += fresh.len() as u64;
                 if hops_left > 0 && !fresh.is_empty() {
-                    self.push(fresh, hops_left - 1, &[sender, from]);
+                    self.push(fresh, hops_left - 1, &[peer]);
                 }
             }
-            Message::SyncDigests { sender, level, nodes, digests } => {
-                self.handle_sync_digests(sender, level, &nodes, &digests, now.wall_ms);
+            // `peer` is the sender each names, checked by `admit`.
+            Message::SyncDigests { sender: _, level, nodes, digests } => {
+                self.handle_sync_digests(peer, level, &nodes, &digests, now.wall_ms);
             }
-            Message::SyncVersions { sender, leaves, versions } => self.handle_sync_versions(sender, &leaves, versions),
-            Message::SyncWant { sender, leaves, key_hashes } => {
+            Message::SyncVersions { sender: _, leaves, versions } => self.handle_sync_versions(peer, &leaves, versions),
+            Message::SyncWant { sender: _, leaves, key_hashes } => {
                 let wanted: BTreeSet<u64> = key_hashes.into_iter().collect();
-                self.send_entries(sender, &leaves, &wanted);
+                self.send_entries(peer, &leaves, &wanted);
             }
-            Message::MembersDigest { sender, digest } => {
+            Message::MembersDigest { sender: _, digest } => {
                 if digest != self.membership.digest() {
-                    self.send_members(sender, true);
+                    self.send_members(peer, true);
                 }
             }
-            Message::Members { sender, members, reply } => {
+            Message::Members { sender: _, members, reply } => {
                 self.membership.apply_records(members, now.mono, effects!(self));
                 if reply {
-                    self.send_members(sender, false);
+                    self.send_members(peer, false);
                 }
             }
             Message::Leaving { identity } => self.membership.note_leaving(&identity, now.mono, effects!(self)),

@@ -144,6 +144,37 @@ impl Message {
         }
     }
 
+    /// The gossip address the message says it comes from, where answers to
+    /// it go; `None` for [`Message::SyncEntries`], which names none and is
+    /// never answered. A receiver acts on a message only if this is a
+    /// current member at the packet's real source.
+    pub fn sender(&self) -> Option<SocketAddr> {
+        match self {
+            Message::Push { sender, .. }
+            | Message::SyncDigests { sender, .. }
+            | Message::SyncVersions { sender, .. }
+            | Message::SyncWant { sender, .. }
+            | Message::MembersDigest { sender, .. }
+            | Message::Members { sender, .. } => Some(*sender),
+            Message::Leaving { identity } => Some(identity.addr),
+            Message::SyncEntries { .. } => None,
+        }
+    }
+
+    /// Its kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Push { .. } => "Push",
+            Message::SyncDigests { .. } => "SyncDigests",
+            Message::SyncVersions { .. } => "SyncVersions",
+            Message::SyncWant { .. } => "SyncWant",
+            Message::SyncEntries { .. } => "SyncEntries",
+            Message::MembersDigest { .. } => "MembersDigest",
+            Message::Members { .. } => "Members",
+            Message::Leaving { .. } => "Leaving",
+        }
+    }
+
     /// Decodes a body whose tag byte was already read.
     pub fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
         Ok(postcard::from_bytes(body)?)

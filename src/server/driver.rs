@@ -22,7 +22,7 @@ use crate::server::envelope::ClusterKeys;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::shared::{Control, InfoSection, Replicate};
 use crate::server::storage::ChangeQueue;
-use crate::server::stream::StreamPool;
+use crate::server::stream::{StreamPool, StreamStats};
 
 /// How long leaving waits for queued stream frames to be written.
 const STREAM_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -59,6 +59,10 @@ pub struct DriverOptions {
     /// Where refused gossip payloads are counted (shared with the stream
     /// readers).
     pub auth_failures: Arc<AtomicU64>,
+    /// Inbound stream counters (kept by the stream readers).
+    pub stream_stats: Arc<StreamStats>,
+    /// Outbound stream connections idle this long are closed.
+    pub stream_idle_close: std::time::Duration,
 }
 
 /// One node's event loop.
@@ -78,17 +82,19 @@ pub struct Driver {
     /// Gossip payloads refused for not being sealed with our key
     /// (datagrams here, stream frames in their reader tasks).
     auth_failures: Arc<AtomicU64>,
+    /// Inbound stream counters.
+    stream_stats: Arc<StreamStats>,
 }
 
 impl Driver {
     /// A driver for `node` on `udp`.
     pub fn new(node: Node, udp: UdpSocket, clock: Clock, options: DriverOptions) -> Self {
-        let DriverOptions { write_batch_max, storage, keys, auth_failures } = options;
+        let DriverOptions { write_batch_max, storage, keys, auth_failures, stream_stats, stream_idle_close } = options;
         Driver {
             node,
             udp,
             clock,
-            streams: StreamPool::new(keys.clone(), clock),
+            streams: StreamPool::new(keys.clone(), clock, stream_idle_close),
             write_batch_max,
             send_errors: 0,
             member_changes: MemberChanges::default(),
@@ -96,6 +102,7 @@ impl Driver {
             storage,
             keys,
             auth_failures,
+            stream_stats,
         }
     }
 
@@ -310,6 +317,8 @@ impl Driver {
             joined: self.node.is_joined(),
             send_errors: self.send_errors,
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            stream_connections_refused: self.stream_stats.refused.load(Ordering::Relaxed),
+            stream_timeouts: self.stream_stats.timed_out.load(Ordering::Relaxed),
             stream_frames_dropped: self.streams.dropped.load(Ordering::Relaxed),
             keys,
             tombstones: entries.saturating_sub(keys),
@@ -364,6 +373,10 @@ impl Driver {
                     field("send_errors", self.send_errors.to_string()),
                     field("auth_failures", self.auth_failures.load(Ordering::Relaxed).to_string()),
                     field("stream_frames_dropped", self.streams.dropped.load(Ordering::Relaxed).to_string()),
+                    field("strangers_refused", g.strangers_refused.to_string()),
+                    field("strangers_limited", g.strangers_limited.to_string()),
+                    field("stream_connections_refused", self.stream_stats.refused.load(Ordering::Relaxed).to_string()),
+                    field("stream_timeouts", self.stream_stats.timed_out.load(Ordering::Relaxed).to_string()),
                     field("sync_rounds", g.sync_rounds.to_string()),
                     field("sync_in_step", g.sync_in_step.to_string()),
                     field("sync_entries_sent", g.sync_entries_sent.to_string()),

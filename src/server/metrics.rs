@@ -329,6 +329,10 @@ pub struct NodeSnapshot {
     pub auth_failures: u64,
     /// Stream frames dropped (queue full or connection failed).
     pub stream_frames_dropped: u64,
+    /// Inbound stream connections closed at once over the cap.
+    pub stream_connections_refused: u64,
+    /// Inbound stream connections closed for a timeout.
+    pub stream_timeouts: u64,
     /// Keys holding a value (expired ones not yet swept included).
     pub keys: u64,
     /// Entries that are tombstones.
@@ -420,6 +424,34 @@ impl Collector for Snapshot {
             "Gossip stream frames dropped (queue full or connection failed)",
             None,
             n.stream_frames_dropped,
+        )?;
+        counter(
+            &mut e,
+            "gossip_strangers_refused",
+            "Gossip messages refused: their sender is not a current member at the packet's source",
+            None,
+            g.strangers_refused,
+        )?;
+        counter(
+            &mut e,
+            "gossip_strangers_limited",
+            "SWIM packets from non-members dropped over their per-source rate limit",
+            None,
+            g.strangers_limited,
+        )?;
+        counter(
+            &mut e,
+            "gossip_stream_connections_refused",
+            "Inbound gossip stream connections closed at once: the cap was reached",
+            None,
+            n.stream_connections_refused,
+        )?;
+        counter(
+            &mut e,
+            "gossip_stream_timeouts",
+            "Inbound gossip stream connections closed for a timeout (first frame, idle, slow frame)",
+            None,
+            n.stream_timeouts,
         )?;
 
         counter(&mut e, "sync_rounds", "Anti-entropy rounds started", None, g.sync_rounds)?;

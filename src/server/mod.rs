@@ -144,6 +144,13 @@ pub async fn run(
         storage: storage_queue.clone(),
     });
     on_bound(bound, NodeHandle::new(&shared));
+    if settings.cluster_keys.is_none() && !gossip.ip().is_loopback() {
+        tracing::warn!(
+            %gossip,
+            "insecure gossip: no cluster key, so anyone who can reach the gossip port can join the mesh and read \
+             and write every key (asked for with insecure_gossip)"
+        );
+    }
     tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
 
     let mut node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
@@ -159,11 +166,14 @@ pub async fn run(
     });
     let client_task = tokio::spawn(serve_clients.instrument(span.clone()));
     let auth_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stream_stats = Arc::new(stream::StreamStats::default());
     let rules = stream::FrameRules {
         max_frame_bytes: settings.node.max_stream_bytes,
         keys: settings.cluster_keys.clone(),
         auth_failures: auth_failures.clone(),
         clock,
+        limits: settings.streams.clone(),
+        stats: stream_stats.clone(),
     };
     let accept = stream::accept_frames(gossip_streams, rules, frames_tx);
     let acceptor = tokio::spawn(accept.instrument(span.clone()));
@@ -206,6 +216,8 @@ pub async fn run(
         storage: storage_queue,
         keys: settings.cluster_keys.clone(),
         auth_failures,
+        stream_stats,
+        stream_idle_close: settings.streams.idle_timeout / 2,
     };
     Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
     acceptor.abort();

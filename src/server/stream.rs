@@ -2,6 +2,15 @@
 //! for one datagram. Outbound, one task per peer keeps a connection and
 //! writes frames in order; inbound, one task per connection reads frames and
 //! hands them to the driver.
+//!
+//! Anyone who can reach the port may connect, so inbound connections are
+//! capped in number and in time (first frame, between frames, per frame),
+//! and a frame's memory is reserved from a budget shared by every
+//! connection only as its bytes arrive. With a cluster key a frame can be
+//! checked only once whole, so a connection's first frame must be small
+//! ([`StreamLimits::unauthenticated_frame_bytes`]): our senders open every
+//! connection with an empty sealed frame, and a stranger holds no more than
+//! that before its key is found wanting.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,10 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::config::StreamLimits;
 
 use crate::core::wire::FRAME_HEADER_BYTES;
 use crate::server::clock::Clock;
@@ -23,6 +34,21 @@ use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 const QUEUE_PER_PEER: usize = 1024;
 /// How long to wait for a peer to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// First piece of a frame's body read at once; later pieces double, so a
+/// big frame costs few reallocations and holds at most twice what arrived.
+const READ_PIECE_BYTES: usize = 64 * 1024;
+/// Connections refused over the cap that are logged as warnings before
+/// they go to debug.
+const REFUSAL_WARNINGS: u64 = 10;
+
+/// Counters of inbound stream connections, shared with the driver's INFO.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Connections closed at once because `max_inbound` were open.
+    pub refused: AtomicU64,
+    /// Connections closed for a timeout (no first frame, idle, slow frame).
+    pub timed_out: AtomicU64,
+}
 
 /// Outbound stream connections, one task per peer.
 #[derive(Debug, Default)]
@@ -32,18 +58,22 @@ pub struct StreamPool {
     pub dropped: Arc<AtomicU64>,
     /// Seal every frame with a cluster key, stamped with the clock's time.
     sealing: Option<(ClusterKeys, Clock)>,
+    /// A connection with nothing to send for this long is closed: before
+    /// the peer's idle timeout, so a peer's close never meets a frame in
+    /// flight.
+    idle_close: Duration,
 }
 
 impl StreamPool {
     /// A pool whose frames are sealed with `keys`, if given, stamped with
-    /// `clock`'s wall time.
-    pub fn new(keys: Option<ClusterKeys>, clock: Clock) -> Self {
-        StreamPool { sealing: keys.map(|keys| (keys, clock)), ..StreamPool::default() }
+    /// `clock`'s wall time; connections idle for `idle_close` are closed.
+    pub fn new(keys: Option<ClusterKeys>, clock: Clock, idle_close: Duration) -> Self {
+        StreamPool { sealing: keys.map(|keys| (keys, clock)), idle_close, ..StreamPool::default() }
     }
 
     /// Queues `payload` for `to`, starting its connection task if needed.
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        let spawn = || spawn_peer(to, self.dropped.clone(), self.sealing.clone());
+        let spawn = || spawn_peer(to, self.dropped.clone(), self.sealing.clone(), self.idle_close);
         let peer = self.peers.entry(to).or_insert_with(spawn);
         if peer.0.is_closed() {
             *peer = spawn();
@@ -78,15 +108,39 @@ fn spawn_peer(
     to: SocketAddr,
     dropped: Arc<AtomicU64>,
     sealing: Option<(ClusterKeys, Clock)>,
+    idle_close: Duration,
 ) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_PER_PEER);
     let task = tokio::spawn(async move {
         let mut connection: Option<TcpStream> = None;
-        while let Some(payload) = rx.recv().await {
+        loop {
+            let payload = match tokio::time::timeout(idle_close, rx.recv()).await {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break,
+                Err(_) => {
+                    if let Some(mut stream) = connection.take() {
+                        let _ = stream.shutdown().await;
+                    }
+                    continue;
+                }
+            };
+            if connection.as_ref().is_some_and(closed_by_peer) {
+                connection = None;
+            }
             if connection.is_none() {
                 match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
-                    Ok(Ok(stream)) => {
+                    Ok(Ok(mut stream)) => {
                         let _ = stream.set_nodelay(true);
+                        if let Some((keys, clock)) = &sealing {
+                            // The empty sealed frame that lets the peer
+                            // check our key before it takes a big frame.
+                            let hello = keys.seal(&[], clock.wall_ms());
+                            if write_frame(&mut stream, &hello).await.is_err() {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                                tracing::debug!(peer = %to, "stream hello failed; frame dropped");
+                                continue;
+                            }
+                        }
                         connection = Some(stream);
                     }
                     _ => {
@@ -106,13 +160,7 @@ fn spawn_peer(
                 }
                 None => payload,
             };
-            let header = (payload.len() as u32).to_be_bytes();
-            let written = async {
-                stream.write_all(&header).await?;
-                stream.write_all(&payload).await
-            }
-            .await;
-            if let Err(error) = written {
+            if let Err(error) = write_frame(stream, &payload).await {
                 dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer = %to, %error, "stream write failed; frame dropped");
                 connection = None;
@@ -123,6 +171,24 @@ fn spawn_peer(
         }
     });
     (tx, task)
+}
+
+async fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    stream.write_all(&(payload.len() as u32).to_be_bytes()).await?;
+    stream.write_all(payload).await
+}
+
+/// Whether the peer closed `stream` (it closes idle connections): then a
+/// frame written to it would be lost, so the writer reconnects first.
+fn closed_by_peer(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    match stream.try_read(&mut probe) {
+        Ok(0) => true,
+        // Peers never write on our outbound connections; a would-block is
+        // an open one.
+        Ok(_) => false,
+        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+    }
 }
 
 /// How inbound frames are checked.
@@ -137,6 +203,10 @@ pub struct FrameRules {
     pub auth_failures: Arc<AtomicU64>,
     /// The clock sealed frames' times are checked against.
     pub clock: Clock,
+    /// Caps on connections, time and buffered bytes.
+    pub limits: StreamLimits,
+    /// Where refused and timed-out connections are counted.
+    pub stats: Arc<StreamStats>,
 }
 
 /// Frames at least this big are sealed and opened on a blocking thread:
@@ -162,6 +232,8 @@ async fn off_worker<T: Send + 'static>(
 /// Accepts stream connections on the gossip port and forwards each frame
 /// (checked against `rules`) with its sender's address.
 pub async fn accept_frames(listener: TcpListener, rules: FrameRules, frames: mpsc::Sender<(SocketAddr, Bytes)>) {
+    let slots = Arc::new(Semaphore::new(rules.limits.max_inbound));
+    let budget = Arc::new(Semaphore::new(rules.limits.buffer_bytes.min(Semaphore::MAX_PERMITS)));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -171,44 +243,80 @@ pub async fn accept_frames(listener: TcpListener, rules: FrameRules, frames: mps
                 continue;
             }
         };
-        let (frames, rules) = (frames.clone(), rules.clone());
-        tokio::spawn(async move {
-            if let Err(error) = read_frames(stream, from, &rules, frames).await {
-                tracing::debug!(%from, %error, "gossip stream closed");
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Closed at once: a flood of connections costs us no descriptor
+            // for longer than this.
+            drop(stream);
+            let refused = rules.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            let max = rules.limits.max_inbound;
+            if refused <= REFUSAL_WARNINGS {
+                tracing::warn!(%from, max, "gossip stream refused: {max} inbound connections open");
+            } else {
+                tracing::debug!(%from, max, "gossip stream refused: inbound connections at the cap");
             }
+            continue;
+        };
+        let (frames, rules, budget) = (frames.clone(), rules.clone(), budget.clone());
+        tokio::spawn(async move {
+            match read_frames(stream, from, &rules, &budget, frames).await {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                    rules.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%from, %error, "gossip stream closed");
+                }
+                Err(error) => tracing::debug!(%from, %error, "gossip stream closed"),
+            }
+            drop(slot);
         });
     }
+}
+
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned())
 }
 
 async fn read_frames(
     mut stream: TcpStream,
     from: SocketAddr,
     rules: &FrameRules,
+    budget: &Arc<Semaphore>,
     frames: mpsc::Sender<(SocketAddr, Bytes)>,
 ) -> std::io::Result<()> {
     let overhead = if rules.keys.is_some() { ENVELOPE_OVERHEAD } else { 0 };
     let max_frame_bytes = rules.max_frame_bytes + overhead;
+    // Without a key there is nothing to check here: the core checks every
+    // message's sender against the connection's source.
+    let mut authenticated = rules.keys.is_none();
+    let mut first = true;
     loop {
         let mut header = [0u8; FRAME_HEADER_BYTES];
-        match stream.read_exact(&mut header).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
+        let wait = if first { rules.limits.first_frame_timeout } else { rules.limits.idle_timeout };
+        match tokio::time::timeout(wait, stream.read_exact(&mut header)).await {
+            Err(_) if first => return Err(timed_out("no frame after connecting")),
+            Err(_) => return Err(timed_out("idle")),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
         }
+        first = false;
         let len = u32::from_be_bytes(header) as usize;
-        if len > max_frame_bytes {
+        let limit = if authenticated { max_frame_bytes } else { rules.limits.unauthenticated_frame_bytes };
+        if len > limit {
             // A peer whose frame limit is larger than ours: what it sends
             // this way never arrives, so say so where an operator looks.
-            tracing::warn!(peer = %from, bytes = len, limit = max_frame_bytes, "stream frame over the frame limit; closing");
+            tracing::warn!(peer = %from, bytes = len, limit, "stream frame over the frame limit; closing");
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("frame of {len} bytes over limit"),
+                format!("frame of {len} bytes over the limit of {limit}"),
             ));
         }
-        let mut payload = BytesMut::zeroed(len);
-        stream.read_exact(&mut payload).await?;
+        let (payload, reserved) =
+            match tokio::time::timeout(rules.limits.frame_timeout, read_body(&mut stream, len, budget)).await {
+                Ok(read) => read?,
+                Err(_) => return Err(timed_out("frame body too slow")),
+            };
         let payload = match &rules.keys {
-            None => payload.freeze(),
+            None => Bytes::from(payload),
             Some(keys) => match off_worker(len, keys.clone(), {
                 let now_ms = rules.clock.wall_ms();
                 move |k| k.open(&payload, now_ms)
@@ -222,8 +330,142 @@ async fn read_frames(
                 }
             },
         };
+        authenticated = true;
+        drop(reserved);
+        if payload.is_empty() {
+            // A sender's hello: it only proved its key.
+            continue;
+        }
         if frames.send((from, payload)).await.is_err() {
             return Ok(());
         }
+    }
+}
+
+/// Reads a body of `len` bytes, growing its buffer only as bytes arrive,
+/// each growth reserved from `budget` (released when the returned permit
+/// drops): a half-sent frame holds at most twice what was sent, and all
+/// frames being read together at most the budget.
+async fn read_body(
+    stream: &mut TcpStream,
+    len: usize,
+    budget: &Arc<Semaphore>,
+) -> std::io::Result<(Vec<u8>, Option<OwnedSemaphorePermit>)> {
+    let mut body = Vec::new();
+    let mut reserved: Option<OwnedSemaphorePermit> = None;
+    let mut filled = 0;
+    while filled < len {
+        if filled == body.len() {
+            let grow = body.len().max(READ_PIECE_BYTES).min(len - body.len());
+            let permits = u32::try_from(grow).unwrap_or(u32::MAX);
+            let permit = budget
+                .clone()
+                .acquire_many_owned(permits)
+                .await
+                .map_err(|_| std::io::Error::other("stream budget closed"))?;
+            match reserved.as_mut() {
+                Some(held) => held.merge(permit),
+                None => reserved = Some(permit),
+            }
+            body.resize(body.len() + grow, 0);
+        }
+        let read = stream.read(&mut body[filled..]).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += read;
+    }
+    Ok((body, reserved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(limits: StreamLimits) -> FrameRules {
+        FrameRules {
+            max_frame_bytes: 8 << 20,
+            keys: None,
+            auth_failures: Arc::default(),
+            clock: Clock::start(),
+            limits,
+            stats: Arc::default(),
+        }
+    }
+
+    async fn accepted_pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn half_sent_frames_hold_only_what_arrived_and_share_one_budget() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let budget = Arc::new(Semaphore::new(1 << 20));
+        let (mut a, mut a_in) = accepted_pair(&listener).await;
+        let (mut b, mut b_in) = accepted_pair(&listener).await;
+        a.write_all(&vec![1u8; 900 << 10]).await.unwrap();
+        b.write_all(&vec![2u8; 900 << 10]).await.unwrap();
+        let reading_a = {
+            let budget = budget.clone();
+            tokio::spawn(async move { read_body(&mut a_in, 8 << 20, &budget).await.map(|_| ()) })
+        };
+        // A frame announced as 8 MiB holds what arrived of it, within twice
+        // that, and never more than the budget.
+        eventually(|| budget.available_permits() <= (1 << 20) - (900 << 10)).await;
+        let b_read = tokio::time::timeout(Duration::from_millis(200), read_body(&mut b_in, 8 << 20, &budget)).await;
+        assert!(b_read.is_err(), "b waits for budget while a holds it");
+        drop(a);
+        assert!(reading_a.await.unwrap().is_err(), "a's sender went away mid-frame");
+        assert_eq!(budget.available_permits(), 1 << 20, "a's reservation is released");
+        b.write_all(&[3u8; 1000]).await.unwrap();
+        let (body, _held) = read_body(&mut b_in, (900 << 10) + 1000, &budget).await.unwrap();
+        assert_eq!(body.len(), (900 << 10) + 1000);
+    }
+
+    /// Waits up to 5 s for `check`: counters are bumped just after a
+    /// connection closes, reservations as bytes are read.
+    async fn eventually(check: impl Fn() -> bool) {
+        let met = tokio::time::timeout(Duration::from_secs(5), async {
+            while !check() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(met.is_ok(), "condition not met in 5 s");
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_and_silent_ones_time_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = StreamLimits {
+            max_inbound: 2,
+            first_frame_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(300),
+            ..StreamLimits::default()
+        };
+        let rules = rules(limits);
+        let stats = rules.stats.clone();
+        let (frames_tx, mut frames) = mpsc::channel(8);
+        let acceptor = tokio::spawn(accept_frames(listener, rules, frames_tx));
+        let mut talker = TcpStream::connect(addr).await.unwrap();
+        let payload = b"\x02hello";
+        write_frame(&mut talker, payload).await.unwrap();
+        let (_, got) = frames.recv().await.unwrap();
+        assert_eq!(&got[..], payload);
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), over.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the third connection is closed at once");
+        eventually(|| stats.refused.load(Ordering::Relaxed) == 1).await;
+        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a connection that sends nothing is closed");
+        let closed = tokio::time::timeout(Duration::from_secs(5), talker.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "an idle one too");
+        eventually(|| stats.timed_out.load(Ordering::Relaxed) == 2).await;
+        acceptor.abort();
     }
 }
