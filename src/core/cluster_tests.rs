@@ -782,3 +782,40 @@ fn strangers_swim_traffic_is_rate_limited_per_source() {
     }
     assert_eq!(node.gossip_stats().strangers_limited, burst as u64);
 }
+
+/// A member whose clock is broken (or who is hostile) pushes entries stamped
+/// with the last timestamp there is: they are refused, and the key keeps
+/// what clients wrote, SET and DEL included.
+#[test]
+fn a_members_entry_from_the_far_future_is_refused_and_writes_stick() {
+    let mut cluster = Cluster::formed(2, &[]);
+    let poison = |key: &'static str| {
+        let far = super::version::Timestamp::from_packed(u64::MAX - 1);
+        let entry = super::store::Entry {
+            value: Some(Bytes::from_static(b"poison")),
+            version: super::version::Version { timestamp: far, writer: NodeId::from_random_bytes([9; 16]) },
+            expires_at_ms: None,
+            deadline_set_at: far,
+        };
+        Message::Push { sender: addr(1), hops_left: 0, entries: vec![(Bytes::from_static(key.as_bytes()), entry)] }
+            .encode()
+    };
+    let deliver = |cluster: &mut Cluster, key: &'static str| {
+        let now = cluster.time();
+        cluster.nodes[0].as_mut().unwrap().handle_datagram(addr(1), &poison(key), now);
+        cluster.run_for(Duration::from_millis(50));
+    };
+    cluster.write(0, "k", "v1");
+    deliver(&mut cluster, "k");
+    assert_eq!(cluster.read(0, "k").as_deref(), Some(&b"v1"[..]), "the far-future entry took the key over");
+    cluster.write(0, "k", "v2");
+    deliver(&mut cluster, "k");
+    assert_eq!(cluster.read(0, "k").as_deref(), Some(&b"v2"[..]), "SET was undone");
+    cluster.delete(0, "k");
+    deliver(&mut cluster, "k");
+    assert_eq!(cluster.read(0, "k"), None, "DEL was undone");
+    deliver(&mut cluster, "fresh");
+    assert_eq!(cluster.read(0, "fresh"), None);
+    let store = cluster.nodes[0].as_ref().unwrap().store().clone();
+    assert_eq!(store.stats().future_refused.load(std::sync::atomic::Ordering::Relaxed), 4);
+}
