@@ -181,6 +181,52 @@ fn idle_connections_and_half_sent_frames_leave_the_node_serving_in_bounded_memor
     drop((idle, half_sent));
 }
 
+/// Sends `count` frames announced as 64 MiB and `sent` bytes of each, from
+/// threads that give up writing when the node stops reading.
+fn half_send(to: std::net::SocketAddr, count: usize, sent: usize) -> Vec<TcpStream> {
+    let threads: Vec<_> = (0..count)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(to).unwrap();
+                stream.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+                let chunk = vec![0x02u8; 1 << 20];
+                let _ = stream.write_all(&(64u32 << 20).to_be_bytes());
+                for _ in 0..sent / chunk.len() {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                stream
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn without_a_key_half_sent_frames_hold_no_more_than_the_stream_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    // The smallest budget the default limits allow: one largest frame.
+    std::fs::write(&config, "[gossip_streams]\nbuffer_bytes = 70000000\n").unwrap();
+    let node = Node::start_with("open", &[], &["--config", &config.display().to_string()]);
+    let pid = node.pid();
+    let rss_before = rss_kb(pid);
+    // 8 frames of 24 MiB each: 192 MiB if each were held.
+    let half_sent = half_send(node.gossip, 8, 24 << 20);
+    let mut con = node.connect();
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+    let rss_after = rss_kb(pid);
+    report(&format!(
+        "exposure (no key): RSS {} MB before, {} MB with 8 half-sent frames",
+        rss_before / 1024,
+        rss_after / 1024
+    ));
+    assert!(rss_after < rss_before + 100 * 1024, "RSS grew from {rss_before} kB to {rss_after} kB");
+    drop(half_sent);
+}
+
 fn serve_on_any(extra: &[&str]) -> std::process::Child {
     let gossip = format!("0.0.0.0:{}", free_port());
     let listen = format!("127.0.0.1:{}", free_port());

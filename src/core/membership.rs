@@ -512,6 +512,12 @@ impl Membership {
         self.known.get(&addr).is_some_and(|k| k.down_since.is_none())
     }
 
+    /// Whether `addr` is the gossip address of a member we list, down or
+    /// not.
+    pub fn is_known(&self, addr: SocketAddr) -> bool {
+        self.known.contains_key(&addr)
+    }
+
     /// Whether some current member's gossip address is on `ip`: the most a
     /// stream frame that names no sender can be checked against.
     pub fn has_member_at(&self, ip: IpAddr) -> bool {

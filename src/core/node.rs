@@ -469,7 +469,13 @@ impl Node {
             // that IP.
             (Via::Stream, None) => return self.membership.has_member_at(from.ip()).then_some(from),
         };
-        self.membership.is_member(peer).then_some(peer)
+        match message {
+            // Its SWIM Down may have overtaken it: a member already listed
+            // down may still say it left, which only changes how it is listed.
+            Message::Leaving { .. } => self.membership.is_known(peer),
+            _ => self.membership.is_member(peer),
+        }
+        .then_some(peer)
     }
 
     /// Counts and logs a refused message: warnings the first few times,

@@ -34,9 +34,8 @@ use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 const QUEUE_PER_PEER: usize = 1024;
 /// How long to wait for a peer to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// First piece of a frame's body read at once; later pieces double, so a
-/// big frame costs few reallocations and holds at most twice what arrived.
-const READ_PIECE_BYTES: usize = 64 * 1024;
+/// Largest piece of a frame's body reserved and read at once.
+const READ_PIECE_BYTES: usize = 1024 * 1024;
 /// Connections refused over the cap that are logged as warnings before
 /// they go to debug.
 const REFUSAL_WARNINGS: u64 = 10;
@@ -342,39 +341,53 @@ async fn read_frames(
     }
 }
 
-/// Reads a body of `len` bytes, growing its buffer only as bytes arrive,
-/// each growth reserved from `budget` (released when the returned permit
-/// drops): a half-sent frame holds at most twice what was sent, and all
-/// frames being read together at most the budget.
+/// Reads a body of `len` bytes in pieces of at most [`READ_PIECE_BYTES`],
+/// each reserved from `budget` before it is read (released when the
+/// returned permit drops): a half-sent frame holds about what was sent, and
+/// all frames being read together at most the budget. Pieces, not a
+/// growing buffer: a buffer that grows is copied at each growth, and the
+/// allocator may keep the old copies resident for a while. A frame of
+/// several pieces is copied into one buffer once it is whole.
 async fn read_body(
     stream: &mut TcpStream,
     len: usize,
     budget: &Arc<Semaphore>,
 ) -> std::io::Result<(Vec<u8>, Option<OwnedSemaphorePermit>)> {
-    let mut body = Vec::new();
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
     let mut reserved: Option<OwnedSemaphorePermit> = None;
     let mut filled = 0;
     while filled < len {
-        if filled == body.len() {
-            let grow = body.len().max(READ_PIECE_BYTES).min(len - body.len());
-            let permits = u32::try_from(grow).unwrap_or(u32::MAX);
-            let permit = budget
-                .clone()
-                .acquire_many_owned(permits)
-                .await
-                .map_err(|_| std::io::Error::other("stream budget closed"))?;
-            match reserved.as_mut() {
-                Some(held) => held.merge(permit),
-                None => reserved = Some(permit),
+        let size = (len - filled).min(READ_PIECE_BYTES);
+        let permit = budget
+            .clone()
+            .acquire_many_owned(size as u32)
+            .await
+            .map_err(|_| std::io::Error::other("stream budget closed"))?;
+        match reserved.as_mut() {
+            Some(held) => held.merge(permit),
+            None => reserved = Some(permit),
+        }
+        let mut piece = Vec::with_capacity(size);
+        while piece.len() < size {
+            // Reads into the spare capacity only (a Vec grows itself only when full).
+            if stream.read_buf(&mut piece).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            body.resize(body.len() + grow, 0);
         }
-        let read = stream.read(&mut body[filled..]).await?;
-        if read == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        filled += read;
+        filled += size;
+        pieces.push(piece);
     }
+    let body = match pieces.len() {
+        0 => Vec::new(),
+        1 => pieces.pop().unwrap_or_default(),
+        _ => {
+            let mut body = Vec::with_capacity(len);
+            for piece in pieces {
+                body.extend_from_slice(&piece);
+            }
+            body
+        }
+    };
     Ok((body, reserved))
 }
 
