@@ -3,7 +3,7 @@
 //! It runs many nodes of the real core (`rumor::core`, the code `rumor
 //! serve` runs) in one thread, under simulated time and a simulated
 //! network, injects faults drawn from one seed, drives a client workload,
-//! and checks the invariants of DESIGN.md: strong convergence, no lost
+//! and checks rumor's invariants: strong convergence, no lost
 //! acknowledged writes, no resurrection, membership convergence and
 //! detection, and bounds. The same options give the same trace, bit for
 //! bit, so a failing seed replays exactly.

@@ -198,8 +198,9 @@ impl Horizon {
         horizons
     }
 
-    /// Members that may come back, for INFO.
-    pub fn members(&self) -> usize {
+    /// Members that may come back.
+    #[cfg(test)]
+    fn members(&self) -> usize {
         self.peers.len()
     }
 }

@@ -505,7 +505,7 @@ struct Visited {
 /// Bytes one `(key hash, version)` summary takes on the wire, at most.
 const VERSION_SUMMARY_BYTES: usize = 64;
 
-/// Default tombstone TTL: 24 hours, as DESIGN.md sets.
+/// Default tombstone TTL: 24 hours, the least time a dead entry is kept.
 pub const DEFAULT_TOMBSTONE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Shards in a store. A power of two; SCAN walks one shard per cursor step.
@@ -860,8 +860,8 @@ impl Store {
                     outcome.expired += 1;
                     if let Some(entry) = shard.map.get(&key) {
                         self.log(Change::Put { key: &key, entry });
-                        let entry = entry.clone();
-                        shard.note_if_dead(&key, &entry, now_ms);
+                        let timestamp = entry.version.timestamp;
+                        shard.dead.push_back(DeadRecord { held_since_ms: now_ms, timestamp, key });
                     }
                 }
             }
