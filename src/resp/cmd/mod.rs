@@ -14,6 +14,8 @@
 //! authenticating with plain `AUTH` — the same fallback `-NOPROTO` would
 //! trigger, but one that clients asking for `HELLO 2` handle too.
 
+#[allow(dead_code, reason = "ACL rules and maxmemory read the categories and flags (landing next)")]
+mod category;
 mod expire;
 mod info;
 mod keys;
@@ -26,6 +28,7 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
+use self::category::{Categories, Flags};
 pub(crate) use self::session::Session;
 use super::parse::Args;
 use super::reply;
@@ -82,7 +85,7 @@ async fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Com
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
-    if !spec.before_auth && ctx.session.auth_required(ctx.shared) {
+    if !spec.flags.contains(Flags::NO_AUTH) && ctx.session.auth_required(ctx.shared) {
         return Err(CommandError::NoAuth);
     }
     ctx.session.commands += 1;
@@ -355,8 +358,11 @@ struct Spec {
     /// Redis's arity: `n` exactly n arguments (name included), `-n` at
     /// least n.
     arity: i32,
-    /// Allowed before `AUTH`.
-    before_auth: bool,
+    /// Its ACL categories, as Redis lists them.
+    #[allow(dead_code, reason = "ACL rules read it (landing next)")]
+    categories: Categories,
+    /// What else decides where it may run.
+    flags: Flags,
     /// What runs it.
     handler: Handler,
 }
@@ -373,43 +379,54 @@ fn arity_fits(arity: i32, argc: usize) -> bool {
     if arity >= 0 { argc == arity } else { argc >= -arity }
 }
 
-const fn spec(name: &'static str, arity: i32, handler: Handler) -> Spec {
-    Spec { name, arity, before_auth: false, handler }
+const fn spec(name: &'static str, arity: i32, categories: Categories, flags: Flags, handler: Handler) -> Spec {
+    Spec { name, arity, categories, flags, handler }
 }
 
-const fn spec_before_auth(name: &'static str, arity: i32, handler: Handler) -> Spec {
-    Spec { name, arity, before_auth: true, handler }
-}
+/// Shorthands for the table.
+const KEYSPACE: Categories = Categories::KEYSPACE;
+const READ: Categories = Categories::READ;
+const WRITE: Categories = Categories::WRITE;
+const STRING: Categories = Categories::STRING;
+const ADMIN: Categories = Categories::ADMIN;
+const FAST: Categories = Categories::FAST;
+const SLOW: Categories = Categories::SLOW;
+const DANGEROUS: Categories = Categories::DANGEROUS;
+const CONNECTION: Categories = Categories::CONNECTION;
+const DENY_OOM: Flags = Flags::DENY_OOM;
+const NO_AUTH: Flags = Flags::NO_AUTH;
+const LOADING: Flags = Flags::LOADING;
+const NONE: Flags = Flags::NONE;
 
 /// Every command, the hottest first (lookup is a scan that compares lengths
 /// before bytes).
 const COMMANDS: &[Spec] = &[
-    spec("get", 2, Handler::Get),
-    spec("set", -3, Handler::Set),
-    spec("mget", -2, Handler::Mget),
-    spec("mset", -3, Handler::Mset),
-    spec("del", -2, Handler::Del),
-    spec("exists", -2, Handler::Exists),
-    spec("ping", -1, Handler::Ping),
-    spec("expire", -3, Handler::Expire(expire::How::EXPIRE)),
-    spec("pexpire", -3, Handler::Expire(expire::How::PEXPIRE)),
-    spec("expireat", -3, Handler::Expire(expire::How::EXPIREAT)),
-    spec("pexpireat", -3, Handler::Expire(expire::How::PEXPIREAT)),
-    spec("ttl", 2, Handler::Ttl(expire::Unit::Seconds)),
-    spec("pttl", 2, Handler::Ttl(expire::Unit::Milliseconds)),
-    spec("persist", 2, Handler::Persist),
-    spec("echo", 2, Handler::Echo),
-    spec("dbsize", 1, Handler::Dbsize),
-    spec("scan", -2, Handler::Scan),
-    spec("keys", 2, Handler::Keys),
-    spec("info", -1, Handler::Info),
-    spec("members", 1, Handler::Members),
-    spec_before_auth("auth", -2, Handler::Auth),
-    spec("select", 2, Handler::Select),
-    spec("client", -2, Handler::Client),
-    spec_before_auth("quit", -1, Handler::Quit),
-    spec("command", -1, Handler::Command),
-    spec("config", -2, Handler::Config),
+    spec("get", 2, READ.with(STRING).with(FAST), NONE, Handler::Get),
+    spec("set", -3, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Set),
+    spec("mget", -2, READ.with(STRING).with(FAST), NONE, Handler::Mget),
+    spec("mset", -3, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Mset),
+    spec("del", -2, KEYSPACE.with(WRITE).with(SLOW), NONE, Handler::Del),
+    spec("exists", -2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Exists),
+    spec("ping", -1, FAST.with(CONNECTION), NONE, Handler::Ping),
+    spec("expire", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::EXPIRE)),
+    spec("pexpire", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::PEXPIRE)),
+    spec("expireat", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::EXPIREAT)),
+    spec("pexpireat", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::PEXPIREAT)),
+    spec("ttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Seconds)),
+    spec("pttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Milliseconds)),
+    spec("persist", 2, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Persist),
+    spec("echo", 2, FAST.with(CONNECTION), NONE, Handler::Echo),
+    spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
+    spec("scan", -2, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Scan),
+    spec("keys", 2, KEYSPACE.with(READ).with(SLOW).with(DANGEROUS), NONE, Handler::Keys),
+    spec("info", -1, SLOW.with(DANGEROUS), LOADING, Handler::Info),
+    spec("members", 1, SLOW, LOADING, Handler::Members),
+    spec("auth", -2, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Auth),
+    spec("select", 2, FAST.with(CONNECTION), LOADING, Handler::Select),
+    spec("client", -2, SLOW.with(CONNECTION), LOADING, Handler::Client),
+    spec("quit", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Quit),
+    spec("command", -1, SLOW.with(CONNECTION), LOADING, Handler::Command),
+    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config),
 ];
 
 /// The command named `name` and its metrics slot.
@@ -557,6 +574,24 @@ mod tests {
         let mut again = 0;
         h.tally().take(|_, _, _| again += 1);
         assert_eq!(again, 0, "taking the tally empties it");
+    }
+
+    #[test]
+    fn every_command_is_either_fast_or_slow_and_writes_are_not_reads() {
+        use super::category::Categories;
+        for spec in super::COMMANDS {
+            let fast = spec.categories.contains(Categories::FAST);
+            let slow = spec.categories.contains(Categories::SLOW);
+            assert!(fast != slow, "{} must be exactly one of @fast and @slow", spec.name);
+            assert!(
+                !(spec.categories.contains(Categories::READ) && spec.categories.contains(Categories::WRITE)),
+                "{} is both @read and @write",
+                spec.name
+            );
+            if spec.flags.contains(super::Flags::DENY_OOM) {
+                assert!(spec.categories.contains(Categories::WRITE), "{} adds data but is not @write", spec.name);
+            }
+        }
     }
 
     #[tokio::test]
