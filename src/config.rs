@@ -208,6 +208,10 @@ pub struct LimitsFile {
     pub max_args: Option<usize>,
     /// See [`ClientLimits::max_key_bytes`].
     pub max_key_bytes: Option<usize>,
+    /// Redis's `timeout`, seconds; 0: never. See [`ClientLimits::timeout`].
+    pub timeout_s: Option<u64>,
+    /// See [`ClientLimits::output_buffer_limit_bytes`]; 0: no limit.
+    pub client_output_buffer_limit_bytes: Option<usize>,
 }
 
 /// Flags of `rumor serve` that override the file.
@@ -509,6 +513,19 @@ impl Settings {
             }
             s.limits.max_key_bytes = MAX_STORED_KEY_BYTES;
         }
+        s.limits.timeout = l.timeout_s.filter(|&secs| secs > 0).map(Duration::from_secs);
+        // One reply of the largest value must fit, or a GET of it could
+        // never be answered.
+        let one_value = s.limits.max_bulk_bytes + 64;
+        match l.client_output_buffer_limit_bytes {
+            Some(bytes) if bytes != 0 && bytes < one_value => {
+                let reason =
+                    format!("0 (no limit) or at least {one_value} (a reply of one limits.max_bulk_bytes value)");
+                return Err(invalid("limits.client_output_buffer_limit_bytes", reason));
+            }
+            Some(bytes) => s.limits.output_buffer_limit_bytes = bytes,
+            None => s.limits.output_buffer_limit_bytes = s.limits.output_buffer_limit_bytes.max(one_value),
+        }
         s.node.max_stream_bytes = stream_limit(&s.limits);
         // Both sides derive the frame limit from the same client limits; a
         // sync chunk must fit it or the receiver drops it every round.
@@ -770,6 +787,22 @@ mod tests {
         assert_eq!(keyed.node.max_datagram_bytes + ENVELOPE_OVERHEAD, plain.node.max_datagram_bytes);
         let swim = |s: &Settings| s.node.swim.max_packet_bytes.get();
         assert_eq!(swim(&keyed) + ENVELOPE_OVERHEAD, swim(&plain));
+    }
+
+    #[test]
+    fn timeout_and_output_limit_follow_redis() {
+        let s = parse("").unwrap();
+        assert_eq!(s.limits.timeout, None);
+        assert_eq!(s.limits.output_buffer_limit_bytes, 256 * 1024 * 1024);
+        assert_eq!(parse("[limits]\ntimeout_s = 0").unwrap().limits.timeout, None);
+        assert_eq!(parse("[limits]\ntimeout_s = 30").unwrap().limits.timeout, Some(Duration::from_secs(30)));
+        let s = parse("[limits]\nclient_output_buffer_limit_bytes = 0").unwrap();
+        assert_eq!(s.limits.output_buffer_limit_bytes, 0, "0 is no limit, as in Redis");
+        let err = parse("[limits]\nclient_output_buffer_limit_bytes = 1000").unwrap_err().to_string();
+        assert!(err.contains("limits.client_output_buffer_limit_bytes") && !err.contains('\n'), "{err}");
+        // A raised value limit raises the default output limit with it.
+        let s = parse("[limits]\nmax_bulk_bytes = 536870912").unwrap();
+        assert!(s.limits.output_buffer_limit_bytes > 536_870_912);
     }
 
     #[test]

@@ -4,28 +4,39 @@
 //! shuts down.
 //!
 //! Memory per connection is bounded: the parser refuses anything over the
-//! limits before it is buffered, replies are flushed early once a batch's
-//! output passes [`OUTPUT_FLUSH_BYTES`], and buffers grown by one large
-//! request are released afterwards.
+//! limits before it is buffered; replies are flushed early once a batch's
+//! output passes [`OUTPUT_FLUSH_BYTES`], and no further command runs (and
+//! nothing more is read) until they are written, so a client that pipelines
+//! without reading stalls itself rather than growing our buffers; large
+//! values are shared with the store rather than copied into replies
+//! ([`Output`]); a command whose unsent replies pass
+//! `client_output_buffer_limit` (Redis's hard limit for normal clients)
+//! gets the connection closed; and buffers grown by one large request are
+//! released afterwards. A client idle for `timeout` — nothing read from it
+//! and nothing written to it — is closed, as Redis's `timeout` does.
+//!
+//! The connection is generic over its byte stream, so a plain TCP client
+//! and a TLS one run the same code, monomorphised: the plain path has no
+//! indirection.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::cmd::{self, Ctx, Flow, Session};
+use super::output::Output;
 use super::parse::{Parser, ProtocolError};
 use super::shutdown::Shutdown;
 use crate::core::store::Entry;
 use crate::server::shared::Shared;
 
 /// A client connection and everything it owns.
-pub(crate) struct Connection {
-    stream: TcpStream,
+pub(crate) struct Connection<S> {
+    stream: S,
     shared: Arc<Shared>,
     shutdown: Shutdown,
     parser: Parser,
@@ -33,7 +44,7 @@ pub(crate) struct Connection {
     /// Received bytes; starts at the first byte of an unparsed frame.
     input: BytesMut,
     /// Replies not yet written.
-    output: BytesMut,
+    output: Output,
     /// Writes of this batch not yet handed to dissemination.
     pending: Vec<(Bytes, Entry)>,
 }
@@ -46,16 +57,20 @@ enum BatchEnd {
     Quit,
     /// A malformed frame: reply with the error and close.
     Protocol(ProtocolError),
-    /// Writing failed: the client is gone.
+    /// Writing failed: the client is gone (or stopped reading for longer
+    /// than `timeout`).
     Io,
+    /// The unsent replies passed `client_output_buffer_limit`: they are
+    /// dropped and the connection closed, as Redis does.
+    OutputLimit,
     /// The data dir can no longer be written: the batch's writes may not
     /// be durable, so its replies are not sent and the connection closes.
     StorageFailed,
 }
 
-impl Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// A connection over `stream`, stopping when `shutdown` fires.
-    pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>, shutdown: Shutdown, session: Session) -> Self {
+    pub(crate) fn new(stream: S, shared: Arc<Shared>, shutdown: Shutdown, session: Session) -> Self {
         let mut parser = Parser::new(&shared.limits);
         parser.set_unauthenticated(session.auth_required(&shared));
         Connection {
@@ -65,7 +80,7 @@ impl Connection {
             parser,
             session,
             input: BytesMut::new(),
-            output: BytesMut::new(),
+            output: Output::default(),
             pending: Vec::new(),
         }
     }
@@ -96,6 +111,17 @@ impl Connection {
                     }
                     return;
                 }
+                BatchEnd::OutputLimit => {
+                    self.shared.stats.output_limit_disconnections.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        peer = %self.session.peer,
+                        unsent = self.output.len(),
+                        limit = self.shared.limits.output_buffer_limit_bytes,
+                        "closing a client over client_output_buffer_limit"
+                    );
+                    self.output.discard(RETAINED_BUFFER_BYTES);
+                    return;
+                }
                 BatchEnd::Io | BatchEnd::StorageFailed => return,
             }
             if self.flush().await.is_err() || self.shutdown.fired() {
@@ -103,9 +129,14 @@ impl Connection {
             }
             let wanted = self.parser.bytes_wanted(self.input.len());
             self.input.reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
+            let idle = idle_wait(self.shared.limits.timeout);
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read,
                 () = self.shutdown.wait() => return,
+                () = idle => {
+                    tracing::debug!(peer = %self.session.peer, "closing an idle client (timeout)");
+                    return;
+                }
             };
             match read {
                 Ok(0) => return,
@@ -123,6 +154,7 @@ impl Connection {
     async fn run_batch(&mut self) -> BatchEnd {
         let Connection { stream, shared, shutdown, parser, session, input, output, pending } = self;
         let shared: &Shared = shared;
+        let limit = shared.limits.output_buffer_limit_bytes;
         let mut start = 0;
         // Commands read the time when they run, not when the batch was
         // read: a batch can stall (on a client that does not read its
@@ -163,11 +195,14 @@ impl Connection {
             if flow == Flow::Close {
                 break BatchEnd::Quit;
             }
+            if limit != 0 && output.len() > limit {
+                break BatchEnd::OutputLimit;
+            }
             if output.len() >= OUTPUT_FLUSH_BYTES {
                 if cmd::settle(shared, session, pending).await.is_err() {
                     break BatchEnd::StorageFailed;
                 }
-                if flush(stream, output, shutdown).await.is_err() {
+                if flush(stream, output, shutdown, shared.limits.timeout).await.is_err() {
                     break BatchEnd::Io;
                 }
                 now_ms = shared.clock.wall_ms();
@@ -197,7 +232,7 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        flush(&mut self.stream, &mut self.output, &mut self.shutdown).await
+        flush(&mut self.stream, &mut self.output, &mut self.shutdown, self.shared.limits.timeout).await
     }
 
     /// After a protocol error: sends FIN behind the error reply, then reads
@@ -226,30 +261,67 @@ impl Connection {
 
 /// Writes `output` out. If the node starts shutting down meanwhile, a
 /// client that does not read gets [`SHUTDOWN_WRITE_GRACE`] more, so it
-/// cannot hold shutdown up. Buffers grown past
+/// cannot hold shutdown up; with an idle `timeout`, a client that takes
+/// none of it for that long is given up on. Buffers grown past
 /// [`RETAINED_BUFFER_BYTES`] are released.
-async fn flush(stream: &mut TcpStream, output: &mut BytesMut, shutdown: &mut Shutdown) -> io::Result<()> {
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    output: &mut Output,
+    shutdown: &mut Shutdown,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
-    let large = output.len() > RETAINED_BUFFER_BYTES;
     let written = tokio::select! {
         biased;
-        written = stream.write_all_buf(output) => written,
+        written = write_out(stream, output, timeout) => written,
         () = shutdown.wait() => {
-            // `write_all_buf` advances `output` as it goes: this resumes it.
-            tokio::time::timeout(SHUTDOWN_WRITE_GRACE, stream.write_all_buf(output))
+            // `write_out` advances `output` as it goes: this resumes it.
+            tokio::time::timeout(SHUTDOWN_WRITE_GRACE, write_out(stream, output, timeout))
                 .await
                 .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
         }
     };
-    if large {
-        *output = BytesMut::new();
-    } else {
-        output.clear();
-    }
+    output.discard(RETAINED_BUFFER_BYTES);
     written
 }
+
+/// Writes all of `output`, a vectored write at a time (shared values are
+/// pieces of their own); each write must make progress within `timeout`.
+async fn write_out<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    output: &mut Output,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    while output.has_remaining() {
+        let written = {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let filled = output.chunks_vectored(&mut slices);
+            let write = stream.write_vectored(&slices[..filled]);
+            match timeout {
+                Some(timeout) => tokio::time::timeout(timeout, write).await.map_err(|_| io::ErrorKind::TimedOut)??,
+                None => write.await?,
+            }
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        output.advance(written);
+    }
+    stream.flush().await
+}
+
+/// Completes after `timeout`; never without one.
+async fn idle_wait(timeout: Option<Duration>) {
+    match timeout {
+        Some(timeout) => tokio::time::sleep(timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Slots offered to one vectored write.
+const WRITE_SLICES: usize = 64;
 
 /// Commands run on one clock reading at most (see `run_batch`).
 const CLOCK_REFRESH_COMMANDS: u32 = 32;

@@ -11,7 +11,8 @@
 //! - [`parse`] — the incremental request parser (array and inline forms)
 //!   and its limits; `inline` — Redis's quoting rules for inline commands.
 //! - `cmd` — command dispatch and the commands, one family per file.
-//! - `reply` — reply encoding; `num` — Redis-strict integers; `glob` —
+//! - `reply` — reply encoding; `output` — a connection's unsent replies,
+//!   large values shared with the store; `num` — Redis-strict integers; `glob` —
 //!   Redis's glob matcher for KEYS, SCAN and CONFIG GET.
 //!
 //! Reads go straight to the store from the connection's task; a write is
@@ -24,6 +25,7 @@ mod glob;
 mod inline;
 pub mod listener;
 mod num;
+mod output;
 pub mod parse;
 mod reply;
 mod shutdown;

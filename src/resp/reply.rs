@@ -43,10 +43,15 @@ pub(crate) fn count(out: &mut BytesMut, value: usize) {
 /// A bulk string, `$len` then the bytes.
 pub(crate) fn bulk(out: &mut BytesMut, data: &[u8]) {
     out.reserve(data.len() + 16);
-    out.put_u8(b'$');
-    put_u64(out, data.len() as u64);
-    out.extend_from_slice(CRLF);
+    bulk_header(out, data.len());
     out.extend_from_slice(data);
+    out.extend_from_slice(CRLF);
+}
+
+/// A bulk string's `$len` line, for a body written apart (and its CRLF).
+pub(crate) fn bulk_header(out: &mut BytesMut, len: usize) {
+    out.put_u8(b'$');
+    put_u64(out, len as u64);
     out.extend_from_slice(CRLF);
 }
 

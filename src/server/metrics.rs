@@ -253,6 +253,10 @@ pub struct ClientSnapshot {
     pub rejected: u64,
     /// Connections closed for a protocol error.
     pub protocol_errors: u64,
+    /// Connections closed over the output-buffer limit.
+    pub output_limit_disconnections: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
     /// The data dir's counters, with `--data-dir`.
     pub storage: Option<StorageSnapshot>,
 }
@@ -282,6 +286,8 @@ impl ClientSnapshot {
             received: stats.total_connections_received.load(Ordering::Relaxed),
             rejected: stats.rejected_connections.load(Ordering::Relaxed),
             protocol_errors: stats.protocol_errors.load(Ordering::Relaxed),
+            output_limit_disconnections: stats.output_limit_disconnections.load(Ordering::Relaxed),
+            tls_handshake_failures: stats.tls_handshake_failures.load(Ordering::Relaxed),
             storage: shared.storage.as_deref().map(|queue| {
                 let s = queue.stats();
                 StorageSnapshot {
@@ -364,6 +370,20 @@ impl Collector for Snapshot {
             "Client connections closed for a protocol error",
             None,
             c.protocol_errors,
+        )?;
+        counter(
+            &mut e,
+            "client_output_buffer_limit_disconnections",
+            "Client connections closed for unsent replies over client_output_buffer_limit",
+            None,
+            c.output_limit_disconnections,
+        )?;
+        counter(
+            &mut e,
+            "tls_handshake_failures",
+            "TLS client connections that failed or timed out in the handshake",
+            None,
+            c.tls_handshake_failures,
         )?;
 
         if let Some(s) = self.clients.storage {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -56,6 +57,13 @@ pub struct ClientLimits {
     pub max_args: usize,
     /// Longest key, bytes.
     pub max_key_bytes: usize,
+    /// Redis's `timeout`: a client with nothing read from it and nothing
+    /// written to it for this long is closed; `None`: never.
+    pub timeout: Option<Duration>,
+    /// Redis's `client-output-buffer-limit normal` hard limit: a client
+    /// whose unsent replies pass this many bytes is disconnected; 0: no
+    /// limit.
+    pub output_buffer_limit_bytes: usize,
 }
 
 impl Default for ClientLimits {
@@ -66,9 +74,15 @@ impl Default for ClientLimits {
             max_bulk_bytes: 64 * 1024 * 1024,
             max_args: 1024 * 1024,
             max_key_bytes: 64 * 1024,
+            timeout: None,
+            output_buffer_limit_bytes: DEFAULT_OUTPUT_BUFFER_LIMIT_BYTES,
         }
     }
 }
+
+/// The default output-buffer limit: a few of the largest values a client
+/// may write (`max_bulk_bytes`' default is 64 MiB).
+pub const DEFAULT_OUTPUT_BUFFER_LIMIT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Counters the client side keeps for INFO.
 #[derive(Debug, Default)]
@@ -83,6 +97,10 @@ pub struct ClientStats {
     pub total_commands_processed: AtomicU64,
     /// Connections closed for a protocol error.
     pub protocol_errors: AtomicU64,
+    /// Connections closed over `client_output_buffer_limit`.
+    pub output_limit_disconnections: AtomicU64,
+    /// TLS connections that failed or timed out in the handshake.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// State shared by all connection tasks of one node.

@@ -101,6 +101,8 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("total_commands_processed", load(&stats.total_commands_processed)),
                 ("rejected_connections", load(&stats.rejected_connections)),
                 ("protocol_errors", load(&stats.protocol_errors)),
+                ("client_output_buffer_limit_disconnections", load(&stats.output_limit_disconnections)),
+                ("tls_handshake_failures", load(&stats.tls_handshake_failures)),
             ],
         ),
         section(

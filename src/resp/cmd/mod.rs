@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 
 use self::category::{Categories, Flags};
 pub(crate) use self::session::Session;
+use super::output::Output;
 use super::parse::Args;
 use super::reply;
 use crate::core::store::{Entry, WriteError};
@@ -51,8 +52,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     /// This connection's state.
     pub(crate) session: &'a mut Session,
-    /// Where the reply goes.
-    pub(crate) out: &'a mut BytesMut,
+    /// Where the reply goes: the `reply` encoders write to it as to a
+    /// buffer; large values are shared into it ([`Output::bulk_shared`]).
+    pub(crate) out: &'a mut Output,
     /// Writes to hand to dissemination when the batch ends.
     pub(crate) pending: &'a mut Vec<(Bytes, Entry)>,
     /// Wall-clock ms, read at most a few commands ago and again after any

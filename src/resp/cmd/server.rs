@@ -51,7 +51,8 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
             ("port", ctx.session.local.port().to_string()),
             ("proto-max-bulk-len", limits.max_bulk_bytes.to_string()),
             ("save", String::new()),
-            ("timeout", "0".to_owned()),
+            ("timeout", limits.timeout.map_or(0, |t| t.as_secs()).to_string()),
+            ("client-output-buffer-limit", format!("normal {} 0 0", limits.output_buffer_limit_bytes)),
         ];
         let matching: Vec<_> = parameters
             .iter()
@@ -116,7 +117,7 @@ mod tests {
         let both = h.run(&["config", "get", "maxclients", "databases"]).await;
         assert!(both.starts_with("*4\r\n"), "{both}");
         assert!(both.contains("maxclients\r\n$2\r\n64\r\n"), "{both}");
-        assert!(h.run(&["CONFIG", "GET", "*"]).await.starts_with("*16\r\n"));
+        assert!(h.run(&["CONFIG", "GET", "*"]).await.starts_with("*18\r\n"));
         assert_eq!(h.run(&["CONFIG", "GET", "nothing"]).await, "*0\r\n");
         assert!(h.run(&["CONFIG", "SET", "maxclients", "1"]).await.starts_with("-ERR CONFIG SET"));
         assert_eq!(h.run(&["CONFIG", "SET", "x"]).await, "-ERR wrong number of arguments for 'config|set' command\r\n");

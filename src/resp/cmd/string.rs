@@ -17,7 +17,7 @@ use crate::resp::reply;
 pub(super) fn get(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
     let value = ctx.shared.store.get(key, ctx.now_ms());
-    reply::optional_bulk(ctx.out, value.as_deref());
+    ctx.out.optional_bulk_shared(value);
     Ok(())
 }
 
@@ -64,8 +64,7 @@ pub(super) fn mget(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
     let now_ms = ctx.now_ms();
     reply::array(ctx.out, args.len() - 1);
     for key in args.iter_from(1) {
-        let value = ctx.shared.store.get(key, now_ms);
-        reply::optional_bulk(ctx.out, value.as_deref());
+        ctx.out.optional_bulk_shared(ctx.shared.store.get(key, now_ms));
     }
     Ok(())
 }

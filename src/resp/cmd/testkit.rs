@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Buf;
 use tokio::sync::mpsc;
 
 use super::{Ctx, Flow, Session, execute};
 use crate::core::store::Store;
 use crate::core::version::NodeId;
+use crate::resp::output::Output;
 use crate::resp::parse::Parser;
 use crate::server::clock::Clock;
 use crate::server::metrics::NodeSnapshot;
@@ -18,7 +19,14 @@ use crate::server::shared::{ClientLimits, ClientStats, Control, InfoSection, Rep
 
 /// Small limits, so tests can reach them.
 pub(crate) fn limits() -> ClientLimits {
-    ClientLimits { max_clients: 64, max_inline_bytes: 1024, max_bulk_bytes: 1 << 20, max_args: 1024, max_key_bytes: 32 }
+    ClientLimits {
+        max_clients: 64,
+        max_inline_bytes: 1024,
+        max_bulk_bytes: 1 << 20,
+        max_args: 1024,
+        max_key_bytes: 32,
+        ..ClientLimits::default()
+    }
 }
 
 /// The members the stand-in driver reports.
@@ -142,7 +150,7 @@ impl Harness {
             frame.extend_from_slice(b"\r\n");
         }
         assert_eq!(self.parser.parse(&frame), Ok(Some(frame.len())));
-        let mut out = BytesMut::new();
+        let mut out = Output::default();
         let mut pending = Vec::new();
         let mut ctx = Ctx {
             shared: &self.shared,
@@ -153,7 +161,12 @@ impl Harness {
         };
         let flow = execute(self.parser.args(&frame), &mut ctx).await;
         super::replicate(&self.shared, &mut pending).await;
-        (out.to_vec(), flow)
+        let mut bytes = Vec::with_capacity(out.len());
+        while out.has_remaining() {
+            bytes.extend_from_slice(out.chunk());
+            out.advance(out.chunk().len());
+        }
+        (bytes, flow)
     }
 
     /// Keys of the writes handed to dissemination since the last call,
