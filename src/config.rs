@@ -16,6 +16,7 @@ use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
 use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
 use crate::server::storage::{Fsync, StaleData};
+use crate::server::tls::{self, TlsError, TlsFiles};
 
 /// A configuration problem, worded to name the option at fault.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,27 @@ pub struct FileConfig {
     /// `[gossip_streams]`.
     #[serde(default)]
     pub gossip_streams: StreamsFile,
+    /// `[tls]`.
+    #[serde(default)]
+    pub tls: TlsFile,
+}
+
+/// `[tls]` table: a TLS client port.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// See [`TlsSettings::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`TlsFiles::cert`].
+    pub cert_file: Option<PathBuf>,
+    /// See [`TlsFiles::key`].
+    pub key_file: Option<PathBuf>,
+    /// See [`TlsFiles::ca`].
+    pub ca_cert_file: Option<PathBuf>,
+    /// See [`TlsSettings::handshake_timeout`].
+    pub handshake_timeout_ms: Option<u64>,
+    /// See [`TlsSettings::only`].
+    pub only: Option<bool>,
 }
 
 /// `[gossip_streams]` table: inbound TCP connections to the gossip port.
@@ -253,6 +275,21 @@ pub struct ServeFlags {
     /// Gossip on a non-loopback address without a cluster key: anyone who can reach the port can join the mesh.
     #[arg(long)]
     pub insecure_gossip: bool,
+    /// Serve clients over TLS on ADDR too (needs --tls-cert-file and --tls-key-file).
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS certificate chain (PEM), reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM), reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Require TLS clients to present a certificate signed by a CA in FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Serve clients over TLS only: no plain --listen port.
+    #[arg(long)]
+    pub tls_only: bool,
 }
 
 /// Everything a node needs, validated.
@@ -297,6 +334,21 @@ pub struct Settings {
     pub insecure_gossip: bool,
     /// Inbound gossip stream limits.
     pub streams: StreamLimits,
+    /// The TLS client port; `None`: none.
+    pub tls: Option<TlsSettings>,
+}
+
+/// A TLS client port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Where TLS clients connect.
+    pub listen: SocketAddr,
+    /// The certificate, key and (to require client certificates) CA files.
+    pub files: TlsFiles,
+    /// A client must finish its handshake within this.
+    pub handshake_timeout: Duration,
+    /// TLS clients only: the plain `listen` port is not opened.
+    pub only: bool,
 }
 
 /// Limits on inbound TCP connections to the gossip port, which anyone who
@@ -392,6 +444,7 @@ impl Default for Settings {
             cluster_keys: None,
             insecure_gossip: false,
             streams: StreamLimits::default(),
+            tls: None,
         }
     }
 }
@@ -574,12 +627,46 @@ impl Settings {
             let swim = s.node.swim.max_packet_bytes.get() - ENVELOPE_OVERHEAD;
             s.node.swim.max_packet_bytes = NonZeroUsize::new(swim).unwrap_or(NonZeroUsize::MIN);
         }
+        s.tls = tls_settings(file.tls, flags)?;
         s.insecure_gossip = flags.insecure_gossip || file.insecure_gossip.unwrap_or(false);
         if s.cluster_keys.is_none() && !s.gossip.ip().is_loopback() && !s.insecure_gossip {
             return Err(ConfigError::OpenGossip { gossip: s.gossip });
         }
         Ok(s)
     }
+}
+
+/// The `[tls]` table and the `--tls-*` flags (flags win), checked: the
+/// files are loaded once here, so a bad one stops the start naming it.
+fn tls_settings(file: TlsFile, flags: &ServeFlags) -> Result<Option<TlsSettings>, ConfigError> {
+    let listen = flags.tls_listen.or(file.listen);
+    let cert = flags.tls_cert_file.clone().or(file.cert_file);
+    let key = flags.tls_key_file.clone().or(file.key_file);
+    let ca = flags.tls_ca_cert_file.clone().or(file.ca_cert_file);
+    let only = flags.tls_only || file.only.unwrap_or(false);
+    let Some(listen) = listen else {
+        if cert.is_some() || key.is_some() || ca.is_some() || only {
+            return Err(invalid(
+                "tls.listen",
+                "TLS files or tls_only are set but no TLS address (--tls-listen)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let cert = cert.ok_or_else(|| invalid("tls.cert_file", "needed with tls.listen (--tls-cert-file)".into()))?;
+    let key = key.ok_or_else(|| invalid("tls.key_file", "needed with tls.listen (--tls-key-file)".into()))?;
+    let mut handshake_timeout = tls::DEFAULT_HANDSHAKE_TIMEOUT;
+    set_ms(&mut handshake_timeout, file.handshake_timeout_ms, "tls.handshake_timeout_ms")?;
+    let files = TlsFiles { cert, key, ca };
+    tls::check(&files).map_err(|error| {
+        let option = match &error {
+            TlsError::File { what: "key file", .. } => "tls.key_file",
+            TlsError::File { what: "CA file", .. } => "tls.ca_cert_file",
+            TlsError::File { .. } | TlsError::Config { .. } => "tls.cert_file",
+        };
+        invalid(option, error.to_string())
+    })?;
+    Ok(Some(TlsSettings { listen, files, handshake_timeout, only }))
 }
 
 /// Parses a config file, naming the file and the key on error.

@@ -102,7 +102,12 @@ fn print_connect_commands(nodes: &[Option<Started>]) {
     let mut out = std::io::stdout().lock();
     for node in nodes.iter().flatten() {
         let name = node.handle.name();
-        let _ = writeln!(out, "{name}: redis-cli -p {}   (gossip {})", node.bound.listen.port(), node.bound.gossip);
+        let _ = writeln!(
+            out,
+            "{name}: redis-cli -p {}   (gossip {})",
+            node.bound.listen.map_or(0, |addr| addr.port()),
+            node.bound.gossip
+        );
     }
     let _ = writeln!(out, "rumor dev mesh running; Ctrl-C stops it.");
 }

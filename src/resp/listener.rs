@@ -1,5 +1,7 @@
 //! The client accept loop: one task per connection, at most `max_clients`
-//! of them, and a graceful stop.
+//! of them over the plain and the TLS port together, and a graceful stop.
+//! A TLS client's handshake runs in its connection's task, under a
+//! deadline, so a slow or silent one holds up nobody else.
 //!
 //! Shutdown follows mini-redis: dropping a broadcast sender tells every
 //! connection to close after the batch it is running, and each connection
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
@@ -20,6 +22,16 @@ use super::cmd::Session;
 use super::connection::Connection;
 use super::shutdown::Shutdown;
 use crate::server::shared::Shared;
+use crate::server::tls::Tls;
+
+/// The ports clients connect to: plain, TLS, or both.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Plain RESP.
+    pub plain: Option<TcpListener>,
+    /// RESP over TLS, with the configuration (reloadable) it serves.
+    pub tls: Option<(TcpListener, Arc<Tls>)>,
+}
 
 /// Serves RESP clients on `listener` until `shutdown` completes.
 ///
@@ -31,17 +43,30 @@ use crate::server::shared::Shared;
 /// finishes the commands it has read, writes their replies and closes, and
 /// `serve` returns once every connection task has ended.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    serve_all(Listeners { plain: Some(listener), tls: None }, shared, shutdown).await;
+}
+
+/// [`serve`] over every port in `listeners`, with one `max_clients` for
+/// all of them. A TLS client that does not finish its handshake within the
+/// configuration's deadline is closed and counted
+/// (`tls_handshake_failures`); one refused at `max_clients` gets the error
+/// over TLS.
+pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    let Listeners { plain, tls } = listeners;
     let (stop, _) = broadcast::channel::<()>(1);
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let slots = Arc::new(Semaphore::new(shared.limits.max_clients.min(Semaphore::MAX_PERMITS)));
     let refusals = Arc::new(Semaphore::new(MAX_POLITE_REFUSALS));
-    let fallback_local = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let fallback_local = SocketAddr::from(([0, 0, 0, 0], 0));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let (accepted, tls) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = accept(plain.as_ref()) => (accepted, None),
+            accepted = accept(tls.as_ref().map(|(listener, _)| listener)) => {
+                (accepted, tls.as_ref().map(|(_, tls)| tls))
+            }
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
@@ -61,7 +86,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "refusing a client: max_clients reached");
-            refuse(stream, &refusals, &done);
+            refuse(stream, tls.map(|tls| tls.acceptor()), &refusals, &done);
             continue;
         };
         if let Err(error) = stream.set_nodelay(true) {
@@ -70,18 +95,37 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
         let local = stream.local_addr().unwrap_or(fallback_local);
         let id = shared.stats.total_connections_received.fetch_add(1, Ordering::Relaxed) + 1;
         let admitted = Admitted::new(Arc::clone(&shared), slot, done.clone());
-        let connection = Connection::new(
-            stream,
-            Arc::clone(&shared),
-            Shutdown::new(stop.subscribe()),
-            Session::new(id, peer, local),
-        );
-        tokio::spawn(async move {
-            connection.run().await;
-            drop(admitted);
-        });
+        let shared = Arc::clone(&shared);
+        let shutdown = Shutdown::new(stop.subscribe());
+        let session = Session::new(id, peer, local);
+        match tls {
+            None => {
+                let connection = Connection::new(stream, shared, shutdown, session);
+                tokio::spawn(async move {
+                    connection.run().await;
+                    drop(admitted);
+                });
+            }
+            Some(tls) => {
+                let (acceptor, deadline) = (tls.acceptor(), tls.handshake_timeout());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => Connection::new(stream, shared, shutdown, session).run().await,
+                        failed => {
+                            shared.stats.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+                            let reason = match failed {
+                                Ok(Err(error)) => error.to_string(),
+                                _ => "timed out".into(),
+                            };
+                            tracing::debug!(%peer, %reason, "TLS handshake failed");
+                        }
+                    }
+                    drop(admitted);
+                });
+            }
+        }
     }
-    drop(listener);
+    drop((plain, tls));
     drop(stop);
     drop(done);
     // Every connection task holds a `done` sender: `None` means all ended.
@@ -115,23 +159,46 @@ impl Drop for Admitted {
 /// then FIN, and drains what the client already sent so the error is not
 /// lost to a reset; beyond that (a flood), the error is tried once without
 /// waiting and the socket dropped.
-fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, done: &mpsc::Sender<()>) {
+/// A TLS client is refused after its handshake, inside the same time.
+fn refuse(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    refusals: &Arc<Semaphore>,
+    done: &mpsc::Sender<()>,
+) {
     let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
-        let _ = stream.try_write(MAX_CLIENTS_REPLY);
+        if tls.is_none() {
+            let _ = stream.try_write(MAX_CLIENTS_REPLY);
+        }
         return;
     };
     let done = done.clone();
     tokio::spawn(async move {
         let polite = async {
-            stream.write_all(MAX_CLIENTS_REPLY).await?;
-            stream.shutdown().await?;
-            let mut sink = [0u8; 1024];
-            while stream.read(&mut sink).await? > 0 {}
-            Ok::<(), std::io::Error>(())
+            match tls {
+                None => polite_refusal(stream).await,
+                Some(acceptor) => polite_refusal(acceptor.accept(stream).await?).await,
+            }
         };
         let _ = tokio::time::timeout(REFUSAL_TIME, polite).await;
         drop((permit, done));
     });
+}
+
+async fn polite_refusal<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::Result<()> {
+    stream.write_all(MAX_CLIENTS_REPLY).await?;
+    stream.shutdown().await?;
+    let mut sink = [0u8; 1024];
+    while stream.read(&mut sink).await? > 0 {}
+    Ok(())
+}
+
+/// The next client on `listener`; never, without one.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";

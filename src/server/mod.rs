@@ -19,6 +19,7 @@ pub mod metrics_http;
 pub mod shared;
 pub mod storage;
 pub mod stream;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use crate::core::membership::Identity;
 use crate::core::node::Node;
 use crate::core::store::Store;
 use crate::core::version::NodeId;
+use crate::resp::listener::Listeners;
 use clock::Clock;
 use driver::{Driver, DriverOptions, Inputs};
 use handle::NodeHandle;
@@ -61,6 +63,9 @@ pub enum ServerError {
     /// The data dir could not be opened or loaded.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Writing the data dir failed while running; the node stopped.
     #[error("writing the data dir {0} failed (the error is logged above)")]
     StorageFailed(PathBuf),
@@ -69,8 +74,10 @@ pub enum ServerError {
 /// The addresses a started node actually bound (useful with port 0).
 #[derive(Clone, Copy, Debug)]
 pub struct Bound {
-    /// Client address.
-    pub listen: SocketAddr,
+    /// Client address; `None` with TLS only.
+    pub listen: Option<SocketAddr>,
+    /// TLS client address, when the node serves TLS.
+    pub tls: Option<SocketAddr>,
     /// Gossip address.
     pub gossip: SocketAddr,
     /// Metrics address, when the node serves `/metrics`.
@@ -92,8 +99,20 @@ pub async fn run(
         .await
         .map_err(|e| bind("gossip", settings.gossip, e))?;
     let gossip = udp.local_addr().map_err(|e| bind("gossip", settings.gossip, e))?;
-    let clients = TcpListener::bind(settings.listen).await.map_err(|e| bind("listen", settings.listen, e))?;
-    let listen = clients.local_addr().map_err(|e| bind("listen", settings.listen, e))?;
+    let clients = match settings.tls.as_ref().is_some_and(|tls| tls.only) {
+        true => None,
+        false => Some(TcpListener::bind(settings.listen).await.map_err(|e| bind("listen", settings.listen, e))?),
+    };
+    let listen = clients.as_ref().map(TcpListener::local_addr).transpose();
+    let listen = listen.map_err(|e| bind("listen", settings.listen, e))?;
+    let tls_port = match &settings.tls {
+        Some(t) => {
+            let listener = TcpListener::bind(t.listen).await.map_err(|e| bind("tls", t.listen, e))?;
+            let addr = listener.local_addr().map_err(|e| bind("tls", t.listen, e))?;
+            Some((listener, addr, Arc::new(tls::Tls::new(t.files.clone(), t.handshake_timeout)?)))
+        }
+        None => None,
+    };
     let metrics_port = match settings.metrics {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await.map_err(|e| bind("metrics", addr, e))?;
@@ -102,7 +121,8 @@ pub async fn run(
         }
         None => None,
     };
-    let bound = Bound { listen, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) };
+    let tls_addr = tls_port.as_ref().map(|(_, addr, _)| *addr);
+    let bound = Bound { listen, tls: tls_addr, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) };
 
     let (id_bytes, seed) = os_randomness();
     let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
@@ -151,7 +171,7 @@ pub async fn run(
              and write every key (asked for with insecure_gossip)"
         );
     }
-    tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
+    tracing::info!(name = %settings.name, %id, ?listen, tls = ?tls_addr, %gossip, seeds = ?settings.node.seeds, "node starting");
 
     let mut node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
     if let Some(last_in_mesh_ms) = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms) {
@@ -161,7 +181,10 @@ pub async fn run(
     // Every log line of this node carries its name (several share a process
     // under `rumor dev`).
     let span = tracing::info_span!("node", name = %settings.name);
-    let serve_clients = crate::resp::listener::serve(clients, shared.clone(), async {
+    let reloader =
+        tls_port.as_ref().map(|(_, _, tls)| tokio::spawn(reload_on_sighup(tls.clone()).instrument(span.clone())));
+    let listeners = Listeners { plain: clients, tls: tls_port.map(|(listener, _, tls)| (listener, tls)) };
+    let serve_clients = crate::resp::listener::serve_all(listeners, shared.clone(), async {
         let _ = clients_stopped.await;
     });
     let client_task = tokio::spawn(serve_clients.instrument(span.clone()));
@@ -221,6 +244,9 @@ pub async fn run(
     };
     Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
     acceptor.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
@@ -234,6 +260,28 @@ pub async fn run(
         tracing::info!(dir = %dir.display(), "data dir synced");
     }
     Ok(())
+}
+
+/// Reloads the TLS files on each SIGHUP, off the async threads. New
+/// handshakes get what they hold; open connections keep their sessions; a
+/// bad file leaves the configuration in use, and says so.
+async fn reload_on_sighup(tls: Arc<tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: TLS files will not be reloaded");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let reloading = tls.clone();
+        match tokio::task::spawn_blocking(move || reloading.reload()).await {
+            Ok(Ok(())) => tracing::info!(cert = %tls.files().cert.display(), "TLS certificate reloaded (SIGHUP)"),
+            Ok(Err(error)) => tracing::error!(%error, "TLS reload failed; still serving the certificate loaded before"),
+            Err(join) => tracing::error!(%join, "TLS reload failed; still serving the certificate loaded before"),
+        }
+    }
 }
 
 /// An open data dir and its storage thread.
