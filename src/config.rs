@@ -15,7 +15,7 @@ use crate::core::wire::SYNC_MESSAGE_OVERHEAD_BYTES;
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
 use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
-use crate::server::storage::{Fsync, StaleData};
+use crate::server::storage::{Fsync, MIN_OPEN_FILES, StaleData};
 use crate::server::tls::{self, TlsError, TlsFiles};
 
 /// A configuration problem, worded to name the option at fault.
@@ -234,6 +234,8 @@ pub struct LimitsFile {
     pub timeout_s: Option<u64>,
     /// See [`ClientLimits::output_buffer_limit_bytes`]; 0: no limit.
     pub client_output_buffer_limit_bytes: Option<usize>,
+    /// See [`Settings::storage_open_files`].
+    pub storage_open_files: Option<usize>,
 }
 
 /// Flags of `rumor serve` that override the file.
@@ -328,6 +330,9 @@ pub struct Settings {
     pub fsync: Fsync,
     /// What to do with a data dir older than the tombstone TTL.
     pub stale_data: StaleData,
+    /// Table and blob files the data dir keeps open; reserved, with what
+    /// else the node opens, out of the descriptor limit before clients.
+    pub storage_open_files: usize,
     /// Keys that seal gossip; `None`: gossip in the clear.
     pub cluster_keys: Option<ClusterKeys>,
     /// Gossip on a non-loopback address without a key was asked for.
@@ -441,6 +446,7 @@ impl Default for Settings {
             data_dir: None,
             fsync: Fsync::default(),
             stale_data: StaleData::default(),
+            storage_open_files: crate::server::storage::DEFAULT_OPEN_FILES,
             cluster_keys: None,
             insecure_gossip: false,
             streams: StreamLimits::default(),
@@ -565,6 +571,10 @@ impl Settings {
                 return Err(invalid("limits.max_key_bytes", reason));
             }
             s.limits.max_key_bytes = MAX_STORED_KEY_BYTES;
+        }
+        set_limit(&mut s.storage_open_files, l.storage_open_files, "limits.storage_open_files")?;
+        if s.storage_open_files < MIN_OPEN_FILES {
+            return Err(invalid("limits.storage_open_files", format!("must be at least {MIN_OPEN_FILES}")));
         }
         s.limits.timeout = l.timeout_s.filter(|&secs| secs > 0).map(Duration::from_secs);
         // One reply of the largest value must fit, or a GET of it could
@@ -890,6 +900,21 @@ mod tests {
         // A raised value limit raises the default output limit with it.
         let s = parse("[limits]\nmax_bulk_bytes = 536870912").unwrap();
         assert!(s.limits.output_buffer_limit_bytes > 536_870_912);
+    }
+
+    #[test]
+    fn tls_needs_its_address_and_readable_files() {
+        assert!(parse("").unwrap().tls.is_none());
+        let err = parse("[tls]\nlisten = \"127.0.0.1:6390\"").unwrap_err().to_string();
+        assert!(err.contains("tls.cert_file"), "{err}");
+        let err = parse("[tls]\ncert_file = \"c\"\nkey_file = \"k\"").unwrap_err().to_string();
+        assert!(err.contains("tls.listen"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, "not pem").unwrap();
+        let text = format!("[tls]\nlisten = \"127.0.0.1:6390\"\ncert_file = {cert:?}\nkey_file = \"/nonexistent\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("tls.cert_file") && err.contains("cert.pem") && !err.contains('\n'), "{err}");
     }
 
     #[test]

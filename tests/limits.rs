@@ -182,3 +182,135 @@ fn idle_clients_are_closed_after_timeout() {
     busy.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"+PONG\r\n", "an active client is kept");
 }
+
+/// A `rumor serve` under `prlimit --nofile=N`, killed when dropped.
+struct Limited {
+    child: std::process::Child,
+    client: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Limited {
+    fn start(nofile: u32, args: &[&str], log: &Path) -> Limited {
+        let client = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+        let gossip = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+        let stderr = std::fs::File::create(log).unwrap();
+        let child = std::process::Command::new("prlimit")
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_rumor"))
+            .args(["serve", "--listen", &client.to_string(), "--gossip", &gossip.to_string()])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("prlimit rumor");
+        wait_for("the limited node to accept clients", Duration::from_secs(20), || {
+            let mut probe = TcpStream::connect(client).ok()?;
+            probe.write_all(b"PING\r\n").ok()?;
+            let mut reply = [0u8; 7];
+            probe.read_exact(&mut reply).ok().filter(|()| &reply == b"+PONG\r\n")
+        });
+        Limited { child, client, log: log.to_owned() }
+    }
+
+    fn connect(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://{}/", self.client)).unwrap();
+        client.get_connection_with_timeout(Duration::from_secs(5)).unwrap()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        wait_for("the limited node to exit", Duration::from_secs(20), || self.child.try_wait().unwrap())
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends PING on a new connection: `Some(true)` for PONG, `Some(false)`
+/// for the max-clients error or a closed connection.
+fn ping_new(addr: std::net::SocketAddr) -> (TcpStream, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = stream.write_all(b"PING\r\n");
+    let mut reply = [0u8; 64];
+    let mut got = Vec::new();
+    while !got.ends_with(b"\r\n") {
+        match stream.read(&mut reply) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&reply[..n]),
+        }
+    }
+    match &got[..] {
+        b"+PONG\r\n" => (stream, true),
+        b"-ERR max number of clients reached\r\n" | b"" => (stream, false),
+        other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+    }
+}
+
+#[test]
+fn idle_clients_at_the_descriptor_limit_leave_a_data_dir_node_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = config_file(dir.path(), "[limits]\nstorage_open_files = 32\n[gossip_streams]\nmax_inbound = 16\n");
+    let args = ["--config", config.as_str(), "--data-dir", data.to_str().unwrap()];
+    let mut node = Limited::start(256, &args, &dir.path().join("node.log"));
+    let mut con = node.connect();
+    let maxclients: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxclients").query(&mut con).unwrap();
+    let fitted: usize = maxclients[1].parse().unwrap();
+    report(&format!("nofile 256: maxclients fitted to {fitted}"));
+    assert!(fitted > 16 && fitted < 256 - 128, "fitted to {fitted}");
+    assert!(node.log_text().contains("max_clients lowered"), "{}", node.log_text());
+
+    // More idle clients than descriptors: the ones past maxclients are
+    // refused with Redis's error; the rest stay connected.
+    let mut idle = Vec::new();
+    let mut refused = 0;
+    for _ in 0..300 {
+        let (stream, served) = ping_new(node.client);
+        if served {
+            idle.push(stream);
+        } else {
+            refused += 1;
+        }
+    }
+    report(&format!("300 idle clients: {} served, {refused} refused", idle.len()));
+    assert_eq!(idle.len(), fitted - 1, "every slot but the writer's is taken");
+    assert_eq!(refused, 300 - idle.len());
+
+    // Writes go on into the data dir, big enough for its blob files.
+    let value = vec![b'x'; 4096];
+    for i in 0..2000 {
+        let _: () = redis::cmd("SET").arg(format!("key:{i}")).arg(&value).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SET").arg("last").arg("written").query(&mut con).unwrap();
+    assert!(node.running(), "the node is still running:\n{}", node.log_text());
+    let status: String = redis::cmd("INFO").arg("persistence").query(&mut con).unwrap();
+    assert!(status.contains("last_write_status:ok"), "{status}");
+    drop(idle);
+    drop(con);
+    assert!(node.terminate().success(), "{}", node.log_text());
+    assert!(!node.log_text().contains("Too many open files"), "{}", node.log_text());
+
+    // Everything written is there after a restart.
+    let again = Node::start_with("again", &[], &["--data-dir", data.to_str().unwrap()]);
+    let mut con = again.connect();
+    let last: String = redis::cmd("GET").arg("last").query(&mut con).unwrap();
+    assert_eq!(last, "written");
+    let dbsize: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(dbsize, 2001);
+}

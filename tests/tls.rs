@@ -276,3 +276,33 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
     assert_eq!(redis_cli(port, &new_ca, None, &["PING"]).unwrap(), "PONG");
     assert_eq!(open.command("PING"), "+PONG");
 }
+
+#[test]
+fn tls_only_opens_no_plain_port() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "ca");
+    let (cert, key) = make_cert(dir.path(), "ca", "server", false);
+    let (plain, tls, gossip) = (free_port(), free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_rumor"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{plain}"), "--gossip", &format!("127.0.0.1:{gossip}")])
+        .args(["--tls-listen", &format!("127.0.0.1:{tls}"), "--tls-only"])
+        .args(["--tls-cert-file", path(&cert), "--tls-key-file", path(&key)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rumor");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let ca = dir.path().join("ca.crt");
+    wait_for("the TLS port to answer", Duration::from_secs(20), || {
+        redis_cli(tls, &ca, None, &["PING"]).ok().filter(|reply| reply == "PONG")
+    });
+    assert!(TcpStream::connect(("127.0.0.1", plain)).is_err(), "no plain port with --tls-only");
+}

@@ -11,6 +11,7 @@
 
 pub mod catch_up;
 pub mod clock;
+pub mod descriptors;
 pub mod driver;
 pub mod envelope;
 pub mod handle;
@@ -63,6 +64,9 @@ pub enum ServerError {
     /// The data dir could not be opened or loaded.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The descriptor limit leaves no room for clients.
+    #[error(transparent)]
+    Descriptors(#[from] descriptors::NoRoomForClients),
     /// The TLS files could not be loaded.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -93,6 +97,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(Bound, NodeHandle),
 ) -> Result<(), ServerError> {
+    let mut settings = settings;
+    let fitted = descriptors::fit(&mut settings)?;
+    tracing::debug!(?fitted, "file descriptors shared out");
     let clock = Clock::start();
     let bind = |what, addr, source| ServerError::Bind { what, addr, source };
     let (udp, gossip_streams) = bind_gossip(settings.gossip, settings.socket_buffer_bytes)
@@ -304,13 +311,13 @@ async fn open_data_dir(
     settings: &Settings,
     clock: Clock,
 ) -> Result<(Store, DataDir), ServerError> {
-    let (fsync, stale_data) = (settings.fsync, settings.stale_data);
+    let (fsync, stale_data, open_files) = (settings.fsync, settings.stale_data, settings.storage_open_files);
     let gone_after_ms = settings.node.member_gone_after.as_millis() as u64;
     // A node with no seeds is a mesh of its own: nobody can have deleted
     // anything behind its back while it was down.
     let alone = settings.node.seeds.iter().all(|seed| *seed == settings.gossip);
     let open = move || -> Result<(Store, DataDir), StorageError> {
-        let storage = Storage::open(&dir)?;
+        let storage = Storage::open_with_files(&dir, open_files)?;
         let id = storage.node_id(fresh_id)?;
         let mut last_in_mesh_ms = storage.last_in_mesh_ms()?;
         let now_ms = clock.wall_ms();

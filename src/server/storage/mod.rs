@@ -148,6 +148,17 @@ pub struct LoadProgress {
     pub per_second: u64,
 }
 
+/// Table and blob files fjall keeps open by default.
+pub const DEFAULT_OPEN_FILES: usize = 256;
+
+/// fjall refuses a smaller file cache.
+pub const MIN_OPEN_FILES: usize = 10;
+
+/// Descriptors the data dir uses beyond its file cache: journals, the
+/// manifest, the directory handles and lock, files being written by a
+/// flush or a compaction.
+pub const OTHER_FILES: usize = 32;
+
 /// What loading a data dir found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Loaded {
@@ -161,8 +172,16 @@ impl Storage {
     /// Opens (or creates) the data dir at `dir`. fjall locks it: a second
     /// process on the same dir is refused.
     pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+        Storage::open_with_files(dir, DEFAULT_OPEN_FILES)
+    }
+
+    /// [`Storage::open`], with fjall keeping at most `open_files` table and
+    /// blob files open (at least [`MIN_OPEN_FILES`]; fewer is raised to
+    /// it). The node reserves that many descriptors, plus
+    /// [`OTHER_FILES`] for journals and the rest, out of its limit.
+    pub fn open_with_files(dir: &Path, open_files: usize) -> Result<Storage, StorageError> {
         let fjall = |source| StorageError::Fjall { dir: dir.to_owned(), source };
-        let db = Database::builder(dir).open().map_err(fjall)?;
+        let db = Database::builder(dir).max_cached_files(Some(open_files.max(MIN_OPEN_FILES))).open().map_err(fjall)?;
         // Values over fjall's threshold (1 KiB) live in blob files, so that
         // compaction does not rewrite them with the keys.
         let entries = db
