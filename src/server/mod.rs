@@ -1,7 +1,9 @@
 //! The tokio driver: real sockets and the real clock around the sans-IO core.
 //!
-//! [`run`] binds the ports, loads the data dir if there is one (its storage
-//! thread then writes every change), starts the client listener, the gossip
+//! [`run`] fits `max_clients` to the descriptor limit ([`descriptors`]),
+//! binds the ports, loads the data dir if there is one (its storage
+//! thread then writes every change), starts the client listener (plain,
+//! TLS or both; TLS files reloaded on SIGHUP, [`tls`]), the gossip
 //! stream acceptor, the metrics endpoint if asked for, and the
 //! [`driver::Driver`] task that owns the core, and on shutdown stops clients
 //! (in-flight commands finish) and the metrics endpoint first, hands the
