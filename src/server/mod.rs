@@ -180,7 +180,9 @@ pub async fn run(
              and write every key (asked for with insecure_gossip)"
         );
     }
-    tracing::info!(name = %settings.name, %id, ?listen, tls = ?tls_addr, %gossip, seeds = ?settings.node.seeds, "node starting");
+    let none = || "none".to_owned();
+    let (plain, tls) = (listen.map_or_else(none, |a| a.to_string()), tls_addr.map_or_else(none, |a| a.to_string()));
+    tracing::info!(name = %settings.name, %id, listen = %plain, %tls, %gossip, seeds = ?settings.node.seeds, "node starting");
 
     let mut node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
     if let Some(last_in_mesh_ms) = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms) {
@@ -190,8 +192,14 @@ pub async fn run(
     // Every log line of this node carries its name (several share a process
     // under `rumor dev`).
     let span = tracing::info_span!("node", name = %settings.name);
-    let reloader =
-        tls_port.as_ref().map(|(_, _, tls)| tokio::spawn(reload_on_sighup(tls.clone()).instrument(span.clone())));
+    let reloader = tls_port.as_ref().and_then(|(_, _, tls)| {
+        // Registered before any client is served: once one can connect,
+        // SIGHUP reloads rather than ends the process.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .inspect_err(|error| tracing::warn!(%error, "cannot listen for SIGHUP: TLS files will not be reloaded"))
+            .ok()?;
+        Some(tokio::spawn(reload_on_sighup(tls.clone(), hangups).instrument(span.clone())))
+    });
     let listeners = Listeners { plain: clients, tls: tls_port.map(|(listener, _, tls)| (listener, tls)) };
     let serve_clients = crate::resp::listener::serve_all(listeners, shared.clone(), async {
         let _ = clients_stopped.await;
@@ -274,15 +282,7 @@ pub async fn run(
 /// Reloads the TLS files on each SIGHUP, off the async threads. New
 /// handshakes get what they hold; open connections keep their sessions; a
 /// bad file leaves the configuration in use, and says so.
-async fn reload_on_sighup(tls: Arc<tls::Tls>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP: TLS files will not be reloaded");
-            return;
-        }
-    };
+async fn reload_on_sighup(tls: Arc<tls::Tls>, mut hangups: tokio::signal::unix::Signal) {
     while hangups.recv().await.is_some() {
         let reloading = tls.clone();
         match tokio::task::spawn_blocking(move || reloading.reload()).await {
