@@ -306,3 +306,22 @@ fn tls_only_opens_no_plain_port() {
     });
     assert!(TcpStream::connect(("127.0.0.1", plain)).is_err(), "no plain port with --tls-only");
 }
+
+#[test]
+fn a_handshake_under_way_does_not_hold_shutdown_up() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "ca");
+    let (cert, key) = make_cert(dir.path(), "ca", "server", false);
+    let (mut node, port) = tls_node("tls-stop", &cert, &key, &[]);
+    let ca = dir.path().join("ca.crt");
+    assert_eq!(redis_cli(port, &ca, None, &["PING"]).unwrap(), "PONG");
+    // Connected, silent: its handshake would wait 10 s for it.
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    wait_for("the silent client to be counted", Duration::from_secs(5), || {
+        let connected: u64 = node.info_field("clients", "connected_clients").parse().unwrap();
+        (connected >= 2).then_some(())
+    });
+    let started = std::time::Instant::now();
+    assert!(node.terminate().success());
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+}

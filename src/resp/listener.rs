@@ -108,10 +108,17 @@ pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl
             }
             Some(tls) => {
                 let (acceptor, deadline) = (tls.acceptor(), tls.handshake_timeout());
+                let mut shutdown = shutdown;
                 tokio::spawn(async move {
-                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => Connection::new(stream, shared, shutdown, session).run().await,
-                        failed => {
+                    let handshake = tokio::select! {
+                        handshake = tokio::time::timeout(deadline, acceptor.accept(stream)) => Some(handshake),
+                        // A handshake under way does not hold shutdown up.
+                        () = shutdown.wait() => None,
+                    };
+                    match handshake {
+                        None => {}
+                        Some(Ok(Ok(stream))) => Connection::new(stream, shared, shutdown, session).run().await,
+                        Some(failed) => {
                             shared.stats.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
                             let reason = match failed {
                                 Ok(Err(error)) => error.to_string(),
