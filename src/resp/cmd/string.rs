@@ -47,7 +47,7 @@ pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
     })?;
     ctx.replicate(key, written).await;
     if options.get {
-        reply::optional_bulk(ctx.out, old.as_deref());
+        ctx.out.optional_bulk_shared(old);
     } else if applied {
         reply::ok(ctx.out);
     } else {
