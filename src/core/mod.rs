@@ -1,6 +1,18 @@
 //! The sans-IO node core: no clock, no socket, no spawn, no global RNG.
 //! Time and randomness come in as arguments; what the node wants done comes
 //! out as values that a driver (tokio, or the simulator) carries out.
+//!
+//! - [`node`] — the one facade a driver talks to; it owns everything below
+//!   and runs anti-entropy.
+//! - [`store`] — the replicated map and its sweep; [`digest`] — its digest
+//!   tree; [`version`] and [`hlc`] — the versions that merge orders by.
+//! - [`membership`] — SWIM (foca); [`strangers`] — what non-members may send.
+//! - [`gossip`] — rumor mongering of fresh entries; [`wire`] — the gossip
+//!   port's messages and their checks.
+//! - [`horizon`] — when a dead entry may be forgotten.
+//! - [`changes`] — the hook durable storage sees changes through.
+//! - [`timer`] — the deadline queue; [`io`] — what crosses the boundary.
+//! - [`sabotage`] — deliberate bugs that show the simulator's checkers fail.
 
 pub mod changes;
 pub mod digest;

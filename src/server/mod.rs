@@ -10,6 +10,14 @@
 //! clients' last writes to gossip, leaves the mesh, and syncs the data dir.
 //! With a cluster key, every gossip payload is sealed on its way out and
 //! opened on its way in ([`envelope`]).
+//!
+//! - [`driver`] — the task that owns the core; [`clock`] — the real clock.
+//! - [`stream`] — framed TCP on the gossip port; [`envelope`] — sealing.
+//! - [`storage`] — the data dir (fjall): loading, the writer thread.
+//! - [`shared`] — what client connections share with the node.
+//! - [`metrics`] and [`metrics_http`] — Prometheus metrics and their port.
+//! - [`catch_up`] — progress reports while anti-entropy catches a node up.
+//! - [`handle`] — a node running in this process, for `rumor dev`.
 
 pub mod catch_up;
 pub mod clock;
