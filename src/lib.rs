@@ -4,7 +4,7 @@
 //! - [`core`] — the sans-IO node: store, versions, membership, gossip,
 //!   anti-entropy, the garbage-collection horizon. No clock or socket.
 //! - [`server`] — the tokio driver around the core: sockets, the real
-//!   clock, the data dir, encryption, metrics.
+//!   clock, the data dir, encryption, client TLS, metrics.
 //! - [`resp`] — the client side: the Redis protocol and its commands.
 //! - [`config`] — the config file and command line, checked as one.
 //! - [`dev`] — `rumor dev`: a local mesh in one process, with a status line.

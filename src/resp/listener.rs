@@ -211,7 +211,7 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// Refusals handled politely at once (each holds a descriptor for up to
-/// [`REFUSAL_TIME`]).
+/// `REFUSAL_TIME`).
 pub const MAX_POLITE_REFUSALS: usize = 64;
 
 /// The most time a polite refusal takes.

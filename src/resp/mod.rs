@@ -4,16 +4,18 @@
 //! [`serve`] is the entry point: it accepts clients and runs one task per
 //! connection. Inside, one job per file:
 //!
-//! - [`listener`] — the accept loop, `max_clients`, graceful shutdown;
-//!   `shutdown` — the stop signal connections listen for.
-//! - `connection` — one client: read, parse every complete frame, execute,
-//!   write all replies at once.
+//! - [`listener`] — the accept loop over the plain and TLS ports,
+//!   `max_clients`, TLS handshakes, graceful shutdown; `shutdown` — the
+//!   stop signal connections listen for.
+//! - `connection` — one client over any byte stream: read, parse every
+//!   complete frame, execute, write all replies at once; the output limit
+//!   and the idle timeout.
 //! - [`parse`] — the incremental request parser (array and inline forms)
 //!   and its limits; `inline` — Redis's quoting rules for inline commands.
 //! - `cmd` — command dispatch and the commands, one family per file.
 //! - `reply` — reply encoding; `output` — a connection's unsent replies,
-//!   large values shared with the store; `num` — Redis-strict integers; `glob` —
-//!   Redis's glob matcher for KEYS, SCAN and CONFIG GET.
+//!   large values shared with the store; `num` — Redis-strict integers;
+//!   `glob` — Redis's glob matcher for KEYS, SCAN and CONFIG GET.
 //!
 //! Reads go straight to the store from the connection's task; a write is
 //! applied to the store, then handed to dissemination on the bounded

@@ -15,6 +15,8 @@
 //! - [`stream`] — framed TCP on the gossip port; [`envelope`] — sealing.
 //! - [`storage`] — the data dir (fjall): loading, the writer thread.
 //! - [`shared`] — what client connections share with the node.
+//! - [`tls`] — client TLS configuration and its reload; [`descriptors`] —
+//!   `max_clients` fitted to the file descriptor limit.
 //! - [`metrics`] and [`metrics_http`] — Prometheus metrics and their port.
 //! - [`catch_up`] — progress reports while anti-entropy catches a node up.
 //! - [`handle`] — a node running in this process, for `rumor dev`.
