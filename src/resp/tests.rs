@@ -431,3 +431,35 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// How often [`until`] checks its condition.
 const POLL: Duration = Duration::from_millis(5);
+
+#[tokio::test]
+async fn replies_over_the_output_limit_close_the_connection_unsent() {
+    let limits = ClientLimits { output_buffer_limit_bytes: 200 * 1024, ..testkit::limits() };
+    let server = Server::start_with(limits, None).await;
+    let value: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut writer = server.connect().await;
+    roundtrip(&mut writer, &frame(&[b"SET", b"v", &value]), b"+OK\r\n").await;
+
+    // Shared values under the limit go out whole, byte for byte.
+    let mut bulk = format!("${}\r\n", value.len()).into_bytes();
+    bulk.extend_from_slice(&value);
+    bulk.extend_from_slice(b"\r\n");
+    let mut expected = b"+PONG\r\n*2\r\n".to_vec();
+    expected.extend_from_slice(&bulk);
+    expected.extend_from_slice(&bulk);
+    expected.extend_from_slice(b"+PONG\r\n");
+    let mut request = b"PING\r\n".to_vec();
+    request.extend_from_slice(&frame(&[b"MGET", b"v", b"v"]));
+    request.extend_from_slice(b"PING\r\n");
+    roundtrip(&mut writer, &request, &expected).await;
+
+    // Four of them pass 200 KiB: nothing of the batch is sent.
+    let mut greedy = server.connect().await;
+    let mut request = b"PING\r\n".to_vec();
+    request.extend_from_slice(&frame(&[b"MGET", b"v", b"v", b"v", b"v"]));
+    greedy.write_all(&request).await.unwrap();
+    expect_closed(&mut greedy).await;
+    assert_eq!(server.stat(|s| &s.output_limit_disconnections), 1);
+    roundtrip(&mut writer, b"PING\r\n", b"+PONG\r\n").await;
+    server.shut_down().await;
+}
