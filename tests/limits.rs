@@ -276,6 +276,11 @@ fn idle_clients_at_the_descriptor_limit_leave_a_data_dir_node_running() {
     assert!(fitted > 16 && fitted < 256 - 128, "fitted to {fitted}");
     assert!(node.log_text().contains("max_clients lowered"), "{}", node.log_text());
 
+    wait_for("the start-up probe's slot to free", Duration::from_secs(5), || {
+        let info: String = redis::cmd("INFO").arg("clients").query(&mut con).ok()?;
+        info.contains("connected_clients:1\r\n").then_some(())
+    });
+
     // More idle clients than descriptors: the ones past maxclients are
     // refused with Redis's error; the rest stay connected.
     let mut idle = Vec::new();

@@ -325,3 +325,26 @@ fn a_handshake_under_way_does_not_hold_shutdown_up() {
     assert!(node.terminate().success());
     assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
 }
+
+#[test]
+fn max_clients_counts_both_ports_and_refuses_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "ca");
+    let (cert, key) = make_cert(dir.path(), "ca", "server", false);
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "[limits]\nmax_clients = 2\n").unwrap();
+    let (node, port) = tls_node("tls-full", &cert, &key, &["--config", path(&config)]);
+    let ca = dir.path().join("ca.crt");
+    let mut session = Session::open(port, &ca);
+    assert_eq!(session.command("PING"), "+PONG");
+    // The start-up probe's slot frees as its connection task ends.
+    let _plain = wait_for("a plain client slot", Duration::from_secs(5), || {
+        let client = redis::Client::open(format!("redis://{}/", node.client)).ok()?;
+        let mut con = client.get_connection_with_timeout(Duration::from_secs(1)).ok()?;
+        redis::cmd("PING").query::<String>(&mut con).ok().filter(|pong| pong == "PONG").map(|_| con)
+    });
+    // One TLS and one plain client: the third, over TLS, is told why.
+    let refused = redis_cli(port, &ca, None, &["PING"]).unwrap_or_else(|e| e);
+    assert!(refused.contains("max number of clients reached"), "{refused}");
+    assert_eq!(session.command("PING"), "+PONG");
+}
