@@ -58,10 +58,16 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
                 continue;
             }
         };
+        if protected(&shared, peer) {
+            shared.stats.protected_mode_refusals.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, "refusing a client from beyond loopback: protected mode (no password is set)");
+            refuse(stream, &refusals, &done, PROTECTED_MODE_REPLY);
+            continue;
+        }
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "refusing a client: max_clients reached");
-            refuse(stream, &refusals, &done);
+            refuse(stream, &refusals, &done, MAX_CLIENTS_REPLY);
             continue;
         };
         if let Err(error) = stream.set_nodelay(true) {
@@ -115,15 +121,15 @@ impl Drop for Admitted {
 /// then FIN, and drains what the client already sent so the error is not
 /// lost to a reset; beyond that (a flood), the error is tried once without
 /// waiting and the socket dropped.
-fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, done: &mpsc::Sender<()>) {
+fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, done: &mpsc::Sender<()>, reply: &'static [u8]) {
     let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
-        let _ = stream.try_write(MAX_CLIENTS_REPLY);
+        let _ = stream.try_write(reply);
         return;
     };
     let done = done.clone();
     tokio::spawn(async move {
         let polite = async {
-            stream.write_all(MAX_CLIENTS_REPLY).await?;
+            stream.write_all(reply).await?;
             stream.shutdown().await?;
             let mut sink = [0u8; 1024];
             while stream.read(&mut sink).await? > 0 {}
@@ -135,6 +141,23 @@ fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, done: &mpsc::Sender<
 }
 
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Redis's protected mode, checked at accept as Redis does: while the
+/// default user is on without a password (nothing protects the node), a
+/// client whose address is not loopback is told why and closed.
+fn protected(shared: &Shared, peer: SocketAddr) -> bool {
+    shared.protected_mode && !peer.ip().to_canonical().is_loopback() && shared.users.default_is_open()
+}
+
+/// Redis's `-DENIED` text, naming rumor's ways out.
+const PROTECTED_MODE_REPLY: &[u8] = b"-DENIED rumor is running in protected mode because protected mode is enabled \
+and no password is set for the default user. In this mode connections are only accepted from the loopback \
+interface. If you want to connect from external computers to rumor you may adopt one of the following solutions: \
+1) Set a password for the default user with requirepass or requirepass_file (--requirepass-file) and restart the \
+node. 2) Define users in an ACL file (aclfile, --aclfile) where the default user has a password or is off. \
+3) Disable protected mode with protected_mode = false in the config file or '--protected-mode no', but MAKE SURE \
+rumor is not publicly accessible from the internet if you do so. 4) Listen on a loopback address only. NOTE: You \
+only need to do one of the above things in order for the node to start accepting connections from the outside.\r\n";
 
 /// Refusals handled politely at once.
 const MAX_POLITE_REFUSALS: usize = 64;

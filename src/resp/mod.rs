@@ -10,6 +10,8 @@
 //!   write all replies at once.
 //! - [`parse`] — the incremental request parser (array and inline forms)
 //!   and its limits; `inline` — Redis's quoting rules for inline commands.
+//! - [`acl`] — users, passwords and permissions (Redis's ACL model), the
+//!   ACL file, the AUTH failure throttle.
 //! - `cmd` — command dispatch and the commands, one family per file.
 //! - `reply` — reply encoding; `num` — Redis-strict integers; `glob` —
 //!   Redis's glob matcher for KEYS, SCAN and CONFIG GET.
@@ -18,6 +20,7 @@
 //! applied to the store, then handed to dissemination on the bounded
 //! `writes` channel before the client is answered.
 
+pub mod acl;
 mod cmd;
 mod connection;
 mod glob;

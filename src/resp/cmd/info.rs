@@ -101,6 +101,11 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("total_commands_processed", load(&stats.total_commands_processed)),
                 ("rejected_connections", load(&stats.rejected_connections)),
                 ("protocol_errors", load(&stats.protocol_errors)),
+                ("acl_access_denied_auth", load(&stats.acl_denied_auth)),
+                ("acl_access_denied_cmd", load(&stats.acl_denied_cmd)),
+                ("acl_access_denied_key", load(&stats.acl_denied_key)),
+                ("acl_access_denied_channel", "0".to_owned()),
+                ("protected_mode_refusals", load(&stats.protected_mode_refusals)),
             ],
         ),
         section(
