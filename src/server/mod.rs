@@ -153,6 +153,13 @@ pub async fn run(
              and write every key (asked for with insecure_gossip)"
         );
     }
+    if settings.protected_mode && !listen.ip().is_loopback() && shared.users.default_is_open() {
+        tracing::warn!(
+            %listen,
+            "protected mode: the default user has no password, so only loopback clients are accepted; set \
+             requirepass_file or aclfile, or protected_mode = false on a trusted network"
+        );
+    }
     tracing::info!(name = %settings.name, %id, %listen, %gossip, seeds = ?settings.node.seeds, "node starting");
 
     let mut node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
