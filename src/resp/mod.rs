@@ -12,6 +12,8 @@
 //!   and the idle timeout.
 //! - [`parse`] — the incremental request parser (array and inline forms)
 //!   and its limits; `inline` — Redis's quoting rules for inline commands.
+//! - [`acl`] — users, passwords and permissions (Redis's ACL model), the
+//!   ACL file, the AUTH failure throttle.
 //! - `cmd` — command dispatch and the commands, one family per file.
 //! - `reply` — reply encoding; `output` — a connection's unsent replies,
 //!   large values shared with the store; `num` — Redis-strict integers;
@@ -21,6 +23,7 @@
 //! applied to the store, then handed to dissemination on the bounded
 //! `writes` channel before the client is answered.
 
+pub mod acl;
 mod cmd;
 mod connection;
 mod glob;

@@ -257,6 +257,14 @@ pub struct ClientSnapshot {
     pub output_limit_disconnections: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// AUTHs refused.
+    pub acl_denied_auth: u64,
+    /// Commands refused by a user's command rules.
+    pub acl_denied_cmd: u64,
+    /// Commands refused by a user's key patterns.
+    pub acl_denied_key: u64,
+    /// Connections refused by protected mode.
+    pub protected_mode_refusals: u64,
     /// The data dir's counters, with `--data-dir`.
     pub storage: Option<StorageSnapshot>,
 }
@@ -288,6 +296,10 @@ impl ClientSnapshot {
             protocol_errors: stats.protocol_errors.load(Ordering::Relaxed),
             output_limit_disconnections: stats.output_limit_disconnections.load(Ordering::Relaxed),
             tls_handshake_failures: stats.tls_handshake_failures.load(Ordering::Relaxed),
+            acl_denied_auth: stats.acl_denied_auth.load(Ordering::Relaxed),
+            acl_denied_cmd: stats.acl_denied_cmd.load(Ordering::Relaxed),
+            acl_denied_key: stats.acl_denied_key.load(Ordering::Relaxed),
+            protected_mode_refusals: stats.protected_mode_refusals.load(Ordering::Relaxed),
             storage: shared.storage.as_deref().map(|queue| {
                 let s = queue.stats();
                 StorageSnapshot {
@@ -384,6 +396,34 @@ impl Collector for Snapshot {
             "TLS client connections that failed or timed out in the handshake",
             None,
             c.tls_handshake_failures,
+        )?;
+        counter(
+            &mut e,
+            "acl_access_denied_auth",
+            "AUTHs refused (wrong password, unknown or disabled user)",
+            None,
+            c.acl_denied_auth,
+        )?;
+        counter(
+            &mut e,
+            "acl_access_denied_cmd",
+            "Commands refused by the user's command rules",
+            None,
+            c.acl_denied_cmd,
+        )?;
+        counter(
+            &mut e,
+            "acl_access_denied_key",
+            "Commands refused by the user's key patterns",
+            None,
+            c.acl_denied_key,
+        )?;
+        counter(
+            &mut e,
+            "protected_mode_refusals",
+            "Client connections from beyond loopback refused by protected mode",
+            None,
+            c.protected_mode_refusals,
         )?;
 
         if let Some(s) = self.clients.storage {

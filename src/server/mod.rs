@@ -177,7 +177,9 @@ pub async fn run(
         writes: writes_tx,
         control: control_tx,
         limits: settings.limits.clone(),
-        password: settings.requirepass.clone(),
+        users: crate::resp::acl::Users::new(settings.users.clone()),
+        auth_throttle: crate::resp::acl::throttle::AuthThrottle::new(settings.auth_throttle.clone()),
+        protected_mode: settings.protected_mode,
         stats: ClientStats::default(),
         metrics: metrics.as_ref().map(|m| m.commands().clone()),
         storage: storage_queue.clone(),
@@ -188,6 +190,17 @@ pub async fn run(
             %gossip,
             "insecure gossip: no cluster key, so anyone who can reach the gossip port can join the mesh and read \
              and write every key (asked for with insecure_gossip)"
+        );
+    }
+    if let Some(listen) = listen
+        && settings.protected_mode
+        && !listen.ip().is_loopback()
+        && shared.users.default_is_open()
+    {
+        tracing::warn!(
+            %listen,
+            "protected mode: the default user has no password, so only loopback clients are accepted; set \
+             requirepass_file or aclfile, or protected_mode = false on a trusted network"
         );
     }
     let none = || "none".to_owned();

@@ -103,6 +103,11 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("protocol_errors", load(&stats.protocol_errors)),
                 ("client_output_buffer_limit_disconnections", load(&stats.output_limit_disconnections)),
                 ("tls_handshake_failures", load(&stats.tls_handshake_failures)),
+                ("acl_access_denied_auth", load(&stats.acl_denied_auth)),
+                ("acl_access_denied_cmd", load(&stats.acl_denied_cmd)),
+                ("acl_access_denied_key", load(&stats.acl_denied_key)),
+                ("acl_access_denied_channel", "0".to_owned()),
+                ("protected_mode_refusals", load(&stats.protected_mode_refusals)),
             ],
         ),
         section(
