@@ -3,7 +3,8 @@
 //! [`run`] binds the ports, loads the data dir if there is one (its storage
 //! thread then writes every change), starts the client listener, the gossip
 //! stream acceptor, the metrics endpoint if asked for, and the
-//! [`driver::Driver`] task that owns the core, and on shutdown stops clients
+//! [`driver::Driver`] that owns the core, on a thread of its own
+//! ([`driver_thread`]), and on shutdown stops clients
 //! (in-flight commands finish) and the metrics endpoint first, hands the
 //! clients' last writes to gossip, leaves the mesh, and syncs the data dir.
 //! With a cluster key, every gossip payload is sealed on its way out and
@@ -12,6 +13,7 @@
 pub mod catch_up;
 pub mod clock;
 pub mod driver;
+pub mod driver_thread;
 pub mod envelope;
 pub mod handle;
 pub mod metrics;
@@ -36,7 +38,8 @@ use crate::core::node::Node;
 use crate::core::store::Store;
 use crate::core::version::NodeId;
 use clock::Clock;
-use driver::{Driver, DriverOptions, Inputs};
+use driver::{DriverOptions, Inputs};
+use driver_thread::DriverParts;
 use handle::NodeHandle;
 use metrics::Metrics;
 use shared::{ClientStats, Shared};
@@ -58,6 +61,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The driver's thread or its runtime could not be started.
+    #[error("cannot start the membership thread: {0}")]
+    DriverThread(std::io::Error),
     /// The data dir could not be opened or loaded.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -219,7 +225,9 @@ pub async fn run(
         stream_stats,
         stream_idle_close: settings.streams.idle_timeout / 2,
     };
-    Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
+    let udp = udp.into_std().map_err(|e| bind("gossip", gossip, e))?;
+    let parts = DriverParts { node, udp, clock, options, inputs: Inputs { writes, control, frames } };
+    driver_thread::run(parts, stop, span).await.map_err(ServerError::DriverThread)?;
     acceptor.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;
