@@ -395,7 +395,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn limits() -> ClientLimits {
-        ClientLimits { max_clients: 10, max_inline_bytes: 64, max_bulk_bytes: 1024, max_args: 8, max_key_bytes: 32 }
+        ClientLimits {
+            max_clients: 10,
+            max_inline_bytes: 64,
+            max_bulk_bytes: 1024,
+            max_args: 8,
+            max_key_bytes: 32,
+            maxmemory: 0,
+        }
     }
 
     fn parser() -> Parser {

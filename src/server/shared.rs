@@ -56,6 +56,10 @@ pub struct ClientLimits {
     pub max_args: usize,
     /// Longest key, bytes.
     pub max_key_bytes: usize,
+    /// `maxmemory`, bytes (0: no limit): above it, commands that add data
+    /// are refused with `-OOM`, while reads, deletes and merges from peers
+    /// go on. Compared against [`Store::used_bytes`].
+    pub maxmemory: u64,
 }
 
 impl Default for ClientLimits {
@@ -66,6 +70,7 @@ impl Default for ClientLimits {
             max_bulk_bytes: 64 * 1024 * 1024,
             max_args: 1024 * 1024,
             max_key_bytes: 64 * 1024,
+            maxmemory: 0,
         }
     }
 }
@@ -83,6 +88,14 @@ pub struct ClientStats {
     pub total_commands_processed: AtomicU64,
     /// Connections closed for a protocol error.
     pub protocol_errors: AtomicU64,
+}
+
+impl Shared {
+    /// Whether the store is over `maxmemory`: one atomic read.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.limits.maxmemory;
+        max != 0 && self.store.used_bytes() as u64 > max
+    }
 }
 
 /// State shared by all connection tasks of one node.

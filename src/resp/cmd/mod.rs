@@ -14,7 +14,7 @@
 //! authenticating with plain `AUTH` — the same fallback `-NOPROTO` would
 //! trigger, but one that clients asking for `HELLO 2` handle too.
 
-#[allow(dead_code, reason = "ACL rules and maxmemory read the categories and flags (landing next)")]
+#[allow(dead_code, reason = "ACL rules read the categories (landing next); maxmemory and AUTH read the flags")]
 mod category;
 mod expire;
 mod info;
@@ -79,14 +79,18 @@ pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     flow
 }
 
-/// Checks a known command's arity, then the client's authentication, in
-/// that order as Redis does, and runs it.
+/// Checks a known command's arity, then the client's authentication, then
+/// (for a command that adds data) `maxmemory`, in that order as Redis
+/// does, and runs it.
 async fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
     if !spec.flags.contains(Flags::NO_AUTH) && ctx.session.auth_required(ctx.shared) {
         return Err(CommandError::NoAuth);
+    }
+    if spec.flags.contains(Flags::DENY_OOM) && ctx.shared.over_maxmemory() {
+        return Err(CommandError::fixed("OOM command not allowed when used memory > 'maxmemory'."));
     }
     ctx.session.commands += 1;
     match spec.handler {

@@ -18,7 +18,14 @@ use crate::server::shared::{ClientLimits, ClientStats, Control, InfoSection, Rep
 
 /// Small limits, so tests can reach them.
 pub(crate) fn limits() -> ClientLimits {
-    ClientLimits { max_clients: 64, max_inline_bytes: 1024, max_bulk_bytes: 1 << 20, max_args: 1024, max_key_bytes: 32 }
+    ClientLimits {
+        max_clients: 64,
+        max_inline_bytes: 1024,
+        max_bulk_bytes: 1 << 20,
+        max_args: 1024,
+        max_key_bytes: 32,
+        maxmemory: 0,
+    }
 }
 
 /// The members the stand-in driver reports.
