@@ -214,9 +214,15 @@ mod tests {
         for line in text.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(line.contains(':'), "{line:?}");
         }
-        let used: u64 = text.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap().trim();
+        let per_key = 1 + 1 + crate::core::store::ENTRY_OVERHEAD_BYTES;
+        assert_eq!(field("used_memory"), (2 * per_key).to_string(), "the store's count of a and b");
+        assert_eq!(
+            (field("maxmemory"), field("maxmemory_human"), field("maxmemory_policy")),
+            ("0", "0B", "noeviction")
+        );
         if cfg!(target_os = "linux") {
-            assert!(used > 0);
+            assert!(field("used_memory_rss").parse::<u64>().unwrap() > 0);
         }
         for word in ["all", "everything", "DEFAULT"] {
             assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 7, "{word}");
