@@ -390,6 +390,18 @@ struct Totals {
     bytes: AtomicUsize,
 }
 
+impl Totals {
+    /// An entry of `removed` bytes replaced by one of `added`: one atomic
+    /// step (none for a same-size overwrite), so no reader sees both.
+    fn resize(&self, added: usize, removed: usize) {
+        if added > removed {
+            self.bytes.fetch_add(added - removed, Ordering::Relaxed);
+        } else if removed > added {
+            self.bytes.fetch_sub(removed - added, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What one entry is counted as holding, for `maxmemory` and INFO's
 /// `used_memory`: its key and value bytes plus a fixed overhead for its
 /// hash-table slot (112 bytes, at a load between 7/16 and 7/8), and the
@@ -425,16 +437,17 @@ impl Shard {
     /// Puts `entry`, keeping the tally, digest and store-wide `totals` in step.
     fn put(&mut self, key: Bytes, entry: Entry, slot: Slot, totals: &Totals) {
         self.tally.add(&entry);
-        totals.bytes.fetch_add(footprint(&key, &entry), Ordering::Relaxed);
+        let added = footprint(&key, &entry);
         self.flip(slot, entry_hash(&key, &entry.stamp()));
         match self.map.insert(key.clone(), entry) {
             Some(old) => {
                 self.tally.sub(&old);
-                totals.bytes.fetch_sub(footprint(&key, &old), Ordering::Relaxed);
+                totals.resize(added, footprint(&key, &old));
                 self.flip(slot, entry_hash(&key, &old.stamp()));
             }
             None => {
                 totals.entries.fetch_add(1, Ordering::Relaxed);
+                totals.bytes.fetch_add(added, Ordering::Relaxed);
             }
         }
     }
@@ -1712,7 +1725,8 @@ mod tests {
 
         /// Local writes, deletes, merges, sweeps and clears, as time
         /// passes: every shard's tally always equals a recount of its map,
-        /// and the entry count a count of the entries.
+        /// the entry count a count of the entries, and `used_bytes` the sum
+        /// of their footprints.
         #[test]
         fn tally_stays_exact_under_any_sequence_of_changes(
             steps in proptest::collection::vec((arb_step(), 0u64..500), 0..60),
@@ -1727,6 +1741,7 @@ mod tests {
                 let mut entries = 0;
                 store.for_each_entry(|_, _| entries += 1);
                 prop_assert_eq!(store.entry_count(), entries);
+                prop_assert_eq!(store.used_bytes(), walked_bytes(&store));
             }
         }
 
