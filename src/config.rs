@@ -109,6 +109,8 @@ pub struct FileConfig {
     pub cluster_key_file: Option<PathBuf>,
     /// Gossip on a non-loopback address without a cluster key, knowingly.
     pub insecure_gossip: Option<bool>,
+    /// `maxmemory`: bytes, or a string in Redis's units (`"64mb"`).
+    pub maxmemory: Option<MemorySize>,
     /// `[membership]`.
     #[serde(default)]
     pub membership: MembershipFile,
@@ -327,6 +329,9 @@ pub struct ServeFlags {
     /// Refuse clients from beyond loopback while the default user needs no password (default yes).
     #[arg(long, value_name = "yes|no", value_parser = yes_no)]
     pub protected_mode: Option<bool>,
+    /// Refuse commands that add data once the store holds this much (bytes, or 64mb, 1gb…; 0: no limit).
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    pub maxmemory: Option<u64>,
 }
 
 /// `yes`/`no` (and `true`/`false`), as Redis's boolean options.
@@ -336,6 +341,38 @@ fn yes_no(text: &str) -> Result<bool, String> {
         "no" | "false" => Ok(false),
         _ => Err(format!("expected yes or no, not '{text}'")),
     }
+}
+
+/// A size in the config file: an integer of bytes or a string with one of
+/// Redis's units.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum MemorySize {
+    /// Plain bytes.
+    Bytes(u64),
+    /// `"100kb"`, `"64mb"`, `"1gb"`, …, as [`parse_memory`] reads it.
+    Text(String),
+}
+
+/// A memory size as Redis's config reads one (`memtoll`): digits, then
+/// optionally a unit, any case: `b`; `k`, `m`, `g` for powers of 1000;
+/// `kb`, `mb`, `gb` for powers of 1024.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits);
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return Err(format!("{text:?} is not a size (bytes, or a number with b, k, kb, m, mb, g or gb)")),
+    };
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} does not start with a number of bytes"))?;
+    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// Everything a node needs, validated.
@@ -624,6 +661,13 @@ impl Settings {
         set_ms(&mut s.node.member_gone_after, a.member_gone_after_ms, "anti_entropy.member_gone_after_ms")?;
         set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
+        s.limits.maxmemory = match (flags.maxmemory, file.maxmemory) {
+            (Some(bytes), _) | (None, Some(MemorySize::Bytes(bytes))) => bytes,
+            (None, Some(MemorySize::Text(text))) => {
+                parse_memory(&text).map_err(|reason| invalid("maxmemory", reason))?
+            }
+            (None, None) => 0,
+        };
         let l = file.limits;
         set_limit(&mut s.limits.max_clients, l.max_clients, "limits.max_clients")?;
         set_limit(&mut s.limits.max_inline_bytes, l.max_inline_bytes, "limits.max_inline_bytes")?;
@@ -840,6 +884,34 @@ mod tests {
         let file: FileConfig =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: "t".into(), message: e.to_string() })?;
         Settings::from_parts(file, &ServeFlags::default())
+    }
+
+    #[test]
+    fn maxmemory_reads_bytes_and_redis_units() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("100kb", 100 << 10),
+            ("64mb", 64 << 20),
+            ("1GB", 1 << 30),
+            ("2Mb", 2 << 20),
+            ("5k", 5_000),
+            ("3m", 3_000_000),
+            ("1g", 1_000_000_000),
+            ("7b", 7),
+        ] {
+            assert_eq!(parse_memory(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "mb", "-1mb", "1tb", "1.5gb", "99999999999999999999gb", "1 mb x"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse("maxmemory = \"64mb\"").unwrap().limits.maxmemory, 64 << 20);
+        assert_eq!(parse("maxmemory = 1000").unwrap().limits.maxmemory, 1000);
+        let err = parse("maxmemory = \"lots\"").unwrap_err().to_string();
+        assert!(err.contains("maxmemory"), "{err}");
+        let flags = ServeFlags { maxmemory: Some(5), ..ServeFlags::default() };
+        let file: FileConfig = toml::from_str("maxmemory = \"1gb\"").unwrap();
+        assert_eq!(Settings::from_parts(file, &flags).unwrap().limits.maxmemory, 5, "the flag wins");
     }
 
     #[test]

@@ -156,11 +156,12 @@ impl Driver {
                 () = sleep => self.node.handle_timeout(self.clock.now()),
                 Some(writes_in) = writes.recv() => {
                     batch.extend(writes_in);
-                    // Let the other connection tasks get their writes in
-                    // first: one pass of the scheduler turns many one-entry
-                    // datagrams into a few full ones when clients do not
-                    // pipeline.
-                    tokio::task::yield_now().await;
+                    // Let the connection tasks get their writes in first:
+                    // giving up the CPU once (the driver has a thread of its
+                    // own, so the clients' workers run meanwhile) turns many
+                    // one-entry datagrams into a few full ones when clients
+                    // do not pipeline.
+                    std::thread::yield_now();
                     while batch.len() < self.write_batch_max {
                         match writes.try_recv() {
                             Ok(writes_in) => batch.extend(writes_in),

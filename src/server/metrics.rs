@@ -265,6 +265,10 @@ pub struct ClientSnapshot {
     pub acl_denied_key: u64,
     /// Connections refused by protected mode.
     pub protected_mode_refusals: u64,
+    /// What the store counts as used, bytes (INFO's `used_memory`).
+    pub used_memory: u64,
+    /// `maxmemory`, bytes (0: no limit).
+    pub maxmemory: u64,
     /// The data dir's counters, with `--data-dir`.
     pub storage: Option<StorageSnapshot>,
 }
@@ -300,6 +304,8 @@ impl ClientSnapshot {
             acl_denied_cmd: stats.acl_denied_cmd.load(Ordering::Relaxed),
             acl_denied_key: stats.acl_denied_key.load(Ordering::Relaxed),
             protected_mode_refusals: stats.protected_mode_refusals.load(Ordering::Relaxed),
+            used_memory: shared.store.used_bytes() as u64,
+            maxmemory: shared.limits.maxmemory,
             storage: shared.storage.as_deref().map(|queue| {
                 let s = queue.stats();
                 StorageSnapshot {
@@ -425,6 +431,8 @@ impl Collector for Snapshot {
             None,
             c.protected_mode_refusals,
         )?;
+        gauge(&mut e, "used_memory_bytes", "What the store counts as used, as maxmemory compares it", c.used_memory)?;
+        gauge(&mut e, "maxmemory_bytes", "Store size above which writes get -OOM; 0: no limit", c.maxmemory)?;
 
         if let Some(s) = self.clients.storage {
             gauge(&mut e, "storage_entries_loaded", "Entries loaded from the data dir at start", s.loaded)?;
@@ -681,7 +689,13 @@ mod tests {
             ..NodeSnapshot::default()
         };
         let storage = StorageSnapshot { loaded: 10, written: 42, pending: 3, batches: 6, syncs: 2 };
-        let clients = ClientSnapshot { connected: 4, storage: Some(storage), ..ClientSnapshot::default() };
+        let clients = ClientSnapshot {
+            connected: 4,
+            used_memory: 1234,
+            maxmemory: 4096,
+            storage: Some(storage),
+            ..ClientSnapshot::default()
+        };
         let text = metrics.encode(clients, node).unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
 
@@ -700,6 +714,8 @@ mod tests {
         let le_40us = buckets.iter().find(|b| (b.less_than - 40e-6).abs() < 1e-12).unwrap();
         assert_eq!((le_40us.count, buckets.last().unwrap().count), (5.0, 5.0));
         assert_eq!(value(&s, "rumor_connected_clients", None), 4.0);
+        assert_eq!(value(&s, "rumor_used_memory_bytes", None), 1234.0);
+        assert_eq!(value(&s, "rumor_maxmemory_bytes", None), 4096.0);
         assert_eq!(value(&s, "rumor_members", Some(("state", "alive"))), 2.0);
         assert_eq!(value(&s, "rumor_members", Some(("state", "suspect"))), 0.0);
         assert_eq!(value(&s, "rumor_membership_changes_total", Some(("change", "up"))), 3.0);

@@ -66,6 +66,10 @@ pub struct ClientLimits {
     /// whose unsent replies pass this many bytes is disconnected; 0: no
     /// limit.
     pub output_buffer_limit_bytes: usize,
+    /// `maxmemory`, bytes (0: no limit): above it, commands that add data
+    /// are refused with `-OOM`, while reads, deletes and merges from peers
+    /// go on. Compared against [`Store::used_bytes`].
+    pub maxmemory: u64,
 }
 
 impl Default for ClientLimits {
@@ -78,6 +82,7 @@ impl Default for ClientLimits {
             max_key_bytes: 64 * 1024,
             timeout: None,
             output_buffer_limit_bytes: DEFAULT_OUTPUT_BUFFER_LIMIT_BYTES,
+            maxmemory: 0,
         }
     }
 }
@@ -111,6 +116,14 @@ pub struct ClientStats {
     pub acl_denied_key: AtomicU64,
     /// Connections refused by protected mode.
     pub protected_mode_refusals: AtomicU64,
+}
+
+impl Shared {
+    /// Whether the store is over `maxmemory`: one atomic read.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.limits.maxmemory;
+        max != 0 && self.store.used_bytes() as u64 > max
+    }
 }
 
 /// State shared by all connection tasks of one node.

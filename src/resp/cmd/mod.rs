@@ -83,8 +83,8 @@ pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
 }
 
 /// Checks a known command's arity, then the client's authentication, then
-/// its user's permissions (command, then keys), in that order as Redis 7
-/// does, and runs it.
+/// its user's permissions (command, then keys), then (for a command that
+/// adds data) `maxmemory`, in that order as Redis 7 does, and runs it.
 async fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
@@ -104,6 +104,9 @@ async fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Res
                 return Ok(Flow::Close);
             }
         }
+    }
+    if spec.flags.contains(Flags::DENY_OOM) && ctx.shared.over_maxmemory() {
+        return Err(CommandError::fixed("OOM command not allowed when used memory > 'maxmemory'."));
     }
     ctx.session.commands += 1;
     match spec.handler {
@@ -813,6 +816,33 @@ mod tests {
                 assert!(spec.categories.contains(Categories::WRITE), "{} adds data but is not @write", spec.name);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn over_maxmemory_only_commands_that_add_data_are_refused() {
+        use crate::core::store::ENTRY_OVERHEAD_BYTES;
+        // Two 1-byte keys with 100-byte values fit; a third would not.
+        let maxmemory = 2 * (1 + 100 + ENTRY_OVERHEAD_BYTES) - 1;
+        let mut h = Harness::with_limits(crate::server::shared::ClientLimits {
+            maxmemory: maxmemory as u64,
+            ..super::testkit::limits()
+        });
+        let value = "v".repeat(100);
+        let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        assert_eq!(h.run(&["SET", "a", &value]).await, "+OK\r\n");
+        assert_eq!(h.run(&["SET", "b", &value]).await, "+OK\r\n", "under the limit until a write takes it over");
+        assert_eq!(h.run(&["SET", "c", &value]).await, oom);
+        assert_eq!(h.run(&["MSET", "c", "1"]).await, oom);
+        assert_eq!(h.run(&["SET", "a", "x"]).await, oom, "an overwrite adds data too");
+        assert_eq!(h.run(&["GET", "a"]).await, format!("$100\r\n{value}\r\n"));
+        assert_eq!(h.run(&["EXPIRE", "a", "100"]).await, ":1\r\n");
+        assert_eq!(h.run(&["PERSIST", "a"]).await, ":1\r\n");
+        assert_eq!(h.run(&["DEL", "a"]).await, ":1\r\n");
+        assert_eq!(h.run(&["SET", "c", &value]).await, "+OK\r\n", "a's value is freed");
+        assert_eq!(h.run(&["DEL", "b"]).await, ":1\r\n");
+        // Two tombstones and c: the tombstones still count their keys.
+        assert_eq!(h.shared.store.used_bytes(), 2 * (1 + ENTRY_OVERHEAD_BYTES) + 1 + 100 + ENTRY_OVERHEAD_BYTES);
+        assert_eq!(h.run(&["SET", "d", "1"]).await, oom);
     }
 
     #[tokio::test]

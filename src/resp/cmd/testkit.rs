@@ -125,6 +125,11 @@ impl Harness {
         Self::from_parts((Arc::new(shared), replicated))
     }
 
+    /// A harness with `limits`.
+    pub(crate) fn with_limits(limits: ClientLimits) -> Self {
+        Self::from_parts(shared(limits, None))
+    }
+
     /// A harness whose driver never answers (its control channel is closed).
     pub(crate) fn without_driver() -> Self {
         let (control, _) = mpsc::channel(1);
