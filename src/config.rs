@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::loading::LoadingPolicy;
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
 use crate::core::strangers::StrangerLimits;
@@ -148,6 +149,10 @@ pub struct AntiEntropyFile {
     pub tombstone_ttl_ms: Option<u64>,
     /// See [`NodeConfig::member_gone_after`].
     pub member_gone_after_ms: Option<u64>,
+    /// See [`NodeConfig::loading`].
+    pub loading: Option<LoadingPolicy>,
+    /// See [`NodeConfig::loading_wait`].
+    pub loading_wait_ms: Option<u64>,
 }
 
 /// `[membership]` table.
@@ -376,6 +381,8 @@ impl Default for Settings {
                 tombstone_ttl: Duration::from_secs(24 * 60 * 60),
                 member_gone_after: Duration::from_secs(7 * 24 * 60 * 60),
                 strangers: StrangerLimits::default(),
+                loading: LoadingPolicy::Refuse,
+                loading_wait: Duration::from_secs(10),
                 sabotage: Default::default(),
             },
             limits,
@@ -494,6 +501,8 @@ impl Settings {
         set_ms(&mut s.node.sync_interval, a.sync_interval_ms, "anti_entropy.sync_interval_ms")?;
         set_ms(&mut s.node.tombstone_ttl, a.tombstone_ttl_ms, "anti_entropy.tombstone_ttl_ms")?;
         set_ms(&mut s.node.member_gone_after, a.member_gone_after_ms, "anti_entropy.member_gone_after_ms")?;
+        set_ms(&mut s.node.loading_wait, a.loading_wait_ms, "anti_entropy.loading_wait_ms")?;
+        s.node.loading = a.loading.unwrap_or(s.node.loading);
         set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
         let l = file.limits;

@@ -82,6 +82,8 @@ pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfi
         tombstone_ttl: Duration::from_secs(3600),
         member_gone_after: Duration::from_secs(7 * 24 * 3600),
         strangers: Default::default(),
+        loading: Default::default(),
+        loading_wait: Duration::from_secs(10),
         sabotage: Default::default(),
     }
 }
@@ -707,7 +709,9 @@ fn strangers_may_not_push_sync_or_speak_of_membership() {
     node.handle_datagram(stranger, &stranger_push(stranger), now);
     // A datagram naming a member it does not come from.
     node.handle_datagram(stranger, &stranger_push(member), now);
-    let digests = |sender| Message::SyncDigests { sender, level: 0, nodes: vec![0], digests: vec![0; 16] }.encode();
+    let digests = |sender| {
+        Message::SyncDigests { sender, level: 0, nodes: vec![0], digests: vec![0; 16], caught_up: true }.encode()
+    };
     node.handle_frame(stranger_tcp, &digests(stranger), now);
     // A frame naming a member, from an IP the member is not on.
     node.handle_frame(stranger_tcp, &digests(member), now);
@@ -738,7 +742,8 @@ fn members_are_answered_at_their_gossip_address_from_their_own_ip() {
     let node = cluster.nodes[0].as_mut().unwrap();
     // A stream comes from an ephemeral port of the member's IP.
     let from = SocketAddr::new(member.ip(), 50_001);
-    let digests = Message::SyncDigests { sender: member, level: 0, nodes: vec![0], digests: vec![0; 16] };
+    let digests =
+        Message::SyncDigests { sender: member, level: 0, nodes: vec![0], digests: vec![0; 16], caught_up: true };
     node.handle_frame(from, &digests.encode(), now);
     node.handle_datagram(member, &stranger_push(member), now);
     assert_eq!(node.gossip_stats().strangers_refused, 0);
@@ -818,4 +823,52 @@ fn a_members_entry_from_the_far_future_is_refused_and_writes_stick() {
     assert_eq!(cluster.read(0, "fresh"), None);
     let store = cluster.nodes[0].as_ref().unwrap().store().clone();
     assert_eq!(store.stats().future_refused.load(std::sync::atomic::Ordering::Relaxed), 4);
+}
+
+#[test]
+fn a_fresh_node_counts_matches_only_from_a_caught_up_peer() {
+    use super::loading::CatchUpState;
+    let mut cluster = Cluster::new(2);
+    let now = cluster.time();
+    let node = cluster.nodes[1].as_mut().unwrap();
+    assert_eq!(node.catch_up_remaining(), Some(super::horizon::SUBTREES), "fresh, with a seed: catching up");
+    assert_eq!(node.store().catch_up(), CatchUpState::Refusing);
+    node.restore_members(&[identity(2)], now);
+    let empty = |caught_up| {
+        Message::SyncDigests { sender: addr(2), level: 0, nodes: vec![0], digests: vec![0; 16], caught_up }.encode()
+    };
+    let from = SocketAddr::new(addr(2).ip(), 50_002);
+    node.handle_frame(from, &empty(false), now);
+    assert_eq!(node.gossip_stats().strangers_refused, 0);
+    assert_eq!(
+        node.catch_up_remaining(),
+        Some(super::horizon::SUBTREES),
+        "another fresh node's empty store is not the mesh's"
+    );
+    node.handle_frame(from, &empty(true), now);
+    assert_eq!(node.catch_up_remaining(), None, "a caught-up peer matched every subtree");
+    assert_eq!(node.store().catch_up(), CatchUpState::Done);
+    assert_eq!(cluster.nodes[0].as_ref().unwrap().catch_up_remaining(), None, "a node alone never catches up");
+}
+
+#[test]
+fn a_fresh_node_stops_loading_holding_everything_its_peer_holds() {
+    let mut cluster = Cluster::new(1);
+    let now = cluster.time();
+    let store = cluster.nodes[0].as_ref().unwrap().store().clone();
+    for i in 0..2_000 {
+        let put = Write::Put { value: Bytes::from(format!("v{i}")), expires_at_ms: None };
+        store.update(&Bytes::from(format!("k{i}")), now.wall_ms, |_| (Some(put), ())).unwrap();
+    }
+    let fresh = cluster.add_node();
+    let mut steps = 0;
+    while cluster.nodes[fresh].as_ref().unwrap().catch_up_remaining().is_some() {
+        cluster.run_for(Duration::from_millis(1));
+        steps += 1;
+        assert!(steps < 10_000, "the fresh node never caught up");
+    }
+    assert_eq!(cluster.entries(fresh), cluster.entries(0), "caught up means holding what the peer held");
+    // Its first round (opened on joining) brings the entries, the next one
+    // (a sync interval later, ±25%) matches.
+    assert!(cluster.now < Duration::from_millis(2_600), "caught up at {:?}", cluster.now);
 }

@@ -21,6 +21,7 @@ use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::gossip::{Packed, choose_peers, pack};
 use super::horizon::{Horizon, Presence, SUBTREE_LEVEL, subtrees_under};
 use super::io::{Event, Now, Transmit, Transport};
+use super::loading::{CatchUpEnd, Loading, LoadingPolicy};
 use super::membership::{
     Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
 };
@@ -76,6 +77,12 @@ pub struct NodeConfig {
     /// How often addresses that are not members may talk to us (SWIM, to
     /// join); everything else from them is refused.
     pub strangers: StrangerLimits,
+    /// What clients of a node that started empty get until it has caught
+    /// up with a peer once (see [`Loading`]).
+    pub loading: LoadingPolicy,
+    /// A node catching up gives up, and serves, after this long without
+    /// digests from a peer that has caught up itself.
+    pub loading_wait: Duration,
     /// Deliberate bugs (simulator only; always default in production).
     pub sabotage: Sabotage,
 }
@@ -222,6 +229,10 @@ pub struct Node {
     horizon: Horizon,
     /// Rate limits for addresses that are not members.
     strangers: StrangerGate,
+    /// Whether a node that started empty has caught up with a peer once.
+    loading: Loading,
+    /// Whether the round a catching-up node opens on joining was opened.
+    loading_round_opened: bool,
 }
 
 macro_rules! effects {
@@ -240,6 +251,10 @@ impl Node {
         store.publish_horizons(&horizon.subtree_horizons());
         let membership = Membership::new(identity, &config.swim, swim_rng);
         let strangers = StrangerGate::new(config.strangers);
+        // Alone, or with what it held before, a node has nothing to wait for.
+        let needs_catch_up = !alone && store.entry_count() == 0;
+        let loading = Loading::new(needs_catch_up, config.loading, config.loading_wait, now.mono);
+        store.publish_catch_up(loading.state());
         let mut node = Node {
             config,
             store,
@@ -259,6 +274,8 @@ impl Node {
             pending_leaves: BTreeMap::new(),
             horizon,
             strangers,
+            loading,
+            loading_round_opened: false,
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -349,6 +366,9 @@ impl Node {
                     }
                 }
                 NodeTimer::Sweep => {
+                    if let Some(end) = self.loading.check_wait(now.mono) {
+                        self.caught_up(end);
+                    }
                     self.refresh_horizon(now);
                     let start = self.sweep_cursor;
                     let swept = self.store.sweep(start..start + SWEEP_SHARDS, now.wall_ms);
@@ -445,6 +465,13 @@ impl Node {
         self.membership.is_active()
     }
 
+    /// Subtrees still to be matched by a caught-up peer while the node
+    /// catches up after starting empty; `None` once caught up (or when it
+    /// never had to).
+    pub fn catch_up_remaining(&self) -> Option<usize> {
+        self.loading.remaining()
+    }
+
     /// Whether we are cut off from a mesh that may live on without us: we
     /// lost every other member and some of them failed rather than left,
     /// or we restarted from disk and have not rejoined yet. A node alone
@@ -529,8 +556,11 @@ impl Node {
                 }
             }
             // `peer` is the sender each names, checked by `admit`.
-            Message::SyncDigests { sender: _, level, nodes, digests } => {
-                self.handle_sync_digests(peer, level, &nodes, &digests, now.wall_ms);
+            Message::SyncDigests { sender: _, level, nodes, digests, caught_up } => {
+                if caught_up {
+                    self.loading.heard(now.mono);
+                }
+                self.handle_sync_digests(peer, level, &nodes, &digests, caught_up, now.wall_ms);
             }
             Message::SyncVersions { sender: _, leaves, versions } => self.handle_sync_versions(peer, &leaves, versions),
             Message::SyncWant { sender: _, leaves, key_hashes } => {
@@ -574,26 +604,47 @@ impl Node {
         }
         self.stats.sync_rounds += 1;
         let digests = self.store.children_digests(0, 0);
-        self.send_sync(peer, Message::SyncDigests { sender, level: 0, nodes: vec![0], digests });
+        let caught_up = self.loading.is_done();
+        self.send_sync(peer, Message::SyncDigests { sender, level: 0, nodes: vec![0], digests, caught_up });
     }
 
     /// Compares a peer's digests with ours and answers one level down (or
     /// with entries, at the leaves) only where they differ: the cost of a
     /// round follows the difference, not the store's size.
-    /// `level`, `nodes` and `digests` were checked by [`Message::check_sync`].
-    fn handle_sync_digests(&mut self, peer: SocketAddr, level: u8, nodes: &[u32], digests: &[u64], now_ms: u64) {
+    /// `level`, `nodes` and `digests` were checked by [`Message::check_sync`];
+    /// `caught_up` is the peer's word that it has caught up itself.
+    fn handle_sync_digests(
+        &mut self,
+        peer: SocketAddr,
+        level: u8,
+        nodes: &[u32],
+        digests: &[u64],
+        caught_up: bool,
+        now_ms: u64,
+    ) {
         let mut differing = Vec::new();
+        // A peer catching up learns which subtrees match ours only from
+        // digests we send it: above the subtree level, descend into every
+        // child for it, not only the differing ones, so that it compares
+        // down to the subtrees (one 256-digest message more per round it
+        // opens, only while it catches up).
+        let show_all = !caught_up && self.loading.is_done() && level + 1 < SUBTREE_LEVEL;
         for (node, theirs) in nodes.iter().zip(digests.chunks(TREE_FANOUT as usize)) {
             let ours = self.store.children_digests(level, *node);
             for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
                 let child = node * TREE_FANOUT + i as u32;
-                if a != b {
+                if a != b || show_all {
                     differing.push(child);
-                } else if level < SUBTREE_LEVEL
+                }
+                if a == b
+                    && level < SUBTREE_LEVEL
                     && let Some(subtrees) = subtrees_under(level + 1, child)
                 {
                     // The peer held, when it sent this, what we hold here now.
-                    self.horizon.note_match(peer, subtrees, now_ms);
+                    self.horizon.note_match(peer, subtrees.clone(), now_ms);
+                    if caught_up && let Some(end) = self.loading.note_match(subtrees) {
+                        self.caught_up(end);
+                    }
                 }
             }
         }
@@ -609,7 +660,9 @@ impl Node {
             // next round, which descends to them once these are repaired.
             differing.truncate(self.frame_room(SYNC_DIGESTS_NODE_BYTES).max(1));
             let digests = differing.iter().flat_map(|n| self.store.children_digests(level + 1, *n)).collect();
-            self.send_sync(peer, Message::SyncDigests { sender, level: level + 1, nodes: differing, digests });
+            let caught_up = self.loading.is_done();
+            let message = Message::SyncDigests { sender, level: level + 1, nodes: differing, digests, caught_up };
+            self.send_sync(peer, message);
         }
     }
 
@@ -703,6 +756,20 @@ impl Node {
     /// message beside its fixed part, within the frame limit.
     fn frame_room(&self, item_bytes: usize) -> usize {
         self.config.max_stream_bytes.saturating_sub(SYNC_MESSAGE_OVERHEAD_BYTES) / item_bytes
+    }
+
+    /// The catch-up is over: clients are served from now on.
+    fn caught_up(&mut self, end: CatchUpEnd) {
+        self.store.publish_catch_up(self.loading.state());
+        let held = self.store.entry_count();
+        match end {
+            CatchUpEnd::Matched => tracing::info!(held, "caught up with the mesh: serving clients"),
+            CatchUpEnd::GaveUp => tracing::warn!(
+                held,
+                wait_ms = self.config.loading_wait.as_millis() as u64,
+                "no caught-up peer answered within loading_wait_ms: serving what this node holds"
+            ),
+        }
     }
 
     /// Our member list, cut to what fits the frame limit: records past it
@@ -864,6 +931,15 @@ impl Node {
             // return. Otherwise the others may live on without us.
             if self.membership.any_failed() {
                 self.isolated_since_ms.get_or_insert(now.wall_ms);
+            }
+        }
+        // A node catching up opens its first round as soon as it has a
+        // peer, rather than a sync interval later: until a caught-up peer
+        // has matched it, it serves no client.
+        if !self.loading.is_done() && !self.loading_round_opened && self.membership.is_active() {
+            self.loading_round_opened = true;
+            if let Some(&peer) = choose_peers(self.membership.live_peers(), 1, &[], &mut self.rng).first() {
+                self.start_sync(peer);
             }
         }
         // Taking `since` ends the absence whether or not it was too long.

@@ -32,6 +32,7 @@ use self::category::{Categories, Flags};
 pub(crate) use self::session::Session;
 use super::parse::Args;
 use super::reply;
+use crate::core::loading::CatchUpState;
 use crate::core::store::{Entry, WriteError};
 use crate::server::shared::{Control, Shared};
 use crate::server::storage::StorageFailed;
@@ -88,6 +89,9 @@ async fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Com
     if !spec.flags.contains(Flags::NO_AUTH) && ctx.session.auth_required(ctx.shared) {
         return Err(CommandError::NoAuth);
     }
+    if !spec.flags.contains(Flags::LOADING) && ctx.shared.store.catch_up() == CatchUpState::Refusing {
+        return Err(CommandError::Message(LOADING_ERROR.into()));
+    }
     ctx.session.commands += 1;
     match spec.handler {
         Handler::Get => string::get(args, ctx),
@@ -118,6 +122,10 @@ async fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Com
     }
     .map(|()| Flow::Continue)
 }
+
+/// Redis's reply while it loads its dataset (clients retry on `LOADING`),
+/// for a node catching up from its peers after starting empty.
+const LOADING_ERROR: &str = "LOADING rumor is loading the dataset from its peers";
 
 /// Slots of the per-command metrics: one per command in the table, in
 /// table order, then [`UNKNOWN_SLOT`]. A fixed set, so the metrics' label
