@@ -153,6 +153,8 @@ pub struct AntiEntropyFile {
     pub loading: Option<LoadingPolicy>,
     /// See [`NodeConfig::loading_wait`].
     pub loading_wait_ms: Option<u64>,
+    /// See [`Settings::stop_handoff`]; 0 turns it off.
+    pub stop_handoff_ms: Option<u64>,
 }
 
 /// `[membership]` table.
@@ -298,6 +300,9 @@ pub struct Settings {
     pub insecure_gossip: bool,
     /// Inbound gossip stream limits.
     pub streams: StreamLimits,
+    /// A memory-only node stopping waits at most this long for a live peer
+    /// to hold its last writes; `None`: it does not wait.
+    pub stop_handoff: Option<Duration>,
 }
 
 /// Limits on inbound TCP connections to the gossip port, which anyone who
@@ -395,6 +400,7 @@ impl Default for Settings {
             cluster_keys: None,
             insecure_gossip: false,
             streams: StreamLimits::default(),
+            stop_handoff: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -503,6 +509,9 @@ impl Settings {
         set_ms(&mut s.node.member_gone_after, a.member_gone_after_ms, "anti_entropy.member_gone_after_ms")?;
         set_ms(&mut s.node.loading_wait, a.loading_wait_ms, "anti_entropy.loading_wait_ms")?;
         s.node.loading = a.loading.unwrap_or(s.node.loading);
+        if let Some(ms) = a.stop_handoff_ms {
+            s.stop_handoff = (ms > 0).then(|| Duration::from_millis(ms));
+        }
         set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
         let l = file.limits;

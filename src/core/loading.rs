@@ -10,6 +10,13 @@
 //! loading too says so in its digests and does not count, so two fresh
 //! nodes do not take each other's empty stores as the mesh's.
 //!
+//! A mesh that starts for the first time (or restarts whole, memory only)
+//! has no caught-up node at all. A node catching up therefore also counts
+//! as caught up once every seed is a live member and every live member is
+//! catching up too and has matched it in every subtree: nobody there holds
+//! anything it lacks. A member that caught up, or one that never matched
+//! it, keeps it waiting.
+//!
 //! A node gives up waiting, and counts as caught up, when no caught-up peer
 //! has sent it digests for `wait`: a mesh that restarted empty as a whole
 //! has nobody to catch up with, and a node cut off from every peer serves
@@ -18,6 +25,8 @@
 //! The node only tracks the state; what clients see of it (`-LOADING` or
 //! partial data) is the [`LoadingPolicy`], read from the store.
 
+use ::core::net::SocketAddr; // an address value; the core opens no socket
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::horizon::SUBTREES;
@@ -59,6 +68,30 @@ pub struct Loading {
     /// When digests from a caught-up peer last came (monotonic), or the start.
     last_heard: Duration,
     policy: LoadingPolicy,
+    /// Peers catching up too, and how many subtrees each has matched us in.
+    fresh: BTreeMap<SocketAddr, Matches>,
+    /// Peers that said they caught up.
+    caught_up_peers: std::collections::BTreeSet<SocketAddr>,
+}
+
+/// Which subtrees one peer matched us in.
+#[derive(Debug)]
+struct Matches {
+    seen: Box<[bool; SUBTREES]>,
+    count: usize,
+}
+
+impl Matches {
+    fn note(&mut self, subtrees: std::ops::Range<usize>) {
+        for s in subtrees {
+            if let Some(seen) = self.seen.get_mut(s)
+                && !*seen
+            {
+                *seen = true;
+                self.count += 1;
+            }
+        }
+    }
 }
 
 /// How a catch-up ended.
@@ -66,6 +99,9 @@ pub struct Loading {
 pub enum CatchUpEnd {
     /// Every subtree matched a caught-up peer.
     Matched,
+    /// Every seed is live and every live member is catching up too and
+    /// matched us everywhere: a new mesh.
+    NewMesh,
     /// No caught-up peer sent digests for the whole wait.
     GaveUp,
 }
@@ -80,6 +116,8 @@ impl Loading {
             wait,
             last_heard: now,
             policy,
+            fresh: BTreeMap::new(),
+            caught_up_peers: Default::default(),
         }
     }
 
@@ -97,9 +135,19 @@ impl Loading {
         }
     }
 
-    /// Digests came at `now` from a peer that has caught up.
-    pub fn heard(&mut self, now: Duration) {
+    /// Digests came at `now` from `peer`, which has caught up.
+    pub fn heard(&mut self, peer: SocketAddr, now: Duration) {
         self.last_heard = self.last_heard.max(now);
+        if self.matched.is_some() {
+            self.caught_up_peers.insert(peer);
+        }
+    }
+
+    /// Whether a round with `peer` may still teach us something the
+    /// regular rounds would not: it is neither known caught up (the regular
+    /// rounds reach it) nor a fresh peer that matched us everywhere.
+    pub fn worth_a_round(&self, peer: &SocketAddr) -> bool {
+        !self.caught_up_peers.contains(peer) && !self.fresh_matched(peer)
     }
 
     /// A caught-up peer matched us in `subtrees`; returns whether that
@@ -116,8 +164,39 @@ impl Loading {
         }
         (self.remaining == 0).then(|| {
             self.matched = None;
+            self.fresh.clear();
+            self.caught_up_peers.clear();
             CatchUpEnd::Matched
         })
+    }
+
+    /// `peer`, catching up too, matched us in `subtrees`.
+    pub fn note_fresh_match(&mut self, peer: SocketAddr, subtrees: std::ops::Range<usize>) {
+        if self.matched.is_none() {
+            return;
+        }
+        self.fresh
+            .entry(peer)
+            .or_insert_with(|| Matches { seen: Box::new([false; SUBTREES]), count: 0 })
+            .note(subtrees);
+    }
+
+    /// Whether `peer` is catching up too and matched us everywhere.
+    pub fn fresh_matched(&self, peer: &SocketAddr) -> bool {
+        self.fresh.get(peer).is_some_and(|m| m.count == SUBTREES)
+    }
+
+    /// Ends the catch-up as a new mesh if every one of `live` (the live
+    /// members, every seed among them) is catching up too and matched us
+    /// everywhere.
+    pub fn check_new_mesh(&mut self, live: &[SocketAddr]) -> Option<CatchUpEnd> {
+        if self.matched.is_none() || live.is_empty() || !live.iter().all(|p| self.fresh_matched(p)) {
+            return None;
+        }
+        self.matched = None;
+        self.fresh.clear();
+        self.caught_up_peers.clear();
+        Some(CatchUpEnd::NewMesh)
     }
 
     /// Gives up if no caught-up peer has sent digests for the whole wait.
@@ -126,6 +205,8 @@ impl Loading {
             return None;
         }
         self.matched = None;
+        self.fresh.clear();
+        self.caught_up_peers.clear();
         Some(CatchUpEnd::GaveUp)
     }
 
@@ -160,11 +241,25 @@ mod tests {
         let mut loading = Loading::new(true, LoadingPolicy::Serve, secs(10), secs(0));
         assert_eq!(loading.state(), CatchUpState::Serving);
         assert_eq!(loading.check_wait(secs(9)), None);
-        loading.heard(secs(9));
+        loading.heard(SocketAddr::from(([127, 0, 0, 1], 1)), secs(9));
         assert_eq!(loading.check_wait(secs(18)), None, "heard from a caught-up peer at 9 s");
         assert_eq!(loading.check_wait(secs(19)), Some(CatchUpEnd::GaveUp));
         assert!(loading.is_done());
         assert_eq!(loading.check_wait(secs(100)), None);
+    }
+
+    #[test]
+    fn a_new_mesh_is_every_live_member_catching_up_and_matched_everywhere() {
+        let (a, b) = (SocketAddr::from(([127, 0, 0, 1], 1)), SocketAddr::from(([127, 0, 0, 1], 2)));
+        let mut loading = Loading::new(true, LoadingPolicy::Refuse, secs(10), secs(0));
+        assert_eq!(loading.check_new_mesh(&[]), None, "nobody live");
+        loading.note_fresh_match(a, 0..256);
+        loading.note_fresh_match(b, 0..255);
+        assert_eq!(loading.check_new_mesh(&[a, b]), None, "b has not matched subtree 255");
+        assert_eq!(loading.remaining(), Some(256), "fresh matches are not catch-up matches");
+        loading.note_fresh_match(b, 255..256);
+        assert_eq!(loading.check_new_mesh(&[a, b]), Some(CatchUpEnd::NewMesh));
+        assert!(loading.is_done());
     }
 
     #[test]

@@ -218,6 +218,7 @@ pub async fn run(
         auth_failures,
         stream_stats,
         stream_idle_close: settings.streams.idle_timeout / 2,
+        handoff_wait: settings.stop_handoff.filter(|_| data_dir.is_none()),
     };
     Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
     acceptor.abort();
