@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::loading::LoadingPolicy;
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
 use crate::core::strangers::StrangerLimits;
@@ -198,6 +199,12 @@ pub struct AntiEntropyFile {
     pub tombstone_ttl_ms: Option<u64>,
     /// See [`NodeConfig::member_gone_after`].
     pub member_gone_after_ms: Option<u64>,
+    /// See [`NodeConfig::loading`].
+    pub loading: Option<LoadingPolicy>,
+    /// See [`NodeConfig::loading_wait`].
+    pub loading_wait_ms: Option<u64>,
+    /// See [`Settings::stop_handoff`]; 0 turns it off.
+    pub stop_handoff_ms: Option<u64>,
 }
 
 /// `[membership]` table.
@@ -425,6 +432,9 @@ pub struct Settings {
     pub insecure_gossip: bool,
     /// Inbound gossip stream limits.
     pub streams: StreamLimits,
+    /// A memory-only node stopping waits at most this long for a live peer
+    /// to hold its last writes; `None`: it does not wait.
+    pub stop_handoff: Option<Duration>,
     /// The TLS client port; `None`: none.
     pub tls: Option<TlsSettings>,
 }
@@ -525,6 +535,8 @@ impl Default for Settings {
                 tombstone_ttl: Duration::from_secs(24 * 60 * 60),
                 member_gone_after: Duration::from_secs(7 * 24 * 60 * 60),
                 strangers: StrangerLimits::default(),
+                loading: LoadingPolicy::Refuse,
+                loading_wait: Duration::from_secs(10),
                 sabotage: Default::default(),
             },
             limits,
@@ -539,6 +551,7 @@ impl Default for Settings {
             insecure_gossip: false,
             streams: StreamLimits::default(),
             tls: None,
+            stop_handoff: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -659,6 +672,11 @@ impl Settings {
         set_ms(&mut s.node.sync_interval, a.sync_interval_ms, "anti_entropy.sync_interval_ms")?;
         set_ms(&mut s.node.tombstone_ttl, a.tombstone_ttl_ms, "anti_entropy.tombstone_ttl_ms")?;
         set_ms(&mut s.node.member_gone_after, a.member_gone_after_ms, "anti_entropy.member_gone_after_ms")?;
+        set_ms(&mut s.node.loading_wait, a.loading_wait_ms, "anti_entropy.loading_wait_ms")?;
+        s.node.loading = a.loading.unwrap_or(s.node.loading);
+        if let Some(ms) = a.stop_handoff_ms {
+            s.stop_handoff = (ms > 0).then(|| Duration::from_millis(ms));
+        }
         set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
         s.limits.maxmemory = match (flags.maxmemory, file.maxmemory) {

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -22,6 +22,7 @@ use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, entry_hash, key_hash, l
 
 use super::hlc::{DriftExceeded, Hlc};
 use super::horizon::SUBTREES;
+use super::loading::CatchUpState;
 use super::sabotage::Sabotage;
 use super::version::{DeadlineStamp, EntryStamp, NodeId, Timestamp, Version};
 use super::wire::entry_size_bound;
@@ -512,6 +513,9 @@ pub struct Store {
     max_version_ahead_ms: u64,
     /// Where changes go to be made durable; `None` keeps the store in memory only.
     change_log: Option<Arc<dyn ChangeLog>>,
+    /// Whether clients may be served yet, as the node publishes it (see
+    /// [`Loading`](super::loading::Loading)): a [`CatchUpState`] as a byte.
+    catch_up: AtomicU8,
 }
 
 /// The keyspace as INFO's `db0` line shows it.
@@ -569,6 +573,7 @@ impl Store {
             horizons: (0..SUBTREES).map(|_| AtomicU64::new(u64::MAX)).collect(),
             max_version_ahead_ms: DEFAULT_MAX_VERSION_AHEAD_MS,
             change_log: None,
+            catch_up: AtomicU8::new(CatchUpState::Done as u8),
         }
     }
 
@@ -629,6 +634,20 @@ impl Store {
     pub fn publish_horizons(&self, horizons: &[u64; SUBTREES]) {
         for (published, &h) in self.horizons.iter().zip(horizons.iter()) {
             published.store(h, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the node's catch-up state, which decides what clients get.
+    pub fn publish_catch_up(&self, state: CatchUpState) {
+        self.catch_up.store(state as u8, Ordering::Release);
+    }
+
+    /// Whether the node is still catching up, and what clients get meanwhile.
+    pub fn catch_up(&self) -> CatchUpState {
+        match self.catch_up.load(Ordering::Acquire) {
+            s if s == CatchUpState::Refusing as u8 => CatchUpState::Refusing,
+            s if s == CatchUpState::Serving as u8 => CatchUpState::Serving,
+            _ => CatchUpState::Done,
         }
     }
 

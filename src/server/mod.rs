@@ -287,6 +287,7 @@ pub async fn run(
         auth_failures,
         stream_stats,
         stream_idle_close: settings.streams.idle_timeout / 2,
+        handoff_wait: settings.stop_handoff.filter(|_| data_dir.is_none()),
     };
     let udp = udp.into_std().map_err(|e| bind("gossip", gossip, e))?;
     let parts = DriverParts { node, udp, clock, options, inputs: Inputs { writes, control, frames } };

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::{CommandError, Ctx};
+use crate::core::loading::CatchUpState;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 use crate::server::shared::{Control, InfoSection};
@@ -97,7 +98,7 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("maxmemory_policy", "noeviction".to_owned()),
             ],
         ),
-        persistence(shared.storage.as_deref()),
+        persistence(shared.storage.as_deref(), shared.store.catch_up()),
         section(
             "Stats",
             [
@@ -122,16 +123,25 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
 }
 
 /// The data dir's state; memory-only nodes say so with an empty `data_dir`.
-fn persistence(storage: Option<&ChangeQueue>) -> InfoSection {
+/// `loading:1` while the node catches up from its peers and refuses keys
+/// (Redis's field while it loads), `async_loading:1` while it catches up
+/// and serves what it has (Redis's, for serving old data while loading).
+fn persistence(storage: Option<&ChangeQueue>, catch_up: CatchUpState) -> InfoSection {
+    let loading = u8::from(catch_up == CatchUpState::Refusing).to_string();
+    let async_loading = u8::from(catch_up == CatchUpState::Serving).to_string();
     let Some(storage) = storage else {
-        return section("Persistence", [("loading", "0".to_owned()), ("data_dir", String::new())]);
+        return section(
+            "Persistence",
+            [("loading", loading), ("async_loading", async_loading), ("data_dir", String::new())],
+        );
     };
     let stats = storage.stats();
     let status = if storage.has_failed() { "err" } else { "ok" };
     section(
         "Persistence",
         [
-            ("loading", "0".to_owned()),
+            ("loading", loading),
+            ("async_loading", async_loading),
             ("data_dir", storage.dir().display().to_string()),
             ("fsync", storage.fsync().to_string()),
             ("entries_loaded", load(&stats.loaded)),

@@ -34,6 +34,7 @@ use super::acl::entries as acl_entries;
 use super::output::Output;
 use super::parse::Args;
 use super::reply;
+use crate::core::loading::CatchUpState;
 use crate::core::store::{Entry, WriteError};
 use crate::server::shared::{Control, Shared};
 use crate::server::storage::StorageFailed;
@@ -108,6 +109,9 @@ async fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Res
     if spec.flags.contains(Flags::DENY_OOM) && ctx.shared.over_maxmemory() {
         return Err(CommandError::fixed("OOM command not allowed when used memory > 'maxmemory'."));
     }
+    if !spec.flags.contains(Flags::LOADING) && ctx.shared.store.catch_up() == CatchUpState::Refusing {
+        return Err(CommandError::Message(LOADING_ERROR.into()));
+    }
     ctx.session.commands += 1;
     match spec.handler {
         Handler::Get => string::get(args, ctx),
@@ -179,6 +183,10 @@ fn permitted(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Res
     }
     Ok(())
 }
+
+/// Redis's reply while it loads its dataset (clients retry on `LOADING`),
+/// for a node catching up from its peers after starting empty.
+const LOADING_ERROR: &str = "LOADING rumor is loading the dataset from its peers";
 
 /// Slots of the per-command metrics: one per command in the table, in
 /// table order, then [`UNKNOWN_SLOT`]. A fixed set, so the metrics' label
