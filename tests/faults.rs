@@ -68,6 +68,9 @@ impl Scenario {
             lab.start(i, &[0, hosts - 1]);
         }
         wait_mesh(&lab, hosts, &[]);
+        for i in 0..hosts {
+            lab.wait_serving(i);
+        }
         let history = Arc::new(History::default());
         let stop = Arc::new(AtomicBool::new(false));
         let writers = (0..CLIENTS).map(|c| spawn_writer(&lab, hosts, c, history.clone(), stop.clone())).collect();

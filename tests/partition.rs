@@ -55,6 +55,9 @@ fn split_and_heal(hosts: usize) -> Option<(Duration, Duration)> {
             wait_for("the mesh to form", Duration::from_secs(20), || sees(&lab, i, j, "alive").then_some(()));
         }
     }
+    for i in 0..hosts {
+        lab.wait_serving(i);
+    }
     let () = lab.connect(0).set("doomed", "old").unwrap();
     wait_for("doomed everywhere", Duration::from_secs(2), || {
         (0..hosts).all(|i| lab.connect(i).get::<_, Option<String>>("doomed").unwrap().is_some()).then_some(())

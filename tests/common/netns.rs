@@ -156,6 +156,18 @@ impl Lab {
         });
     }
 
+    /// Waits until host `i`'s node has caught up and serves keys
+    /// (`loading:0`): a node that starts empty with seeds answers
+    /// `-LOADING` until then.
+    pub fn wait_serving(&self, i: usize) {
+        let client = self.client(i);
+        wait_for("a node in its namespace to serve keys", Duration::from_secs(30), || {
+            let mut con = redis::Client::open(format!("redis://{client}")).ok()?.get_connection().ok()?;
+            let text: String = redis::cmd("INFO").arg("persistence").query(&mut con).ok()?;
+            text.lines().any(|l| l.trim() == "loading:0").then_some(())
+        });
+    }
+
     /// `kill -9` of host `i`'s node.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].take() {
