@@ -71,7 +71,7 @@ fn a_data_dir_that_is_not_written_loses_acknowledged_writes() {
 /// writes taken only by a host cut off that long are discarded.
 #[test]
 fn ttl_only_garbage_collection_loses_writes_across_a_long_partition() {
-    let (seed, duration, faults) = (4, Duration::from_secs(30), "crash,partition");
+    let (seed, duration, faults) = (12, Duration::from_secs(30), "crash,partition");
     let healthy = run_seed(seed, duration, None, 16, faults);
     assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
     assert!(healthy.report.contains("1 held for 2 to 4 tombstone TTLs"), "{}", healthy.report);
