@@ -104,7 +104,8 @@ pub fn render(input: &ReportInput<'_>) -> String {
         m.writes, m.excused, m.reads, m.refused
     );
     let replies: Vec<String> = m.replies.iter().map(|(kind, n)| format!("{kind} ×{n}")).collect();
-    let _ = writeln!(out, "replies: {}", replies.join(", "));
+    let by_command: Vec<String> = m.writes_by_command.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    let _ = writeln!(out, "  writes by command: {}; replies: {}", by_command.join(", "), replies.join(", "));
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for v in input.violations {
         *counts.entry(v.checker).or_default() += 1;

@@ -282,6 +282,8 @@ pub struct History {
     pub empty_deletes: u64,
     /// Replies, by command and kind (see [`reply_kind`]).
     pub replies: BTreeMap<String, u64>,
+    /// Acknowledged writes, by the command that made them.
+    pub writes_by_command: BTreeMap<&'static str, usize>,
     last_seq: u64,
 }
 

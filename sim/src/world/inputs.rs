@@ -145,6 +145,7 @@ impl World {
         }
         let mut payload = command;
         payload.extend_from_slice(&executed.reply);
+        *self.history.writes_by_command.entry(op.name()).or_default() += executed.writes.len();
         for (key, entry) in executed.writes {
             payload.extend_from_slice(&entry.version.timestamp.packed().to_le_bytes());
             payload.extend_from_slice(entry.version.writer.uuid().as_bytes());
