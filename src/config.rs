@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::loading::LoadingPolicy;
 use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
 use crate::core::strangers::StrangerLimits;
 use crate::core::wire::SYNC_MESSAGE_OVERHEAD_BYTES;
+use crate::resp::acl::{AuthThrottleLimits, UserSource};
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::shared::ClientLimits;
 use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
@@ -86,6 +88,12 @@ pub struct FileConfig {
     pub seeds: Option<Vec<SocketAddr>>,
     /// Client password.
     pub requirepass: Option<String>,
+    /// File holding the client password.
+    pub requirepass_file: Option<PathBuf>,
+    /// ACL file (Redis's syntax) defining the users.
+    pub aclfile: Option<PathBuf>,
+    /// Refuse non-loopback clients while nothing needs a password.
+    pub protected_mode: Option<bool>,
     /// Log format.
     pub log_format: Option<LogFormat>,
     /// Largest clock lead of a peer that may move our clock, ms.
@@ -102,6 +110,8 @@ pub struct FileConfig {
     pub cluster_key_file: Option<PathBuf>,
     /// Gossip on a non-loopback address without a cluster key, knowingly.
     pub insecure_gossip: Option<bool>,
+    /// `maxmemory`: bytes, or a string in Redis's units (`"64mb"`).
+    pub maxmemory: Option<MemorySize>,
     /// `[membership]`.
     #[serde(default)]
     pub membership: MembershipFile,
@@ -120,6 +130,9 @@ pub struct FileConfig {
     /// `[tls]`.
     #[serde(default)]
     pub tls: TlsFile,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthFile,
 }
 
 /// `[tls]` table: a TLS client port.
@@ -138,6 +151,22 @@ pub struct TlsFile {
     pub handshake_timeout_ms: Option<u64>,
     /// See [`TlsSettings::only`].
     pub only: Option<bool>,
+}
+
+/// `[auth]` table: how failed AUTHs are slowed down.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// See [`AuthThrottleLimits::failures_before_delay`].
+    pub failures_before_delay: Option<u32>,
+    /// See [`AuthThrottleLimits::delay`].
+    pub failure_delay_ms: Option<u64>,
+    /// See [`AuthThrottleLimits::delay_max`].
+    pub failure_delay_max_ms: Option<u64>,
+    /// See [`AuthThrottleLimits::forget_after`].
+    pub forget_failures_after_ms: Option<u64>,
+    /// See [`AuthThrottleLimits::addresses_max`].
+    pub addresses_max: Option<usize>,
 }
 
 /// `[gossip_streams]` table: inbound TCP connections to the gossip port.
@@ -170,6 +199,12 @@ pub struct AntiEntropyFile {
     pub tombstone_ttl_ms: Option<u64>,
     /// See [`NodeConfig::member_gone_after`].
     pub member_gone_after_ms: Option<u64>,
+    /// See [`NodeConfig::loading`].
+    pub loading: Option<LoadingPolicy>,
+    /// See [`NodeConfig::loading_wait`].
+    pub loading_wait_ms: Option<u64>,
+    /// See [`Settings::stop_handoff`]; 0 turns it off.
+    pub stop_handoff_ms: Option<u64>,
 }
 
 /// `[membership]` table.
@@ -292,6 +327,59 @@ pub struct ServeFlags {
     /// Serve clients over TLS only: no plain --listen port.
     #[arg(long)]
     pub tls_only: bool,
+    /// The default user's password is the content of FILE (without its trailing newline).
+    #[arg(long, value_name = "FILE")]
+    pub requirepass_file: Option<PathBuf>,
+    /// Users, passwords and permissions from FILE, in Redis's ACL file syntax.
+    #[arg(long, value_name = "FILE")]
+    pub aclfile: Option<PathBuf>,
+    /// Refuse clients from beyond loopback while the default user needs no password (default yes).
+    #[arg(long, value_name = "yes|no", value_parser = yes_no)]
+    pub protected_mode: Option<bool>,
+    /// Refuse commands that add data once the store holds this much (bytes, or 64mb, 1gb…; 0: no limit).
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    pub maxmemory: Option<u64>,
+}
+
+/// `yes`/`no` (and `true`/`false`), as Redis's boolean options.
+fn yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("expected yes or no, not '{text}'")),
+    }
+}
+
+/// A size in the config file: an integer of bytes or a string with one of
+/// Redis's units.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum MemorySize {
+    /// Plain bytes.
+    Bytes(u64),
+    /// `"100kb"`, `"64mb"`, `"1gb"`, …, as [`parse_memory`] reads it.
+    Text(String),
+}
+
+/// A memory size as Redis's config reads one (`memtoll`): digits, then
+/// optionally a unit, any case: `b`; `k`, `m`, `g` for powers of 1000;
+/// `kb`, `mb`, `gb` for powers of 1024.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits);
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return Err(format!("{text:?} is not a size (bytes, or a number with b, k, kb, m, mb, g or gb)")),
+    };
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} does not start with a number of bytes"))?;
+    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// Everything a node needs, validated.
@@ -305,8 +393,13 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     /// Node name.
     pub name: String,
-    /// Client password.
-    pub requirepass: Option<String>,
+    /// The users clients authenticate as: `default` (with `requirepass`,
+    /// or open) or the ACL file's.
+    pub users: UserSource,
+    /// Redis's protected mode.
+    pub protected_mode: bool,
+    /// How failed AUTHs are slowed down.
+    pub auth_throttle: AuthThrottleLimits,
     /// Log format.
     pub log_format: LogFormat,
     /// Largest clock lead of a peer that may move our clock, ms.
@@ -339,6 +432,9 @@ pub struct Settings {
     pub insecure_gossip: bool,
     /// Inbound gossip stream limits.
     pub streams: StreamLimits,
+    /// A memory-only node stopping waits at most this long for a live peer
+    /// to hold its last writes; `None`: it does not wait.
+    pub stop_handoff: Option<Duration>,
     /// The TLS client port; `None`: none.
     pub tls: Option<TlsSettings>,
 }
@@ -409,7 +505,9 @@ impl Default for Settings {
             gossip: SocketAddr::from(([127, 0, 0, 1], 7946)),
             metrics: None,
             name: String::new(),
-            requirepass: None,
+            users: UserSource::default_user(None),
+            protected_mode: true,
+            auth_throttle: AuthThrottleLimits::default(),
             log_format: LogFormat::Text,
             max_clock_drift_ms: 500,
             max_version_ahead_ms: crate::core::store::DEFAULT_MAX_VERSION_AHEAD_MS,
@@ -437,6 +535,8 @@ impl Default for Settings {
                 tombstone_ttl: Duration::from_secs(24 * 60 * 60),
                 member_gone_after: Duration::from_secs(7 * 24 * 60 * 60),
                 strangers: StrangerLimits::default(),
+                loading: LoadingPolicy::Refuse,
+                loading_wait: Duration::from_secs(10),
                 sabotage: Default::default(),
             },
             limits,
@@ -451,6 +551,7 @@ impl Default for Settings {
             insecure_gossip: false,
             streams: StreamLimits::default(),
             tls: None,
+            stop_handoff: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -473,6 +574,7 @@ impl Settings {
     /// Builds settings from a parsed file and flags (flags win).
     pub fn from_parts(file: FileConfig, flags: &ServeFlags) -> Result<Settings, ConfigError> {
         let mut s = Settings::default();
+        let users = users(&file, flags)?;
         s.listen = flags.listen.or(file.listen).unwrap_or(s.listen);
         s.gossip = flags.gossip.or(file.gossip).unwrap_or(s.gossip);
         s.metrics = flags.metrics.or(file.metrics).or(s.metrics);
@@ -480,8 +582,21 @@ impl Settings {
         if s.name.is_empty() || s.name.len() > MAX_NAME_BYTES || s.name.contains(char::is_whitespace) {
             return Err(invalid("name", format!("must be 1 to {MAX_NAME_BYTES} bytes without spaces")));
         }
+        s.users = users;
         s.node.seeds = if flags.seeds.is_empty() { file.seeds.unwrap_or_default() } else { flags.seeds.clone() };
-        s.requirepass = file.requirepass.filter(|p| !p.is_empty());
+        s.protected_mode = flags.protected_mode.or(file.protected_mode).unwrap_or(true);
+        let au = &file.auth;
+        let at = &mut s.auth_throttle;
+        if let Some(n) = au.failures_before_delay {
+            at.failures_before_delay = n;
+        }
+        set_ms(&mut at.delay, au.failure_delay_ms, "auth.failure_delay_ms")?;
+        set_ms(&mut at.delay_max, au.failure_delay_max_ms, "auth.failure_delay_max_ms")?;
+        set_ms(&mut at.forget_after, au.forget_failures_after_ms, "auth.forget_failures_after_ms")?;
+        set_limit(&mut at.addresses_max, au.addresses_max, "auth.addresses_max")?;
+        if at.delay_max < at.delay {
+            return Err(invalid("auth.failure_delay_max_ms", "must be at least auth.failure_delay_ms".into()));
+        }
         s.log_format = flags.log_format.or(file.log_format).unwrap_or_default();
         s.data_dir = flags.data_dir.clone().or(file.data_dir);
         if s.data_dir.as_ref().is_some_and(|dir| dir.as_os_str().is_empty()) {
@@ -557,8 +672,20 @@ impl Settings {
         set_ms(&mut s.node.sync_interval, a.sync_interval_ms, "anti_entropy.sync_interval_ms")?;
         set_ms(&mut s.node.tombstone_ttl, a.tombstone_ttl_ms, "anti_entropy.tombstone_ttl_ms")?;
         set_ms(&mut s.node.member_gone_after, a.member_gone_after_ms, "anti_entropy.member_gone_after_ms")?;
+        set_ms(&mut s.node.loading_wait, a.loading_wait_ms, "anti_entropy.loading_wait_ms")?;
+        s.node.loading = a.loading.unwrap_or(s.node.loading);
+        if let Some(ms) = a.stop_handoff_ms {
+            s.stop_handoff = (ms > 0).then(|| Duration::from_millis(ms));
+        }
         set_limit(&mut s.node.sync_budget_bytes, a.sync_budget_bytes, "anti_entropy.sync_budget_bytes")?;
 
+        s.limits.maxmemory = match (flags.maxmemory, file.maxmemory) {
+            (Some(bytes), _) | (None, Some(MemorySize::Bytes(bytes))) => bytes,
+            (None, Some(MemorySize::Text(text))) => {
+                parse_memory(&text).map_err(|reason| invalid("maxmemory", reason))?
+            }
+            (None, None) => 0,
+        };
         let l = file.limits;
         set_limit(&mut s.limits.max_clients, l.max_clients, "limits.max_clients")?;
         set_limit(&mut s.limits.max_inline_bytes, l.max_inline_bytes, "limits.max_inline_bytes")?;
@@ -679,6 +806,42 @@ fn tls_settings(file: TlsFile, flags: &ServeFlags) -> Result<Option<TlsSettings>
     Ok(Some(TlsSettings { listen, files, handshake_timeout, only }))
 }
 
+/// The users from `requirepass`, `requirepass_file` or `aclfile` (at
+/// most one of them). Files are read now, so a bad one refuses start.
+fn users(file: &FileConfig, flags: &ServeFlags) -> Result<UserSource, ConfigError> {
+    let password = file.requirepass.clone().filter(|p| !p.is_empty());
+    let password_file = flags.requirepass_file.clone().or_else(|| file.requirepass_file.clone());
+    let aclfile = flags.aclfile.clone().or_else(|| file.aclfile.clone());
+    if password.is_some() && password_file.is_some() {
+        return Err(invalid("requirepass_file", "cannot be used with requirepass: give one of them".into()));
+    }
+    if let Some(path) = aclfile {
+        if password.is_some() || password_file.is_some() {
+            let option = if password.is_some() { "requirepass" } else { "requirepass_file" };
+            let reason = "cannot be used with aclfile: give the default user its password in the ACL file \
+                          (user default on >password ~* &* +@all)";
+            return Err(invalid(option, reason.into()));
+        }
+        return UserSource::aclfile(&path).map_err(|e| invalid("aclfile", e.to_string()));
+    }
+    let password = match password_file {
+        None => password,
+        Some(path) => Some(read_password_file(&path)?),
+    };
+    Ok(UserSource::default_user(password.as_deref()))
+}
+
+/// A password file's content without its trailing newline (`\n` or `\r\n`).
+fn read_password_file(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("requirepass_file", format!("cannot read {}: {e}", path.display())))?;
+    let password = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+    if password.is_empty() {
+        return Err(invalid("requirepass_file", format!("{} is empty: it must hold the password", path.display())));
+    }
+    Ok(password.to_owned())
+}
+
 /// Parses a config file, naming the file and the key on error.
 pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
@@ -742,6 +905,34 @@ mod tests {
     }
 
     #[test]
+    fn maxmemory_reads_bytes_and_redis_units() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("100kb", 100 << 10),
+            ("64mb", 64 << 20),
+            ("1GB", 1 << 30),
+            ("2Mb", 2 << 20),
+            ("5k", 5_000),
+            ("3m", 3_000_000),
+            ("1g", 1_000_000_000),
+            ("7b", 7),
+        ] {
+            assert_eq!(parse_memory(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "mb", "-1mb", "1tb", "1.5gb", "99999999999999999999gb", "1 mb x"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse("maxmemory = \"64mb\"").unwrap().limits.maxmemory, 64 << 20);
+        assert_eq!(parse("maxmemory = 1000").unwrap().limits.maxmemory, 1000);
+        let err = parse("maxmemory = \"lots\"").unwrap_err().to_string();
+        assert!(err.contains("maxmemory"), "{err}");
+        let flags = ServeFlags { maxmemory: Some(5), ..ServeFlags::default() };
+        let file: FileConfig = toml::from_str("maxmemory = \"1gb\"").unwrap();
+        assert_eq!(Settings::from_parts(file, &flags).unwrap().limits.maxmemory, 5, "the flag wins");
+    }
+
+    #[test]
     fn example_config_documents_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node.toml");
         let file = read_file(&path).unwrap();
@@ -753,7 +944,8 @@ mod tests {
         assert_eq!(format!("{:?}", s.limits), format!("{:?}", d.limits));
         assert_eq!((s.write_batch_max, s.write_queue), (d.write_batch_max, d.write_queue));
         assert_eq!(s.socket_buffer_bytes, d.socket_buffer_bytes);
-        assert_eq!(s.requirepass, None);
+        assert!(s.users.aclfile_path().is_none() && s.protected_mode);
+        assert_eq!(s.auth_throttle, d.auth_throttle);
         assert_eq!((&s.data_dir, s.fsync, s.stale_data), (&d.data_dir, d.fsync, d.stale_data));
         assert_eq!((&s.streams, s.insecure_gossip), (&d.streams, d.insecure_gossip));
     }

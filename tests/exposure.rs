@@ -79,7 +79,7 @@ fn a_sync_naming_another_address_sends_nothing_there() {
     victim.set_nonblocking(true).unwrap();
     let named = victim.local_addr().unwrap();
     let attacks = [
-        Message::SyncDigests { sender: named, level: 0, nodes: vec![0], digests: vec![0; 16] },
+        Message::SyncDigests { sender: named, level: 0, nodes: vec![0], digests: vec![0; 16], caught_up: true },
         Message::SyncVersions { sender: named, leaves: (0..65_536).collect(), versions: Vec::new() },
         Message::MembersDigest { sender: named, digest: 0 },
         Message::SyncWant { sender: named, leaves: (0..65_536).collect(), key_hashes: vec![1, 2, 3] },

@@ -27,9 +27,9 @@ fn datagrams() -> Vec<Vec<u8>> {
         // Past the last leaf, asking for one key hash.
         Message::SyncWant { sender, leaves: vec![70_000], key_hashes: vec![5] },
         // At level 3, a node past the 4,096 there are.
-        Message::SyncDigests { sender, level: 3, nodes: vec![4096], digests: vec![1; 16] },
+        Message::SyncDigests { sender, level: 3, nodes: vec![4096], digests: vec![1; 16], caught_up: true },
         // A node whose children's index wraps (0x1000_0000 × 16 in u32).
-        Message::SyncDigests { sender, level: 2, nodes: vec![0x1000_0000], digests: vec![1; 16] },
+        Message::SyncDigests { sender, level: 2, nodes: vec![0x1000_0000], digests: vec![1; 16], caught_up: true },
     ];
     std::iter::once(hex(REPORTED)).chain(crafted.iter().map(Message::encode)).collect()
 }

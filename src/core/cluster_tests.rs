@@ -43,6 +43,11 @@ struct Cluster {
     sync_budget_bytes: usize,
     /// Stream frames dropped for being over the limit.
     oversized_dropped: u64,
+    /// Nodes whose gossip datagrams (pushes) are all lost; SWIM's and
+    /// streams still arrive.
+    lossy_pushes: Vec<usize>,
+    /// Seeds of nodes added from now on, instead of node 0 alone.
+    seeds: Option<Vec<SocketAddr>>,
 }
 
 pub(super) fn addr(i: usize) -> SocketAddr {
@@ -82,6 +87,8 @@ pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfi
         tombstone_ttl: Duration::from_secs(3600),
         member_gone_after: Duration::from_secs(7 * 24 * 3600),
         strangers: Default::default(),
+        loading: Default::default(),
+        loading_wait: Duration::from_secs(10),
         sabotage: Default::default(),
     }
 }
@@ -111,6 +118,8 @@ impl Cluster {
             max_stream_bytes: 1 << 20,
             sync_budget_bytes: 64 * 1024,
             oversized_dropped: 0,
+            lossy_pushes: Vec::new(),
+            seeds: None,
         };
         for _ in 0..n {
             cluster.add_node();
@@ -156,6 +165,9 @@ impl Cluster {
         let mut config = config(addr(0), self.direct_push_max);
         if self.no_seeds {
             config.seeds.clear();
+        }
+        if let Some(seeds) = &self.seeds {
+            config.seeds = seeds.clone();
         }
         config.sabotage = self.sabotage;
         config.tombstone_ttl = self.tombstone_ttl;
@@ -220,6 +232,10 @@ impl Cluster {
                     continue;
                 }
                 if self.sides.get(&to).unwrap_or(&0) != self.sides.get(&sender).unwrap_or(&0) {
+                    continue;
+                }
+                let is_push = t.transport == Transport::Datagram && t.payload.first() == Some(&super::wire::TAG_GOSSIP);
+                if is_push && self.lossy_pushes.contains(&sender) {
                     continue;
                 }
                 if t.transport == Transport::Stream && t.payload.len() > self.max_stream_bytes {
@@ -707,7 +723,9 @@ fn strangers_may_not_push_sync_or_speak_of_membership() {
     node.handle_datagram(stranger, &stranger_push(stranger), now);
     // A datagram naming a member it does not come from.
     node.handle_datagram(stranger, &stranger_push(member), now);
-    let digests = |sender| Message::SyncDigests { sender, level: 0, nodes: vec![0], digests: vec![0; 16] }.encode();
+    let digests = |sender| {
+        Message::SyncDigests { sender, level: 0, nodes: vec![0], digests: vec![0; 16], caught_up: true }.encode()
+    };
     node.handle_frame(stranger_tcp, &digests(stranger), now);
     // A frame naming a member, from an IP the member is not on.
     node.handle_frame(stranger_tcp, &digests(member), now);
@@ -738,7 +756,8 @@ fn members_are_answered_at_their_gossip_address_from_their_own_ip() {
     let node = cluster.nodes[0].as_mut().unwrap();
     // A stream comes from an ephemeral port of the member's IP.
     let from = SocketAddr::new(member.ip(), 50_001);
-    let digests = Message::SyncDigests { sender: member, level: 0, nodes: vec![0], digests: vec![0; 16] };
+    let digests =
+        Message::SyncDigests { sender: member, level: 0, nodes: vec![0], digests: vec![0; 16], caught_up: true };
     node.handle_frame(from, &digests.encode(), now);
     node.handle_datagram(member, &stranger_push(member), now);
     assert_eq!(node.gossip_stats().strangers_refused, 0);
@@ -818,4 +837,122 @@ fn a_members_entry_from_the_far_future_is_refused_and_writes_stick() {
     assert_eq!(cluster.read(0, "fresh"), None);
     let store = cluster.nodes[0].as_ref().unwrap().store().clone();
     assert_eq!(store.stats().future_refused.load(std::sync::atomic::Ordering::Relaxed), 4);
+}
+
+#[test]
+fn a_fresh_node_counts_matches_only_from_a_caught_up_peer() {
+    use super::loading::CatchUpState;
+    let mut cluster = Cluster::new(2);
+    let now = cluster.time();
+    let node = cluster.nodes[1].as_mut().unwrap();
+    assert_eq!(node.catch_up_remaining(), Some(super::horizon::SUBTREES), "fresh, with a seed: catching up");
+    assert_eq!(node.store().catch_up(), CatchUpState::Refusing);
+    node.restore_members(&[identity(2)], now);
+    let empty = |caught_up| {
+        Message::SyncDigests { sender: addr(2), level: 0, nodes: vec![0], digests: vec![0; 16], caught_up }.encode()
+    };
+    let from = SocketAddr::new(addr(2).ip(), 50_002);
+    node.handle_frame(from, &empty(false), now);
+    assert_eq!(node.gossip_stats().strangers_refused, 0);
+    assert_eq!(
+        node.catch_up_remaining(),
+        Some(super::horizon::SUBTREES),
+        "another fresh node's empty store is not the mesh's"
+    );
+    node.handle_frame(from, &empty(true), now);
+    assert_eq!(node.catch_up_remaining(), None, "a caught-up peer matched every subtree");
+    assert_eq!(node.store().catch_up(), CatchUpState::Done);
+    assert_eq!(cluster.nodes[0].as_ref().unwrap().catch_up_remaining(), None, "a node alone never catches up");
+}
+
+#[test]
+fn a_fresh_node_stops_loading_holding_everything_its_peer_holds() {
+    let mut cluster = Cluster::new(1);
+    let now = cluster.time();
+    let store = cluster.nodes[0].as_ref().unwrap().store().clone();
+    for i in 0..2_000 {
+        let put = Write::Put { value: Bytes::from(format!("v{i}")), expires_at_ms: None };
+        store.update(&Bytes::from(format!("k{i}")), now.wall_ms, |_| (Some(put), ())).unwrap();
+    }
+    let fresh = cluster.add_node();
+    let mut steps = 0;
+    while cluster.nodes[fresh].as_ref().unwrap().catch_up_remaining().is_some() {
+        cluster.run_for(Duration::from_millis(1));
+        steps += 1;
+        assert!(steps < 10_000, "the fresh node never caught up");
+    }
+    assert_eq!(cluster.entries(fresh), cluster.entries(0), "caught up means holding what the peer held");
+    // Its first round (opened on joining) brings the entries, the next one
+    // (a sync interval later, ±25%) matches.
+    assert!(cluster.now < Duration::from_millis(2_600), "caught up at {:?}", cluster.now);
+}
+
+/// A memory-only node's last write, whose push is lost, is held by its peer
+/// once the node has stopped: the stop waits for a hand-off round that
+/// matched every subtree. Without the hand-off the write dies with it.
+#[test]
+fn a_stopping_node_hands_off_a_write_whose_push_was_lost() {
+    for handoff in [true, false] {
+        let mut cluster = Cluster::new(2);
+        cluster.run_for(Duration::from_secs(3));
+        assert_eq!(cluster.states_seen_by(0).get(&addr(1)), Some(&MemberState::Alive));
+        cluster.lossy_pushes.push(1);
+        cluster.write(1, "last", "words");
+        cluster.run_for(Duration::from_millis(50));
+        assert_eq!(cluster.read(0, "last"), None, "the push was lost");
+        let now = cluster.time();
+        let stopping = cluster.nodes[1].as_mut().unwrap();
+        if handoff {
+            assert!(stopping.begin_handoff(now));
+            assert!(!stopping.handoff_done());
+            let mut steps = 0;
+            while !cluster.nodes[1].as_ref().unwrap().handoff_done() {
+                cluster.collect(1);
+                cluster.run_for(Duration::from_millis(1));
+                steps += 1;
+                assert!(steps < 500, "the hand-off did not complete in 500 ms");
+            }
+        }
+        let now = cluster.time();
+        cluster.nodes[1].as_mut().unwrap().leave(now);
+        cluster.collect(1);
+        cluster.run_for(Duration::from_millis(10));
+        cluster.crash(1);
+        cluster.run_for(Duration::from_secs(2));
+        let held = cluster.read(0, "last");
+        if handoff {
+            assert_eq!(held.as_deref(), Some(&b"words"[..]), "the peer holds the last write");
+        } else {
+            assert_eq!(held, None, "without a hand-off the write is lost (the test shows the loss it guards)");
+        }
+    }
+}
+
+#[test]
+fn a_node_with_no_live_peer_has_nobody_to_hand_off_to() {
+    let mut cluster = Cluster::new(1);
+    let now = cluster.time();
+    let alone = cluster.nodes[0].as_mut().unwrap();
+    assert!(!alone.begin_handoff(now));
+    assert!(alone.handoff_done());
+}
+
+/// A new mesh whose nodes all seed each other has no caught-up node: each
+/// serves once every seed is live and every member matched it everywhere,
+/// within a few sync rounds rather than after `loading_wait`.
+#[test]
+fn a_new_mesh_of_fresh_nodes_serves_without_waiting() {
+    let mut cluster = Cluster::new(0);
+    cluster.seeds = Some((0..3).map(addr).collect());
+    for _ in 0..3 {
+        cluster.add_node();
+    }
+    assert!(cluster.nodes.iter().flatten().all(|n| n.catch_up_remaining().is_some()));
+    let mut steps = 0;
+    while cluster.nodes.iter().flatten().any(|n| n.catch_up_remaining().is_some()) {
+        cluster.run_for(Duration::from_millis(10));
+        steps += 1;
+        assert!(steps < 500, "still catching up after 5 s: every node would wait loading_wait");
+    }
+    assert!(cluster.now < Duration::from_millis(3_000), "served at {:?}", cluster.now);
 }

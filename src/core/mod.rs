@@ -20,6 +20,7 @@ pub mod gossip;
 pub mod hlc;
 pub mod horizon;
 pub mod io;
+pub mod loading;
 pub mod membership;
 pub mod node;
 pub mod sabotage;

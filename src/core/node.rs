@@ -21,6 +21,7 @@ use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::gossip::{Packed, choose_peers, pack};
 use super::horizon::{Horizon, Presence, SUBTREE_LEVEL, subtrees_under};
 use super::io::{Event, Now, Transmit, Transport};
+use super::loading::{CatchUpEnd, Loading, LoadingPolicy};
 use super::membership::{
     Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
 };
@@ -76,6 +77,12 @@ pub struct NodeConfig {
     /// How often addresses that are not members may talk to us (SWIM, to
     /// join); everything else from them is refused.
     pub strangers: StrangerLimits,
+    /// What clients of a node that started empty get until it has caught
+    /// up with a peer once (see [`Loading`]).
+    pub loading: LoadingPolicy,
+    /// A node catching up gives up, and serves, after this long without
+    /// digests from a peer that has caught up itself.
+    pub loading_wait: Duration,
     /// Deliberate bugs (simulator only; always default in production).
     pub sabotage: Sabotage,
 }
@@ -88,6 +95,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// One `SyncDigests` position and its children's digests, at most: a
 /// varint position (5) and `TREE_FANOUT` varint digests (10 each).
 const SYNC_DIGESTS_NODE_BYTES: usize = 5 + TREE_FANOUT as usize * 10;
+
+/// Extra rounds a node catching up opens per sync interval, at most.
+const LOADING_ROUNDS_MAX: usize = 4;
+
+/// How often a stopping node opens a hand-off round.
+const HANDOFF_ROUND_EVERY: Duration = Duration::from_millis(100);
 
 /// First wait between announces while not joined.
 const JOIN_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -120,6 +133,8 @@ pub enum NodeTimer {
     SyncWith(SocketAddr),
     /// Sweep expired entries and old tombstones from a few shards.
     Sweep,
+    /// Open the next hand-off round of a stopping node.
+    Handoff,
 }
 
 impl From<SwimTimer> for NodeTimer {
@@ -222,6 +237,13 @@ pub struct Node {
     horizon: Horizon,
     /// Rate limits for addresses that are not members.
     strangers: StrangerGate,
+    /// Whether a node that started empty has caught up with a peer once.
+    loading: Loading,
+    /// Whether the round a catching-up node opens on joining was opened.
+    loading_round_opened: bool,
+    /// While a stopping node hands its entries off: which subtrees a
+    /// caught-up peer has matched since the stop began.
+    handoff: Option<Loading>,
 }
 
 macro_rules! effects {
@@ -240,6 +262,10 @@ impl Node {
         store.publish_horizons(&horizon.subtree_horizons());
         let membership = Membership::new(identity, &config.swim, swim_rng);
         let strangers = StrangerGate::new(config.strangers);
+        // Alone, or with what it held before, a node has nothing to wait for.
+        let needs_catch_up = !alone && store.entry_count() == 0;
+        let loading = Loading::new(needs_catch_up, config.loading, config.loading_wait, now.mono);
+        store.publish_catch_up(loading.state());
         let mut node = Node {
             config,
             store,
@@ -259,6 +285,9 @@ impl Node {
             pending_leaves: BTreeMap::new(),
             horizon,
             strangers,
+            loading,
+            loading_round_opened: false,
+            handoff: None,
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -338,6 +367,7 @@ impl Node {
                     if let Some(&peer) = choose_peers(self.membership.live_peers(), 1, &[], &mut self.rng).first() {
                         self.start_sync(peer);
                     }
+                    self.open_loading_rounds();
                     let next = self.jittered(self.config.sync_interval);
                     self.timers.schedule(now.mono + next, NodeTimer::Sync);
                 }
@@ -348,7 +378,17 @@ impl Node {
                         None => self.start_sync(peer),
                     }
                 }
+                NodeTimer::Handoff => {
+                    if !self.handoff_done() {
+                        self.handoff_round();
+                        self.timers.schedule(now.mono + HANDOFF_ROUND_EVERY, NodeTimer::Handoff);
+                    }
+                }
                 NodeTimer::Sweep => {
+                    if let Some(end) = self.loading.check_wait(now.mono) {
+                        self.caught_up(end);
+                    }
+                    self.check_new_mesh();
                     self.refresh_horizon(now);
                     let start = self.sweep_cursor;
                     let swept = self.store.sweep(start..start + SWEEP_SHARDS, now.wall_ms);
@@ -378,6 +418,41 @@ impl Node {
         let me = self.membership.identity().addr;
         if self.config.seeds.iter().any(|seed| *seed != me) {
             self.isolated_since_ms = Some(last_in_mesh_ms);
+        }
+    }
+
+    /// Starts handing off before a stop: a memory-only node's last writes
+    /// were pushed once, by datagram, and one lost datagram would lose them
+    /// with the process. Until [`Node::handoff_done`], the node opens a sync
+    /// round with a random live peer every `HANDOFF_ROUND_EVERY` (100 ms),
+    /// saying it is not caught up so that the peer shows it every subtree;
+    /// once every subtree has matched a caught-up peer since this call,
+    /// each of them holds what we hold there. The driver bounds the wait.
+    /// Returns `false`, and waits for nothing, when no peer is live.
+    pub fn begin_handoff(&mut self, now: Now) -> bool {
+        if self.membership.live_peers().is_empty() {
+            return false;
+        }
+        self.handoff = Some(Loading::new(true, LoadingPolicy::Refuse, Duration::MAX, now.mono));
+        self.handoff_round();
+        self.timers.schedule(now.mono + HANDOFF_ROUND_EVERY, NodeTimer::Handoff);
+        true
+    }
+
+    /// Whether a hand-off begun with [`Node::begin_handoff`] is complete
+    /// (every subtree matched a caught-up peer since it began).
+    pub fn handoff_done(&self) -> bool {
+        self.handoff.as_ref().is_none_or(Loading::is_done)
+    }
+
+    /// Subtrees a hand-off still waits on, for the log of one that timed out.
+    pub fn handoff_remaining(&self) -> usize {
+        self.handoff.as_ref().and_then(Loading::remaining).unwrap_or(0)
+    }
+
+    fn handoff_round(&mut self) {
+        if let Some(&peer) = choose_peers(self.membership.live_peers(), 1, &[], &mut self.rng).first() {
+            self.start_sync(peer);
         }
     }
 
@@ -443,6 +518,13 @@ impl Node {
     /// Whether we are part of a mesh (some other member is active).
     pub fn is_joined(&self) -> bool {
         self.membership.is_active()
+    }
+
+    /// Subtrees still to be matched by a caught-up peer while the node
+    /// catches up after starting empty; `None` once caught up (or when it
+    /// never had to).
+    pub fn catch_up_remaining(&self) -> Option<usize> {
+        self.loading.remaining()
     }
 
     /// Whether we are cut off from a mesh that may live on without us: we
@@ -529,8 +611,11 @@ impl Node {
                 }
             }
             // `peer` is the sender each names, checked by `admit`.
-            Message::SyncDigests { sender: _, level, nodes, digests } => {
-                self.handle_sync_digests(peer, level, &nodes, &digests, now.wall_ms);
+            Message::SyncDigests { sender: _, level, nodes, digests, caught_up } => {
+                if caught_up {
+                    self.loading.heard(peer, now.mono);
+                }
+                self.handle_sync_digests(peer, level, &nodes, &digests, caught_up, now.wall_ms);
             }
             Message::SyncVersions { sender: _, leaves, versions } => self.handle_sync_versions(peer, &leaves, versions),
             Message::SyncWant { sender: _, leaves, key_hashes } => {
@@ -574,28 +659,57 @@ impl Node {
         }
         self.stats.sync_rounds += 1;
         let digests = self.store.children_digests(0, 0);
-        self.send_sync(peer, Message::SyncDigests { sender, level: 0, nodes: vec![0], digests });
+        let caught_up = self.says_caught_up();
+        self.send_sync(peer, Message::SyncDigests { sender, level: 0, nodes: vec![0], digests, caught_up });
     }
 
     /// Compares a peer's digests with ours and answers one level down (or
     /// with entries, at the leaves) only where they differ: the cost of a
     /// round follows the difference, not the store's size.
-    /// `level`, `nodes` and `digests` were checked by [`Message::check_sync`].
-    fn handle_sync_digests(&mut self, peer: SocketAddr, level: u8, nodes: &[u32], digests: &[u64], now_ms: u64) {
+    /// `level`, `nodes` and `digests` were checked by [`Message::check_sync`];
+    /// `caught_up` is the peer's word that it has caught up itself.
+    fn handle_sync_digests(
+        &mut self,
+        peer: SocketAddr,
+        level: u8,
+        nodes: &[u32],
+        digests: &[u64],
+        caught_up: bool,
+        now_ms: u64,
+    ) {
         let mut differing = Vec::new();
+        // A peer catching up learns which subtrees match ours only from
+        // digests we send it: above the subtree level, descend into every
+        // child for it, not only the differing ones, so that it compares
+        // down to the subtrees (one 256-digest message more per round it
+        // opens, only while it catches up).
+        let show_all = !caught_up && level + 1 < SUBTREE_LEVEL;
         for (node, theirs) in nodes.iter().zip(digests.chunks(TREE_FANOUT as usize)) {
             let ours = self.store.children_digests(level, *node);
             for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
                 let child = node * TREE_FANOUT + i as u32;
-                if a != b {
+                if a != b || show_all {
                     differing.push(child);
-                } else if level < SUBTREE_LEVEL
+                }
+                if a == b
+                    && level < SUBTREE_LEVEL
                     && let Some(subtrees) = subtrees_under(level + 1, child)
                 {
                     // The peer held, when it sent this, what we hold here now.
-                    self.horizon.note_match(peer, subtrees, now_ms);
+                    self.horizon.note_match(peer, subtrees.clone(), now_ms);
+                    if caught_up && let Some(handoff) = self.handoff.as_mut() {
+                        handoff.note_match(subtrees.clone());
+                    }
+                    if !caught_up {
+                        self.loading.note_fresh_match(peer, subtrees);
+                    } else if let Some(end) = self.loading.note_match(subtrees) {
+                        self.caught_up(end);
+                    }
                 }
             }
+        }
+        if !caught_up {
+            self.check_new_mesh();
         }
         if differing.is_empty() {
             self.stats.sync_in_step += 1;
@@ -609,7 +723,9 @@ impl Node {
             // next round, which descends to them once these are repaired.
             differing.truncate(self.frame_room(SYNC_DIGESTS_NODE_BYTES).max(1));
             let digests = differing.iter().flat_map(|n| self.store.children_digests(level + 1, *n)).collect();
-            self.send_sync(peer, Message::SyncDigests { sender, level: level + 1, nodes: differing, digests });
+            let caught_up = self.says_caught_up();
+            let message = Message::SyncDigests { sender, level: level + 1, nodes: differing, digests, caught_up };
+            self.send_sync(peer, message);
         }
     }
 
@@ -703,6 +819,63 @@ impl Node {
     /// message beside its fixed part, within the frame limit.
     fn frame_room(&self, item_bytes: usize) -> usize {
         self.config.max_stream_bytes.saturating_sub(SYNC_MESSAGE_OVERHEAD_BYTES) / item_bytes
+    }
+
+    /// What our digests say of us: caught up, unless we are catching up —
+    /// or handing off before a stop, when the peer must show us every
+    /// subtree it matches (see [`Node::begin_handoff`]).
+    fn says_caught_up(&self) -> bool {
+        self.loading.is_done() && self.handoff.is_none()
+    }
+
+    /// While catching up: rounds with a few live members that may still
+    /// teach us something — a caught-up peer we have not heard from, or a
+    /// peer catching up too that has not matched us everywhere (a new mesh
+    /// is recognised only once every live member has).
+    fn open_loading_rounds(&mut self) {
+        if self.loading.is_done() {
+            return;
+        }
+        let candidates: Vec<SocketAddr> =
+            self.membership.live_peers().iter().copied().filter(|p| self.loading.worth_a_round(p)).collect();
+        for peer in choose_peers(&candidates, LOADING_ROUNDS_MAX, &[], &mut self.rng) {
+            self.start_sync(peer);
+        }
+    }
+
+    /// Ends the catch-up if this is a new mesh: every seed is a live
+    /// member, and every live member is catching up too and matched us in
+    /// every subtree (see [`Loading::check_new_mesh`]).
+    fn check_new_mesh(&mut self) {
+        if self.loading.is_done() {
+            return;
+        }
+        let me = self.membership.identity().addr;
+        let live = self.membership.live_peers();
+        if !self.config.seeds.iter().all(|seed| *seed == me || live.contains(seed)) {
+            return;
+        }
+        let live = live.to_vec();
+        if let Some(end) = self.loading.check_new_mesh(&live) {
+            self.caught_up(end);
+        }
+    }
+
+    /// The catch-up is over: clients are served from now on.
+    fn caught_up(&mut self, end: CatchUpEnd) {
+        self.store.publish_catch_up(self.loading.state());
+        let held = self.store.entry_count();
+        match end {
+            CatchUpEnd::Matched => tracing::info!(held, "caught up with the mesh: serving clients"),
+            CatchUpEnd::NewMesh => {
+                tracing::info!(held, "every seed and member is new and holds what we hold: serving clients")
+            }
+            CatchUpEnd::GaveUp => tracing::warn!(
+                held,
+                wait_ms = self.config.loading_wait.as_millis() as u64,
+                "no caught-up peer answered within loading_wait_ms: serving what this node holds"
+            ),
+        }
     }
 
     /// Our member list, cut to what fits the frame limit: records past it
@@ -865,6 +1038,13 @@ impl Node {
             if self.membership.any_failed() {
                 self.isolated_since_ms.get_or_insert(now.wall_ms);
             }
+        }
+        // A node catching up opens its first round as soon as it has a
+        // peer, rather than a sync interval later: until a caught-up peer
+        // has matched it, it serves no client.
+        if !self.loading.is_done() && !self.loading_round_opened && self.membership.is_active() {
+            self.loading_round_opened = true;
+            self.open_loading_rounds();
         }
         // Taking `since` ends the absence whether or not it was too long.
         if self.membership.is_active()

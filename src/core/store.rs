@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -22,6 +22,7 @@ use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, entry_hash, key_hash, l
 
 use super::hlc::{DriftExceeded, Hlc};
 use super::horizon::SUBTREES;
+use super::loading::CatchUpState;
 use super::sabotage::Sabotage;
 use super::version::{DeadlineStamp, EntryStamp, NodeId, Timestamp, Version};
 use super::wire::entry_size_bound;
@@ -381,11 +382,48 @@ impl Slot {
     }
 }
 
+/// Store-wide counts, kept in step under each shard's write lock.
+#[derive(Debug, Default)]
+struct Totals {
+    /// Entries in all shards.
+    entries: AtomicUsize,
+    /// Their [`footprint`]s summed: `maxmemory` compares against it.
+    bytes: AtomicUsize,
+}
+
+impl Totals {
+    /// An entry of `removed` bytes replaced by one of `added`: one atomic
+    /// step (none for a same-size overwrite), so no reader sees both.
+    fn resize(&self, added: usize, removed: usize) {
+        if added > removed {
+            self.bytes.fetch_add(added - removed, Ordering::Relaxed);
+        } else if removed > added {
+            self.bytes.fetch_sub(removed - added, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What one entry is counted as holding, for `maxmemory` and INFO's
+/// `used_memory`: its key and value bytes plus a fixed overhead for its
+/// hash-table slot (112 bytes, at a load between 7/16 and 7/8), and the
+/// key's and value's allocations with the shared headers their first
+/// clones add. Measured against the process's resident memory: loading a
+/// million 12-byte keys with 16-byte values grew it by 378 MB, at a point
+/// where every shard's table had just doubled (the worst case); this
+/// counts 316 MB for them, about what a table at its average load costs.
+pub fn footprint(key: &[u8], entry: &Entry) -> usize {
+    key.len() + entry.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES
+}
+
+/// The fixed part of [`footprint`].
+pub const ENTRY_OVERHEAD_BYTES: usize = 288;
+
 impl Shard {
-    /// Removes `key`, keeping the tally, digest and store-wide `count` in step.
-    fn remove(&mut self, key: &[u8], slot: Slot, count: &AtomicUsize) {
+    /// Removes `key`, keeping the tally, digest and store-wide `totals` in step.
+    fn remove(&mut self, key: &[u8], slot: Slot, totals: &Totals) {
         if let Some(old) = self.map.remove(key) {
-            count.fetch_sub(1, Ordering::Relaxed);
+            totals.entries.fetch_sub(1, Ordering::Relaxed);
+            totals.bytes.fetch_sub(footprint(key, &old), Ordering::Relaxed);
             self.tally.sub(&old);
             self.flip(slot, entry_hash(key, &old.stamp()));
         }
@@ -397,17 +435,20 @@ impl Shard {
         self.digest ^= hash;
     }
 
-    /// Puts `entry`, keeping the tally, digest and store-wide `count` in step.
-    fn put(&mut self, key: Bytes, entry: Entry, slot: Slot, count: &AtomicUsize) {
+    /// Puts `entry`, keeping the tally, digest and store-wide `totals` in step.
+    fn put(&mut self, key: Bytes, entry: Entry, slot: Slot, totals: &Totals) {
         self.tally.add(&entry);
+        let added = footprint(&key, &entry);
         self.flip(slot, entry_hash(&key, &entry.stamp()));
         match self.map.insert(key.clone(), entry) {
             Some(old) => {
                 self.tally.sub(&old);
+                totals.resize(added, footprint(&key, &old));
                 self.flip(slot, entry_hash(&key, &old.stamp()));
             }
             None => {
-                count.fetch_add(1, Ordering::Relaxed);
+                totals.entries.fetch_add(1, Ordering::Relaxed);
+                totals.bytes.fetch_add(added, Ordering::Relaxed);
             }
         }
     }
@@ -425,11 +466,12 @@ impl Shard {
 
     /// Turns the value of `key` into a tombstone of the same version (the
     /// digest does not change). Returns whether there was a value.
-    fn drop_value(&mut self, key: &[u8]) -> bool {
+    fn drop_value(&mut self, key: &[u8], totals: &Totals) -> bool {
         match self.map.get_mut(key) {
             Some(entry) if entry.value.is_some() => {
                 self.tally.sub(entry);
-                entry.value = None;
+                let value_bytes = entry.value.take().map_or(0, |v| v.len());
+                totals.bytes.fetch_sub(value_bytes, Ordering::Relaxed);
                 true
             }
             _ => false,
@@ -456,7 +498,7 @@ pub struct Store {
     /// Entries in all shards, kept in step under each shard's write lock:
     /// every sync reply reports it, and summing 1,024 shards for it was a
     /// tenth of a large simulation.
-    entries: AtomicUsize,
+    totals: Totals,
     hlc: Hlc,
     writer: NodeId,
     stats: StoreStats,
@@ -471,6 +513,9 @@ pub struct Store {
     max_version_ahead_ms: u64,
     /// Where changes go to be made durable; `None` keeps the store in memory only.
     change_log: Option<Arc<dyn ChangeLog>>,
+    /// Whether clients may be served yet, as the node publishes it (see
+    /// [`Loading`](super::loading::Loading)): a [`CatchUpState`] as a byte.
+    catch_up: AtomicU8,
 }
 
 /// The keyspace as INFO's `db0` line shows it.
@@ -519,7 +564,7 @@ impl Store {
             shards,
             shard_digests: (0..SHARD_COUNT).map(|_| AtomicU64::new(0)).collect(),
             node_digests: (0..node_offset(TREE_DEPTH)).map(|_| AtomicU64::new(0)).collect(),
-            entries: AtomicUsize::new(0),
+            totals: Totals::default(),
             hlc: Hlc::new(max_clock_drift_ms),
             writer,
             stats: StoreStats::default(),
@@ -528,6 +573,7 @@ impl Store {
             horizons: (0..SUBTREES).map(|_| AtomicU64::new(u64::MAX)).collect(),
             max_version_ahead_ms: DEFAULT_MAX_VERSION_AHEAD_MS,
             change_log: None,
+            catch_up: AtomicU8::new(CatchUpState::Done as u8),
         }
     }
 
@@ -588,6 +634,20 @@ impl Store {
     pub fn publish_horizons(&self, horizons: &[u64; SUBTREES]) {
         for (published, &h) in self.horizons.iter().zip(horizons.iter()) {
             published.store(h, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the node's catch-up state, which decides what clients get.
+    pub fn publish_catch_up(&self, state: CatchUpState) {
+        self.catch_up.store(state as u8, Ordering::Release);
+    }
+
+    /// Whether the node is still catching up, and what clients get meanwhile.
+    pub fn catch_up(&self) -> CatchUpState {
+        match self.catch_up.load(Ordering::Acquire) {
+            s if s == CatchUpState::Refusing as u8 => CatchUpState::Refusing,
+            s if s == CatchUpState::Serving as u8 => CatchUpState::Serving,
+            _ => CatchUpState::Done,
         }
     }
 
@@ -856,7 +916,7 @@ impl Store {
                 .map(|(key, _)| key.clone())
                 .collect();
             for key in expired {
-                if shard.drop_value(&key) {
+                if shard.drop_value(&key, &self.totals) {
                     outcome.expired += 1;
                     if let Some(entry) = shard.map.get(&key) {
                         self.log(Change::Put { key: &key, entry });
@@ -890,7 +950,7 @@ impl Store {
                     && Self::dead_since(entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms)
             });
             if died_long_ago {
-                shard.remove(&record.key, Slot::of(&record.key), &self.entries);
+                shard.remove(&record.key, Slot::of(&record.key), &self.totals);
                 self.log(Change::Remove { key: &record.key });
                 forgotten += 1;
             }
@@ -913,7 +973,8 @@ impl Store {
         for digest in self.node_digests.iter() {
             digest.store(0, Ordering::Relaxed);
         }
-        self.entries.store(0, Ordering::Relaxed);
+        self.totals.entries.store(0, Ordering::Relaxed);
+        self.totals.bytes.store(0, Ordering::Relaxed);
     }
 
     /// Drops every entry whose version is older than `before_ms` (wall ms),
@@ -930,7 +991,7 @@ impl Store {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in &old {
-                shard.remove(key, Slot::of(key), &self.entries);
+                shard.remove(key, Slot::of(key), &self.totals);
                 self.log(Change::Remove { key });
             }
             dropped += old.len();
@@ -958,7 +1019,7 @@ impl Store {
         };
         if let Some(entry) = entry {
             shard.note_if_dead(&key, &entry, now_ms);
-            shard.put(key, entry, slot, &self.entries);
+            shard.put(key, entry, slot, &self.totals);
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
         }
     }
@@ -1051,11 +1112,11 @@ impl Store {
             (Write::Value { .. } | Write::Deadline { .. }, None) => unreachable!("turned into a Put or returned above"),
         };
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
-            shard.remove(key, slot, &self.entries);
+            shard.remove(key, slot, &self.totals);
         } else {
             self.log(Change::Put { key, entry: &entry });
             shard.note_if_dead(key, &entry, now_ms);
-            shard.put(key.clone(), entry.clone(), slot, &self.entries);
+            shard.put(key.clone(), entry.clone(), slot, &self.totals);
         }
         self.publish(slot.shard, &mut shard, Some(slot.leaf));
         Ok((Some(entry), result))
@@ -1107,17 +1168,17 @@ impl Store {
         if let Some(merged) = change {
             let tombstone = merged.as_ref().map_or(entry.value.is_none(), |m| m.value.is_none());
             if self.sabotage.drop_tombstones_early && tombstone {
-                shard.remove(input.key(), slot, &self.entries);
+                shard.remove(input.key(), slot, &self.totals);
             } else if let Some(merged) = merged {
                 self.log(Change::Put { key: input.key(), entry: &merged });
                 shard.note_if_dead(input.key(), &merged, now_ms);
-                shard.put(input.key().clone(), merged, slot, &self.entries);
+                shard.put(input.key().clone(), merged, slot, &self.totals);
             } else {
                 self.log(Change::Put { key: input.key(), entry });
                 let (key, entry) = input.into_owned();
                 let held_since = if refound { Self::dead_since(&entry, now_ms).unwrap_or(now_ms) } else { now_ms };
                 shard.note_if_dead(&key, &entry, held_since);
-                shard.put(key, entry, slot, &self.entries);
+                shard.put(key, entry, slot, &self.totals);
             }
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
@@ -1167,9 +1228,15 @@ impl Store {
         }
     }
 
+    /// What the entries held are counted as using, bytes (the sum of
+    /// their [`footprint`]s): one atomic read, cheap enough for every write.
+    pub fn used_bytes(&self) -> usize {
+        self.totals.bytes.load(Ordering::Relaxed)
+    }
+
     /// Entries of any kind, tombstones included.
     pub fn entry_count(&self) -> usize {
-        self.entries.load(Ordering::Relaxed)
+        self.totals.entries.load(Ordering::Relaxed)
     }
 
     /// One step of a SCAN: live keys accepted by `filter`, from shard
@@ -1227,6 +1294,38 @@ mod tests {
 
     fn put(value: &'static str) -> Option<Write> {
         Some(Write::Put { value: Bytes::from_static(value.as_bytes()), expires_at_ms: None })
+    }
+
+    /// The sum of every held entry's footprint, walked.
+    fn walked_bytes(store: &Store) -> usize {
+        let mut bytes = 0;
+        store.for_each_entry(|key, entry| bytes += footprint(key, entry));
+        bytes
+    }
+
+    #[test]
+    fn used_bytes_follows_every_change() {
+        let (store, peer) = (Store::new(node(1), 500), Store::new(node(2), 500));
+        assert_eq!(store.used_bytes(), 0);
+        let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"bb"));
+        store.update(&a, 1_000, |_| (put("12345"), ())).unwrap();
+        assert_eq!(store.used_bytes(), 1 + 5 + ENTRY_OVERHEAD_BYTES);
+        store.update(&a, 1_001, |_| (put("1"), ())).unwrap();
+        assert_eq!(store.used_bytes(), 1 + 1 + ENTRY_OVERHEAD_BYTES, "an overwrite counts the new value only");
+        let (from_peer, ()) = peer.update(&b, 1_000, |_| (put_until("xyz", 2_000), ())).unwrap();
+        store.merge(b.clone(), from_peer.unwrap(), 1_000);
+        assert_eq!(store.used_bytes(), walked_bytes(&store));
+        store.update(&a, 1_002, |_| (Some(Write::Delete), ())).unwrap();
+        assert_eq!(
+            store.used_bytes(),
+            1 + ENTRY_OVERHEAD_BYTES + 2 + 3 + ENTRY_OVERHEAD_BYTES,
+            "a tombstone keeps its key"
+        );
+        assert_eq!(store.sweep(0..SHARD_COUNT, 2_500).expired, 1);
+        assert_eq!(store.used_bytes(), walked_bytes(&store), "a swept value no longer counts");
+        assert_eq!(store.used_bytes(), 1 + 2 + 2 * ENTRY_OVERHEAD_BYTES);
+        store.clear();
+        assert_eq!(store.used_bytes(), 0);
     }
 
     #[test]
@@ -1645,7 +1744,8 @@ mod tests {
 
         /// Local writes, deletes, merges, sweeps and clears, as time
         /// passes: every shard's tally always equals a recount of its map,
-        /// and the entry count a count of the entries.
+        /// the entry count a count of the entries, and `used_bytes` the sum
+        /// of their footprints.
         #[test]
         fn tally_stays_exact_under_any_sequence_of_changes(
             steps in proptest::collection::vec((arb_step(), 0u64..500), 0..60),
@@ -1660,6 +1760,7 @@ mod tests {
                 let mut entries = 0;
                 store.for_each_entry(|_, _| entries += 1);
                 prop_assert_eq!(store.entry_count(), entries);
+                prop_assert_eq!(store.used_bytes(), walked_bytes(&store));
             }
         }
 

@@ -74,7 +74,8 @@ fn sync_want_past_the_last_leaf_is_refused() {
 
 #[test]
 fn sync_digests_at_level_three_past_the_end_is_refused() {
-    let message = Message::SyncDigests { sender: addr(9), level: 3, nodes: vec![4096], digests: vec![1; 16] };
+    let message =
+        Message::SyncDigests { sender: addr(9), level: 3, nodes: vec![4096], digests: vec![1; 16], caught_up: true };
     assert_eq!(message.check_sync(), Err(SyncRefusal::NodeRange { level: 3, node: 4096 }));
     assert_refused(encoded(&message));
 }
@@ -82,16 +83,24 @@ fn sync_digests_at_level_three_past_the_end_is_refused() {
 #[test]
 fn sync_digests_with_a_node_index_that_wraps_is_refused() {
     // 0x1000_0000 * 16 wraps to 0 in u32.
-    let message = Message::SyncDigests { sender: addr(9), level: 2, nodes: vec![0x1000_0000], digests: vec![1; 16] };
+    let message = Message::SyncDigests {
+        sender: addr(9),
+        level: 2,
+        nodes: vec![0x1000_0000],
+        digests: vec![1; 16],
+        caught_up: true,
+    };
     assert_refused(encoded(&message));
 }
 
 #[test]
 fn sync_digests_below_the_leaves_or_miscounted_is_refused() {
-    let deep = Message::SyncDigests { sender: addr(9), level: 4, nodes: vec![0], digests: vec![1; 16] };
+    let deep =
+        Message::SyncDigests { sender: addr(9), level: 4, nodes: vec![0], digests: vec![1; 16], caught_up: true };
     assert_eq!(deep.check_sync(), Err(SyncRefusal::Level(4)));
     assert_refused(encoded(&deep));
-    let short = Message::SyncDigests { sender: addr(9), level: 1, nodes: vec![3], digests: vec![1; 15] };
+    let short =
+        Message::SyncDigests { sender: addr(9), level: 1, nodes: vec![3], digests: vec![1; 15], caught_up: true };
     assert_refused(encoded(&short));
 }
 
@@ -115,8 +124,8 @@ fn hashes_outside_the_named_leaves_are_refused() {
 #[test]
 fn well_formed_sync_messages_pass_the_check() {
     let ok = [
-        Message::SyncDigests { sender: addr(9), level: 0, nodes: vec![0], digests: vec![0; 16] },
-        Message::SyncDigests { sender: addr(9), level: 3, nodes: vec![0, 4095], digests: vec![0; 32] },
+        Message::SyncDigests { sender: addr(9), level: 0, nodes: vec![0], digests: vec![0; 16], caught_up: true },
+        Message::SyncDigests { sender: addr(9), level: 3, nodes: vec![0, 4095], digests: vec![0; 32], caught_up: true },
         Message::SyncVersions { sender: addr(9), leaves: vec![0, 65_535], versions: vec![] },
         Message::SyncWant { sender: addr(9), leaves: vec![65_535], key_hashes: vec![u64::MAX] },
     ];
@@ -168,8 +177,9 @@ mod arbitrary_input {
         let sender = addr(9);
         let digests = (0u8..4).prop_flat_map(move |level| {
             positions(TREE_FANOUT.pow(u32::from(level)), 8).prop_flat_map(move |nodes| {
-                proptest::collection::vec(any::<u64>(), nodes.len() * 16)
-                    .prop_map(move |digests| Message::SyncDigests { sender, level, nodes: nodes.clone(), digests })
+                proptest::collection::vec(any::<u64>(), nodes.len() * 16).prop_map(move |digests| {
+                    Message::SyncDigests { sender, level, nodes: nodes.clone(), digests, caught_up: true }
+                })
             })
         });
         let versions = positions(65_536, 8).prop_flat_map(hashes_in).prop_flat_map(move |(leaves, hashes)| {

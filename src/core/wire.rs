@@ -53,6 +53,10 @@ pub enum Message {
         nodes: Vec<u32>,
         /// The children's digests.
         digests: Vec<u64>,
+        /// The sender has caught up with the mesh once (or never had to):
+        /// a node catching up may take a match with these digests as
+        /// holding what the mesh holds there (see `core::loading`).
+        caught_up: bool,
     },
     /// Anti-entropy, at the leaves that differ: `(key hash, versions)` of
     /// every entry the sender holds in `leaves` (the value's and the

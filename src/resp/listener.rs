@@ -83,10 +83,16 @@ pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl
                 continue;
             }
         };
+        if protected(&shared, peer) {
+            shared.stats.protected_mode_refusals.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, "refusing a client from beyond loopback: protected mode (no password is set)");
+            refuse(stream, tls.map(|tls| tls.acceptor()), &refusals, &done, PROTECTED_MODE_REPLY);
+            continue;
+        }
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "refusing a client: max_clients reached");
-            refuse(stream, tls.map(|tls| tls.acceptor()), &refusals, &done);
+            refuse(stream, tls.map(|tls| tls.acceptor()), &refusals, &done, MAX_CLIENTS_REPLY);
             continue;
         };
         if let Err(error) = stream.set_nodelay(true) {
@@ -172,10 +178,11 @@ fn refuse(
     tls: Option<tokio_rustls::TlsAcceptor>,
     refusals: &Arc<Semaphore>,
     done: &mpsc::Sender<()>,
+    reply: &'static [u8],
 ) {
     let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
         if tls.is_none() {
-            let _ = stream.try_write(MAX_CLIENTS_REPLY);
+            let _ = stream.try_write(reply);
         }
         return;
     };
@@ -183,8 +190,8 @@ fn refuse(
     tokio::spawn(async move {
         let polite = async {
             match tls {
-                None => polite_refusal(stream).await,
-                Some(acceptor) => polite_refusal(acceptor.accept(stream).await?).await,
+                None => polite_refusal(stream, reply).await,
+                Some(acceptor) => polite_refusal(acceptor.accept(stream).await?, reply).await,
             }
         };
         let _ = tokio::time::timeout(REFUSAL_TIME, polite).await;
@@ -192,8 +199,8 @@ fn refuse(
     });
 }
 
-async fn polite_refusal<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::Result<()> {
-    stream.write_all(MAX_CLIENTS_REPLY).await?;
+async fn polite_refusal<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, reply: &[u8]) -> std::io::Result<()> {
+    stream.write_all(reply).await?;
     stream.shutdown().await?;
     let mut sink = [0u8; 1024];
     while stream.read(&mut sink).await? > 0 {}
@@ -209,6 +216,23 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
 }
 
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Redis's protected mode, checked at accept as Redis does: while the
+/// default user is on without a password (nothing protects the node), a
+/// client whose address is not loopback is told why and closed.
+fn protected(shared: &Shared, peer: SocketAddr) -> bool {
+    shared.protected_mode && !peer.ip().to_canonical().is_loopback() && shared.users.default_is_open()
+}
+
+/// Redis's `-DENIED` text, naming rumor's ways out.
+const PROTECTED_MODE_REPLY: &[u8] = b"-DENIED rumor is running in protected mode because protected mode is enabled \
+and no password is set for the default user. In this mode connections are only accepted from the loopback \
+interface. If you want to connect from external computers to rumor you may adopt one of the following solutions: \
+1) Set a password for the default user with requirepass or requirepass_file (--requirepass-file) and restart the \
+node. 2) Define users in an ACL file (aclfile, --aclfile) where the default user has a password or is off. \
+3) Disable protected mode with protected_mode = false in the config file or '--protected-mode no', but MAKE SURE \
+rumor is not publicly accessible from the internet if you do so. 4) Listen on a loopback address only. NOTE: You \
+only need to do one of the above things in order for the node to start accepting connections from the outside.\r\n";
 
 /// Refusals handled politely at once (each holds a descriptor for up to
 /// `REFUSAL_TIME`).

@@ -12,6 +12,8 @@
 //!   and the idle timeout.
 //! - [`parse`] — the incremental request parser (array and inline forms)
 //!   and its limits; `inline` — Redis's quoting rules for inline commands.
+//! - [`acl`] — users, passwords and permissions (Redis's ACL model), the
+//!   ACL file, the AUTH failure throttle.
 //! - `cmd` — the command executor (dispatch: synchronous, it leaves any
 //!   waiting to its caller) and the commands, one family per file.
 //! - [`exec`] — the executor for callers without a connection (the
@@ -25,6 +27,7 @@
 //! applied to the store, then handed to dissemination on the bounded
 //! `writes` channel before the client is answered.
 
+pub mod acl;
 mod cmd;
 mod connection;
 pub mod exec;

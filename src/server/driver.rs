@@ -63,6 +63,10 @@ pub struct DriverOptions {
     pub stream_stats: Arc<StreamStats>,
     /// Outbound stream connections idle this long are closed.
     pub stream_idle_close: std::time::Duration,
+    /// How long a stopping node may wait for a live peer to hold its last
+    /// writes (see [`Node::begin_handoff`]); `None` with a data dir, which
+    /// keeps them, or when turned off.
+    pub handoff_wait: Option<std::time::Duration>,
 }
 
 /// One node's event loop.
@@ -84,12 +88,22 @@ pub struct Driver {
     auth_failures: Arc<AtomicU64>,
     /// Inbound stream counters.
     stream_stats: Arc<StreamStats>,
+    /// The longest hand-off at a stop, for a memory-only node.
+    handoff_wait: Option<std::time::Duration>,
 }
 
 impl Driver {
     /// A driver for `node` on `udp`.
     pub fn new(node: Node, udp: UdpSocket, clock: Clock, options: DriverOptions) -> Self {
-        let DriverOptions { write_batch_max, storage, keys, auth_failures, stream_stats, stream_idle_close } = options;
+        let DriverOptions {
+            write_batch_max,
+            storage,
+            keys,
+            auth_failures,
+            stream_stats,
+            stream_idle_close,
+            handoff_wait,
+        } = options;
         Driver {
             node,
             udp,
@@ -103,6 +117,7 @@ impl Driver {
             keys,
             auth_failures,
             stream_stats,
+            handoff_wait,
         }
     }
 
@@ -156,11 +171,12 @@ impl Driver {
                 () = sleep => self.node.handle_timeout(self.clock.now()),
                 Some(writes_in) = writes.recv() => {
                     batch.extend(writes_in);
-                    // Let the other connection tasks get their writes in
-                    // first: one pass of the scheduler turns many one-entry
-                    // datagrams into a few full ones when clients do not
-                    // pipeline.
-                    tokio::task::yield_now().await;
+                    // Let the connection tasks get their writes in first:
+                    // giving up the CPU once (the driver has a thread of its
+                    // own, so the clients' workers run meanwhile) turns many
+                    // one-entry datagrams into a few full ones when clients
+                    // do not pipeline.
+                    std::thread::yield_now();
                     while batch.len() < self.write_batch_max {
                         match writes.try_recv() {
                             Ok(writes_in) => batch.extend(writes_in),
@@ -198,10 +214,51 @@ impl Driver {
         if !batch.is_empty() {
             self.node.handle_local_writes(&batch, self.clock.now());
         }
+        if let Some(wait) = self.handoff_wait {
+            self.hand_off(&mut frames, wait).await;
+        }
         self.node.leave(self.clock.now());
         self.drain().await;
         self.streams.close(STREAM_FLUSH_DEADLINE).await;
         tracing::info!(name = %self.node.identity().name, "left the mesh");
+    }
+
+    /// A memory-only node's writes live only in its peers once it exits:
+    /// before leaving, it goes on gossiping, without clients, until a live
+    /// peer has matched every part of its store (or `wait` passes).
+    async fn hand_off(&mut self, frames: &mut mpsc::Receiver<(SocketAddr, Bytes)>, wait: std::time::Duration) {
+        let started = self.clock.now();
+        if !self.node.begin_handoff(started) {
+            let entries = self.node.store().entry_count();
+            tracing::warn!(entries, "no live peer: the writes only this memory-only node holds are lost with it");
+            return;
+        }
+        let deadline = self.clock.instant_at(started.mono + wait);
+        let mut buf = vec![0u8; DATAGRAM_BUFFER_BYTES];
+        while !self.node.handoff_done() {
+            self.drain().await;
+            let timer = self.node.poll_timeout().map_or(deadline, |d| self.clock.instant_at(d).min(deadline));
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    let remaining = self.node.handoff_remaining();
+                    tracing::warn!(
+                        wait_ms = wait.as_millis() as u64,
+                        remaining,
+                        "stop_handoff_ms passed before a live peer matched every part of the store: writes not                          yet at a peer may be lost"
+                    );
+                    return;
+                }
+                received = self.udp.recv_from(&mut buf) => {
+                    if let Ok((len, from)) = received {
+                        self.handle_datagram(from, &buf[..len]);
+                    }
+                }
+                Some((from, frame)) = frames.recv() => self.node.handle_frame(from, &frame, self.clock.now()),
+                () = tokio::time::sleep_until(timer) => self.node.handle_timeout(self.clock.now()),
+            }
+        }
+        let took = self.clock.now().mono.saturating_sub(started.mono);
+        tracing::info!(took_ms = took.as_millis() as u64, "a live peer holds every entry of this node: stopping");
     }
 
     /// Hands a datagram to the node, opened first with a cluster key.

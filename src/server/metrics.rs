@@ -257,6 +257,18 @@ pub struct ClientSnapshot {
     pub output_limit_disconnections: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// AUTHs refused.
+    pub acl_denied_auth: u64,
+    /// Commands refused by a user's command rules.
+    pub acl_denied_cmd: u64,
+    /// Commands refused by a user's key patterns.
+    pub acl_denied_key: u64,
+    /// Connections refused by protected mode.
+    pub protected_mode_refusals: u64,
+    /// What the store counts as used, bytes (INFO's `used_memory`).
+    pub used_memory: u64,
+    /// `maxmemory`, bytes (0: no limit).
+    pub maxmemory: u64,
     /// The data dir's counters, with `--data-dir`.
     pub storage: Option<StorageSnapshot>,
 }
@@ -288,6 +300,12 @@ impl ClientSnapshot {
             protocol_errors: stats.protocol_errors.load(Ordering::Relaxed),
             output_limit_disconnections: stats.output_limit_disconnections.load(Ordering::Relaxed),
             tls_handshake_failures: stats.tls_handshake_failures.load(Ordering::Relaxed),
+            acl_denied_auth: stats.acl_denied_auth.load(Ordering::Relaxed),
+            acl_denied_cmd: stats.acl_denied_cmd.load(Ordering::Relaxed),
+            acl_denied_key: stats.acl_denied_key.load(Ordering::Relaxed),
+            protected_mode_refusals: stats.protected_mode_refusals.load(Ordering::Relaxed),
+            used_memory: shared.store.used_bytes() as u64,
+            maxmemory: shared.limits.maxmemory,
             storage: shared.storage.as_deref().map(|queue| {
                 let s = queue.stats();
                 StorageSnapshot {
@@ -385,6 +403,36 @@ impl Collector for Snapshot {
             None,
             c.tls_handshake_failures,
         )?;
+        counter(
+            &mut e,
+            "acl_access_denied_auth",
+            "AUTHs refused (wrong password, unknown or disabled user)",
+            None,
+            c.acl_denied_auth,
+        )?;
+        counter(
+            &mut e,
+            "acl_access_denied_cmd",
+            "Commands refused by the user's command rules",
+            None,
+            c.acl_denied_cmd,
+        )?;
+        counter(
+            &mut e,
+            "acl_access_denied_key",
+            "Commands refused by the user's key patterns",
+            None,
+            c.acl_denied_key,
+        )?;
+        counter(
+            &mut e,
+            "protected_mode_refusals",
+            "Client connections from beyond loopback refused by protected mode",
+            None,
+            c.protected_mode_refusals,
+        )?;
+        gauge(&mut e, "used_memory_bytes", "What the store counts as used, as maxmemory compares it", c.used_memory)?;
+        gauge(&mut e, "maxmemory_bytes", "Store size above which writes get -OOM; 0: no limit", c.maxmemory)?;
 
         if let Some(s) = self.clients.storage {
             gauge(&mut e, "storage_entries_loaded", "Entries loaded from the data dir at start", s.loaded)?;
@@ -641,7 +689,13 @@ mod tests {
             ..NodeSnapshot::default()
         };
         let storage = StorageSnapshot { loaded: 10, written: 42, pending: 3, batches: 6, syncs: 2 };
-        let clients = ClientSnapshot { connected: 4, storage: Some(storage), ..ClientSnapshot::default() };
+        let clients = ClientSnapshot {
+            connected: 4,
+            used_memory: 1234,
+            maxmemory: 4096,
+            storage: Some(storage),
+            ..ClientSnapshot::default()
+        };
         let text = metrics.encode(clients, node).unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
 
@@ -660,6 +714,8 @@ mod tests {
         let le_40us = buckets.iter().find(|b| (b.less_than - 40e-6).abs() < 1e-12).unwrap();
         assert_eq!((le_40us.count, buckets.last().unwrap().count), (5.0, 5.0));
         assert_eq!(value(&s, "rumor_connected_clients", None), 4.0);
+        assert_eq!(value(&s, "rumor_used_memory_bytes", None), 1234.0);
+        assert_eq!(value(&s, "rumor_maxmemory_bytes", None), 4096.0);
         assert_eq!(value(&s, "rumor_members", Some(("state", "alive"))), 2.0);
         assert_eq!(value(&s, "rumor_members", Some(("state", "suspect"))), 0.0);
         assert_eq!(value(&s, "rumor_membership_changes_total", Some(("change", "up"))), 3.0);

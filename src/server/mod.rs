@@ -5,7 +5,8 @@
 //! thread then writes every change), starts the client listener (plain,
 //! TLS or both; TLS files reloaded on SIGHUP, [`tls`]), the gossip
 //! stream acceptor, the metrics endpoint if asked for, and the
-//! [`driver::Driver`] task that owns the core, and on shutdown stops clients
+//! [`driver::Driver`] that owns the core, on a thread of its own
+//! ([`driver_thread`]), and on shutdown stops clients
 //! (in-flight commands finish) and the metrics endpoint first, hands the
 //! clients' last writes to gossip, leaves the mesh, and syncs the data dir.
 //! With a cluster key, every gossip payload is sealed on its way out and
@@ -25,6 +26,7 @@ pub mod catch_up;
 pub mod clock;
 pub mod descriptors;
 pub mod driver;
+pub mod driver_thread;
 pub mod envelope;
 pub mod handle;
 pub mod metrics;
@@ -51,7 +53,8 @@ use crate::core::store::Store;
 use crate::core::version::NodeId;
 use crate::resp::listener::Listeners;
 use clock::Clock;
-use driver::{Driver, DriverOptions, Inputs};
+use driver::{DriverOptions, Inputs};
+use driver_thread::DriverParts;
 use handle::NodeHandle;
 use metrics::Metrics;
 use shared::{ClientStats, Shared};
@@ -73,6 +76,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The driver's thread or its runtime could not be started.
+    #[error("cannot start the membership thread: {0}")]
+    DriverThread(std::io::Error),
     /// The data dir could not be opened or loaded.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -177,7 +183,9 @@ pub async fn run(
         writes: writes_tx,
         control: control_tx,
         limits: settings.limits.clone(),
-        password: settings.requirepass.clone(),
+        users: crate::resp::acl::Users::new(settings.users.clone()),
+        auth_throttle: crate::resp::acl::throttle::AuthThrottle::new(settings.auth_throttle.clone()),
+        protected_mode: settings.protected_mode,
         stats: ClientStats::default(),
         metrics: metrics.as_ref().map(|m| m.commands().clone()),
         storage: storage_queue.clone(),
@@ -188,6 +196,17 @@ pub async fn run(
             %gossip,
             "insecure gossip: no cluster key, so anyone who can reach the gossip port can join the mesh and read \
              and write every key (asked for with insecure_gossip)"
+        );
+    }
+    if let Some(listen) = listen
+        && settings.protected_mode
+        && !listen.ip().is_loopback()
+        && shared.users.default_is_open()
+    {
+        tracing::warn!(
+            %listen,
+            "protected mode: the default user has no password, so only loopback clients are accepted; set \
+             requirepass_file or aclfile, or protected_mode = false on a trusted network"
         );
     }
     let none = || "none".to_owned();
@@ -268,8 +287,11 @@ pub async fn run(
         auth_failures,
         stream_stats,
         stream_idle_close: settings.streams.idle_timeout / 2,
+        handoff_wait: settings.stop_handoff.filter(|_| data_dir.is_none()),
     };
-    Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
+    let udp = udp.into_std().map_err(|e| bind("gossip", gossip, e))?;
+    let parts = DriverParts { node, udp, clock, options, inputs: Inputs { writes, control, frames } };
+    driver_thread::run(parts, stop, span).await.map_err(ServerError::DriverThread)?;
     acceptor.abort();
     if let Some(reloader) = reloader {
         reloader.abort();

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::store::{Entry, Store};
+use crate::resp::acl::Users;
+use crate::resp::acl::throttle::AuthThrottle;
 use crate::server::clock::Clock;
 use crate::server::metrics::{CommandMetrics, NodeSnapshot};
 use crate::server::storage::ChangeQueue;
@@ -64,6 +66,10 @@ pub struct ClientLimits {
     /// whose unsent replies pass this many bytes is disconnected; 0: no
     /// limit.
     pub output_buffer_limit_bytes: usize,
+    /// `maxmemory`, bytes (0: no limit): above it, commands that add data
+    /// are refused with `-OOM`, while reads, deletes and merges from peers
+    /// go on. Compared against [`Store::used_bytes`].
+    pub maxmemory: u64,
 }
 
 impl Default for ClientLimits {
@@ -76,6 +82,7 @@ impl Default for ClientLimits {
             max_key_bytes: 64 * 1024,
             timeout: None,
             output_buffer_limit_bytes: DEFAULT_OUTPUT_BUFFER_LIMIT_BYTES,
+            maxmemory: 0,
         }
     }
 }
@@ -101,6 +108,22 @@ pub struct ClientStats {
     pub output_limit_disconnections: AtomicU64,
     /// TLS connections that failed or timed out in the handshake.
     pub tls_handshake_failures: AtomicU64,
+    /// AUTHs refused (`acl_access_denied_auth`).
+    pub acl_denied_auth: AtomicU64,
+    /// Commands refused by a user's command rules (`acl_access_denied_cmd`).
+    pub acl_denied_cmd: AtomicU64,
+    /// Commands refused by a user's key patterns (`acl_access_denied_key`).
+    pub acl_denied_key: AtomicU64,
+    /// Connections refused by protected mode.
+    pub protected_mode_refusals: AtomicU64,
+}
+
+impl Shared {
+    /// Whether the store is over `maxmemory`: one atomic read.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.limits.maxmemory;
+        max != 0 && self.store.used_bytes() as u64 > max
+    }
 }
 
 /// State shared by all connection tasks of one node.
@@ -119,8 +142,13 @@ pub struct Shared {
     pub control: mpsc::Sender<Control>,
     /// Client limits.
     pub limits: ClientLimits,
-    /// `requirepass`: when set, clients must `AUTH` first.
-    pub password: Option<String>,
+    /// The users clients authenticate as (from `requirepass` or the ACL file).
+    pub users: Users,
+    /// Slows AUTH down after failures from one address.
+    pub(crate) auth_throttle: AuthThrottle,
+    /// Refuse clients from beyond loopback while the default user needs no
+    /// password (Redis's protected mode).
+    pub protected_mode: bool,
     /// Client counters.
     pub stats: ClientStats,
     /// Per-command metrics, when the node serves `/metrics`; without it the

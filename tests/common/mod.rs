@@ -40,6 +40,9 @@ pub struct Node {
     pub seeds: Vec<SocketAddr>,
     pub extra: Vec<String>,
     pub log: PathBuf,
+    /// Whether (re)starting waits until the node serves keys, after
+    /// catching up with its peers if it started empty.
+    pub wait_ready: bool,
     child: Option<Child>,
 }
 
@@ -51,6 +54,16 @@ impl Node {
 
     /// Like [`Node::start`], with extra command-line arguments.
     pub fn start_with(name: &str, seeds: &[SocketAddr], extra: &[&str]) -> Node {
+        Self::start_inner(name, seeds, extra, true)
+    }
+
+    /// Like [`Node::start_with`], but returns as soon as the node accepts
+    /// clients, which may still be answering `-LOADING`.
+    pub fn start_loading(name: &str, seeds: &[SocketAddr], extra: &[&str]) -> Node {
+        Self::start_inner(name, seeds, extra, false)
+    }
+
+    fn start_inner(name: &str, seeds: &[SocketAddr], extra: &[&str], wait_ready: bool) -> Node {
         let client = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let gossip = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = std::env::temp_dir().join(format!("rumor-test-{}-{name}-{}.log", std::process::id(), gossip.port()));
@@ -61,6 +74,7 @@ impl Node {
             seeds: seeds.to_vec(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             log,
+            wait_ready,
             child: None,
         };
         node.spawn();
@@ -86,6 +100,19 @@ impl Node {
         wait_for(&format!("{} to accept clients", self.name), Duration::from_secs(20), || {
             std::net::TcpStream::connect(client).ok()
         });
+        if self.wait_ready {
+            let mut con = self.connect();
+            wait_for(&format!("{} to catch up and serve keys", self.name), Duration::from_secs(30), || {
+                let text: String = match redis::cmd("INFO").arg("persistence").query(&mut con) {
+                    Ok(text) => text,
+                    // A node that wants AUTH first: the test that set its
+                    // password waits for what it needs itself.
+                    Err(e) if e.code() == Some("NOAUTH") => return Some(()),
+                    Err(_) => return None,
+                };
+                text.lines().any(|l| l.trim() == "loading:0").then_some(())
+            });
+        }
     }
 
     /// `kill -9`.

@@ -137,6 +137,11 @@ impl Lab {
             .args(["--gossip", &self.gossip(i).to_string()])
             // A lab bridge of namespaces nobody else reaches: no key needed.
             .arg("--insecure-gossip");
+        // The test process is not loopback to the node: without a password
+        // protected mode would refuse it, unless a test asks for it.
+        if !self.extra.iter().any(|a| a == "--protected-mode") {
+            cmd.args(["--protected-mode", "no"]);
+        }
         for s in seeds {
             cmd.args(["--seed", &self.gossip(*s).to_string()]);
         }

@@ -66,6 +66,7 @@ impl Categories {
     }
 
     /// Whether `self` and `other` share a category.
+    #[cfg_attr(not(test), expect(dead_code, reason = "for maxmemory's and later checks; tested here"))]
     pub(crate) const fn intersects(self, other: Categories) -> bool {
         self.0 & other.0 != 0
     }
@@ -76,6 +77,7 @@ impl Categories {
     }
 
     /// The names of the categories in `self`, in `ACL CAT` order.
+    #[cfg_attr(not(test), expect(dead_code, reason = "for COMMAND INFO's categories; tested here"))]
     pub(crate) fn names(self) -> impl Iterator<Item = &'static str> {
         Categories::ALL.iter().filter(move |(_, c)| self.contains(*c)).map(|&(name, _)| name)
     }

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::{CommandError, Ctx};
+use crate::core::loading::CatchUpState;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 use crate::server::shared::{Control, InfoSection};
@@ -56,6 +57,8 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
     let stats = &shared.stats;
     let uptime_s = shared.clock.mono().as_secs();
     let rss = resident_bytes();
+    let used = shared.store.used_bytes() as u64;
+    let maxmemory = shared.limits.maxmemory;
     let keyspace = shared.store.keyspace(shared.clock.wall_ms());
     vec![
         section(
@@ -86,14 +89,16 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
         section(
             "Memory",
             [
-                ("used_memory", rss.to_string()),
-                ("used_memory_human", human_bytes(rss)),
+                ("used_memory", used.to_string()),
+                ("used_memory_human", human_bytes(used)),
                 ("used_memory_rss", rss.to_string()),
-                ("maxmemory", "0".to_owned()),
+                ("used_memory_rss_human", human_bytes(rss)),
+                ("maxmemory", maxmemory.to_string()),
+                ("maxmemory_human", human_bytes(maxmemory)),
                 ("maxmemory_policy", "noeviction".to_owned()),
             ],
         ),
-        persistence(shared.storage.as_deref()),
+        persistence(shared.storage.as_deref(), shared.store.catch_up()),
         section(
             "Stats",
             [
@@ -103,6 +108,11 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("protocol_errors", load(&stats.protocol_errors)),
                 ("client_output_buffer_limit_disconnections", load(&stats.output_limit_disconnections)),
                 ("tls_handshake_failures", load(&stats.tls_handshake_failures)),
+                ("acl_access_denied_auth", load(&stats.acl_denied_auth)),
+                ("acl_access_denied_cmd", load(&stats.acl_denied_cmd)),
+                ("acl_access_denied_key", load(&stats.acl_denied_key)),
+                ("acl_access_denied_channel", "0".to_owned()),
+                ("protected_mode_refusals", load(&stats.protected_mode_refusals)),
             ],
         ),
         section(
@@ -113,16 +123,25 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
 }
 
 /// The data dir's state; memory-only nodes say so with an empty `data_dir`.
-fn persistence(storage: Option<&ChangeQueue>) -> InfoSection {
+/// `loading:1` while the node catches up from its peers and refuses keys
+/// (Redis's field while it loads), `async_loading:1` while it catches up
+/// and serves what it has (Redis's, for serving old data while loading).
+fn persistence(storage: Option<&ChangeQueue>, catch_up: CatchUpState) -> InfoSection {
+    let loading = u8::from(catch_up == CatchUpState::Refusing).to_string();
+    let async_loading = u8::from(catch_up == CatchUpState::Serving).to_string();
     let Some(storage) = storage else {
-        return section("Persistence", [("loading", "0".to_owned()), ("data_dir", String::new())]);
+        return section(
+            "Persistence",
+            [("loading", loading), ("async_loading", async_loading), ("data_dir", String::new())],
+        );
     };
     let stats = storage.stats();
     let status = if storage.has_failed() { "err" } else { "ok" };
     section(
         "Persistence",
         [
-            ("loading", "0".to_owned()),
+            ("loading", loading),
+            ("async_loading", async_loading),
             ("data_dir", storage.dir().display().to_string()),
             ("fsync", storage.fsync().to_string()),
             ("entries_loaded", load(&stats.loaded)),
@@ -147,9 +166,10 @@ fn load(counter: &std::sync::atomic::AtomicU64) -> String {
 }
 
 /// The process's resident set size, from `/proc/self/status` (0 where
-/// there is no procfs). It stands in for Redis's `used_memory`: the store
-/// is most of the process, and this counts what it really costs. The read
-/// is a few hundred bytes from procfs, cheap enough for a task.
+/// there is no procfs): INFO's `used_memory_rss`. `used_memory`, which
+/// `maxmemory` compares against, is the store's own count instead: it
+/// falls as soon as keys are deleted, where the allocator may keep freed
+/// pages resident. The read is a few hundred bytes from procfs.
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -211,9 +231,15 @@ mod tests {
         for line in text.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(line.contains(':'), "{line:?}");
         }
-        let used: u64 = text.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap().trim();
+        let per_key = 1 + 1 + crate::core::store::ENTRY_OVERHEAD_BYTES;
+        assert_eq!(field("used_memory"), (2 * per_key).to_string(), "the store's count of a and b");
+        assert_eq!(
+            (field("maxmemory"), field("maxmemory_human"), field("maxmemory_policy")),
+            ("0", "0B", "noeviction")
+        );
         if cfg!(target_os = "linux") {
-            assert!(used > 0);
+            assert!(field("used_memory_rss").parse::<u64>().unwrap() > 0);
         }
         for word in ["all", "everything", "DEFAULT"] {
             assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 7, "{word}");

@@ -14,8 +14,8 @@
 //! authenticating with plain `AUTH` — the same fallback `-NOPROTO` would
 //! trigger, but one that clients asking for `HELLO 2` handle too.
 
-#[allow(dead_code, reason = "ACL rules and maxmemory read the categories and flags (landing next)")]
-mod category;
+mod acl_cmd;
+pub(crate) mod category;
 mod expire;
 mod info;
 mod keys;
@@ -30,9 +30,11 @@ use tokio::sync::oneshot;
 
 use self::category::{Categories, Flags};
 pub(crate) use self::session::Session;
+use super::acl::entries as acl_entries;
 use super::output::Output;
 use super::parse::Args;
 use super::reply;
+use crate::core::loading::CatchUpState;
 use crate::core::store::{Entry, WriteError};
 use crate::server::shared::{Control, Shared};
 use crate::server::storage::StorageFailed;
@@ -95,7 +97,7 @@ pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
         ctx.session.tally.count(UNKNOWN_SLOT, true);
         return Flow::Continue;
     };
-    let (flow, failed) = match run(spec, args, ctx) {
+    let (flow, failed) = match run(slot, spec, args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
         Ok(flow) => (flow, false),
@@ -122,14 +124,34 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
     Flow::Continue
 }
 
-/// Checks a known command's arity, then the client's authentication, in
-/// that order as Redis does, and runs it.
-fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+/// Checks a known command's arity, then the client's authentication, then
+/// its user's permissions (command, then keys), then (for a command that
+/// adds data) `maxmemory`, in that order as Redis 7 does, and runs it.
+fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
-    if !spec.flags.contains(Flags::NO_AUTH) && ctx.session.auth_required(ctx.shared) {
-        return Err(CommandError::NoAuth);
+    // AUTH and QUIT run whoever asks, as Redis's `no-auth` commands.
+    if !spec.flags.contains(Flags::NO_AUTH) {
+        if ctx.session.auth_required(ctx.shared) {
+            return Err(CommandError::NoAuth);
+        }
+        match permitted(slot, spec, args, ctx) {
+            Ok(()) => {}
+            Err(Refusal::Denied(error)) => return Err(error),
+            Err(Refusal::UserGone) => {
+                let name = ctx.session.user_name();
+                let text = format!("ERR user '{name}' was deleted or disabled by ACL LOAD; the connection closes");
+                reply::error(ctx.out, text.as_bytes());
+                return Ok(Flow::Close);
+            }
+        }
+    }
+    if spec.flags.contains(Flags::DENY_OOM) && ctx.shared.over_maxmemory() {
+        return Err(CommandError::fixed("OOM command not allowed when used memory > 'maxmemory'."));
+    }
+    if !spec.flags.contains(Flags::LOADING) && ctx.shared.store.catch_up() == CatchUpState::Refusing {
+        return Err(CommandError::Message(LOADING_ERROR.into()));
     }
     ctx.session.commands += 1;
     match spec.handler {
@@ -147,7 +169,7 @@ fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandEr
         Handler::Persist => expire::persist(args, ctx),
         Handler::Ping => session::ping(args, ctx),
         Handler::Echo => session::echo(args, ctx),
-        Handler::Auth => session::auth(args, ctx),
+        Handler::Auth => session::auth(args, ctx).await,
         Handler::Select => session::select(args, ctx),
         Handler::Client => session::client(args, ctx),
         Handler::Quit => {
@@ -158,9 +180,54 @@ fn run(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandEr
         Handler::Config => server::config(args, ctx),
         Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
         Handler::Info => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Info })),
+        Handler::Acl => acl_cmd::acl(args, ctx),
     }
     .map(|()| Flow::Continue)
 }
+
+/// Why a command may not run.
+enum Refusal {
+    /// `-NOPERM …`.
+    Denied(CommandError),
+    /// The session's user no longer exists or is off: the connection ends,
+    /// as Redis disconnects a deleted user's clients.
+    UserGone,
+}
+
+/// Checks the session's user's command rules, then its key patterns on
+/// every key argument, counting refusals for INFO.
+fn permitted(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Refusal> {
+    let shared = ctx.shared;
+    let stats = &shared.stats;
+    let user = ctx.session.user(&shared.users).ok_or(Refusal::UserGone)?;
+    let entry = acl_entries::for_call(slot, args.get(1));
+    if !user.may_run(entry, args.get(1)) {
+        stats.acl_denied_cmd.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text =
+            format!("NOPERM User {} has no permissions to run the '{}' command", user.name(), acl_entries::name(entry));
+        return Err(Refusal::Denied(CommandError::Message(text.into())));
+    }
+    if user.all_keys() {
+        return Ok(());
+    }
+    let (read, write) = match spec.keys.access {
+        KeyAccess::Read => (true, false),
+        KeyAccess::Exists => (false, false),
+        KeyAccess::Write => (false, true),
+        KeyAccess::WriteReadWithGet => (args.iter_from(3).any(|arg| is(arg, "GET")), true),
+    };
+    for position in spec.keys.positions(args.len()) {
+        if !user.may_use_key(args.arg(position), read, write) {
+            stats.acl_denied_key.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Refusal::Denied(CommandError::fixed("NOPERM No permissions to access a key")));
+        }
+    }
+    Ok(())
+}
+
+/// Redis's reply while it loads its dataset (clients retry on `LOADING`),
+/// for a node catching up from its peers after starting empty.
+const LOADING_ERROR: &str = "LOADING rumor is loading the dataset from its peers";
 
 /// Slots of the per-command metrics: one per command in the table, in
 /// table order, then [`UNKNOWN_SLOT`]. A fixed set, so the metrics' label
@@ -389,22 +456,73 @@ enum Handler {
     Config,
     Members,
     Info,
+    Acl,
 }
 
 /// A command's entry in the table.
-struct Spec {
+pub(crate) struct Spec {
     /// Lower-case name, as Redis's error messages show it.
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Redis's arity: `n` exactly n arguments (name included), `-n` at
     /// least n.
     arity: i32,
     /// Its ACL categories, as Redis lists them.
-    #[allow(dead_code, reason = "ACL rules read it (landing next)")]
-    categories: Categories,
+    pub(crate) categories: Categories,
     /// What else decides where it may run.
-    flags: Flags,
+    pub(crate) flags: Flags,
     /// What runs it.
     handler: Handler,
+    /// Which arguments are keys, for ACL key patterns.
+    pub(crate) keys: KeySpec,
+    /// Subcommands ACL rules can name (`+config|get`), with their own
+    /// categories as Redis gives them.
+    pub(crate) subcommands: &'static [(&'static str, Categories)],
+}
+
+/// Redis's legacy key positions of a command (first key, last key — negative
+/// counts from the end —, step) and how it uses its keys: what ACL key
+/// patterns (`%R~`, `%W~`, `~`) are checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeySpec {
+    /// Index of the first key; 0: the command takes no keys.
+    pub(crate) first: usize,
+    /// Index of the last key; -1 is the last argument.
+    pub(crate) last: isize,
+    /// Distance between keys (2 for MSET's key-value pairs).
+    pub(crate) step: usize,
+    /// What the command does with them.
+    pub(crate) access: KeyAccess,
+}
+
+/// What a command does with its keys (Redis's key-spec flags, reduced to
+/// what ACL checks read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyAccess {
+    /// Reads values (GET): needs a read pattern.
+    Read,
+    /// Looks at existence only (EXISTS): any pattern matching the key will do.
+    Exists,
+    /// Changes or deletes (SET, DEL, EXPIRE): needs a write pattern.
+    Write,
+    /// SET: a write, and a read too with its `GET` option.
+    WriteReadWithGet,
+}
+
+impl KeySpec {
+    const NONE: KeySpec = KeySpec { first: 0, last: 0, step: 0, access: KeyAccess::Exists };
+
+    /// The indices of the key arguments among `argc` arguments.
+    pub(crate) fn positions(self, argc: usize) -> impl Iterator<Item = usize> {
+        let last = if self.first == 0 {
+            0
+        } else if self.last < 0 {
+            argc.saturating_sub(self.last.unsigned_abs())
+        } else {
+            self.last.unsigned_abs().min(argc.saturating_sub(1))
+        };
+        let first = self.first.max(1);
+        (first..=last).step_by(self.step.max(1))
+    }
 }
 
 impl Spec {
@@ -420,7 +538,21 @@ fn arity_fits(arity: i32, argc: usize) -> bool {
 }
 
 const fn spec(name: &'static str, arity: i32, categories: Categories, flags: Flags, handler: Handler) -> Spec {
-    Spec { name, arity, categories, flags, handler }
+    Spec { name, arity, categories, flags, handler, keys: KeySpec::NONE, subcommands: &[] }
+}
+
+impl Spec {
+    /// With keys from `first` to `last` every `step`, used as `access` says.
+    const fn keys(mut self, first: usize, last: isize, step: usize, access: KeyAccess) -> Spec {
+        self.keys = KeySpec { first, last, step, access };
+        self
+    }
+
+    /// With subcommands ACL rules can name.
+    const fn subcommands(mut self, subcommands: &'static [(&'static str, Categories)]) -> Spec {
+        self.subcommands = subcommands;
+        self
+    }
 }
 
 /// Shorthands for the table.
@@ -437,36 +569,67 @@ const DENY_OOM: Flags = Flags::DENY_OOM;
 const NO_AUTH: Flags = Flags::NO_AUTH;
 const LOADING: Flags = Flags::LOADING;
 const NONE: Flags = Flags::NONE;
+const R: KeyAccess = KeyAccess::Read;
+const W: KeyAccess = KeyAccess::Write;
 
 /// Every command, the hottest first (lookup is a scan that compares lengths
 /// before bytes).
-const COMMANDS: &[Spec] = &[
-    spec("get", 2, READ.with(STRING).with(FAST), NONE, Handler::Get),
-    spec("set", -3, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Set),
-    spec("mget", -2, READ.with(STRING).with(FAST), NONE, Handler::Mget),
-    spec("mset", -3, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Mset),
-    spec("del", -2, KEYSPACE.with(WRITE).with(SLOW), NONE, Handler::Del),
-    spec("exists", -2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Exists),
+pub(crate) const COMMANDS: &[Spec] = &[
+    spec("get", 2, READ.with(STRING).with(FAST), NONE, Handler::Get).keys(1, 1, 1, R),
+    spec("set", -3, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Set).keys(1, 1, 1, KeyAccess::WriteReadWithGet),
+    spec("mget", -2, READ.with(STRING).with(FAST), NONE, Handler::Mget).keys(1, -1, 1, R),
+    spec("mset", -3, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Mset).keys(1, -1, 2, W),
+    spec("del", -2, KEYSPACE.with(WRITE).with(SLOW), NONE, Handler::Del).keys(1, -1, 1, W),
+    spec("exists", -2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Exists).keys(1, -1, 1, KeyAccess::Exists),
     spec("ping", -1, FAST.with(CONNECTION), NONE, Handler::Ping),
-    spec("expire", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::EXPIRE)),
-    spec("pexpire", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::PEXPIRE)),
-    spec("expireat", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::EXPIREAT)),
-    spec("pexpireat", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::PEXPIREAT)),
-    spec("ttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Seconds)),
-    spec("pttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Milliseconds)),
-    spec("persist", 2, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Persist),
+    spec("expire", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::EXPIRE)).keys(1, 1, 1, W),
+    spec("pexpire", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::PEXPIRE)).keys(1, 1, 1, W),
+    spec("expireat", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::EXPIREAT))
+        .keys(1, 1, 1, W),
+    spec("pexpireat", -3, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Expire(expire::How::PEXPIREAT))
+        .keys(1, 1, 1, W),
+    spec("ttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Seconds)).keys(1, 1, 1, R),
+    spec("pttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Milliseconds)).keys(1, 1, 1, R),
+    spec("persist", 2, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Persist).keys(1, 1, 1, W),
     spec("echo", 2, FAST.with(CONNECTION), NONE, Handler::Echo),
     spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
+    // KEYS and SCAN name patterns, not keys: ACL key patterns do not filter them.
     spec("scan", -2, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Scan),
     spec("keys", 2, KEYSPACE.with(READ).with(SLOW).with(DANGEROUS), NONE, Handler::Keys),
     spec("info", -1, SLOW.with(DANGEROUS), LOADING, Handler::Info),
     spec("members", 1, SLOW, LOADING, Handler::Members),
     spec("auth", -2, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Auth),
     spec("select", 2, FAST.with(CONNECTION), LOADING, Handler::Select),
-    spec("client", -2, SLOW.with(CONNECTION), LOADING, Handler::Client),
+    spec("client", -2, SLOW.with(CONNECTION), LOADING, Handler::Client).subcommands(&[
+        ("setname", SLOW.with(CONNECTION)),
+        ("getname", SLOW.with(CONNECTION)),
+        ("id", SLOW.with(CONNECTION)),
+        ("info", SLOW.with(CONNECTION)),
+        ("setinfo", SLOW.with(CONNECTION)),
+        ("no-evict", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        ("no-touch", SLOW.with(CONNECTION)),
+    ]),
     spec("quit", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Quit),
-    spec("command", -1, SLOW.with(CONNECTION), LOADING, Handler::Command),
-    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config),
+    spec("command", -1, SLOW.with(CONNECTION), LOADING, Handler::Command).subcommands(&[
+        ("count", SLOW.with(CONNECTION)),
+        ("list", SLOW.with(CONNECTION)),
+        ("docs", SLOW.with(CONNECTION)),
+        ("info", SLOW.with(CONNECTION)),
+    ]),
+    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config)
+        .subcommands(&[("get", ADMIN.with(SLOW).with(DANGEROUS)), ("set", ADMIN.with(SLOW).with(DANGEROUS))]),
+    spec("acl", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Acl).subcommands(&[
+        ("cat", SLOW),
+        ("whoami", SLOW),
+        ("help", SLOW),
+        ("list", ADMIN.with(SLOW).with(DANGEROUS)),
+        ("users", ADMIN.with(SLOW).with(DANGEROUS)),
+        ("getuser", ADMIN.with(SLOW).with(DANGEROUS)),
+        ("load", ADMIN.with(SLOW).with(DANGEROUS)),
+        ("setuser", ADMIN.with(SLOW).with(DANGEROUS)),
+        ("deluser", ADMIN.with(SLOW).with(DANGEROUS)),
+        ("save", ADMIN.with(SLOW).with(DANGEROUS)),
+    ]),
 ];
 
 /// The command named `name` and its metrics slot.
@@ -596,6 +759,73 @@ mod tests {
         assert_eq!(h.commands(), 3);
     }
 
+    const USERS: &str = "user default off\n\
+        user reader on >pw ~* +@read\n\
+        user app on >pw ~app:* %R~ro:* %W~wo:* +@all -@dangerous\n\
+        user admin on >pw ~* +@all\n";
+
+    #[tokio::test]
+    async fn acl_refusals_come_after_unknown_arity_and_noauth() {
+        let mut h = Harness::with_acl(USERS);
+        assert!(h.run(&["NOSUCH"]).await.starts_with("-ERR unknown command"));
+        assert!(h.run(&["SET", "k"]).await.starts_with("-ERR wrong number"));
+        assert_eq!(h.run(&["SET", "k", "v"]).await, "-NOAUTH Authentication required.\r\n");
+        assert_eq!(h.run(&["AUTH", "reader", "pw"]).await, "+OK\r\n");
+        assert!(h.run(&["SET", "k"]).await.starts_with("-ERR wrong number"));
+        assert_eq!(
+            h.run(&["SET", "k", "v"]).await,
+            "-NOPERM User reader has no permissions to run the 'set' command\r\n"
+        );
+        assert_eq!(h.run(&["GET", "k"]).await, "$-1\r\n");
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "port"]).await,
+            "-NOPERM User reader has no permissions to run the 'config|get' command\r\n"
+        );
+        assert_eq!(h.run(&["PING"]).await, "-NOPERM User reader has no permissions to run the 'ping' command\r\n");
+        let stats = &h.shared.stats;
+        assert_eq!(stats.acl_denied_cmd.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn key_patterns_are_checked_on_every_key_argument() {
+        let mut h = Harness::with_acl(USERS);
+        assert_eq!(h.run(&["AUTH", "app", "pw"]).await, "+OK\r\n");
+        let denied = "-NOPERM No permissions to access a key\r\n";
+        assert_eq!(h.run(&["SET", "app:1", "v"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["SET", "other", "v"]).await, denied);
+        assert_eq!(h.run(&["GET", "other"]).await, denied);
+        assert_eq!(h.run(&["MGET", "app:1", "app:2", "other"]).await, denied);
+        // MSET's keys are every other argument: a value may look like anything.
+        assert_eq!(h.run(&["MSET", "app:1", "other", "app:2", "other"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["MSET", "app:1", "x", "other", "y"]).await, denied);
+        assert_eq!(h.run(&["DEL", "app:1", "other"]).await, denied);
+        // Read-only and write-only patterns.
+        assert_eq!(h.run(&["GET", "ro:1"]).await, "$-1\r\n");
+        assert_eq!(h.run(&["SET", "ro:1", "v"]).await, denied);
+        assert_eq!(h.run(&["SET", "wo:1", "v"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["GET", "wo:1"]).await, denied);
+        assert_eq!(h.run(&["SET", "wo:1", "v", "GET"]).await, denied, "SET … GET reads too");
+        assert_eq!(h.run(&["EXISTS", "wo:1"]).await, ":1\r\n", "existence needs any pattern");
+        assert_eq!(h.run(&["TTL", "wo:1"]).await, denied);
+        // KEYS and SCAN take patterns, not keys.
+        assert!(h.run(&["KEYS", "*"]).await.starts_with("-NOPERM User app has no permissions to run the 'keys'"));
+        assert!(h.run(&["SCAN", "0"]).await.starts_with("*2\r\n"));
+        assert_eq!(h.shared.stats.acl_denied_key.load(std::sync::atomic::Ordering::Relaxed), 9);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_default_user_means_everyone_authenticates() {
+        let mut h = Harness::with_acl(USERS);
+        assert_eq!(
+            h.run(&["AUTH", "default", ""]).await,
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        );
+        assert_eq!(h.run(&["ACL", "WHOAMI"]).await, "-NOAUTH Authentication required.\r\n");
+        assert_eq!(h.run(&["AUTH", "admin", "pw"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["ACL", "WHOAMI"]).await, "$5\r\nadmin\r\n");
+        assert_eq!(h.shared.stats.acl_denied_auth.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
     #[tokio::test]
     async fn every_answer_is_tallied_under_its_command_or_unknown() {
         let mut h = Harness::with_password("pw");
@@ -659,6 +889,33 @@ mod tests {
         assert_eq!(run(&[b"MSET", b"a", b"1", b"b", b"2"], &mut pending), Flow::Continue);
         assert!(matches!(run(&[b"MEMBERS"], &mut pending), Flow::Ask(_)), "the driver's to answer");
         assert_eq!(run(&[b"QUIT"], &mut pending), Flow::Close);
+    }
+
+    #[tokio::test]
+    async fn over_maxmemory_only_commands_that_add_data_are_refused() {
+        use crate::core::store::ENTRY_OVERHEAD_BYTES;
+        // Two 1-byte keys with 100-byte values fit; a third would not.
+        let maxmemory = 2 * (1 + 100 + ENTRY_OVERHEAD_BYTES) - 1;
+        let mut h = Harness::with_limits(crate::server::shared::ClientLimits {
+            maxmemory: maxmemory as u64,
+            ..super::testkit::limits()
+        });
+        let value = "v".repeat(100);
+        let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        assert_eq!(h.run(&["SET", "a", &value]).await, "+OK\r\n");
+        assert_eq!(h.run(&["SET", "b", &value]).await, "+OK\r\n", "under the limit until a write takes it over");
+        assert_eq!(h.run(&["SET", "c", &value]).await, oom);
+        assert_eq!(h.run(&["MSET", "c", "1"]).await, oom);
+        assert_eq!(h.run(&["SET", "a", "x"]).await, oom, "an overwrite adds data too");
+        assert_eq!(h.run(&["GET", "a"]).await, format!("$100\r\n{value}\r\n"));
+        assert_eq!(h.run(&["EXPIRE", "a", "100"]).await, ":1\r\n");
+        assert_eq!(h.run(&["PERSIST", "a"]).await, ":1\r\n");
+        assert_eq!(h.run(&["DEL", "a"]).await, ":1\r\n");
+        assert_eq!(h.run(&["SET", "c", &value]).await, "+OK\r\n", "a's value is freed");
+        assert_eq!(h.run(&["DEL", "b"]).await, ":1\r\n");
+        // Two tombstones and c: the tombstones still count their keys.
+        assert_eq!(h.shared.store.used_bytes(), 2 * (1 + ENTRY_OVERHEAD_BYTES) + 1 + 100 + ENTRY_OVERHEAD_BYTES);
+        assert_eq!(h.run(&["SET", "d", "1"]).await, oom);
     }
 
     #[tokio::test]

@@ -47,7 +47,7 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
             ("appendonly", "no".to_owned()),
             ("databases", "1".to_owned()),
             ("maxclients", limits.max_clients.to_string()),
-            ("maxmemory", "0".to_owned()),
+            ("maxmemory", limits.maxmemory.to_string()),
             ("port", ctx.session.local.port().to_string()),
             ("proto-max-bulk-len", limits.max_bulk_bytes.to_string()),
             ("save", String::new()),

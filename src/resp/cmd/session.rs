@@ -3,8 +3,12 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::{CommandError, Ctx, Tally, is, subcommand_arity, unknown_subcommand};
+use crate::resp::acl::user::User;
+use crate::resp::acl::{self, Users, WrongPass};
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
@@ -19,8 +23,15 @@ pub(crate) struct Session {
     pub(crate) peer: SocketAddr,
     /// Our end of the connection.
     pub(crate) local: SocketAddr,
-    /// Passed `AUTH` (meaningless without a password).
-    pub(crate) authenticated: bool,
+    /// Passed `AUTH`. Without it, commands run as `default` while that
+    /// user needs no password.
+    authenticated: bool,
+    /// The user commands run as: `default` until an AUTH.
+    user_name: String,
+    /// That user as of `user_generation` of the node's users; looked up
+    /// again when ACL LOAD has moved the generation on.
+    user: Option<Arc<User>>,
+    user_generation: u64,
     /// Commands executed and not yet added to the node's counter; the
     /// connection adds them once per batch instead of once per command.
     pub(crate) commands: u64,
@@ -43,6 +54,9 @@ impl Session {
             peer,
             local,
             authenticated: false,
+            user_name: "default".to_owned(),
+            user: None,
+            user_generation: 0,
             commands: 0,
             tally: Tally::default(),
             unsettled_writes: false,
@@ -52,9 +66,35 @@ impl Session {
         }
     }
 
-    /// Whether commands other than AUTH and QUIT are refused.
+    /// Whether commands other than AUTH and QUIT are refused (Redis's
+    /// rule, read on every command: the default user needs a password, or
+    /// is off, and this session has not authenticated).
     pub(crate) fn auth_required(&self, shared: &Shared) -> bool {
-        shared.password.is_some() && !self.authenticated
+        !self.authenticated && !shared.users.default_is_open()
+    }
+
+    /// The user commands run as now, or `None` if it was deleted or
+    /// disabled (by ACL LOAD) since.
+    pub(crate) fn user(&mut self, users: &Users) -> Option<&User> {
+        let generation = users.generation();
+        if self.user.is_none() || self.user_generation != generation {
+            self.user = users.get(&self.user_name);
+            self.user_generation = generation;
+        }
+        self.user.as_deref().filter(|user| user.enabled())
+    }
+
+    /// The user's name (ACL WHOAMI).
+    pub(crate) fn user_name(&self) -> &str {
+        &self.user_name
+    }
+
+    /// From now on, commands run as `user`.
+    fn log_in(&mut self, user: Arc<User>, users: &Users) {
+        self.authenticated = true;
+        self.user_name = user.name().to_owned();
+        self.user = Some(user);
+        self.user_generation = users.generation();
     }
 }
 
@@ -74,15 +114,16 @@ pub(super) fn echo(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
     Ok(())
 }
 
-/// `AUTH [username] password`: the only user is `default`, whose password
-/// is the node's `password`. Without one, `AUTH password` is an error (as
-/// in Redis) and `AUTH default anything` succeeds.
-pub(super) fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+/// `AUTH [username] password`, against the node's users. `AUTH password`
+/// is for `default`; while that user is `nopass` it is an error, as in
+/// Redis. From an address with recent failures, the answer waits first
+/// (see `acl::throttle`).
+pub(super) async fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     if args.len() > 3 {
         return Err(CommandError::Syntax);
     }
-    let (user, given) = if args.len() == 2 {
-        if ctx.shared.password.is_none() {
+    let (name, given) = if args.len() == 2 {
+        if ctx.shared.users.default_is_nopass() {
             return Err(CommandError::fixed(
                 "ERR AUTH <password> called without any password configured for the default \
                  user. Are you sure your configuration is correct?",
@@ -92,14 +133,24 @@ pub(super) fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
     } else {
         (args.arg(1), args.arg(2))
     };
-    let accepted = user == b"default"
-        && ctx.shared.password.as_ref().is_none_or(|password| same_secret(password.as_bytes(), given));
-    if !accepted {
-        return Err(CommandError::fixed("WRONGPASS invalid username-password pair or user is disabled."));
+    let address = ctx.session.peer.ip();
+    let delay = ctx.shared.auth_throttle.delay(address, ctx.now_ms);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+        ctx.now_ms = ctx.shared.clock.wall_ms();
     }
-    ctx.session.authenticated = true;
-    reply::ok(ctx.out);
-    Ok(())
+    match acl::authenticate(&ctx.shared.users, name, given) {
+        Ok(user) => {
+            ctx.session.log_in(user, &ctx.shared.users);
+            reply::ok(ctx.out);
+            Ok(())
+        }
+        Err(WrongPass) => {
+            ctx.shared.auth_throttle.failed(address, ctx.now_ms);
+            ctx.shared.stats.acl_denied_auth.fetch_add(1, Ordering::Relaxed);
+            Err(CommandError::fixed("WRONGPASS invalid username-password pair or user is disabled."))
+        }
+    }
 }
 
 /// `SELECT 0`: there is one database.
@@ -189,11 +240,6 @@ fn describe(session: &Session) -> String {
 /// spaces, so the line stays splittable.
 fn printable(text: &[u8]) -> bool {
     text.iter().all(|b| (b'!'..=b'~').contains(b))
-}
-
-/// Compares a secret without stopping at the first difference.
-fn same_secret(expected: &[u8], given: &[u8]) -> bool {
-    expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 #[cfg(test)]

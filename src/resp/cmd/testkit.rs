@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 use super::{Ctx, Flow, Session, execute};
 use crate::core::store::Store;
 use crate::core::version::NodeId;
+use crate::resp::acl::throttle::AuthThrottle;
+use crate::resp::acl::{AuthThrottleLimits, UserSource, Users};
 use crate::resp::output::Output;
 use crate::resp::parse::Parser;
 use crate::server::clock::Clock;
@@ -84,7 +86,9 @@ fn shared_with_control(
         writes,
         control,
         limits,
-        password: password.map(str::to_owned),
+        users: Users::new(UserSource::default_user(password)),
+        auth_throttle: AuthThrottle::new(AuthThrottleLimits::default()),
+        protected_mode: true,
         stats: ClientStats::default(),
         metrics: None,
         storage: None,
@@ -111,6 +115,19 @@ impl Harness {
     /// A harness whose node requires `password`.
     pub(crate) fn with_password(password: &str) -> Self {
         Self::from_parts(shared(limits(), Some(password)))
+    }
+
+    /// A harness whose node's users are those of the ACL file `text`.
+    pub(crate) fn with_acl(text: &str) -> Self {
+        let (shared, replicated) = shared(limits(), None);
+        let mut shared = Arc::into_inner(shared).unwrap_or_else(|| unreachable!("just made"));
+        shared.users = Users::new(UserSource::from_text(text));
+        Self::from_parts((Arc::new(shared), replicated))
+    }
+
+    /// A harness with `limits`.
+    pub(crate) fn with_limits(limits: ClientLimits) -> Self {
+        Self::from_parts(shared(limits, None))
     }
 
     /// A harness whose driver never answers (its control channel is closed).

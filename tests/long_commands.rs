@@ -1,0 +1,155 @@
+//! Long commands never stall membership: KEYS and SCAN with a rare MATCH
+//! over 200,000 keys take about a second of CPU each in a debug build (as
+//! a plain MATCH over a few million would), and run back to back from as many clients
+//! as the node has cores; the node's SWIM must still answer every probe in
+//! time (150 ms by default), so its peers never suspect it.
+#![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Node, report, wait_for};
+
+/// Keys loaded into the busy node (`RUMOR_LONG_KEYS` overrides).
+const DEFAULT_KEYS: usize = 200_000;
+/// Pairs per MSET in the load.
+const MSET_PAIRS: usize = 1_000;
+/// How long the long commands run: several suspicion timeouts (1 s by default).
+const BUSY_FOR: Duration = Duration::from_secs(6);
+/// Clients running long commands at once: one per core keeps every
+/// client-side worker busy.
+const BUSY_CLIENTS: usize = 2;
+/// A MATCH that finds nothing and costs about 5 µs per key in a debug
+/// build: a few million keys' worth of KEYS in the time the test can
+/// spend loading and replicating 200,000.
+const RARE_MATCH: &str = "*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*x";
+/// The others' suspicion counters must hold still this long before the
+/// long commands start: replicating the load can itself stir suspicion.
+const SETTLED_FOR: Duration = Duration::from_secs(2);
+
+fn key_count() -> usize {
+    std::env::var("RUMOR_LONG_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_KEYS)
+}
+
+fn dbsize(con: &mut redis::Connection) -> usize {
+    redis::cmd("DBSIZE").query(con).unwrap_or(0)
+}
+
+fn suspicions(node: &Node) -> u64 {
+    node.info_field("membership", "suspicions").parse().expect("suspicions is a number")
+}
+
+/// Loads `n` keys `session:<i>:user:<j>` with 8-byte values: MSETs of
+/// `MSET_PAIRS` pairs piped through `redis-cli --pipe`.
+fn load(node: &Node, n: usize) {
+    let started = Instant::now();
+    let mut resp = Vec::with_capacity(n * 64);
+    for batch in (0..n).step_by(MSET_PAIRS) {
+        let end = (batch + MSET_PAIRS).min(n);
+        resp.extend_from_slice(format!("*{}\r\n$4\r\nMSET\r\n", 1 + 2 * (end - batch)).as_bytes());
+        for i in batch..end {
+            let key = format!("session:{i:08}:user:{:06}", i % 100_000);
+            resp.extend_from_slice(format!("${}\r\n{key}\r\n$8\r\nvvvvvvvv\r\n", key.len()).as_bytes());
+        }
+    }
+    let mut pipe = Command::new("redis-cli")
+        .args(["-h", &node.client.ip().to_string(), "-p", &node.client.port().to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    pipe.stdin.take().expect("stdin").write_all(&resp).expect("write to redis-cli");
+    let out = pipe.wait_with_output().expect("redis-cli --pipe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("errors: 0"), "redis-cli --pipe: {text}");
+    report(&format!("loaded {n} keys in {:.1?}", started.elapsed()));
+}
+
+#[test]
+fn long_keys_and_scans_raise_no_suspicion() {
+    let n = key_count();
+    let nodes = common::mesh(3);
+    let busy = &nodes[0];
+    load(busy, n);
+    // Replication of the load settles first: its own work is not what is measured.
+    for node in &nodes {
+        let mut con = node.connect();
+        wait_for(&format!("{} to hold all {n} keys", node.name), Duration::from_secs(60), || {
+            (dbsize(&mut con) == n).then_some(())
+        });
+    }
+    common::wait_all_alive(&nodes, Duration::from_secs(20));
+    let before = wait_for("the others' suspicion counters to settle", Duration::from_secs(20), || {
+        let first: Vec<u64> = nodes[1..].iter().map(suspicions).collect();
+        std::thread::sleep(SETTLED_FOR);
+        let second: Vec<u64> = nodes[1..].iter().map(suspicions).collect();
+        (first == second).then_some(second)
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let longest_ms = Arc::new(AtomicU64::new(0));
+    let commands = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..BUSY_CLIENTS)
+        .map(|c| {
+            let (stop, longest_ms, commands) = (stop.clone(), longest_ms.clone(), commands.clone());
+            let mut con = busy.connect();
+            let _ = con.set_read_timeout(Some(Duration::from_secs(60)));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    if c % 2 == 0 {
+                        let found: Vec<String> = redis::cmd("KEYS").arg(RARE_MATCH).query(&mut con).expect("KEYS");
+                        assert!(found.is_empty());
+                    } else {
+                        // One SCAN call over every shard with a MATCH that finds nothing.
+                        let (_, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(0)
+                            .arg("MATCH")
+                            .arg(RARE_MATCH)
+                            .arg("COUNT")
+                            .arg(u32::MAX)
+                            .query(&mut con)
+                            .expect("SCAN");
+                        assert!(found.is_empty());
+                    }
+                    longest_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    commands.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Watch the others' view of the busy node the whole time.
+    let started = Instant::now();
+    let mut seen_suspect = None;
+    let mut observers: Vec<_> = nodes[1..].iter().map(|n| (n.name.clone(), n.connect())).collect();
+    while started.elapsed() < BUSY_FOR {
+        for (name, con) in &mut observers {
+            let seen = common::members(con);
+            let state = seen.into_iter().find(|(_, addr, _)| *addr == busy.gossip.to_string()).map(|(_, _, s)| s);
+            if state.as_deref() != Some("alive") {
+                seen_suspect.get_or_insert((name.clone(), state, started.elapsed()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().expect("busy client");
+    }
+    let after: Vec<u64> = nodes[1..].iter().map(suspicions).collect();
+    let longest = longest_ms.load(Ordering::Relaxed);
+    let ran = commands.load(Ordering::Relaxed);
+    report(&format!(
+        "{ran} long commands over {n} keys in {BUSY_FOR:?}, the longest {longest} ms; \
+         suspicions of the others before {before:?}, after {after:?}"
+    ));
+    // The test only means something if the commands were long.
+    assert!(longest >= 500, "the long commands took only {longest} ms: load more keys");
+    assert_eq!(seen_suspect, None, "a peer saw the busy node as not alive");
+    assert_eq!(before, after, "the busy node's peers suspected a member");
+}
