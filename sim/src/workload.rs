@@ -1,5 +1,5 @@
-//! The clients: SET, SET with expiry (PX), MSET, DEL and GET at chosen
-//! hosts, with zipf-skewed key popularity, each sent as the RESP command a
+//! The clients: SET, SET with expiry (PX), MSET, DEL, GET and EXISTS at
+//! chosen hosts, with zipf-skewed key popularity, each sent as the RESP command a
 //! client would send and run by the server's own command executor
 //! (`rumor::resp::exec`); and the history they leave, which the checkers
 //! judge: every write the executor reported acknowledged, with its version,
@@ -55,6 +55,11 @@ pub enum Op {
         /// The key.
         key: Bytes,
     },
+    /// `EXISTS key key`: a read the simulator has no code of its own for.
+    Exists {
+        /// The keys.
+        keys: [Bytes; 2],
+    },
 }
 
 impl Op {
@@ -63,6 +68,7 @@ impl Op {
         match self {
             Op::Set { key, .. } | Op::Del { key } | Op::Get { key } => vec![key],
             Op::Mset { pairs } => pairs.iter().map(|(key, _)| key).collect(),
+            Op::Exists { keys } => keys.iter().collect(),
         }
     }
 
@@ -74,6 +80,7 @@ impl Op {
             Op::Mset { .. } => "MSET",
             Op::Del { .. } => "DEL",
             Op::Get { .. } => "GET",
+            Op::Exists { .. } => "EXISTS",
         }
     }
 
@@ -85,6 +92,7 @@ impl Op {
             Op::Mset { pairs: [(k1, v1), (k2, v2)] } => frame(&[b"MSET", k1, v1, k2, v2]),
             Op::Del { key } => frame(&[b"DEL", key]),
             Op::Get { key } => frame(&[b"GET", key]),
+            Op::Exists { keys: [k1, k2] } => frame(&[b"EXISTS", k1, k2]),
         }
     }
 }
@@ -108,6 +116,8 @@ const SET_PX_SHARE: f64 = 0.50;
 const MSET_SHARE: f64 = 0.55;
 /// Cumulative share up to DEL.
 const DEL_SHARE: f64 = 0.70;
+/// Cumulative share up to EXISTS (the rest are GETs).
+const EXISTS_SHARE: f64 = 0.78;
 /// Share of values too big for a datagram (they travel by stream).
 const BIG_VALUE_SHARE: f64 = 0.01;
 
@@ -154,6 +164,8 @@ impl Workload {
             Op::Mset { pairs: [first, second] }
         } else if kind < DEL_SHARE {
             Op::Del { key }
+        } else if kind < EXISTS_SHARE {
+            Op::Exists { keys: [key, self.pick_key()] }
         } else {
             Op::Get { key }
         };
@@ -274,7 +286,7 @@ pub struct History {
     pub observations: Vec<Observation>,
     /// Write ids by key.
     pub by_key: BTreeMap<Bytes, Vec<usize>>,
-    /// GETs answered.
+    /// Reads (GET, EXISTS) answered.
     pub reads: u64,
     /// Operations refused because their host was down.
     pub refused: u64,

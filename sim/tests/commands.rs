@@ -1,5 +1,5 @@
 //! The clients run the server's own command executor: a command the
-//! simulator has no code of its own for (MSET) is sent as RESP, its
+//! simulator has no code of its own for (MSET, EXISTS) is sent as RESP, its
 //! replies are counted and judged (the `replies` checker), and the writes
 //! the executor reports it acknowledged are the ones the other checkers
 //! judge.
@@ -9,7 +9,7 @@ use std::time::Duration;
 use rumor_sim::{FaultSet, SimOptions};
 
 #[test]
-fn mset_goes_through_the_executor_and_the_checkers_judge_what_it_acknowledged() {
+fn mset_and_exists_go_through_the_executor_and_their_replies_and_writes_are_judged() {
     let opts = SimOptions {
         seed: 9,
         nodes: 4,
@@ -34,6 +34,10 @@ fn mset_goes_through_the_executor_and_the_checkers_judge_what_it_acknowledged() 
     assert_eq!(mset_writes as u64, 2 * msets);
     assert_eq!(m.writes_by_command.values().sum::<usize>(), m.writes);
     assert!(run.report.contains("replies       ok"), "{}", run.report);
-    // GETs' replies were judged against what the store held: both kinds seen.
+    // Reads' replies were judged against what the store held: both kinds
+    // of GET seen, and EXISTS counting none, one and two live keys.
     assert!(m.replies.contains_key("GET $<bulk>") && m.replies.contains_key("GET $-1"), "{:?}", m.replies);
+    for count in [":0", ":1", ":2"] {
+        assert!(m.replies.contains_key(&format!("EXISTS {count}")), "{:?}", m.replies);
+    }
 }

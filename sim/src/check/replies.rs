@@ -58,6 +58,13 @@ pub fn judge(op: &Op, before: &[Option<Entry>], now_ms: u64, executed: &Executed
                 None => expect_reply(reply, b"$-1\r\n"),
             }
         }
+        Op::Exists { .. } => {
+            if !writes.is_empty() {
+                return Err(format!("EXISTS wrote {}", describe(writes)));
+            }
+            let live = before.iter().flatten().filter(|e| live_value(e, now_ms).is_some()).count();
+            expect_reply(reply, format!(":{live}\r\n").as_bytes())
+        }
     }
 }
 
@@ -142,5 +149,9 @@ mod tests {
         assert_eq!(judge(&del, &held, 99, &executed(b":1\r\n", tombstone.clone())), Ok(()));
         assert!(judge(&del, &held, 100, &executed(b":1\r\n", tombstone)).is_err(), "nothing live to delete");
         assert_eq!(judge(&del, &held, 100, &executed(b":0\r\n", Vec::new())), Ok(()));
+        let exists = Op::Exists { keys: [Bytes::from_static(b"k"), Bytes::from_static(b"k")] };
+        let twice = [held[0].clone(), held[0].clone()];
+        assert_eq!(judge(&exists, &twice, 99, &executed(b":2\r\n", Vec::new())), Ok(()), "counted twice");
+        assert!(judge(&exists, &twice, 100, &executed(b":2\r\n", Vec::new())).is_err());
     }
 }

@@ -139,7 +139,7 @@ impl World {
             self.reply_violation(host, &keys, format!("{} at n{host}: {detail}", op.name()));
         }
         match op {
-            Op::Get { .. } => self.history.reads += 1,
+            Op::Get { .. } | Op::Exists { .. } => self.history.reads += 1,
             Op::Del { .. } if executed.writes.is_empty() => self.history.empty_deletes += 1,
             _ => {}
         }
