@@ -16,6 +16,8 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 use tokio::sync::mpsc;
 
+use super::acl::throttle::AuthThrottle;
+use super::acl::{AuthThrottleLimits, UserSource, Users};
 use super::cmd::{self, Ctx, Flow, Session};
 use super::output::Output;
 use super::parse::{Parser, ProtocolError};
@@ -59,8 +61,8 @@ pub enum ExecError {
     /// Bytes follow the one command.
     #[error("{0} bytes follow the command")]
     Trailing(usize),
-    /// INFO or MEMBERS: answered by the node's driver task, which an
-    /// executor has not got.
+    /// INFO or MEMBERS (answered by the node's driver task, which an
+    /// executor has not got), or an AUTH that must wait out a delay.
     #[error("the command needs the node's driver task")]
     NeedsDriver,
 }
@@ -80,7 +82,9 @@ impl Executor {
             writes,
             control,
             limits,
-            password,
+            users: Users::new(UserSource::default_user(password.as_deref())),
+            auth_throttle: AuthThrottle::new(AuthThrottleLimits::default()),
+            protected_mode: false,
             stats: ClientStats::default(),
             metrics: None,
             storage: None,

@@ -64,11 +64,13 @@ pub(crate) struct Asked {
     question: Question,
 }
 
-/// The commands that ask the driver.
+/// The commands that wait: MEMBERS and INFO ask the driver; an AUTH from
+/// an address that failed recently waits out its delay first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Question {
     Members,
     Info,
+    Auth,
 }
 
 /// What a command runs with.
@@ -116,6 +118,11 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
     let answered = match asked.question {
         Question::Members => server::members(ctx).await,
         Question::Info => info::info(args, ctx).await,
+        Question::Auth => {
+            tokio::time::sleep(session::auth_delay(ctx)).await;
+            ctx.now_ms = ctx.shared.clock.wall_ms();
+            session::auth(args, ctx)
+        }
     };
     if let Err(error) = &answered {
         error.write(ctx.out);
@@ -169,7 +176,10 @@ fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Fl
         Handler::Persist => expire::persist(args, ctx),
         Handler::Ping => session::ping(args, ctx),
         Handler::Echo => session::echo(args, ctx),
-        Handler::Auth => session::auth(args, ctx).await,
+        Handler::Auth if !session::auth_delay(ctx).is_zero() => {
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Auth }));
+        }
+        Handler::Auth => session::auth(args, ctx),
         Handler::Select => session::select(args, ctx),
         Handler::Client => session::client(args, ctx),
         Handler::Quit => {
