@@ -19,6 +19,30 @@ pub const NAME: &str = "replies";
 /// The invariant, in a line.
 pub const INVARIANT: &str = "every reply is what its command's writes and the store before it imply";
 
+/// Judges `executed` as [`judge`] does, on a host that was still
+/// `catching_up` (refusing with `-LOADING`) or not when it ran: while it
+/// is, every command the workload sends must be refused and write nothing;
+/// once it is not, `-LOADING` is as wrong as any other unexpected reply.
+pub fn judge_at(
+    catching_up: bool,
+    op: &Op,
+    before: &[Option<Entry>],
+    now_ms: u64,
+    executed: &Executed,
+) -> Result<(), String> {
+    if !catching_up {
+        return judge(op, before, now_ms, executed);
+    }
+    if !executed.writes.is_empty() {
+        return Err(format!("wrote {} while catching up", describe(&executed.writes)));
+    }
+    if executed.reply.starts_with(b"-LOADING ") {
+        Ok(())
+    } else {
+        Err(format!("replied {:?} while catching up, expected -LOADING", executed.reply.escape_ascii().to_string()))
+    }
+}
+
 /// Judges `executed`, the outcome of `op` run at wall-clock `now_ms` on a
 /// store that held `before` for each of `op`'s keys. Returns what is wrong.
 pub fn judge(op: &Op, before: &[Option<Entry>], now_ms: u64, executed: &Executed) -> Result<(), String> {
@@ -122,6 +146,15 @@ mod tests {
 
     fn executed(reply: &[u8], writes: Vec<(Bytes, Entry)>) -> Executed {
         Executed { reply: reply.to_vec(), writes, closed: false }
+    }
+
+    #[test]
+    fn while_catching_up_only_loading_is_right_and_after_it_loading_is_wrong() {
+        let op = Op::Get { key: Bytes::from_static(b"k") };
+        let loading = executed(b"-LOADING rumor is loading the dataset from its peers\r\n", Vec::new());
+        assert_eq!(judge_at(true, &op, &[None], 5, &loading), Ok(()));
+        assert!(judge_at(false, &op, &[None], 5, &loading).is_err());
+        assert!(judge_at(true, &op, &[None], 5, &executed(b"$-1\r\n", Vec::new())).is_err(), "nil while catching up");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
+use rumor::core::loading::CatchUpState;
 use rumor::core::store::Entry;
 use rumor::core::version::NodeId;
 
@@ -122,6 +123,7 @@ impl World {
         };
         let keys: Vec<Bytes> = op.keys().into_iter().cloned().collect();
         let before: Vec<Option<Entry>> = keys.iter().map(|key| store.entry(key)).collect();
+        let catching_up = store.catch_up() == CatchUpState::Refusing;
         let ran = client.run(&command, now.wall_ms);
         for (key, held) in keys.iter().zip(&before) {
             self.history.observe(self.now, host, life, key.clone(), held.as_ref().map(Held::of));
@@ -135,7 +137,7 @@ impl World {
             }
         };
         self.history.record_reply(op.name(), &executed.reply);
-        if let Err(detail) = replies::judge(&op, &before, now.wall_ms, &executed) {
+        if let Err(detail) = replies::judge_at(catching_up, &op, &before, now.wall_ms, &executed) {
             self.reply_violation(host, &keys, format!("{} at n{host}: {detail}", op.name()));
         }
         match op {
