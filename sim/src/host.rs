@@ -17,6 +17,8 @@ use rumor::core::node::{Node, NodeConfig};
 use rumor::core::sabotage::Sabotage;
 use rumor::core::store::{Entry, Store};
 use rumor::core::version::NodeId;
+use rumor::resp::exec::Executor;
+use rumor::server::shared::ClientLimits;
 
 use crate::clock::NodeClock;
 use crate::disk::SimDisk;
@@ -52,6 +54,9 @@ pub struct Host {
     /// The node, while up. Boxed: a host moves to a helper thread and
     /// back for each window it has events in, and a node is 1.5 KB.
     pub node: Option<Box<Node>>,
+    /// The clients' session on the node, while up: the server's command
+    /// executor over the node's store. Boxed, as the node is.
+    pub client: Option<Box<Executor>>,
     /// The earliest wake-up the world has queued for this node.
     pub wake_at: Option<Duration>,
     /// Local writes acknowledged but not yet handed to the node: the
@@ -93,6 +98,7 @@ impl Host {
             status: HostStatus::NotStarted,
             life: 0,
             node: None,
+            client: None,
             wake_at: None,
             pending_writes: Vec::new(),
             flush_queued: false,
@@ -161,7 +167,10 @@ impl Host {
             store = store.with_change_log(disk.log.clone());
         }
         let node_seed = seed::derive(run_seed, "node.core", life_key);
-        let mut node = Node::new(identity, config, Arc::new(store), node_seed, now);
+        let store = Arc::new(store);
+        let client = Executor::new(1, &self.name, store.clone(), ClientLimits::default(), None);
+        self.client = Some(Box::new(client));
+        let mut node = Node::new(identity, config, store, node_seed, now);
         if let Some(ms) = last_in_mesh_ms {
             node.restore_last_in_mesh(ms);
         }
@@ -177,6 +186,7 @@ impl Host {
     /// Ends the current life; `gone` if it never comes back.
     pub fn stop(&mut self, gone: bool) {
         self.node = None;
+        self.client = None;
         self.status = if gone { HostStatus::Gone } else { HostStatus::Down };
         self.wake_at = None;
         self.pending_writes.clear();

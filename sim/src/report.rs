@@ -39,11 +39,12 @@ pub struct ReportInput<'a> {
 }
 
 /// Checkers in report order (`world` is the driver's own bounds).
-pub const CHECKERS: [&str; 6] = [
+pub const CHECKERS: [&str; 7] = [
     crate::check::convergence::NAME,
     crate::check::lost_writes::NAME,
     crate::check::resurrection::NAME,
     crate::check::membership::NAME,
+    crate::check::replies::NAME,
     crate::check::bounds::NAME,
     "world",
 ];
@@ -102,6 +103,9 @@ pub fn render(input: &ReportInput<'_>) -> String {
         "workload: {} writes acknowledged ({} excused: held only by hosts that lost their state), {} reads, {} refused by down hosts",
         m.writes, m.excused, m.reads, m.refused
     );
+    let replies: Vec<String> = m.replies.iter().map(|(kind, n)| format!("{kind} ×{n}")).collect();
+    let by_command: Vec<String> = m.writes_by_command.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    let _ = writeln!(out, "  writes by command: {}; replies: {}", by_command.join(", "), replies.join(", "));
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for v in input.violations {
         *counts.entry(v.checker).or_default() += 1;

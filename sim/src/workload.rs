@@ -1,8 +1,10 @@
-//! The clients: SET, SET with expiry (PX), DEL and GET at chosen hosts,
-//! with zipf-skewed key popularity; and the history they leave, which the
-//! checkers judge: every acknowledged write with its version (the entry
-//! `Store::update` returned), where and when, and what each operation saw
-//! in its host's store beforehand.
+//! The clients: SET, SET with expiry (PX), MSET, DEL, GET and EXISTS at
+//! chosen hosts, with zipf-skewed key popularity, each sent as the RESP command a
+//! client would send and run by the server's own command executor
+//! (`rumor::resp::exec`); and the history they leave, which the checkers
+//! judge: every write the executor reported acknowledged, with its version,
+//! where and when, what each operation saw in its host's store beforehand,
+//! and what the replies were.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumor::core::store::Entry;
 use rumor::core::version::Version;
+use rumor::resp::exec::frame;
 
 use crate::seed::{self, SimRng, between, chance, uniform};
 
@@ -36,6 +39,12 @@ pub enum Op {
         /// Time to live, ms.
         px_ms: Option<u64>,
     },
+    /// `MSET key value key value`: a command the simulator has no code
+    /// of its own for — only the executor knows what it writes.
+    Mset {
+        /// The keys and their values, in order.
+        pairs: [(Bytes, Bytes); 2],
+    },
     /// `DEL key`.
     Del {
         /// The key.
@@ -46,13 +55,44 @@ pub enum Op {
         /// The key.
         key: Bytes,
     },
+    /// `EXISTS key key`: a read the simulator has no code of its own for.
+    Exists {
+        /// The keys.
+        keys: [Bytes; 2],
+    },
 }
 
 impl Op {
-    /// The key the operation touches.
-    pub fn key(&self) -> &Bytes {
+    /// The keys the operation touches, in order.
+    pub fn keys(&self) -> Vec<&Bytes> {
         match self {
-            Op::Set { key, .. } | Op::Del { key } | Op::Get { key } => key,
+            Op::Set { key, .. } | Op::Del { key } | Op::Get { key } => vec![key],
+            Op::Mset { pairs } => pairs.iter().map(|(key, _)| key).collect(),
+            Op::Exists { keys } => keys.iter().collect(),
+        }
+    }
+
+    /// The command's name, as the report counts replies.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Set { px_ms: None, .. } => "SET",
+            Op::Set { px_ms: Some(_), .. } => "SET PX",
+            Op::Mset { .. } => "MSET",
+            Op::Del { .. } => "DEL",
+            Op::Get { .. } => "GET",
+            Op::Exists { .. } => "EXISTS",
+        }
+    }
+
+    /// The command as a client sends it: one RESP array.
+    pub fn frame(&self) -> Vec<u8> {
+        match self {
+            Op::Set { key, value, px_ms: None } => frame(&[b"SET", key, value]),
+            Op::Set { key, value, px_ms: Some(px) } => frame(&[b"SET", key, value, b"PX", px.to_string().as_bytes()]),
+            Op::Mset { pairs: [(k1, v1), (k2, v2)] } => frame(&[b"MSET", k1, v1, k2, v2]),
+            Op::Del { key } => frame(&[b"DEL", key]),
+            Op::Get { key } => frame(&[b"GET", key]),
+            Op::Exists { keys: [k1, k2] } => frame(&[b"EXISTS", k1, k2]),
         }
     }
 }
@@ -69,11 +109,15 @@ pub struct Workload {
 }
 
 /// Share of operations that are plain SETs (the rest below are cumulative).
-const SET_SHARE: f64 = 0.45;
+const SET_SHARE: f64 = 0.40;
 /// Cumulative share up to SET with PX.
-const SET_PX_SHARE: f64 = 0.55;
+const SET_PX_SHARE: f64 = 0.50;
+/// Cumulative share up to MSET.
+const MSET_SHARE: f64 = 0.55;
 /// Cumulative share up to DEL.
 const DEL_SHARE: f64 = 0.70;
+/// Cumulative share up to EXISTS (the rest are GETs).
+const EXISTS_SHARE: f64 = 0.78;
 /// Share of values too big for a datagram (they travel by stream).
 const BIG_VALUE_SHARE: f64 = 0.01;
 
@@ -114,8 +158,14 @@ impl Workload {
             let value = self.value(host);
             let px_ms = (kind >= SET_SHARE).then(|| between(&mut self.rng, 100, 20_000));
             Op::Set { key, value, px_ms }
+        } else if kind < MSET_SHARE {
+            let first = (key, self.value(host));
+            let second = (self.pick_key(), self.value(host));
+            Op::Mset { pairs: [first, second] }
         } else if kind < DEL_SHARE {
             Op::Del { key }
+        } else if kind < EXISTS_SHARE {
+            Op::Exists { keys: [key, self.pick_key()] }
         } else {
             Op::Get { key }
         };
@@ -140,6 +190,16 @@ impl Workload {
         } as usize;
         v.resize(len.max(v.len()), b'.');
         Bytes::from(v)
+    }
+}
+
+/// A reply's kind, for counting: its first line, with a bulk's length
+/// left out (`$-1`, the nil, stays).
+pub fn reply_kind(reply: &[u8]) -> String {
+    let line = reply.split(|b| *b == b'\r').next().unwrap_or_default();
+    match line {
+        [b'$', rest @ ..] if rest != b"-1" => "$<bulk>".to_owned(),
+        line => String::from_utf8_lossy(line).into_owned(),
     }
 }
 
@@ -226,12 +286,16 @@ pub struct History {
     pub observations: Vec<Observation>,
     /// Write ids by key.
     pub by_key: BTreeMap<Bytes, Vec<usize>>,
-    /// GETs answered.
+    /// Reads (GET, EXISTS) answered.
     pub reads: u64,
     /// Operations refused because their host was down.
     pub refused: u64,
     /// DELs of missing keys (nothing written).
     pub empty_deletes: u64,
+    /// Replies, by command and kind (see [`reply_kind`]).
+    pub replies: BTreeMap<String, u64>,
+    /// Acknowledged writes, by the command that made them.
+    pub writes_by_command: BTreeMap<&'static str, usize>,
     last_seq: u64,
 }
 
@@ -255,6 +319,11 @@ impl History {
     pub fn observe(&mut self, at: Duration, host: usize, life: u32, key: Bytes, held: Option<Held>) {
         let seq = self.next_seq();
         self.observations.push(Observation { seq, at, host, life, key, held });
+    }
+
+    /// Counts `reply` to command `name`.
+    pub fn record_reply(&mut self, name: &str, reply: &[u8]) {
+        *self.replies.entry(format!("{name} {}", reply_kind(reply))).or_default() += 1;
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -357,7 +426,7 @@ mod tests {
         let mut w = Workload::new(1, WorkloadConfig { rate_per_s: 10.0, keys: 100, zipf: 1.0 });
         let mut first = 0;
         for _ in 0..10_000 {
-            if w.next_op(4).1.key() == &Bytes::from_static(b"key:00000") {
+            if w.next_op(4).1.keys()[0] == &Bytes::from_static(b"key:00000") {
                 first += 1;
             }
         }

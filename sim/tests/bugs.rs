@@ -67,11 +67,12 @@ fn a_data_dir_that_is_not_written_loses_acknowledged_writes() {
 /// The old garbage-collection rule: tombstones forgotten after the TTL
 /// alone, and a node isolated longer than the TTL discards its whole store
 /// when it rejoins. The seed is one whose plan holds a partition for more
-/// than twice the (5 s) tombstone TTL and gives every host a data dir;
-/// writes taken only by a host cut off that long are discarded.
+/// than twice the (5 s) tombstone TTL and whose workload makes the broken
+/// rule show as a resurrection (which seeds do depends on the workload's
+/// mix of commands).
 #[test]
 fn ttl_only_garbage_collection_loses_writes_across_a_long_partition() {
-    let (seed, duration, faults) = (4, Duration::from_secs(30), "crash,partition");
+    let (seed, duration, faults) = (18, Duration::from_secs(30), "crash,partition");
     let healthy = run_seed(seed, duration, None, 16, faults);
     assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
     assert!(healthy.report.contains("1 held for 2 to 4 tombstone TTLs"), "{}", healthy.report);

@@ -122,15 +122,14 @@ impl fmt::Display for Version {
     }
 }
 
-/// The version of an entry's deadline: when it was set (or cleared), with
-/// the deadline itself as the tie-break.
+/// The version of an entry's deadline: when it was set (or cleared).
 ///
 /// A deadline is versioned apart from the value so that EXPIRE and PERSIST,
 /// which change only the deadline, never rewrite a value written
-/// concurrently elsewhere. It needs no writer id: two deadline writes with
-/// the same timestamp and the same deadline are the same state, and with
-/// different deadlines the greater deadline wins on every node alike, so the
-/// order stays total at 8 bytes per entry instead of another 24.
+/// concurrently elsewhere. It stores no writer id (8 bytes per entry
+/// instead of another 24); deadlines are ordered by
+/// [`EntryStamp::deadline_order`], which recovers the writer where it
+/// matters — see there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DeadlineStamp {
     /// When the deadline was set, by the setter's hybrid logical clock.
@@ -155,7 +154,30 @@ impl EntryStamp {
     /// Whether some part of `self` is newer than the same part of `other`:
     /// merging `self` into `other` would change it.
     pub fn newer_in_some_part(&self, other: &EntryStamp) -> bool {
-        self.value > other.value || self.deadline > other.deadline
+        self.value > other.value || self.deadline_order() > other.deadline_order()
+    }
+
+    /// The order of deadline parts: when set, then the writer if the value
+    /// was written at that same timestamp, then the deadline itself.
+    ///
+    /// A SET stamps value and deadline at one timestamp. Two SETs by
+    /// different writers can share a timestamp; ordered by the deadline
+    /// alone, a merge would take one SET's value (the greater writer) and
+    /// the other's deadline — a state neither client wrote. Breaking the
+    /// tie by the value's writer keeps each SET whole.
+    ///
+    /// The writer is recovered, not stored, and this is sound because a
+    /// deadline is never set before its value (`deadline.set_at >=
+    /// value.timestamp` always: SET and DEL stamp both at once, EXPIRE and
+    /// PERSIST take a timestamp above the value's, and merge takes the
+    /// greater of each part). So where the merged value was written at the
+    /// deadline's timestamp, the deadline came from that same entry (any
+    /// other deadline set then would order below it), and an entry's order
+    /// key survives every merge unchanged: merge stays a per-part maximum,
+    /// commutative, associative and idempotent.
+    pub fn deadline_order(&self) -> (Timestamp, Option<NodeId>, Option<u64>) {
+        let writer = (self.value.timestamp == self.deadline.set_at).then_some(self.value.writer);
+        (self.deadline.set_at, writer, self.deadline.expires_at_ms)
     }
 }
 
@@ -171,6 +193,28 @@ mod tests {
         assert_eq!(next.logical(), 0);
         assert!(next > last_of_ms);
         assert_eq!(Timestamp::from_packed(u64::MAX).checked_next(), None);
+    }
+
+    #[test]
+    fn two_sets_at_one_timestamp_order_their_deadlines_as_their_values() {
+        let ts = Timestamp::from_physical_ms(5);
+        let (low, high) = (NodeId::from_random_bytes([1; 16]), NodeId::from_random_bytes([2; 16]));
+        let (low, high) = (low.min(high), low.max(high));
+        let set = |writer, expires_at_ms| EntryStamp {
+            value: Version { timestamp: ts, writer },
+            deadline: DeadlineStamp { set_at: ts, expires_at_ms },
+        };
+        // The greater writer wins the value: its deadline (none) must win too.
+        let (plain, expiring) = (set(high, None), set(low, Some(9)));
+        assert!(plain.value > expiring.value);
+        assert!(plain.deadline_order() > expiring.deadline_order());
+        assert!(plain.deadline.expires_at_ms < expiring.deadline.expires_at_ms, "the old order picked the other");
+        // An EXPIRE set later wins over both, whoever wrote the value.
+        let expire = EntryStamp {
+            value: Version { timestamp: ts, writer: low },
+            deadline: DeadlineStamp { set_at: ts.checked_next().unwrap(), expires_at_ms: Some(1) },
+        };
+        assert!(expire.deadline_order() > plain.deadline_order());
     }
 
     #[test]

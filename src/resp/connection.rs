@@ -187,13 +187,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             since_clock_read += 1;
             let mut ctx = Ctx { shared, session, out: output, pending, now_ms };
-            let flow = cmd::execute(args, &mut ctx).await;
-            // A command that waited (dissemination's queue, the node) read
-            // the clock again when it resumed.
-            now_ms = ctx.now_ms;
+            let mut flow = cmd::execute(args, &mut ctx);
+            if let Flow::Ask(asked) = flow {
+                flow = cmd::answer(asked, args, &mut ctx).await;
+                // The driver's answer may have taken a while.
+                now_ms = ctx.now_ms;
+            }
             parser.set_unauthenticated(session.auth_required(shared));
-            if flow == Flow::Close {
-                break BatchEnd::Quit;
+            match flow {
+                Flow::Close => break BatchEnd::Quit,
+                Flow::HandOver => {
+                    cmd::replicate(shared, pending).await;
+                    // The hand-over may have waited on a full queue.
+                    now_ms = shared.clock.wall_ms();
+                    since_clock_read = 0;
+                }
+                Flow::Continue | Flow::Ask(_) => {}
             }
             if limit != 0 && output.len() > limit {
                 break BatchEnd::OutputLimit;

@@ -14,7 +14,11 @@
 //!   and its limits; `inline` — Redis's quoting rules for inline commands.
 //! - [`acl`] — users, passwords and permissions (Redis's ACL model), the
 //!   ACL file, the AUTH failure throttle.
-//! - `cmd` — command dispatch and the commands, one family per file.
+//! - `cmd` — the command executor (dispatch: synchronous, it leaves any
+//!   waiting to its caller) and the commands, one family per file.
+//! - [`exec`] — the executor for callers without a connection (the
+//!   simulator's clients): one command's bytes in, its reply and the writes
+//!   it acknowledged out.
 //! - `reply` — reply encoding; `output` — a connection's unsent replies,
 //!   large values shared with the store; `num` — Redis-strict integers;
 //!   `glob` — Redis's glob matcher for KEYS, SCAN and CONFIG GET.
@@ -26,6 +30,7 @@
 pub mod acl;
 mod cmd;
 mod connection;
+pub mod exec;
 mod glob;
 mod inline;
 pub mod listener;

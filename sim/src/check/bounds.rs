@@ -318,6 +318,11 @@ pub struct Measurements {
     pub excused: usize,
     /// Reads answered.
     pub reads: u64,
+    /// The executor's replies, counted by command and kind (`MSET +OK`,
+    /// `GET $<bulk>`, `DEL :0`, …).
+    pub replies: BTreeMap<String, u64>,
+    /// Acknowledged writes, by the command that made them.
+    pub writes_by_command: BTreeMap<&'static str, usize>,
     /// Operations refused by a down host.
     pub refused: u64,
     /// Remote versions too far ahead to move a clock (live nodes at the end).

@@ -8,6 +8,7 @@ pub mod bounds;
 pub mod convergence;
 pub mod lost_writes;
 pub mod membership;
+pub mod replies;
 pub mod resurrection;
 
 use std::collections::BTreeMap;

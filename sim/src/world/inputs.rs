@@ -5,14 +5,17 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
-use rumor::core::store::Write;
+use rumor::core::loading::CatchUpState;
+use rumor::core::store::Entry;
 use rumor::core::version::NodeId;
 
 use super::step::{self, Effect, FreshQueue, LocalEvent, Shared};
 use super::{CHANNEL_DELAY, Event, Phase, World};
 use crate::check::Violation;
 use crate::check::membership::{MemberNote, late_detection};
+use crate::check::replies;
 use crate::host::{Host, index_of};
 use crate::net::{Fate, LinkFaults};
 use crate::trace::TraceKind;
@@ -96,6 +99,10 @@ impl World {
         None
     }
 
+    /// One client operation: its RESP command run by the server's command
+    /// executor on the chosen host at the host's wall-clock time; the reply
+    /// is judged and counted, and the writes the executor reports are the
+    /// acknowledged ones, handed to the node after the channel delay.
     pub(super) fn client_op(&mut self) {
         if self.phase != Phase::Safety {
             return;
@@ -104,80 +111,90 @@ impl World {
             self.schedule(self.now + gap, Event::Client);
         }
         let (host, op) = self.workload.next_op(self.hosts.len());
-        let h = &self.hosts[host];
-        let Some(store) = h.store().cloned() else {
-            self.history.refused += 1;
-            self.trace.record(
-                self.now,
-                TraceKind::Client,
-                host,
-                host,
-                op.key(),
-                Some(format!("refused (n{host} down)")),
-            );
-            return;
-        };
+        let command = op.frame();
+        let h = &mut self.hosts[host];
         let life = h.life;
         let now = h.now(self.now);
-        let key = op.key().clone();
-        self.history.observe(self.now, host, life, key.clone(), store.entry(&key).as_ref().map(Held::of));
-        let written = match op {
-            Op::Set { value, px_ms, .. } => {
-                let expires_at_ms = px_ms.map(|px| now.wall_ms.saturating_add(px));
-                store
-                    .update(&key, now.wall_ms, |_| (Some(Write::Put { value, expires_at_ms }), ()))
-                    .ok()
-                    .and_then(|(w, ())| w)
-            }
-            Op::Del { .. } => {
-                // As the server's DEL: a tombstone only for a live key.
-                let written = store
-                    .update(&key, now.wall_ms, |live| (live.map(|_| Write::Delete), ()))
-                    .ok()
-                    .and_then(|(w, ())| w);
-                if written.is_none() {
-                    self.history.empty_deletes += 1;
-                }
-                written
-            }
-            Op::Get { .. } => {
-                let _ = store.get(&key, now.wall_ms);
-                self.history.reads += 1;
-                None
+        let (Some(store), Some(client)) = (h.store().cloned(), h.client.as_mut()) else {
+            self.history.refused += 1;
+            let detail = Some(format!("refused (n{host} down)"));
+            self.trace.record(self.now, TraceKind::Client, host, host, &command, detail);
+            return;
+        };
+        let keys: Vec<Bytes> = op.keys().into_iter().cloned().collect();
+        let before: Vec<Option<Entry>> = keys.iter().map(|key| store.entry(key)).collect();
+        let catching_up = store.catch_up() == CatchUpState::Refusing;
+        let ran = client.run(&command, now.wall_ms);
+        for (key, held) in keys.iter().zip(&before) {
+            self.history.observe(self.now, host, life, key.clone(), held.as_ref().map(Held::of));
+        }
+        let executed = match ran {
+            Ok(executed) => executed,
+            Err(error) => {
+                let detail = format!("{} was not run: {error}", op.name());
+                self.reply_violation(host, &keys, detail);
+                return;
             }
         };
-        let mut payload = key.to_vec();
-        if let Some(entry) = &written {
+        self.history.record_reply(op.name(), &executed.reply);
+        if let Err(detail) = replies::judge_at(catching_up, &op, &before, now.wall_ms, &executed) {
+            self.reply_violation(host, &keys, format!("{} at n{host}: {detail}", op.name()));
+        }
+        match op {
+            Op::Get { .. } | Op::Exists { .. } => self.history.reads += 1,
+            Op::Del { .. } if executed.writes.is_empty() => self.history.empty_deletes += 1,
+            _ => {}
+        }
+        let mut payload = command;
+        payload.extend_from_slice(&executed.reply);
+        *self.history.writes_by_command.entry(op.name()).or_default() += executed.writes.len();
+        for (key, entry) in executed.writes {
             payload.extend_from_slice(&entry.version.timestamp.packed().to_le_bytes());
             payload.extend_from_slice(entry.version.writer.uuid().as_bytes());
-            let newest_before = self.history.newest_version(&key);
-            let id = self.history.record_write(key.clone(), host, life, self.now, entry.clone());
-            let mut tracker = self.dissemination.write();
-            tracker.on_write(id, key.clone(), entry.version, host, self.now, self.up_hosts);
-            // The writer's own older pending writes of the key are covered
-            // now. And a host that already holds something newer has this
-            // write, in effect (a push of it will be stale there and go
-            // unnoticed) — but versions only come from writes, so unless an
-            // earlier write of the key is newer than this one, only the
-            // writer can (a look at every store was a tenth of a run).
-            if newest_before.is_some_and(|v| v >= entry.version) {
-                for h in &self.hosts {
-                    if let Some(s) = h.store() {
-                        tracker.on_held(h.index, &key, s.version(&key), self.now, self.up_hosts);
-                    }
-                }
-            } else {
-                tracker.on_held(host, &key, Some(entry.version), self.now, self.up_hosts);
-            }
-            drop(tracker);
-            let h = &mut self.hosts[host];
-            h.pending_writes.push((key, entry.clone()));
-            if !h.flush_queued {
-                h.flush_queued = true;
-                self.schedule(self.now + CHANNEL_DELAY, Event::local(host, LocalEvent::Flush { life }));
-            }
+            self.acknowledged(host, life, key, entry);
         }
         self.trace.record(self.now, TraceKind::Client, host, host, &payload, None);
+    }
+
+    /// Records a write `host` acknowledged and queues it for its node.
+    fn acknowledged(&mut self, host: usize, life: u32, key: Bytes, entry: Entry) {
+        let newest_before = self.history.newest_version(&key);
+        let id = self.history.record_write(key.clone(), host, life, self.now, entry.clone());
+        let mut tracker = self.dissemination.write();
+        tracker.on_write(id, key.clone(), entry.version, host, self.now, self.up_hosts);
+        // The writer's own older pending writes of the key are covered
+        // now. And a host that already holds something newer has this
+        // write, in effect (a push of it will be stale there and go
+        // unnoticed) — but versions only come from writes, so unless an
+        // earlier write of the key is newer than this one, only the
+        // writer can (a look at every store was a tenth of a run).
+        if newest_before.is_some_and(|v| v >= entry.version) {
+            for h in &self.hosts {
+                if let Some(s) = h.store() {
+                    tracker.on_held(h.index, &key, s.version(&key), self.now, self.up_hosts);
+                }
+            }
+        } else {
+            tracker.on_held(host, &key, Some(entry.version), self.now, self.up_hosts);
+        }
+        drop(tracker);
+        let h = &mut self.hosts[host];
+        h.pending_writes.push((key, entry));
+        if !h.flush_queued {
+            h.flush_queued = true;
+            self.schedule(self.now + CHANNEL_DELAY, Event::local(host, LocalEvent::Flush { life }));
+        }
+    }
+
+    fn reply_violation(&mut self, host: usize, keys: &[Bytes], detail: String) {
+        self.violations.push(Violation {
+            checker: replies::NAME,
+            invariant: replies::INVARIANT,
+            detail,
+            key: keys.first().cloned(),
+            hosts: vec![host],
+            at: self.now,
+        });
     }
 
     // ----- what steps ask of the world -----------------------------------

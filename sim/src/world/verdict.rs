@@ -179,6 +179,8 @@ impl World {
             writes: self.history.writes.len(),
             excused: self.history.excused_count(),
             reads: self.history.reads,
+            replies: self.history.replies.clone(),
+            writes_by_command: self.history.writes_by_command.clone(),
             refused: self.history.refused,
             tombstones_forgotten: self.forgotten_by_past_lives.0
                 + self.up_nodes().map(|n| n.gossip_stats().tombstones_forgotten).sum::<u64>(),

@@ -47,7 +47,7 @@ impl How {
 /// `EXPIRE key seconds [NX|XX|GT|LT]` and its three siblings: `:1` when
 /// the deadline was set (or the key deleted), `:0` when the key is missing
 /// or a condition failed.
-pub(super) async fn expire(args: Args<'_>, ctx: &mut Ctx<'_>, how: How) -> Result<(), CommandError> {
+pub(super) fn expire(args: Args<'_>, ctx: &mut Ctx<'_>, how: How) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
     let condition = Condition::parse(args)?;
     let amount = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
@@ -78,7 +78,7 @@ pub(super) async fn expire(args: Args<'_>, ctx: &mut Ctx<'_>, how: How) -> Resul
         };
         (Some(write), true)
     })?;
-    ctx.replicate(key, written).await;
+    ctx.replicate(key, written);
     reply::integer(ctx.out, i64::from(changed));
     Ok(())
 }
@@ -103,13 +103,13 @@ pub(super) fn ttl(args: Args<'_>, ctx: &mut Ctx<'_>, unit: Unit) -> Result<(), C
 }
 
 /// `PERSIST key`: `:1` if a deadline was removed.
-pub(super) async fn persist(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+pub(super) fn persist(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
     let (written, changed) = ctx.shared.store.update(&key, ctx.now_ms(), |live| match live {
         Some(live) if live.expires_at_ms.is_some() => (Some(Write::Deadline { expires_at_ms: None }), true),
         _ => (None, false),
     })?;
-    ctx.replicate(key, written).await;
+    ctx.replicate(key, written);
     reply::integer(ctx.out, i64::from(changed));
     Ok(())
 }

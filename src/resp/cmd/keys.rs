@@ -10,7 +10,7 @@ use crate::resp::parse::Args;
 use crate::resp::reply;
 
 /// `DEL key…`: how many keys held a live value. Only those get a tombstone.
-pub(super) async fn del(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+pub(super) fn del(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     for key in args.iter_from(1) {
         ctx.key(key)?;
     }
@@ -23,7 +23,7 @@ pub(super) async fn del(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
             None => (None, false),
         })?;
         deleted += usize::from(existed);
-        ctx.replicate(key, written).await;
+        ctx.replicate(key, written);
     }
     reply::count(ctx.out, deleted);
     Ok(())

@@ -39,13 +39,38 @@ use crate::core::store::{Entry, WriteError};
 use crate::server::shared::{Control, Shared};
 use crate::server::storage::StorageFailed;
 
-/// What the connection does after a command.
+/// What the caller does after a command: [`execute`] never waits, so
+/// whatever must wait is the caller's to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
     /// Go on with the next command.
     Continue,
+    /// Go on, after handing the pending writes to dissemination: they have
+    /// reached [`PENDING_WRITES_MAX`], and that hand-over's wait on a full
+    /// queue is the backpressure that bounds them.
+    HandOver,
     /// Send what is written and close (`QUIT`).
     Close,
+    /// The command needs the driver task's answer: nothing is written yet;
+    /// the caller runs [`answer`], which waits for it.
+    Ask(Asked),
+}
+
+/// A command that [`execute`] checked and that needs the driver to
+/// answer: its metrics slot and which question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Asked {
+    slot: usize,
+    question: Question,
+}
+
+/// The commands that wait: MEMBERS and INFO ask the driver; an AUTH from
+/// an address that failed recently waits out its delay first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Question {
+    Members,
+    Info,
+    Auth,
 }
 
 /// What a command runs with.
@@ -64,15 +89,19 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now_ms: u64,
 }
 
-/// Runs one command (`args` is not empty), writes its reply, and counts it
-/// in the session's [`Tally`].
-pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+/// The command executor: runs one command (`args` is not empty), writes
+/// its reply, queues its writes in `ctx.pending`, and counts it in the
+/// session's [`Tally`]. Synchronous: the connection's task and the
+/// simulator both call it, and do any waiting it asks for ([`Flow`]).
+pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     let Some((slot, spec)) = lookup(args.arg(0)) else {
         unknown_command(args, ctx.out);
         ctx.session.tally.count(UNKNOWN_SLOT, true);
         return Flow::Continue;
     };
-    let (flow, failed) = match run(slot, spec, args, ctx).await {
+    let (flow, failed) = match run(slot, spec, args, ctx) {
+        // Counted once answered.
+        Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
         Ok(flow) => (flow, false),
         Err(error) => {
             error.write(ctx.out);
@@ -80,13 +109,32 @@ pub(crate) async fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
         }
     };
     ctx.session.tally.count(slot, failed);
-    flow
+    if flow == Flow::Continue && ctx.pending.len() >= PENDING_WRITES_MAX { Flow::HandOver } else { flow }
+}
+
+/// Answers a command [`execute`] left to the driver ([`Flow::Ask`]):
+/// waits for the driver, writes the reply and counts it.
+pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    let answered = match asked.question {
+        Question::Members => server::members(ctx).await,
+        Question::Info => info::info(args, ctx).await,
+        Question::Auth => {
+            tokio::time::sleep(session::auth_delay(ctx)).await;
+            ctx.now_ms = ctx.shared.clock.wall_ms();
+            session::auth(args, ctx)
+        }
+    };
+    if let Err(error) = &answered {
+        error.write(ctx.out);
+    }
+    ctx.session.tally.count(asked.slot, answered.is_err());
+    Flow::Continue
 }
 
 /// Checks a known command's arity, then the client's authentication, then
 /// its user's permissions (command, then keys), then (for a command that
 /// adds data) `maxmemory`, in that order as Redis 7 does, and runs it.
-async fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
@@ -115,20 +163,23 @@ async fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Res
     ctx.session.commands += 1;
     match spec.handler {
         Handler::Get => string::get(args, ctx),
-        Handler::Set => string::set(args, ctx).await,
+        Handler::Set => string::set(args, ctx),
         Handler::Mget => string::mget(args, ctx),
-        Handler::Mset => string::mset(args, ctx).await,
-        Handler::Del => keys::del(args, ctx).await,
+        Handler::Mset => string::mset(args, ctx),
+        Handler::Del => keys::del(args, ctx),
         Handler::Exists => keys::exists(args, ctx),
         Handler::Dbsize => keys::dbsize(ctx),
         Handler::Scan => keys::scan(args, ctx),
         Handler::Keys => keys::keys(args, ctx),
-        Handler::Expire(how) => expire::expire(args, ctx, how).await,
+        Handler::Expire(how) => expire::expire(args, ctx, how),
         Handler::Ttl(unit) => expire::ttl(args, ctx, unit),
-        Handler::Persist => expire::persist(args, ctx).await,
+        Handler::Persist => expire::persist(args, ctx),
         Handler::Ping => session::ping(args, ctx),
         Handler::Echo => session::echo(args, ctx),
-        Handler::Auth => session::auth(args, ctx).await,
+        Handler::Auth if !session::auth_delay(ctx).is_zero() => {
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Auth }));
+        }
+        Handler::Auth => session::auth(args, ctx),
         Handler::Select => session::select(args, ctx),
         Handler::Client => session::client(args, ctx),
         Handler::Quit => {
@@ -137,8 +188,8 @@ async fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Res
         }
         Handler::Command => server::command(args, ctx),
         Handler::Config => server::config(args, ctx),
-        Handler::Members => server::members(ctx).await,
-        Handler::Info => info::info(args, ctx).await,
+        Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
+        Handler::Info => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Info })),
         Handler::Acl => acl_cmd::acl(args, ctx),
     }
     .map(|()| Flow::Continue)
@@ -315,16 +366,12 @@ impl Ctx<'_> {
     }
 
     /// Queues a local write for dissemination with the rest of its batch;
-    /// a batch that grows past [`PENDING_WRITES_MAX`] is handed over at once.
-    async fn replicate(&mut self, key: Bytes, written: Option<Entry>) {
+    /// once the batch reaches [`PENDING_WRITES_MAX`], [`execute`] asks for
+    /// it to be handed over after this command ([`Flow::HandOver`]).
+    fn replicate(&mut self, key: Bytes, written: Option<Entry>) {
         let Some(entry) = written else { return };
         self.session.unsettled_writes = true;
         self.pending.push((key, entry));
-        if self.pending.len() >= PENDING_WRITES_MAX {
-            replicate(self.shared, self.pending).await;
-            // The hand-over may have waited on a full queue.
-            self.now_ms = self.shared.clock.wall_ms();
-        }
     }
 
     /// Asks the driver task a question, giving up after [`CONTROL_TIMEOUT`]
@@ -343,8 +390,9 @@ impl Ctx<'_> {
     }
 }
 
-/// Writes one connection may queue before handing them to dissemination.
-const PENDING_WRITES_MAX: usize = 1024;
+/// Writes one connection may queue before handing them to dissemination
+/// (one command's writes may take it past this: MSET's are queued whole).
+pub(crate) const PENDING_WRITES_MAX: usize = 1024;
 
 /// Hands queued writes to dissemination. Waits while the channel is full:
 /// that wait is the backpressure that bounds its memory.
@@ -824,6 +872,33 @@ mod tests {
                 assert!(spec.categories.contains(Categories::WRITE), "{} adds data but is not @write", spec.name);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_executor_asks_for_a_hand_over_once_the_writes_reach_the_bound() {
+        use super::{Ctx, Flow, PENDING_WRITES_MAX, Session, execute};
+        use crate::resp::output::Output;
+        use crate::resp::parse::Parser;
+        let (shared, _writes) = super::testkit::shared(super::testkit::limits(), None);
+        let mut session = Session::new(1, ([127, 0, 0, 1], 1).into(), ([127, 0, 0, 1], 2).into());
+        let mut parser = Parser::new(&shared.limits);
+        let (mut out, mut pending) = (Output::default(), Vec::new());
+        let mut run = |args: &[&[u8]], pending: &mut Vec<_>| {
+            let frame = super::testkit::frame(args);
+            assert_eq!(parser.parse(&frame), Ok(Some(frame.len())));
+            let mut ctx = Ctx { shared: &shared, session: &mut session, out: &mut out, pending, now_ms: 1 };
+            execute(parser.args(&frame), &mut ctx)
+        };
+        for i in 1..PENDING_WRITES_MAX {
+            assert_eq!(run(&[b"SET", format!("k{i}").as_bytes(), b"v"], &mut pending), Flow::Continue);
+        }
+        assert_eq!(run(&[b"GET", b"k1"], &mut pending), Flow::Continue, "a read adds nothing");
+        assert_eq!(run(&[b"SET", b"last", b"v"], &mut pending), Flow::HandOver);
+        assert_eq!(pending.len(), PENDING_WRITES_MAX, "the executor leaves the hand-over to its caller");
+        pending.clear();
+        assert_eq!(run(&[b"MSET", b"a", b"1", b"b", b"2"], &mut pending), Flow::Continue);
+        assert!(matches!(run(&[b"MEMBERS"], &mut pending), Flow::Ask(_)), "the driver's to answer");
+        assert_eq!(run(&[b"QUIT"], &mut pending), Flow::Close);
     }
 
     #[tokio::test]

@@ -116,9 +116,9 @@ pub(super) fn echo(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
 
 /// `AUTH [username] password`, against the node's users. `AUTH password`
 /// is for `default`; while that user is `nopass` it is an error, as in
-/// Redis. From an address with recent failures, the answer waits first
-/// (see `acl::throttle`).
-pub(super) async fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+/// Redis. From an address with recent failures, the caller waits
+/// [`auth_delay`] first (see `acl::throttle`).
+pub(super) fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     if args.len() > 3 {
         return Err(CommandError::Syntax);
     }
@@ -134,11 +134,6 @@ pub(super) async fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
         (args.arg(1), args.arg(2))
     };
     let address = ctx.session.peer.ip();
-    let delay = ctx.shared.auth_throttle.delay(address, ctx.now_ms);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-        ctx.now_ms = ctx.shared.clock.wall_ms();
-    }
     match acl::authenticate(&ctx.shared.users, name, given) {
         Ok(user) => {
             ctx.session.log_in(user, &ctx.shared.users);
@@ -151,6 +146,12 @@ pub(super) async fn auth(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
             Err(CommandError::fixed("WRONGPASS invalid username-password pair or user is disabled."))
         }
     }
+}
+
+/// How long an AUTH from this client's address waits before it is
+/// answered: zero unless the address failed recently.
+pub(super) fn auth_delay(ctx: &Ctx<'_>) -> std::time::Duration {
+    ctx.shared.auth_throttle.delay(ctx.session.peer.ip(), ctx.now_ms)
 }
 
 /// `SELECT 0`: there is one database.

@@ -22,7 +22,7 @@ pub(super) fn get(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
-pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+pub(super) fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
     let options = SetOptions::parse(args)?;
     let now_ms = ctx.now_ms();
@@ -45,7 +45,7 @@ pub(super) async fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Command
         };
         (Some(write), (old, true))
     })?;
-    ctx.replicate(key, written).await;
+    ctx.replicate(key, written);
     if options.get {
         ctx.out.optional_bulk_shared(old);
     } else if applied {
@@ -71,7 +71,7 @@ pub(super) fn mget(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
 
 /// `MSET key value [key value…]`: every key is checked before any is
 /// written.
-pub(super) async fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+pub(super) fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     if args.len().is_multiple_of(2) {
         return Err(CommandError::Arity("mset"));
     }
@@ -87,7 +87,7 @@ pub(super) async fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
             let put = Write::Put { value, expires_at_ms: None };
             (Some(put), ())
         })?;
-        ctx.replicate(key, written).await;
+        ctx.replicate(key, written);
     }
     reply::ok(ctx.out);
     Ok(())

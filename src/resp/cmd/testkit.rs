@@ -176,7 +176,11 @@ impl Harness {
             pending: &mut pending,
             now_ms: self.shared.clock.wall_ms(),
         };
-        let flow = execute(self.parser.args(&frame), &mut ctx).await;
+        let args = self.parser.args(&frame);
+        let mut flow = execute(args, &mut ctx);
+        if let Flow::Ask(asked) = flow {
+            flow = super::answer(asked, args, &mut ctx).await;
+        }
         super::replicate(&self.shared, &mut pending).await;
         let mut bytes = Vec::with_capacity(out.len());
         while out.has_remaining() {
@@ -217,13 +221,4 @@ impl Harness {
 /// Room in the writes channel before a test must drain it.
 const WRITES_CAPACITY: usize = 4096;
 
-/// `args` as one RESP array frame.
-pub(crate) fn frame(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+pub(crate) use crate::resp::exec::frame;
