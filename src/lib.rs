@@ -13,5 +13,8 @@
 pub mod config;
 pub mod core;
 pub mod dev;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod resp;
 pub mod server;

@@ -158,8 +158,11 @@ impl ClusterKeys {
         let mut time = [0u8; TIME_BYTES];
         time.copy_from_slice(&timed[..TIME_BYTES]);
         let sealed_at = u64::from_be_bytes(time);
-        let offset_ms = sealed_at as i64 - now_ms as i64;
-        if offset_ms.unsigned_abs() > SEALED_AGE_MAX_MS {
+        if sealed_at.abs_diff(now_ms) > SEALED_AGE_MAX_MS {
+            // Any u64 either side (a key holder stamps what it likes): the
+            // difference is taken wide, then reported within i64.
+            let offset = i128::from(sealed_at) - i128::from(now_ms);
+            let offset_ms = i64::try_from(offset).unwrap_or(if offset > 0 { i64::MAX } else { i64::MIN });
             return Err(NotSealedForUs::Time(offset_ms));
         }
         timed.drain(..TIME_BYTES);
