@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::core::io::{Now, Transport};
+use crate::core::loading::LoadingPolicy;
 use crate::core::membership::{Identity, MemberState, SwimConfig};
 use crate::core::node::{Node, NodeConfig};
 use crate::core::store::{Store, Write};
@@ -94,6 +95,8 @@ fn config() -> NodeConfig {
         tombstone_ttl: Duration::from_secs(3600),
         member_gone_after: Duration::from_secs(7 * 24 * 3600),
         strangers: Default::default(),
+        loading: LoadingPolicy::Serve,
+        loading_wait: Duration::from_secs(10),
         sabotage: Default::default(),
     }
 }
@@ -300,7 +303,13 @@ mod tests {
         let hashes = proptest::collection::vec(any::<u64>(), 0..6);
         prop_oneof![
             (0u8..5, proptest::collection::vec(0u32..300, 0..4), proptest::collection::vec(any::<u64>(), 0..40))
-                .prop_map(|(level, nodes, digests)| Message::SyncDigests { sender: member(), level, nodes, digests }),
+                .prop_map(|(level, nodes, digests)| Message::SyncDigests {
+                    sender: member(),
+                    level,
+                    nodes,
+                    digests,
+                    caught_up: true
+                }),
             (leaves.clone(), hashes.clone()).prop_map(|(leaves, key_hashes)| Message::SyncWant {
                 sender: member(),
                 leaves,

@@ -33,6 +33,7 @@ fn limits_of(shape: &mut Shape<'_>) -> (ClientLimits, bool) {
         max_bulk_bytes: usize::from(b & 0x3f) * 4,
         max_args: 1 + usize::from(b >> 6) * 5,
         max_key_bytes: 16,
+        ..ClientLimits::default()
     };
     (limits, a & 0x80 != 0)
 }
