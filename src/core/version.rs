@@ -166,15 +166,15 @@ impl EntryStamp {
     /// the other's deadline — a state neither client wrote. Breaking the
     /// tie by the value's writer keeps each SET whole.
     ///
-    /// The writer is recovered, not stored, and this is sound because a
-    /// deadline is never set before its value (`deadline.set_at >=
-    /// value.timestamp` always: SET and DEL stamp both at once, EXPIRE and
-    /// PERSIST take a timestamp above the value's, and merge takes the
-    /// greater of each part). So where the merged value was written at the
-    /// deadline's timestamp, the deadline came from that same entry (any
-    /// other deadline set then would order below it), and an entry's order
-    /// key survives every merge unchanged: merge stays a per-part maximum,
-    /// commutative, associative and idempotent.
+    /// The writer is recovered, not stored: where the value was written at
+    /// the deadline's own timestamp, SET (or DEL) wrote both, so the
+    /// value's writer is the deadline's. Merge stays a per-part maximum,
+    /// and nodes converge: once every node holds the greatest value
+    /// version, deadlines compare by one fixed total order. Only
+    /// `SET … KEEPTTL`, which stamps the value after its deadline, can
+    /// make the winner of three writes at one timestamp depend on the
+    /// order they met in — still one of those writes' deadlines, on every
+    /// node alike.
     pub fn deadline_order(&self) -> (Timestamp, Option<NodeId>, Option<u64>) {
         let writer = (self.value.timestamp == self.deadline.set_at).then_some(self.value.writer);
         (self.deadline.set_at, writer, self.deadline.expires_at_ms)
