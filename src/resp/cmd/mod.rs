@@ -70,7 +70,8 @@ pub(crate) struct Asked {
 enum Question {
     Members,
     Info,
-    Auth,
+    /// AUTH after this wait.
+    Auth(std::time::Duration),
 }
 
 /// What a command runs with.
@@ -118,8 +119,8 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
     let answered = match asked.question {
         Question::Members => server::members(ctx).await,
         Question::Info => info::info(args, ctx).await,
-        Question::Auth => {
-            tokio::time::sleep(session::auth_delay(ctx)).await;
+        Question::Auth(delay) => {
+            tokio::time::sleep(delay).await;
             ctx.now_ms = ctx.shared.clock.wall_ms();
             session::auth(args, ctx)
         }
@@ -176,8 +177,11 @@ fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Fl
         Handler::Persist => expire::persist(args, ctx),
         Handler::Ping => session::ping(args, ctx),
         Handler::Echo => session::echo(args, ctx),
-        Handler::Auth if !session::auth_delay(ctx).is_zero() => {
-            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Auth }));
+        Handler::Auth
+            if let delay = session::auth_delay(ctx)
+                && !delay.is_zero() =>
+        {
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Auth(delay) }));
         }
         Handler::Auth => session::auth(args, ctx),
         Handler::Select => session::select(args, ctx),
