@@ -11,7 +11,7 @@ use std::fmt;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::store::Entry;
+use super::entry::Entry;
 
 /// One change to the store, as storage must replay it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

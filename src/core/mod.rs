@@ -4,8 +4,8 @@
 //!
 //! - [`node`] — the one facade a driver talks to; it owns everything below
 //!   and runs anti-entropy.
-//! - [`store`] — the replicated map and its sweep; [`digest`] — its digest
-//!   tree; [`version`] and [`hlc`] — the versions that merge orders by.
+//! - [`store`] — the replicated map: shards, digest tree, sweep; [`entry`] —
+//!   one entry and its merge; [`digest`] — the digest tree's hashing; [`version`] and [`hlc`] — the versions that merge orders by.
 //! - [`membership`] — SWIM (foca); [`strangers`] — what non-members may send.
 //! - [`gossip`] — rumor mongering of fresh entries; [`wire`] — the gossip
 //!   port's messages and their checks.
@@ -16,6 +16,7 @@
 
 pub mod changes;
 pub mod digest;
+pub mod entry;
 pub mod gossip;
 pub mod hlc;
 pub mod horizon;

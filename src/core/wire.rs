@@ -10,8 +10,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
+use super::entry::Entry;
 use super::membership::{Identity, MemberRecord};
-use super::store::Entry;
 use super::version::EntryStamp;
 
 /// First byte of a foca (SWIM) payload.
