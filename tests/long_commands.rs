@@ -1,7 +1,8 @@
 //! Long commands never stall membership: KEYS and SCAN with a rare MATCH
-//! over 200,000 keys take about a second of CPU each in a debug build (as
-//! a plain MATCH over a few million would), and run back to back from as many clients
-//! as the node has cores; the node's SWIM must still answer every probe in
+//! over at least 200,000 keys, more on a machine fast enough to need them
+//! for a command to last over half a second (as a plain MATCH over a few
+//! million keys would in a release build), run back to back from as many
+//! clients as the node has cores; the node's SWIM must still answer every probe in
 //! time (150 ms by default), so its peers never suspect it.
 #![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
 
@@ -24,13 +25,16 @@ const BUSY_FOR: Duration = Duration::from_secs(6);
 /// Clients running long commands at once: one per core keeps every
 /// client-side worker busy.
 const BUSY_CLIENTS: usize = 2;
-/// A MATCH that finds nothing and costs about 5 µs per key in a debug
-/// build: a few million keys' worth of KEYS in the time the test can
-/// spend loading and replicating 200,000.
+/// A MATCH that finds nothing: the keys end in a digit.
 const RARE_MATCH: &str = "*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*x";
 /// The others' suspicion counters must hold still this long before the
 /// long commands start: replicating the load can itself stir suspicion.
 const SETTLED_FOR: Duration = Duration::from_secs(2);
+/// A long command lasts at least this long: several probe timeouts (150 ms
+/// by default). Keys are added until one KEYS takes this long.
+const LONG_COMMAND: Duration = Duration::from_millis(600);
+/// However fast the machine, the load stops at this many times the first.
+const MAX_GROWTH: usize = 4;
 
 fn key_count() -> usize {
     std::env::var("RUMOR_LONG_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_KEYS)
@@ -44,12 +48,13 @@ fn suspicions(node: &Node) -> u64 {
     node.info_field("membership", "suspicions").parse().expect("suspicions is a number")
 }
 
-/// Loads `n` keys `session:<i>:user:<j>` with 8-byte values: MSETs of
-/// `MSET_PAIRS` pairs piped through `redis-cli --pipe`.
-fn load(node: &Node, n: usize) {
+/// Loads keys `session:<i>:user:<j>` for `i` in `keys`, with 8-byte
+/// values: MSETs of `MSET_PAIRS` pairs piped through `redis-cli --pipe`.
+fn load(node: &Node, keys: std::ops::Range<usize>) {
     let started = Instant::now();
-    let mut resp = Vec::with_capacity(n * 64);
-    for batch in (0..n).step_by(MSET_PAIRS) {
+    let n = keys.end;
+    let mut resp = Vec::with_capacity(keys.len() * 64);
+    for batch in keys.clone().step_by(MSET_PAIRS) {
         let end = (batch + MSET_PAIRS).min(n);
         resp.extend_from_slice(format!("*{}\r\n$4\r\nMSET\r\n", 1 + 2 * (end - batch)).as_bytes());
         for i in batch..end {
@@ -67,21 +72,46 @@ fn load(node: &Node, n: usize) {
     let out = pipe.wait_with_output().expect("redis-cli --pipe");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("errors: 0"), "redis-cli --pipe: {text}");
-    report(&format!("loaded {n} keys in {:.1?}", started.elapsed()));
+    report(&format!("loaded {} keys in {:.1?}", keys.len(), started.elapsed()));
 }
 
-#[test]
-fn long_keys_and_scans_raise_no_suspicion() {
-    let n = key_count();
-    let nodes = common::mesh(3);
-    let busy = &nodes[0];
-    load(busy, n);
-    // Replication of the load settles first: its own work is not what is measured.
-    for node in &nodes {
+/// Waits until every node holds all `n` keys.
+fn wait_replicated(nodes: &[Node], n: usize) {
+    for node in nodes {
         let mut con = node.connect();
         wait_for(&format!("{} to hold all {n} keys", node.name), Duration::from_secs(60), || {
             (dbsize(&mut con) == n).then_some(())
         });
+    }
+}
+
+/// How long one KEYS with `RARE_MATCH` takes on `node`.
+fn time_keys(node: &Node) -> Duration {
+    let mut con = node.connect();
+    let _ = con.set_read_timeout(Some(Duration::from_secs(60)));
+    let started = Instant::now();
+    let found: Vec<String> = redis::cmd("KEYS").arg(RARE_MATCH).query(&mut con).expect("KEYS");
+    assert!(found.is_empty());
+    started.elapsed()
+}
+
+#[test]
+fn long_keys_and_scans_raise_no_suspicion() {
+    let mut n = key_count();
+    let nodes = common::mesh(3);
+    let busy = &nodes[0];
+    load(busy, 0..n);
+    // Replication of the load settles first: its own work is not what is measured.
+    wait_replicated(&nodes, n);
+    // A fast machine gets more keys, in proportion to how short KEYS was.
+    let took = time_keys(busy);
+    if took < LONG_COMMAND {
+        let wanted = (n as f64 * LONG_COMMAND.as_secs_f64() / took.as_secs_f64().max(0.001)) as usize;
+        let more = wanted.min(n * MAX_GROWTH).next_multiple_of(MSET_PAIRS);
+        report(&format!("KEYS over {n} keys took {took:.1?}: loading up to {more}"));
+        load(busy, n..more);
+        n = more;
+        wait_replicated(&nodes, n);
     }
     common::wait_all_alive(&nodes, Duration::from_secs(20));
     let before = wait_for("the others' suspicion counters to settle", Duration::from_secs(20), || {
@@ -149,7 +179,7 @@ fn long_keys_and_scans_raise_no_suspicion() {
          suspicions of the others before {before:?}, after {after:?}"
     ));
     // The test only means something if the commands were long.
-    assert!(longest >= 500, "the long commands took only {longest} ms: load more keys");
+    assert!(longest >= LONG_COMMAND.as_millis() as u64 / 2, "the long commands took only {longest} ms: load more keys");
     assert_eq!(seen_suspect, None, "a peer saw the busy node as not alive");
     assert_eq!(before, after, "the busy node's peers suspected a member");
 }
