@@ -8,6 +8,7 @@
 //! (the simulator) gets deterministic results. Hashing uses fixed-seed xxh3,
 //! never a random-state hasher, so iteration order is reproducible too.
 
+mod dead;
 mod shard;
 mod sweep;
 #[cfg(test)]
@@ -30,7 +31,7 @@ use super::sabotage::Sabotage;
 use super::version::{NodeId, Timestamp, Version};
 
 pub use super::entry::{Entry, LiveValue};
-pub use shard::{ENTRY_OVERHEAD_BYTES, footprint};
+pub use shard::{DEAD_ENTRY_OVERHEAD_BYTES, ENTRY_OVERHEAD_BYTES, footprint};
 use shard::{MergeInput, Shard, Slot, Tally, Totals};
 use tree::node_offset;
 
@@ -297,13 +298,12 @@ impl Store {
         let _ = self.hlc.observe(entry.last_stamped(), now_ms);
         let slot = Slot::of(&key);
         let mut shard = self.shards[slot.shard].write();
-        let entry = match shard.map.get(key.as_ref()) {
+        let entry = match shard.held(&key) {
             None => Some(entry),
             Some(held) => held.merged_with(&entry, now_ms, false),
         };
         if let Some(entry) = entry {
-            shard.note_if_dead(&key, &entry, now_ms);
-            shard.put(key, entry, slot, &self.totals);
+            shard.put(&key, entry, now_ms, slot, &self.totals);
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
         }
     }
@@ -336,12 +336,12 @@ impl Store {
     /// The live value of `key` at `now_ms`.
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<Bytes> {
         let shard = self.shard_of(key).read();
-        shard.map.get(key).and_then(|e| e.live_value(now_ms)).cloned()
+        shard.live.get(key).and_then(|e| e.live_value(now_ms)).cloned()
     }
 
     /// The raw entry for `key`, tombstones and expired entries included.
     pub fn entry(&self, key: &[u8]) -> Option<Entry> {
-        self.shard_of(key).read().map.get(key).cloned()
+        self.shard_of(key).read().held(key).map(|held| Entry::clone(&held))
     }
 
     /// Reads the key's live state, lets `decide` choose a write, and applies
@@ -363,7 +363,8 @@ impl Store {
     ) -> Result<(Option<Entry>, R), WriteError> {
         let slot = Slot::of(key);
         let mut shard = self.shards[slot.shard].write();
-        let existing = shard.map.get(key.as_ref());
+        let existing = shard.held(key);
+        let existing = existing.as_deref();
         let live = existing
             .and_then(|e| e.live_value(now_ms).map(|value| LiveValue { value, expires_at_ms: e.expires_at_ms }));
         let (write, result) = decide(live);
@@ -399,8 +400,7 @@ impl Store {
             shard.remove(key, slot, &self.totals);
         } else {
             self.log(Change::Put { key, entry: &entry });
-            shard.note_if_dead(key, &entry, now_ms);
-            shard.put(key.clone(), entry.clone(), slot, &self.totals);
+            shard.put(key, entry.clone(), now_ms, slot, &self.totals);
         }
         self.publish(slot.shard, &mut shard, Some(slot.leaf));
         Ok((Some(entry), result))
@@ -435,34 +435,32 @@ impl Store {
         let mut shard = self.shards[slot.shard].write();
         // `None`: nothing changes; `Some(None)`: the incoming entry as it
         // is; `Some(Some(merged))`: a mix of both parts.
-        let held = shard.map.get(input.key().as_ref());
-        // A dead entry we forgot, offered by a peer that still holds it: see
-        // [`Store::was_forgotten`].
-        let refound = held.is_none() && self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms);
+        let (refound, change) = match shard.held(input.key()) {
+            // A dead entry we forgot, offered by a peer that still holds it:
+            // see [`Store::was_forgotten`].
+            None => (self.was_forgotten(entry, slot.shard / (SHARD_COUNT / SUBTREES), now_ms), Some(None)),
+            Some(held) => (
+                false,
+                held.merged_with(entry, now_ms, self.sabotage.merge_keeps_smaller)
+                    .map(|merged| if merged == *entry { None } else { Some(merged) }),
+            ),
+        };
         if refound && self.sabotage.ttl_only_gc {
             self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
             return MergeOutcome::Stale;
         }
-        let change = match held {
-            None => Some(None),
-            Some(held) => held
-                .merged_with(entry, now_ms, self.sabotage.merge_keeps_smaller)
-                .map(|merged| if merged == *entry { None } else { Some(merged) }),
-        };
         if let Some(merged) = change {
             let tombstone = merged.as_ref().map_or(entry.value.is_none(), |m| m.value.is_none());
             if self.sabotage.drop_tombstones_early && tombstone {
                 shard.remove(input.key(), slot, &self.totals);
             } else if let Some(merged) = merged {
                 self.log(Change::Put { key: input.key(), entry: &merged });
-                shard.note_if_dead(input.key(), &merged, now_ms);
-                shard.put(input.key().clone(), merged, slot, &self.totals);
+                shard.put(input.key(), merged, now_ms, slot, &self.totals);
             } else {
                 self.log(Change::Put { key: input.key(), entry });
                 let (key, entry) = input.into_owned();
                 let held_since = if refound { Self::dead_since(&entry, now_ms).unwrap_or(now_ms) } else { now_ms };
-                shard.note_if_dead(&key, &entry, held_since);
-                shard.put(key, entry, slot, &self.totals);
+                shard.put(&key, entry, held_since, slot, &self.totals);
             }
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
             self.stats.merges_applied.fetch_add(1, Ordering::Relaxed);
@@ -476,7 +474,7 @@ impl Store {
     /// TTL of `key` at `now_ms`.
     pub fn ttl(&self, key: &[u8], now_ms: u64) -> Ttl {
         let shard = self.shard_of(key).read();
-        match shard.map.get(key) {
+        match shard.live.get(key) {
             Some(e) if e.live_value(now_ms).is_some() => match e.expires_at_ms {
                 Some(deadline) => Ttl::RemainingMs(deadline - now_ms),
                 None => Ttl::Persistent,
@@ -526,15 +524,19 @@ impl Store {
     /// Calls `visit` for every entry, tombstones included, shard by shard.
     pub fn for_each_entry(&self, mut visit: impl FnMut(&Bytes, &Entry)) {
         for shard in self.shards.iter() {
-            for (k, e) in shard.read().map.iter() {
+            let shard = shard.read();
+            for (k, e) in shard.live.iter() {
                 visit(k, e);
+            }
+            for dead in shard.dead.iter() {
+                visit(&Bytes::copy_from_slice(dead.key()), &dead.entry());
             }
         }
     }
 
     /// The version the store holds for `key`, for tests and checkers.
     pub fn version(&self, key: &[u8]) -> Option<Version> {
-        self.shard_of(key).read().map.get(key).map(|e| e.version)
+        self.shard_of(key).read().held(key).map(|held| held.version)
     }
 
     /// The greatest timestamp this node has issued or accepted.

@@ -1,16 +1,16 @@
 //! The map and its shards: where entries live, and the counts and digests
 //! kept in step with every change to them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use super::dead::DeadKey;
 use super::{Entry, SHARD_COUNT};
 use crate::core::digest::{LEAF_COUNT, TREE_FANOUT, entry_hash, key_hash, leaf_of_hash};
 use crate::core::horizon::SUBTREES;
-use crate::core::version::Timestamp;
 
 /// Hashes a key in one xxh3 call per `write` (the streaming `Xxh3` state
 /// showed in profiles for short keys). Fixed seed: iteration order is the
@@ -50,10 +50,17 @@ const _: () = assert!(LEAVES_PER_SHARD.is_power_of_two() && TREE_FANOUT.is_power
 // leaves under one lock).
 const _: () = assert!(TREE_FANOUT as usize <= LEAVES_PER_SHARD);
 
+/// A shard: the entries of a contiguous range of the digest tree's leaves,
+/// in two tables by what they hold. A key is in at most one of them.
 #[derive(Debug)]
 pub(super) struct Shard {
-    pub(super) map: HashMap<Bytes, Entry, KeyHash>,
-    /// Counts over `map`, so DBSIZE and INFO do not walk it.
+    /// Entries holding a value: live, or expired and not yet swept.
+    pub(super) live: HashMap<Bytes, Entry, KeyHash>,
+    /// Dead entries (tombstones, swept expired values), kept only for their
+    /// versions until they may be forgotten: the key and a fixed record,
+    /// not a whole entry (see [`DeadKey`]).
+    pub(super) dead: HashSet<DeadKey, KeyHash>,
+    /// Counts over `live`, so DBSIZE and INFO do not walk it.
     pub(super) tally: Tally,
     /// Digests of this shard's leaves, kept in step with every change.
     pub(super) leaves: [u64; LEAVES_PER_SHARD],
@@ -62,32 +69,36 @@ pub(super) struct Shard {
     pub(super) digest: u64,
     /// `digest` as last published (see [`Store::publish`]).
     pub(super) published: u64,
-    /// Dead entries in the order they became dead here, for the sweep to
-    /// forget once the horizon has passed them (see [`DeadRecord`]).
-    pub(super) dead: VecDeque<DeadRecord>,
 }
 
-/// A dead entry (tombstone or swept expired value), noted when this store
-/// came to hold it dead: the horizon says which peers matched us since,
-/// so the time a peer's copy reached *us* is what counts, not when the
-/// delete happened. A record whose key has since changed is stale and
-/// skipped (the change noted a record of its own if it was dead too).
-#[derive(Debug)]
-pub(super) struct DeadRecord {
-    pub(super) held_since_ms: u64,
-    pub(super) timestamp: Timestamp,
-    pub(super) key: Bytes,
+/// What a shard holds for a key: a live entry borrowed, or a dead one
+/// rebuilt from its record (no value, so no allocation).
+#[derive(Clone)]
+pub(super) enum Held<'a> {
+    Live(&'a Entry),
+    Dead(Entry),
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        match self {
+            Held::Live(entry) => entry,
+            Held::Dead(entry) => entry,
+        }
+    }
 }
 
 impl Default for Shard {
     fn default() -> Self {
         Shard {
-            map: HashMap::default(),
+            live: HashMap::default(),
+            dead: HashSet::default(),
             tally: Tally::default(),
             leaves: [0; LEAVES_PER_SHARD],
             digest: 0,
             published: 0,
-            dead: VecDeque::new(),
         }
     }
 }
@@ -214,28 +225,55 @@ impl Totals {
 
 /// What one entry is counted as holding, for `maxmemory` and INFO's
 /// `used_memory`: its key and value bytes plus a fixed overhead for its
-/// hash-table slot (112 bytes, at a load between 7/16 and 7/8), and the
-/// key's and value's allocations with the shared headers their first
-/// clones add. Measured against the process's resident memory: loading a
-/// million 12-byte keys with 16-byte values grew it by 378 MB, at a point
-/// where every shard's table had just doubled (the worst case); this
-/// counts 316 MB for them, about what a table at its average load costs.
+/// table slot and allocations. A live entry: a 112-byte slot (key handle
+/// and entry) at a load between 7/16 and 7/8, and the key's and value's
+/// allocations with the shared headers their first clones add. Measured
+/// against the process's resident memory: loading a million 12-byte keys
+/// with 16-byte values grew it by 378 MB, at a point where every shard's
+/// table had just doubled (the worst case); this counts 316 MB for them,
+/// about what a table at its average load costs. A dead entry: an 8-byte
+/// slot and one allocation of the key and a 49-byte header (see
+/// [`DeadKey`]).
 pub fn footprint(key: &[u8], entry: &Entry) -> usize {
-    key.len() + entry.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES
+    match &entry.value {
+        Some(value) => key.len() + value.len() + ENTRY_OVERHEAD_BYTES,
+        None => key.len() + DEAD_ENTRY_OVERHEAD_BYTES,
+    }
 }
 
-/// The fixed part of [`footprint`].
+/// The fixed part of [`footprint`] for an entry holding a value.
 pub const ENTRY_OVERHEAD_BYTES: usize = 288;
 
+/// A table with room for fewer entries than this is never shrunk.
+const SHRINK_ABOVE: usize = 64;
+
+/// The fixed part of [`footprint`] for a dead entry.
+pub const DEAD_ENTRY_OVERHEAD_BYTES: usize = 128;
+
 impl Shard {
-    /// Removes `key`, keeping the tally, digest and store-wide `totals` in step.
-    pub(super) fn remove(&mut self, key: &[u8], slot: Slot, totals: &Totals) {
-        if let Some(old) = self.map.remove(key) {
-            totals.entries.fetch_sub(1, Ordering::Relaxed);
-            totals.bytes.fetch_sub(footprint(key, &old), Ordering::Relaxed);
-            self.tally.sub(&old);
-            self.flip(slot, entry_hash(key, &old.stamp()));
+    /// What the shard holds for `key`, dead or alive.
+    pub(super) fn held(&self, key: &[u8]) -> Option<Held<'_>> {
+        match self.live.get(key) {
+            Some(entry) => Some(Held::Live(entry)),
+            None if self.dead.is_empty() => None,
+            None => self.dead.get(key).map(|dead| Held::Dead(dead.entry())),
         }
+    }
+
+    /// Removes `key`, keeping the tally, digest and store-wide `totals` in
+    /// step; returns what was held.
+    pub(super) fn remove(&mut self, key: &[u8], slot: Slot, totals: &Totals) -> Option<Entry> {
+        let old = match self.live.remove(key) {
+            Some(old) => {
+                self.tally.sub(&old);
+                old
+            }
+            None => self.dead.take(key)?.entry(),
+        };
+        totals.entries.fetch_sub(1, Ordering::Relaxed);
+        totals.bytes.fetch_sub(footprint(key, &old), Ordering::Relaxed);
+        self.flip(slot, entry_hash(key, &old.stamp()));
+        Some(old)
     }
 
     /// Adds or removes one entry hash from its leaf's and the shard's digest.
@@ -244,16 +282,40 @@ impl Shard {
         self.digest ^= hash;
     }
 
-    /// Puts `entry`, keeping the tally, digest and store-wide `totals` in step.
-    pub(super) fn put(&mut self, key: Bytes, entry: Entry, slot: Slot, totals: &Totals) {
-        self.tally.add(&entry);
-        let added = footprint(&key, &entry);
-        self.flip(slot, entry_hash(&key, &entry.stamp()));
-        match self.map.insert(key.clone(), entry) {
+    /// Puts `entry`, keeping the tally, digest and store-wide `totals` in
+    /// step. A dead entry is noted as held dead since `now_ms`, or since
+    /// it was first held dead if the same delete was held before (a later
+    /// deadline merged into a tombstone does not restart its wait).
+    pub(super) fn put(&mut self, key: &Bytes, entry: Entry, now_ms: u64, slot: Slot, totals: &Totals) {
+        let added = footprint(key, &entry);
+        self.flip(slot, entry_hash(key, &entry.stamp()));
+        let old = if entry.value.is_some() {
+            self.tally.add(&entry);
+            match self.live.insert(key.clone(), entry) {
+                Some(old) => {
+                    self.tally.sub(&old);
+                    Some(old)
+                }
+                None if self.dead.is_empty() => None,
+                None => self.dead.take(key.as_ref()).map(|dead| dead.entry()),
+            }
+        } else {
+            let old_live = self.live.remove(key.as_ref());
+            if let Some(old) = &old_live {
+                self.tally.sub(old);
+            }
+            let held_dead = self.dead.take(key.as_ref());
+            let held_since_ms = match &held_dead {
+                Some(held) if held.version() == entry.version => held.held_since_ms().min(now_ms),
+                _ => now_ms,
+            };
+            self.dead.insert(DeadKey::new(key, &entry, held_since_ms));
+            held_dead.map(|held| held.entry()).or(old_live)
+        };
+        match old {
             Some(old) => {
-                self.tally.sub(&old);
-                totals.resize(added, footprint(&key, &old));
-                self.flip(slot, entry_hash(&key, &old.stamp()));
+                totals.resize(added, footprint(key, &old));
+                self.flip(slot, entry_hash(key, &old.stamp()));
             }
             None => {
                 totals.entries.fetch_add(1, Ordering::Relaxed);
@@ -262,28 +324,29 @@ impl Shard {
         }
     }
 
-    /// Notes `entry`, just stored for `key`, as dead since `now_ms` if it is.
-    pub(super) fn note_if_dead(&mut self, key: &Bytes, entry: &Entry, now_ms: u64) {
-        if entry.value.is_none() {
-            self.dead.push_back(DeadRecord {
-                held_since_ms: now_ms,
-                timestamp: entry.version.timestamp,
-                key: key.clone(),
-            });
+    /// Gives back the memory of a table that holds a quarter of what it
+    /// has room for, keeping room for twice what it holds: a cache whose
+    /// keys expired after a peak would otherwise keep the peak's table for
+    /// good (hash tables never shrink by themselves).
+    pub(super) fn shrink_if_emptied(&mut self) {
+        if self.live.capacity() > SHRINK_ABOVE && self.live.len() * 4 < self.live.capacity() {
+            self.live.shrink_to(self.live.len() * 2);
+        }
+        if self.dead.capacity() > SHRINK_ABOVE && self.dead.len() * 4 < self.dead.capacity() {
+            self.dead.shrink_to(self.dead.len() * 2);
         }
     }
 
-    /// Turns the value of `key` into a tombstone of the same version (the
-    /// digest does not change). Returns whether there was a value.
-    pub(super) fn drop_value(&mut self, key: &[u8], totals: &Totals) -> bool {
-        match self.map.get_mut(key) {
-            Some(entry) if entry.value.is_some() => {
-                self.tally.sub(entry);
-                let value_bytes = entry.value.take().map_or(0, |v| v.len());
-                totals.bytes.fetch_sub(value_bytes, Ordering::Relaxed);
-                true
-            }
-            _ => false,
-        }
+    /// Moves the expired value of `key` to the dead table, held dead since
+    /// `now_ms`, with the same versions (the digest does not change).
+    /// Returns the dead entry, if there was a value.
+    pub(super) fn expire(&mut self, key: &[u8], now_ms: u64, totals: &Totals) -> Option<Entry> {
+        let live = self.live.remove(key)?;
+        self.tally.sub(&live);
+        let dead = DeadKey::new(key, &live, now_ms);
+        let entry = dead.entry();
+        totals.resize(footprint(key, &entry), footprint(key, &live));
+        self.dead.insert(dead);
+        Some(entry)
     }
 }

@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::shard::{DeadRecord, Shard, Slot};
+use super::shard::{Shard, Slot, footprint};
 use super::{Entry, SHARD_COUNT, Store, SweepOutcome};
 use crate::core::changes::Change;
+use crate::core::digest::entry_hash;
 use crate::core::horizon::SUBTREES;
 
 impl Store {
@@ -53,28 +54,25 @@ impl Store {
             outcome.forgotten += self.forget_dead(index, &mut shard, now_ms);
             self.publish(index, &mut shard, None);
             let expired: Vec<Bytes> = shard
-                .map
+                .live
                 .iter()
-                .filter(|(_, entry)| entry.value.is_some() && entry.live_value(now_ms).is_none())
+                .filter(|(_, entry)| entry.live_value(now_ms).is_none())
                 .map(|(key, _)| key.clone())
                 .collect();
             for key in expired {
-                if shard.drop_value(&key, &self.totals) {
+                if let Some(entry) = shard.expire(&key, now_ms, &self.totals) {
                     outcome.expired += 1;
-                    if let Some(entry) = shard.map.get(&key) {
-                        self.log(Change::Put { key: &key, entry });
-                        let timestamp = entry.version.timestamp;
-                        shard.dead.push_back(DeadRecord { held_since_ms: now_ms, timestamp, key });
-                    }
+                    self.log(Change::Put { key: &key, entry: &entry });
                 }
             }
+            shard.shrink_if_emptied();
         }
         outcome
     }
 
     /// Forgets the dead entries of shard `index` that have been held since
-    /// before its subtree's horizon and for longer than the tombstone TTL,
-    /// oldest first; returns how many.
+    /// before its subtree's horizon, for longer than the tombstone TTL, and
+    /// died longer than the TTL ago; returns how many.
     fn forget_dead(&self, index: usize, shard: &mut Shard, now_ms: u64) -> u64 {
         let horizon = if self.sabotage.ttl_only_gc {
             u64::MAX
@@ -82,22 +80,24 @@ impl Store {
             self.horizons[index / (SHARD_COUNT / SUBTREES)].load(Ordering::Relaxed)
         };
         let ttl = self.tombstone_ttl_ms;
+        let Shard { dead, leaves, digest, .. } = shard;
         let mut forgotten = 0;
-        while let Some(front) = shard.dead.front() {
-            if front.held_since_ms >= horizon || front.held_since_ms.saturating_add(ttl) >= now_ms {
-                break;
-            }
-            let record = shard.dead.pop_front().expect("front exists");
-            let died_long_ago = shard.map.get(&record.key).is_some_and(|entry| {
-                entry.version.timestamp == record.timestamp
-                    && Self::dead_since(entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms)
-            });
-            if died_long_ago {
-                shard.remove(&record.key, Slot::of(&record.key), &self.totals);
-                self.log(Change::Remove { key: &record.key });
+        dead.retain(|record| {
+            let (key, entry, held_since_ms) = (record.key(), record.entry(), record.held_since_ms());
+            let forget = held_since_ms < horizon
+                && held_since_ms.saturating_add(ttl) < now_ms
+                && Self::dead_since(&entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms);
+            if forget {
+                let hash = entry_hash(key, &entry.stamp());
+                leaves[Slot::of(key).leaf] ^= hash;
+                *digest ^= hash;
+                self.totals.entries.fetch_sub(1, Ordering::Relaxed);
+                self.totals.bytes.fetch_sub(footprint(key, &entry), Ordering::Relaxed);
+                self.log(Change::Remove { key });
                 forgotten += 1;
             }
-        }
+            !forget
+        });
         forgotten
     }
 
@@ -127,12 +127,10 @@ impl Store {
         let mut dropped = 0;
         for (index, lock) in self.shards.iter().enumerate() {
             let mut shard = lock.write();
-            let old: Vec<Bytes> = shard
-                .map
-                .iter()
-                .filter(|(_, e)| e.last_stamped().physical_ms() < before_ms)
-                .map(|(k, _)| k.clone())
-                .collect();
+            let old_live = shard.live.iter().filter(|(_, e)| e.last_stamped().physical_ms() < before_ms);
+            let old_dead = shard.dead.iter().filter(|d| d.entry().last_stamped().physical_ms() < before_ms);
+            let old: Vec<Bytes> =
+                old_live.map(|(k, _)| k.clone()).chain(old_dead.map(|d| Bytes::copy_from_slice(d.key()))).collect();
             for key in &old {
                 shard.remove(key, Slot::of(key), &self.totals);
                 self.log(Change::Remove { key });
@@ -155,7 +153,7 @@ impl Store {
         while index < self.shards.len() {
             let shard = self.shards[index].read();
             keys.extend(
-                shard.map.iter().filter(|(k, e)| e.live_value(now_ms).is_some() && filter(k)).map(|(k, _)| k.clone()),
+                shard.live.iter().filter(|(k, e)| e.live_value(now_ms).is_some() && filter(k)).map(|(k, _)| k.clone()),
             );
             index += 1;
             if keys.len() >= count {

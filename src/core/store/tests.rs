@@ -36,12 +36,12 @@ fn used_bytes_follows_every_change() {
     store.update(&a, 1_002, |_| (Some(Write::Delete), ())).unwrap();
     assert_eq!(
         store.used_bytes(),
-        1 + ENTRY_OVERHEAD_BYTES + 2 + 3 + ENTRY_OVERHEAD_BYTES,
-        "a tombstone keeps its key"
+        1 + DEAD_ENTRY_OVERHEAD_BYTES + 2 + 3 + ENTRY_OVERHEAD_BYTES,
+        "a tombstone keeps its key and a small record"
     );
     assert_eq!(store.sweep(0..SHARD_COUNT, 2_500).expired, 1);
     assert_eq!(store.used_bytes(), walked_bytes(&store), "a swept value no longer counts");
-    assert_eq!(store.used_bytes(), 1 + 2 + 2 * ENTRY_OVERHEAD_BYTES);
+    assert_eq!(store.used_bytes(), 1 + 2 + 2 * DEAD_ENTRY_OVERHEAD_BYTES);
     store.clear();
     assert_eq!(store.used_bytes(), 0);
 }
@@ -348,7 +348,7 @@ fn recount(store: &Store) -> Vec<Tally> {
         .iter()
         .map(|s| {
             let mut tally = Tally::default();
-            s.read().map.values().for_each(|e| tally.add(e));
+            s.read().live.values().for_each(|e| tally.add(e));
             tally
         })
         .collect()

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::shard::{LEAVES_PER_SHARD, Shard, Slot};
+use super::shard::{Held, LEAVES_PER_SHARD, Shard, Slot};
 use super::{Entry, Store};
 use crate::core::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, key_hash, leaves_under};
 use crate::core::version::EntryStamp;
@@ -136,8 +136,8 @@ impl Store {
         leaves: &[u32],
         budget: usize,
         limit: usize,
-        cost: impl Fn(&Bytes, &Entry) -> usize,
-        mut visit: impl FnMut(&Bytes, &Entry),
+        cost: impl Fn(&[u8], &Entry) -> usize,
+        mut visit: impl FnMut(&[u8], &Entry),
     ) -> Visited {
         let mut visited = Visited::default();
         let mut spent = 0;
@@ -156,11 +156,13 @@ impl Store {
                 rest.next();
             }
             let shard = self.shards[shard_index].read();
-            let mut by_leaf: Vec<Vec<(&Bytes, &Entry)>> = vec![Vec::new(); LEAVES_PER_SHARD];
-            for (key, entry) in shard.map.iter() {
+            let mut by_leaf: Vec<Vec<(&[u8], Held<'_>)>> = vec![Vec::new(); LEAVES_PER_SHARD];
+            let live = shard.live.iter().map(|(key, entry)| (key.as_ref(), Held::Live(entry)));
+            let dead = shard.dead.iter().map(|dead| (dead.key(), Held::Dead(dead.entry())));
+            for (key, held) in live.chain(dead) {
                 let slot = Slot::of(key).leaf;
                 if wanted & (1 << slot) != 0 {
-                    by_leaf[slot].push((key, entry));
+                    by_leaf[slot].push((key, held));
                 }
             }
             for (slot, leaf_entries) in by_leaf.into_iter().enumerate() {
@@ -178,18 +180,18 @@ impl Store {
                     }
                     // The first leaf alone is over the limit: cut inside it.
                     for (key, entry) in leaf_entries {
-                        let c = cost(key, entry);
+                        let c = cost(key, &entry);
                         if spent > 0 && spent + c > limit {
                             break;
                         }
                         spent += c;
-                        visit(key, entry);
+                        visit(key, &entry);
                     }
                     visited.partial = Some(leaf);
                     break 'shards;
                 }
                 for (key, entry) in leaf_entries {
-                    visit(key, entry);
+                    visit(key, &entry);
                 }
                 spent += leaf_cost;
                 visited.whole.push(leaf);
@@ -239,10 +241,10 @@ impl Store {
         limit_bytes: usize,
     ) -> (usize, Vec<(Bytes, Entry)>) {
         let mut entries = Vec::new();
-        let cost = |k: &Bytes, e: &Entry| if hashes.contains(&key_hash(k)) { entry_size_bound(k, e) } else { 0 };
+        let cost = |k: &[u8], e: &Entry| if hashes.contains(&key_hash(k)) { entry_size_bound(k, e) } else { 0 };
         let visited = self.visit_leaves(leaves, budget_bytes, limit_bytes, cost, |k, e| {
             if hashes.contains(&key_hash(k)) {
-                entries.push((k.clone(), e.clone()));
+                entries.push((Bytes::copy_from_slice(k), e.clone()));
             }
         });
         (visited.whole.len(), entries)

@@ -907,7 +907,7 @@ mod tests {
 
     #[tokio::test]
     async fn over_maxmemory_only_commands_that_add_data_are_refused() {
-        use crate::core::store::ENTRY_OVERHEAD_BYTES;
+        use crate::core::store::{DEAD_ENTRY_OVERHEAD_BYTES, ENTRY_OVERHEAD_BYTES};
         // Two 1-byte keys with 100-byte values fit; a third would not.
         let maxmemory = 2 * (1 + 100 + ENTRY_OVERHEAD_BYTES) - 1;
         let mut h = Harness::with_limits(crate::server::shared::ClientLimits {
@@ -928,8 +928,9 @@ mod tests {
         assert_eq!(h.run(&["SET", "c", &value]).await, "+OK\r\n", "a's value is freed");
         assert_eq!(h.run(&["DEL", "b"]).await, ":1\r\n");
         // Two tombstones and c: the tombstones still count their keys.
-        assert_eq!(h.shared.store.used_bytes(), 2 * (1 + ENTRY_OVERHEAD_BYTES) + 1 + 100 + ENTRY_OVERHEAD_BYTES);
-        assert_eq!(h.run(&["SET", "d", "1"]).await, oom);
+        assert_eq!(h.shared.store.used_bytes(), 2 * (1 + DEAD_ENTRY_OVERHEAD_BYTES) + 1 + 100 + ENTRY_OVERHEAD_BYTES);
+        assert_eq!(h.run(&["SET", "d", "1"]).await, "+OK\r\n", "a dead key costs less than a live one");
+        assert_eq!(h.run(&["SET", "e", "1"]).await, oom);
     }
 
     #[tokio::test]
