@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
-targets=(resp_parse envelope_open gossip_input)
+targets=(resp_parse envelope_open gossip_input stream_frames)
 nice -n 19 cargo +nightly fuzz build >/dev/null
 mkdir -p logs
 status=0

@@ -10,6 +10,7 @@
 pub mod envelope;
 pub mod gossip;
 pub mod resp;
+pub mod stream;
 
 /// Reads shape parameters off the front of a fuzz input: each call takes
 /// the next bytes, or zeros once the input runs out, so every input has a

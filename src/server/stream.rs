@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -274,8 +274,10 @@ fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned())
 }
 
-async fn read_frames(
-    mut stream: TcpStream,
+/// Reads frames off one inbound connection until it ends, breaks a rule or
+/// times out; generic over the stream so the fuzz check can feed it bytes.
+pub(crate) async fn read_frames<S: AsyncRead + Unpin>(
+    mut stream: S,
     from: SocketAddr,
     rules: &FrameRules,
     budget: &Arc<Semaphore>,
@@ -299,7 +301,10 @@ async fn read_frames(
         }
         first = false;
         let len = u32::from_be_bytes(header) as usize;
-        let limit = if authenticated { max_frame_bytes } else { rules.limits.unauthenticated_frame_bytes };
+        // A first frame is never allowed more than any frame: the budget
+        // holds at least one largest frame, so a read always gets its bytes.
+        let limit =
+            if authenticated { max_frame_bytes } else { rules.limits.unauthenticated_frame_bytes.min(max_frame_bytes) };
         if len > limit {
             // A peer whose frame limit is larger than ours: what it sends
             // this way never arrives, so say so where an operator looks.
@@ -348,8 +353,8 @@ async fn read_frames(
 /// growing buffer: a buffer that grows is copied at each growth, and the
 /// allocator may keep the old copies resident for a while. A frame of
 /// several pieces is copied into one buffer once it is whole.
-async fn read_body(
-    stream: &mut TcpStream,
+async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
     len: usize,
     budget: &Arc<Semaphore>,
 ) -> std::io::Result<(Vec<u8>, Option<OwnedSemaphorePermit>)> {
