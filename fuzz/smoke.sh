@@ -4,10 +4,14 @@
 # needs the nightly toolchain and cargo-fuzz; CI (stable) does not run it.
 #   fuzz/smoke.sh            # a one-minute smoke of each target
 #   fuzz/smoke.sh 1800       # a long run
+#   fuzz/smoke.sh 600 gossip_input   # some targets only
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
 targets=(resp_parse envelope_open gossip_input stream_frames)
+if (($# > 1)); then
+  targets=("${@:2}")
+fi
 nice -n 19 cargo +nightly fuzz build >/dev/null
 mkdir -p logs
 status=0
