@@ -9,9 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::loading::LoadingPolicy;
-use crate::core::membership::SwimConfig;
 use crate::core::node::NodeConfig;
-use crate::core::strangers::StrangerLimits;
 use crate::core::wire::SYNC_MESSAGE_OVERHEAD_BYTES;
 use crate::resp::acl::{AuthThrottleLimits, UserSource};
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
@@ -402,11 +400,6 @@ pub struct Settings {
     pub auth_throttle: AuthThrottleLimits,
     /// Log format.
     pub log_format: LogFormat,
-    /// Largest clock lead of a peer that may move our clock, ms.
-    pub max_clock_drift_ms: u64,
-    /// Entries stamped further ahead of our wall clock than this are
-    /// refused (merge, restore), ms.
-    pub max_version_ahead_ms: u64,
     /// Core settings.
     pub node: NodeConfig,
     /// Client limits.
@@ -509,36 +502,7 @@ impl Default for Settings {
             protected_mode: true,
             auth_throttle: AuthThrottleLimits::default(),
             log_format: LogFormat::Text,
-            max_clock_drift_ms: 500,
-            max_version_ahead_ms: crate::core::store::DEFAULT_MAX_VERSION_AHEAD_MS,
-            node: NodeConfig {
-                swim: SwimConfig {
-                    probe_interval: Duration::from_millis(300),
-                    probe_timeout: Duration::from_millis(150),
-                    suspect_timeout: Duration::from_millis(1000),
-                    gossip_interval: Duration::from_millis(100),
-                    // One byte of each datagram is the tag.
-                    max_packet_bytes: NonZeroUsize::new(1399).unwrap_or(NonZeroUsize::MIN),
-                    cluster_size_hint: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
-                    forget_down_after: Duration::from_secs(3600),
-                },
-                seeds: Vec::new(),
-                fanout: 3,
-                max_hops: 6,
-                direct_push_max: 16,
-                max_datagram_bytes: 1400,
-                max_stream_bytes: stream_limit(&limits),
-                join_retry_max: Duration::from_secs(2),
-                rejoin_interval: Duration::from_secs(5),
-                sync_interval: Duration::from_secs(1),
-                sync_budget_bytes: 4 * 1024 * 1024,
-                tombstone_ttl: Duration::from_secs(24 * 60 * 60),
-                member_gone_after: Duration::from_secs(7 * 24 * 60 * 60),
-                strangers: StrangerLimits::default(),
-                loading: LoadingPolicy::Refuse,
-                loading_wait: Duration::from_secs(10),
-                sabotage: Default::default(),
-            },
+            node: NodeConfig { max_stream_bytes: stream_limit(&limits), ..NodeConfig::default() },
             limits,
             write_batch_max: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             write_queue: NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
@@ -605,16 +569,16 @@ impl Settings {
         s.fsync = flags.fsync.or(file.fsync).unwrap_or_default();
         s.stale_data = flags.stale_data.or(file.stale_data).unwrap_or_default();
         if let Some(ms) = file.max_clock_drift_ms {
-            s.max_clock_drift_ms = ms;
+            s.node.max_clock_drift_ms = ms;
         }
         if let Some(ms) = file.max_version_ahead_ms {
-            if ms < s.max_clock_drift_ms {
+            if ms < s.node.max_clock_drift_ms {
                 return Err(invalid(
                     "max_version_ahead_ms",
-                    format!("must be at least max_clock_drift_ms ({})", s.max_clock_drift_ms),
+                    format!("must be at least max_clock_drift_ms ({})", s.node.max_clock_drift_ms),
                 ));
             }
-            s.max_version_ahead_ms = ms;
+            s.node.max_version_ahead_ms = ms;
         }
 
         let m = file.membership;
@@ -938,7 +902,7 @@ mod tests {
         let file = read_file(&path).unwrap();
         let s = Settings::from_parts(file, &ServeFlags::default()).unwrap();
         let d = Settings::default();
-        assert_eq!((s.listen, s.gossip, s.max_clock_drift_ms), (d.listen, d.gossip, d.max_clock_drift_ms));
+        assert_eq!((s.listen, s.gossip, s.node.max_clock_drift_ms), (d.listen, d.gossip, d.node.max_clock_drift_ms));
         assert_eq!(s.metrics, d.metrics);
         assert_eq!(format!("{:?}", s.node), format!("{:?}", d.node));
         assert_eq!(format!("{:?}", s.limits), format!("{:?}", d.limits));

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumor::core::changes::is_stale;
+
 use rumor::core::io::Now;
 use rumor::core::membership::Identity;
 use rumor::core::node::{Node, NodeConfig};
-use rumor::core::sabotage::Sabotage;
+use rumor::core::start::DataDirAge;
 use rumor::core::store::{Entry, Store};
 use rumor::core::version::NodeId;
 use rumor::resp::exec::Executor;
@@ -117,15 +117,8 @@ impl Host {
 
     /// Starts a new life at `at`: a fresh node, with an empty store or
     /// the one its data dir kept. Returns whether a data dir too old to
-    /// load (see [`is_stale`]) was discarded.
-    pub fn start(
-        &mut self,
-        run_seed: u64,
-        config: NodeConfig,
-        max_clock_drift_ms: u64,
-        sabotage: Sabotage,
-        at: Duration,
-    ) -> bool {
+    /// load (see [`NodeConfig::data_dir_age`]) was discarded.
+    pub fn start(&mut self, run_seed: u64, config: NodeConfig, at: Duration) -> bool {
         self.life += 1;
         let life_key = ((self.index as u64) << 24) | u64::from(self.life);
         let mut id = [0u8; 16];
@@ -143,19 +136,12 @@ impl Host {
         // stepped back cannot lose the address conflict to our old self.
         self.incarnation = now.wall_ms.max(self.incarnation + 1);
         let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.as_str().into() };
-        let mut store = Store::new(id, max_clock_drift_ms)
-            .with_tombstone_ttl(config.tombstone_ttl.as_millis() as u64)
-            .with_sabotage(sabotage);
+        let mut store = config.new_store(id);
         let mut discarded = false;
         let mut last_in_mesh_ms = None;
         if let Some(disk) = &self.disk {
-            // As `rumor serve` decides it: a dir last in a mesh longer than
-            // `member_gone_after` ago is stale, unless the node has no seeds
-            // (a mesh of its own, where nobody deleted behind its back).
-            let gone_after_ms = config.member_gone_after.as_millis() as u64;
-            let alone = config.seeds.iter().all(|seed| *seed == self.addr);
             last_in_mesh_ms = disk.last_in_mesh_ms();
-            if !alone && is_stale(last_in_mesh_ms, now.wall_ms, gone_after_ms) {
+            if let DataDirAge::Stale { .. } = config.data_dir_age(self.addr, last_in_mesh_ms, now.wall_ms) {
                 // As `--stale-data discard`: start afresh.
                 disk.discard_entries();
                 last_in_mesh_ms = None;
@@ -170,11 +156,7 @@ impl Host {
         let store = Arc::new(store);
         let client = Executor::new(1, &self.name, store.clone(), ClientLimits::default(), None);
         self.client = Some(Box::new(client));
-        let mut node = Node::new(identity, config, store, node_seed, now);
-        if let Some(ms) = last_in_mesh_ms {
-            node.restore_last_in_mesh(ms);
-        }
-        self.node = Some(Box::new(node));
+        self.node = Some(Box::new(Node::new(identity, config, store, node_seed, now, last_in_mesh_ms)));
         self.status = HostStatus::Up;
         self.wake_at = None;
         self.pending_writes.clear();
@@ -242,11 +224,11 @@ mod tests {
         config.seeds = if seeds { vec![addr_of(1)] } else { Vec::new() };
         let mut host = Host::new(0, NodeClock::exact());
         host.persistent = true;
-        assert!(!host.start(1, config.clone(), 500, Sabotage::default(), Duration::ZERO));
+        assert!(!host.start(1, config.clone(), Duration::ZERO));
         let wall_ms = host.now(Duration::ZERO).wall_ms;
         host.disk.as_ref().expect("a data dir").note_in_mesh(wall_ms);
         host.stop(false);
-        host.start(1, config, 500, Sabotage::default(), away)
+        host.start(1, config, away)
     }
 
     #[test]

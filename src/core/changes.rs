@@ -32,14 +32,6 @@ pub enum Change<'a> {
     Clear,
 }
 
-/// Whether state kept on disk, whose node was last in a mesh at
-/// `last_in_mesh_ms`, is too old to load at `now_ms`: the mesh may since
-/// have forgotten deletes it never saw (their tombstones outlived
-/// `tombstone_ttl_ms`), and loading it would bring those keys back.
-pub fn is_stale(last_in_mesh_ms: Option<u64>, now_ms: u64, tombstone_ttl_ms: u64) -> bool {
-    last_in_mesh_ms.is_some_and(|last| now_ms.saturating_sub(last) > tombstone_ttl_ms)
-}
-
 /// Receives every change to the store.
 ///
 /// [`ChangeLog::record`] is called while the changed key's shard is locked,

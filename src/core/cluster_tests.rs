@@ -3,7 +3,6 @@
 
 use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::collections::BTreeMap;
-use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use super::io::{Now, Transmit, Transport};
 use super::membership::{Identity, MemberState, SwimConfig};
 use super::node::{Node, NodeConfig};
 use super::sabotage::Sabotage;
-use super::store::{Store, Write};
+use super::store::Write;
 use super::version::NodeId;
 
 const LATENCY: Duration = Duration::from_millis(1);
@@ -48,6 +47,8 @@ struct Cluster {
     lossy_pushes: Vec<usize>,
     /// Seeds of nodes added from now on, instead of node 0 alone.
     seeds: Option<Vec<SocketAddr>>,
+    /// What each node noted as its time in a mesh ([`Node::poll_in_mesh`]).
+    in_mesh_notes: BTreeMap<usize, Vec<u64>>,
 }
 
 pub(super) fn addr(i: usize) -> SocketAddr {
@@ -65,31 +66,14 @@ pub(super) fn identity(i: usize) -> Identity {
 
 pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
     NodeConfig {
-        swim: SwimConfig {
-            probe_interval: Duration::from_millis(400),
-            probe_timeout: Duration::from_millis(150),
-            suspect_timeout: Duration::from_millis(1000),
-            gossip_interval: Duration::from_millis(100),
-            max_packet_bytes: NonZeroUsize::new(1399).unwrap(),
-            cluster_size_hint: NonZeroU32::new(10).unwrap(),
-            forget_down_after: Duration::from_secs(3600),
-        },
+        swim: SwimConfig { probe_interval: Duration::from_millis(400), ..SwimConfig::default() },
         seeds: vec![seed_addr],
-        fanout: 3,
-        max_hops: 6,
         direct_push_max,
-        max_datagram_bytes: 1400,
         max_stream_bytes: 1 << 20,
         join_retry_max: Duration::from_secs(1),
-        rejoin_interval: Duration::from_secs(5),
-        sync_interval: Duration::from_secs(1),
         sync_budget_bytes: 64 * 1024,
         tombstone_ttl: Duration::from_secs(3600),
-        member_gone_after: Duration::from_secs(7 * 24 * 3600),
-        strangers: Default::default(),
-        loading: Default::default(),
-        loading_wait: Duration::from_secs(10),
-        sabotage: Default::default(),
+        ..NodeConfig::default()
     }
 }
 
@@ -120,6 +104,7 @@ impl Cluster {
             oversized_dropped: 0,
             lossy_pushes: Vec::new(),
             seeds: None,
+            in_mesh_notes: BTreeMap::new(),
         };
         for _ in 0..n {
             cluster.add_node();
@@ -157,11 +142,6 @@ impl Cluster {
     }
 
     fn new_node(&self, identity: Identity, seed: u64) -> Node {
-        let store = Arc::new(
-            Store::new(identity.id, 500)
-                .with_sabotage(self.sabotage)
-                .with_tombstone_ttl(self.tombstone_ttl.as_millis() as u64),
-        );
         let mut config = config(addr(0), self.direct_push_max);
         if self.no_seeds {
             config.seeds.clear();
@@ -174,7 +154,8 @@ impl Cluster {
         config.member_gone_after = self.member_gone_after;
         config.max_stream_bytes = self.max_stream_bytes;
         config.sync_budget_bytes = self.sync_budget_bytes;
-        Node::new(identity, config, store, seed, self.time())
+        let store = Arc::new(config.new_store(identity.id));
+        Node::new(identity, config, store, seed, self.time(), None)
     }
 
     /// Node `i` crashes (its state is gone).
@@ -205,6 +186,9 @@ impl Cluster {
             self.seq += 1;
         }
         while node.poll_event().is_some() {}
+        if let Some(wall_ms) = node.poll_in_mesh() {
+            self.in_mesh_notes.entry(i).or_default().push(wall_ms);
+        }
     }
 
     /// Advances virtual time by `span`, delivering and firing in order.
@@ -955,4 +939,37 @@ fn a_new_mesh_of_fresh_nodes_serves_without_waiting() {
         assert!(steps < 500, "still catching up after 5 s: every node would wait loading_wait");
     }
     assert!(cluster.now < Duration::from_millis(3_000), "served at {:?}", cluster.now);
+}
+
+#[test]
+fn time_in_the_mesh_is_noted_each_second_except_while_cut_off() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_for(Duration::from_secs(10));
+    let notes = |cluster: &Cluster, i: usize, from_ms: u64, to_ms: u64| -> Vec<u64> {
+        let notes = cluster.in_mesh_notes.get(&i).cloned().unwrap_or_default();
+        notes.into_iter().filter(|&ms| (EPOCH_MS + from_ms..EPOCH_MS + to_ms).contains(&ms)).collect()
+    };
+    for i in 0..3 {
+        let joined = notes(&cluster, i, 2_000, 10_000);
+        assert!((7..=9).contains(&joined.len()), "node {i} noted {joined:?}");
+        assert!(joined.windows(2).all(|w| w[1] - w[0] >= 1000), "node {i} noted more than once a second");
+    }
+    // Node 2 is cut off: once it has declared the others down it notes
+    // nothing; the two others are still a mesh.
+    cluster.cut_off.push(2);
+    cluster.run_for(Duration::from_secs(10));
+    assert!(cluster.nodes[2].as_ref().unwrap().is_cut_off());
+    assert_eq!(notes(&cluster, 2, 15_000, 20_000), Vec::<u64>::new(), "noted while cut off");
+    for i in 0..2 {
+        assert!(notes(&cluster, i, 15_000, 20_000).len() >= 4, "node {i} of the mesh stopped noting");
+    }
+    cluster.cut_off.clear();
+    cluster.run_for(Duration::from_secs(10));
+    assert!(notes(&cluster, 2, 25_000, 30_000).len() >= 4, "node 2 back in the mesh notes again");
+    // Leaving notes the time of the leave.
+    let at = cluster.time();
+    let node = cluster.nodes[1].as_mut().unwrap();
+    while node.poll_in_mesh().is_some() {}
+    node.leave(at);
+    assert_eq!(node.poll_in_mesh(), Some(at.wall_ms));
 }

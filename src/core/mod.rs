@@ -12,6 +12,8 @@
 //! - [`horizon`] — when a dead entry may be forgotten.
 //! - [`changes`] — the hook durable storage sees changes through.
 //! - [`timer`] — the deadline queue; [`io`] — what crosses the boundary.
+//! - [`start`] — a node's settings and their defaults, the store they
+//!   build, and the one rule for a data dir's age.
 //! - [`sabotage`] — deliberate bugs that show the simulator's checkers fail.
 
 pub mod changes;
@@ -25,6 +27,7 @@ pub mod loading;
 pub mod membership;
 pub mod node;
 pub mod sabotage;
+pub mod start;
 pub mod store;
 pub mod strangers;
 pub mod timer;

@@ -3,7 +3,8 @@
 //! Inputs are `handle_*` calls, each with the current [`Now`]; outputs are
 //! drained with `poll_*`. After every input a driver drains, in this order:
 //! [`Node::poll_transmit`] until `None` (send), [`Node::poll_event`] until
-//! `None` (log), then [`Node::poll_timeout`] (when to call
+//! `None` (log), [`Node::poll_in_mesh`] (keep in the data dir, if any), then
+//! [`Node::poll_timeout`] (when to call
 //! [`Node::handle_timeout`] next). The node never reads a clock, never touches
 //! a socket and draws randomness only from the seed it was given.
 
@@ -16,76 +17,19 @@ use bytes::Bytes;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::changes::is_stale;
 use super::digest::{TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::gossip::{Packed, choose_peers, pack};
 use super::horizon::{Horizon, Presence, SUBTREE_LEVEL, subtrees_under};
 use super::io::{Event, Now, Transmit, Transport};
 use super::loading::{CatchUpEnd, Loading, LoadingPolicy};
-use super::membership::{
-    Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimConfig, SwimTimer,
-};
-use super::sabotage::Sabotage;
+use super::membership::{Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimTimer};
+pub use super::start::NodeConfig;
+use super::start::is_stale;
 use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
-use super::strangers::{StrangerGate, StrangerLimits};
+use super::strangers::StrangerGate;
 use super::timer::TimerQueue;
 use super::version::EntryStamp;
 use super::wire::{Message, SYNC_MESSAGE_OVERHEAD_BYTES, TAG_GOSSIP, TAG_SWIM};
-
-/// How the node gossips and joins.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// SWIM timings.
-    pub swim: SwimConfig,
-    /// Gossip addresses to announce to until joined, and after a split.
-    pub seeds: Vec<SocketAddr>,
-    /// Peers each fresh entry is pushed to.
-    pub fanout: usize,
-    /// Forwarding steps a local write may take.
-    pub max_hops: u8,
-    /// Meshes with at most this many other live members get each local
-    /// write pushed to every member directly, with no forwarding: rumor
-    /// mongering with one forward per node leaves about e^-fanout of the
-    /// nodes uninformed (Demers et al.), which in a small mesh is a node
-    /// in every few writes, while a direct push costs fewer datagrams there.
-    pub direct_push_max: usize,
-    /// Largest datagram payload, bytes.
-    pub max_datagram_bytes: usize,
-    /// Largest stream frame, bytes.
-    pub max_stream_bytes: usize,
-    /// Longest wait between announces while not joined (backoff cap).
-    pub join_retry_max: Duration,
-    /// While joined, how often to re-announce to seeds we do not see alive,
-    /// which is what re-forms a mesh after a partition heals.
-    pub rejoin_interval: Duration,
-    /// How often a node compares digests with one random live peer.
-    pub sync_interval: Duration,
-    /// Entries one sync message may carry, about (bytes); a round that hits
-    /// it goes on at once with another round, so memory stays bounded
-    /// however far apart two stores are.
-    /// Never more than `max_stream_bytes` less a message's fixed part: the
-    /// frame limit caps every sync message whatever the budget.
-    pub sync_budget_bytes: usize,
-    /// Dead entries (tombstones, expired values) are kept at least this
-    /// long after they died, and then until every member that may come
-    /// back holds them (see [`Horizon`]).
-    pub tombstone_ttl: Duration,
-    /// A member down or left for longer than this is treated as gone for
-    /// good: dead entries are forgotten without it, and if it does come
-    /// back it drops what it held from before the tombstone TTL.
-    pub member_gone_after: Duration,
-    /// How often addresses that are not members may talk to us (SWIM, to
-    /// join); everything else from them is refused.
-    pub strangers: StrangerLimits,
-    /// What clients of a node that started empty get until it has caught
-    /// up with a peer once (see [`Loading`]).
-    pub loading: LoadingPolicy,
-    /// A node catching up gives up, and serves, after this long without
-    /// digests from a peer that has caught up itself.
-    pub loading_wait: Duration,
-    /// Deliberate bugs (simulator only; always default in production).
-    pub sabotage: Sabotage,
-}
 
 /// Shards swept per sweep tick; a full pass takes `SHARD_COUNT / SWEEP_SHARDS` ticks.
 const SWEEP_SHARDS: usize = 64;
@@ -244,7 +188,17 @@ pub struct Node {
     /// While a stopping node hands its entries off: which subtrees a
     /// caught-up peer has matched since the stop began.
     handoff: Option<Loading>,
+    /// When this node was last noted as in a mesh (wall ms), for the data
+    /// dir's age at the next start.
+    in_mesh_noted_ms: Option<u64>,
+    /// A note not yet taken by [`Node::poll_in_mesh`].
+    in_mesh_note: Option<u64>,
 }
+
+/// How often a node in a mesh has that noted for its data dir: the next
+/// start judges the dir's age by the last note, so a stop loses at most
+/// this much of it.
+const IN_MESH_NOTE_EVERY_MS: u64 = 1000;
 
 macro_rules! effects {
     ($self:ident) => {
@@ -253,8 +207,20 @@ macro_rules! effects {
 }
 
 impl Node {
-    /// A node that starts announcing to its seeds at once.
-    pub fn new(identity: Identity, config: NodeConfig, store: Arc<Store>, seed: u64, now: Now) -> Self {
+    /// A node that starts announcing to its seeds at once. A node started
+    /// from a data dir whose age was judged current (see
+    /// [`NodeConfig::data_dir_age`]) is given the time it was last in a
+    /// mesh: until it rejoins it counts as away since then, and if it
+    /// rejoins more than `member_gone_after` later it drops its old entries
+    /// as after a long partition.
+    pub fn new(
+        identity: Identity,
+        config: NodeConfig,
+        store: Arc<Store>,
+        seed: u64,
+        now: Now,
+        last_in_mesh_ms: Option<u64>,
+    ) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let swim_rng = Xoshiro256PlusPlus::seed_from_u64(rng.next_u64());
         let alone = config.seeds.iter().all(|seed| *seed == identity.addr);
@@ -280,7 +246,8 @@ impl Node {
             announce_backoff: JOIN_RETRY_MIN,
             stats: GossipStats::default(),
             sweep_cursor: 0,
-            isolated_since_ms: None,
+            // A mesh of its own was never away.
+            isolated_since_ms: last_in_mesh_ms.filter(|_| !alone),
             sync_continuations: BTreeSet::new(),
             pending_leaves: BTreeMap::new(),
             horizon,
@@ -288,6 +255,8 @@ impl Node {
             loading,
             loading_round_opened: false,
             handoff: None,
+            in_mesh_noted_ms: None,
+            in_mesh_note: None,
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -409,18 +378,6 @@ impl Node {
         self.after_input(now);
     }
 
-    /// Counts this node as away from any mesh since `last_in_mesh_ms` (wall
-    /// ms): a node restarted from its data dir was last in a mesh then. If
-    /// it rejoins more than `member_gone_after` later, it drops its old
-    /// entries as it would after a long partition. A node without seeds is
-    /// a mesh of its own and was never away.
-    pub fn restore_last_in_mesh(&mut self, last_in_mesh_ms: u64) {
-        let me = self.membership.identity().addr;
-        if self.config.seeds.iter().any(|seed| *seed != me) {
-            self.isolated_since_ms = Some(last_in_mesh_ms);
-        }
-    }
-
     /// Starts handing off before a stop: a memory-only node's last writes
     /// were pushed once, by datagram, and one lost datagram would lose them
     /// with the process. Until [`Node::handoff_done`], the node opens a sync
@@ -466,6 +423,18 @@ impl Node {
             self.transmits.push_back(Transmit { to, transport: Transport::Datagram, payload: payload.clone() });
         }
         self.membership.leave(now.mono, effects!(self));
+        // In the mesh until now, as the next start will want to know.
+        if !self.is_cut_off() {
+            self.note_in_mesh(now.wall_ms);
+        }
+    }
+
+    /// When this node was in a mesh, if that is news since the last call: a
+    /// driver with a data dir keeps it there, and the next start judges the
+    /// dir's age by it ([`NodeConfig::data_dir_age`]). Noted about once a
+    /// second while the node is not cut off, and on leaving.
+    pub fn poll_in_mesh(&mut self) -> Option<u64> {
+        self.in_mesh_note.take()
     }
 
     /// The next thing to send. Membership traffic comes first; pushes are
@@ -1049,7 +1018,7 @@ impl Node {
         // Taking `since` ends the absence whether or not it was too long.
         if self.membership.is_active()
             && let Some(since) = self.isolated_since_ms.take()
-            && is_stale(Some(since), now.wall_ms, self.gone_after_ms())
+            && is_stale(since, now.wall_ms, self.gone_after_ms())
         {
             let away_ms = now.wall_ms.saturating_sub(since);
             // A member whose process started before we were cut off (its
@@ -1090,6 +1059,16 @@ impl Node {
                 );
             }
         }
+        if !self.is_cut_off()
+            && self.in_mesh_noted_ms.is_none_or(|noted| now.wall_ms.abs_diff(noted) >= IN_MESH_NOTE_EVERY_MS)
+        {
+            self.note_in_mesh(now.wall_ms);
+        }
+    }
+
+    fn note_in_mesh(&mut self, wall_ms: u64) {
+        self.in_mesh_noted_ms = Some(wall_ms);
+        self.in_mesh_note = Some(wall_ms);
     }
 }
 

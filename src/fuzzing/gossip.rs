@@ -17,7 +17,7 @@
 
 use ::core::net::SocketAddr;
 use std::collections::BTreeSet;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,29 +75,16 @@ fn config() -> NodeConfig {
     NodeConfig {
         swim: SwimConfig {
             probe_interval: Duration::from_millis(400),
-            probe_timeout: Duration::from_millis(150),
-            suspect_timeout: Duration::from_millis(1000),
-            gossip_interval: Duration::from_millis(100),
             max_packet_bytes: NonZeroUsize::new(MAX_DATAGRAM_BYTES - 1).unwrap_or(NonZeroUsize::MIN),
-            cluster_size_hint: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
-            forget_down_after: Duration::from_secs(3600),
+            ..SwimConfig::default()
         },
-        seeds: vec![],
-        fanout: 3,
-        max_hops: 6,
-        direct_push_max: 16,
         max_datagram_bytes: MAX_DATAGRAM_BYTES,
         max_stream_bytes: MAX_STREAM_BYTES,
         join_retry_max: Duration::from_secs(1),
-        rejoin_interval: Duration::from_secs(5),
-        sync_interval: Duration::from_secs(1),
         sync_budget_bytes: 64 * 1024,
         tombstone_ttl: Duration::from_secs(3600),
-        member_gone_after: Duration::from_secs(7 * 24 * 3600),
-        strangers: Default::default(),
         loading: LoadingPolicy::Serve,
-        loading_wait: Duration::from_secs(10),
-        sabotage: Default::default(),
+        ..NodeConfig::default()
     }
 }
 
@@ -109,7 +96,7 @@ fn node() -> Node {
         let stored = store.update(&Bytes::from(format!("key:{i}")), EPOCH_MS, |_| (Some(put), ()));
         assert!(stored.is_ok(), "a small put is stored");
     }
-    let mut node = Node::new(identity(me(), 1), config(), store, 7, now(0));
+    let mut node = Node::new(identity(me(), 1), config(), store, 7, now(0), None);
     node.restore_members(&[identity(member(), 2)], now(0));
     node
 }

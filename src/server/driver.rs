@@ -192,20 +192,12 @@ impl Driver {
                     self.report_catch_up();
                     if let Some(storage) = &self.storage {
                         storage.note_clock(self.node.store().clock_reading());
-                        // Stale-data checks at the next start measure from this.
-                        if !self.node.is_cut_off() {
-                            storage.note_in_mesh(self.clock.wall_ms());
-                        }
                     }
                 }
             }
         }
-        // In the mesh until now, as the next start will want to know.
         if let Some(storage) = &self.storage {
             storage.note_clock(self.node.store().clock_reading());
-            if !self.node.is_cut_off() {
-                storage.note_in_mesh(self.clock.wall_ms());
-            }
         }
         // Writes acknowledged to clients but not yet pushed go out before we leave.
         while let Ok(writes_in) = writes.try_recv() {
@@ -319,6 +311,11 @@ impl Driver {
                     tracing::warn!("the mesh declared this node down; rejoining")
                 }
             }
+        }
+        if let Some(wall_ms) = self.node.poll_in_mesh()
+            && let Some(storage) = &self.storage
+        {
+            storage.note_in_mesh(wall_ms);
         }
     }
 

@@ -49,6 +49,7 @@ use tracing::Instrument;
 use crate::config::Settings;
 use crate::core::membership::Identity;
 use crate::core::node::Node;
+use crate::core::start::DataDirAge;
 use crate::core::store::Store;
 use crate::core::version::NodeId;
 use crate::resp::listener::Listeners;
@@ -150,21 +151,13 @@ pub async fn run(
     let bound = Bound { listen, tls: tls_addr, gossip, metrics: metrics_port.as_ref().map(|(_, addr)| *addr) };
 
     let (id_bytes, seed) = os_randomness();
-    let tombstone_ttl_ms = settings.node.tombstone_ttl.as_millis() as u64;
-    let max_clock_drift_ms = settings.max_clock_drift_ms;
-    let max_version_ahead_ms = settings.max_version_ahead_ms;
-    let new_store = move |id| {
-        Store::new(id, max_clock_drift_ms)
-            .with_tombstone_ttl(tombstone_ttl_ms)
-            .with_max_version_ahead(max_version_ahead_ms)
-    };
     let fresh_id = NodeId::from_random_bytes(id_bytes);
     let (store, data_dir) = match &settings.data_dir {
         Some(dir) => {
-            let (store, data_dir) = open_data_dir(dir.clone(), fresh_id, new_store, &settings, clock).await?;
+            let (store, data_dir) = open_data_dir(dir.clone(), fresh_id, &settings, clock).await?;
             (store, Some(data_dir))
         }
-        None => (new_store(fresh_id), None),
+        None => (settings.node.new_store(fresh_id), None),
     };
     let id = store.writer();
     let store = Arc::new(store);
@@ -213,10 +206,8 @@ pub async fn run(
     let (plain, tls) = (listen.map_or_else(none, |a| a.to_string()), tls_addr.map_or_else(none, |a| a.to_string()));
     tracing::info!(name = %settings.name, %id, listen = %plain, %tls, %gossip, seeds = ?settings.node.seeds, "node starting");
 
-    let mut node = Node::new(identity, settings.node.clone(), store, seed, clock.now());
-    if let Some(last_in_mesh_ms) = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms) {
-        node.restore_last_in_mesh(last_in_mesh_ms);
-    }
+    let last_in_mesh_ms = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms);
+    let node = Node::new(identity, settings.node.clone(), store, seed, clock.now(), last_in_mesh_ms);
     let (stop_clients, clients_stopped) = oneshot::channel::<()>();
     // Every log line of this node carries its name (several share a process
     // under `rumor dev`).
@@ -333,30 +324,25 @@ struct DataDir {
     last_in_mesh_ms: Option<u64>,
 }
 
-/// Opens the data dir, loads it into a store made by `new_store` (with the
-/// node id kept there, or `fresh_id` for a new dir), and starts the storage
-/// thread. A dir last in a mesh more than `member_gone_after` ago is refused,
-/// discarded or kept as `stale_data` says. Runs on a blocking thread:
+/// Opens the data dir, loads it into the store the node's settings make
+/// (with the node id kept there, or `fresh_id` for a new dir), and starts
+/// the storage thread. A dir judged stale ([`crate::core::node::NodeConfig::data_dir_age`]) is
+/// refused, discarded or kept as `stale_data` says. Runs on a blocking thread:
 /// loading a large dir takes a while, and logs its progress each second.
 async fn open_data_dir(
     dir: PathBuf,
     fresh_id: NodeId,
-    new_store: impl FnOnce(NodeId) -> Store + Send + 'static,
     settings: &Settings,
     clock: Clock,
 ) -> Result<(Store, DataDir), ServerError> {
     let (fsync, stale_data, open_files) = (settings.fsync, settings.stale_data, settings.storage_open_files);
-    let gone_after_ms = settings.node.member_gone_after.as_millis() as u64;
-    // A node with no seeds is a mesh of its own: nobody can have deleted
-    // anything behind its back while it was down.
-    let alone = settings.node.seeds.iter().all(|seed| *seed == settings.gossip);
+    let (node, gossip) = (settings.node.clone(), settings.gossip);
     let open = move || -> Result<(Store, DataDir), StorageError> {
         let storage = Storage::open_with_files(&dir, open_files)?;
         let id = storage.node_id(fresh_id)?;
         let mut last_in_mesh_ms = storage.last_in_mesh_ms()?;
         let now_ms = clock.wall_ms();
-        if !alone && crate::core::changes::is_stale(last_in_mesh_ms, now_ms, gone_after_ms) {
-            let away_ms = last_in_mesh_ms.map_or(0, |last| now_ms.saturating_sub(last));
+        if let DataDirAge::Stale { away_ms, gone_after_ms } = node.data_dir_age(gossip, last_in_mesh_ms, now_ms) {
             let hours = |ms: u64| ms as f64 / 3_600_000.0;
             match stale_data {
                 StaleData::Refuse => {
@@ -374,7 +360,7 @@ async fn open_data_dir(
             // be discarded again when it joins.
             last_in_mesh_ms = None;
         }
-        let store = new_store(id);
+        let store = node.new_store(id);
         tracing::info!(dir = %dir.display(), %fsync, "loading the data dir");
         let loaded = storage.load_into(&store, &clock, storage::LOAD_REPORT_EVERY, |p| {
             let storage::LoadProgress { percent, loaded, expected, per_second } = p;

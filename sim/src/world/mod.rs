@@ -173,7 +173,6 @@ pub struct World {
     /// Dead entries forgotten, and stale entries dropped, by lives that
     /// have ended.
     forgotten_by_past_lives: (u64, u64),
-    max_clock_drift_ms: u64,
     detect_bound: Duration,
     phase: Phase,
     warmup: Option<Duration>,
@@ -244,7 +243,7 @@ impl World {
     pub fn new(opts: &SimOptions) -> Self {
         let n = opts.nodes;
         let settings = Settings::default();
-        let max_clock_drift_ms = settings.max_clock_drift_ms;
+        let max_clock_drift_ms = settings.node.max_clock_drift_ms;
         let mut node_config = settings.node;
         node_config.swim.cluster_size_hint =
             NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
@@ -287,7 +286,6 @@ impl World {
             declared_down: 0,
             node_config,
             forgotten_by_past_lives: (0, 0),
-            max_clock_drift_ms,
             detect_bound,
             phase: Phase::Warmup,
             warmup: None,
@@ -544,8 +542,7 @@ impl World {
         let mut config = self.node_config.clone();
         let me = self.hosts[host].addr;
         config.seeds.retain(|s| *s != me);
-        let discarded =
-            self.hosts[host].start(self.opts.seed, config, self.max_clock_drift_ms, self.opts.sabotage(), self.now);
+        let discarded = self.hosts[host].start(self.opts.seed, config, self.now);
         if discarded {
             // Its data dir was too old to load: what only it held is lost.
             self.excuse_lost_with(host);

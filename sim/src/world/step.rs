@@ -340,10 +340,10 @@ pub(super) fn drain(
     let events = drain_bounded(|| node.poll_event(), Effect::Node, out);
     let deadline = node.poll_timeout();
     let suspicions = node.membership_stats().suspicions;
-    if let Some(disk) = &host.disk
-        && !node.is_cut_off()
+    if let Some(wall_ms) = node.poll_in_mesh()
+        && let Some(disk) = &host.disk
     {
-        disk.note_in_mesh(host.clock.now(at).wall_ms);
+        disk.note_in_mesh(wall_ms);
     }
     if transmits > DRAIN_MAX || events > DRAIN_MAX {
         let detail = format!("n{} produced more than {DRAIN_MAX} transmits or events from one input", host.index);

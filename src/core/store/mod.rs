@@ -228,6 +228,11 @@ impl Store {
         self
     }
 
+    /// How long a tombstone is kept at least, ms.
+    pub fn tombstone_ttl_ms(&self) -> u64 {
+        self.tombstone_ttl_ms
+    }
+
     /// Takes the node's horizon (see [`Store::horizons`]).
     pub fn publish_horizons(&self, horizons: &[u64; SUBTREES]) {
         for (published, &h) in self.horizons.iter().zip(horizons.iter()) {
@@ -254,6 +259,11 @@ impl Store {
     pub fn with_max_version_ahead(mut self, ms: u64) -> Self {
         self.max_version_ahead_ms = ms;
         self
+    }
+
+    /// How far ahead of our wall clock a remote version may be, ms.
+    pub fn max_version_ahead_ms(&self) -> u64 {
+        self.max_version_ahead_ms
     }
 
     /// Whether `entry` is stamped too far ahead of `now_ms` to take; if so
