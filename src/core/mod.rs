@@ -3,7 +3,7 @@
 //! out as values that a driver (tokio, or the simulator) carries out.
 //!
 //! - [`node`] — the one facade a driver talks to; it owns everything below
-//!   and runs anti-entropy.
+//!   and runs anti-entropy (`node/anti_entropy.rs`).
 //! - [`store`] — the replicated map: shards, digest tree, sweep; [`entry`] —
 //!   one entry and its merge; [`digest`] — the digest tree's hashing; [`version`] and [`hlc`] — the versions that merge orders by.
 //! - [`membership`] — SWIM (foca); [`strangers`] — what non-members may send.
