@@ -20,7 +20,7 @@ use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
 use crate::server::envelope::ClusterKeys;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
-use crate::server::shared::{Control, InfoSection, Replicate};
+use crate::server::shared::{Control, Replicate};
 use crate::server::storage::ChangeQueue;
 use crate::server::stream::{StreamPool, StreamStats};
 
@@ -343,10 +343,7 @@ impl Driver {
             Control::Members(reply) => {
                 let _ = reply.send(self.node.members().iter().map(ToString::to_string).collect());
             }
-            Control::Info(reply) => {
-                let _ = reply.send(self.info_sections());
-            }
-            Control::Metrics(reply) => {
+            Control::Snapshot(reply) => {
                 let _ = reply.send(self.metrics_snapshot());
             }
         }
@@ -364,6 +361,8 @@ impl Driver {
         let entries = store.entry_count() as u64;
         let keys = store.value_count() as u64;
         NodeSnapshot {
+            identity: Some(self.node.identity().clone()),
+            hlc: store.clock_reading(),
             gossip: self.node.gossip_stats(),
             membership: self.node.membership_stats(),
             members,
@@ -380,77 +379,5 @@ impl Driver {
             max_clock_drift_seen_ms: store.stats().max_drift_seen_ms.load(Ordering::Relaxed),
             future_versions_refused: store.stats().future_refused.load(Ordering::Relaxed),
         }
-    }
-
-    fn info_sections(&self) -> Vec<InfoSection> {
-        let members = self.node.members();
-        let count = |state| members.iter().filter(|m| m.state == state).count().to_string();
-        let identity = self.node.identity();
-        let m = self.node.membership_stats();
-        let g = self.node.gossip_stats();
-        let store = self.node.store();
-        let field = |k: &str, v: String| (k.to_owned(), v);
-        vec![
-            InfoSection {
-                title: "Membership".into(),
-                fields: vec![
-                    field("node_id", identity.id.to_string()),
-                    field("node_name", identity.name.to_string()),
-                    field("gossip_addr", identity.addr.to_string()),
-                    field("incarnation", identity.incarnation.to_string()),
-                    field("joined", u8::from(self.node.is_joined()).to_string()),
-                    field("members_alive", count(MemberState::Alive)),
-                    field("members_suspect", count(MemberState::Suspect)),
-                    field("members_down", count(MemberState::Down)),
-                    field("members_left", count(MemberState::Left)),
-                    field("suspicions", m.suspicions.to_string()),
-                    field("members_declared_down", m.downs.to_string()),
-                    field("members_seen_leaving", m.leaves.to_string()),
-                    field("members_repaired", m.members_repaired.to_string()),
-                    field("identity_renewals", m.renewals.to_string()),
-                    field("swim_rejected", m.swim_rejected.to_string()),
-                ],
-            },
-            InfoSection {
-                title: "Gossip".into(),
-                fields: vec![
-                    field("packets_in", g.packets_in.to_string()),
-                    field("packets_out", g.packets_out.to_string()),
-                    field("bytes_in", g.bytes_in.to_string()),
-                    field("bytes_out", g.bytes_out.to_string()),
-                    field("entries_sent", g.entries_sent.to_string()),
-                    field("entries_received", g.entries_received.to_string()),
-                    field("entries_applied", g.entries_applied.to_string()),
-                    field("decode_errors", g.decode_errors.to_string()),
-                    field("sync_refused", g.sync_refused.to_string()),
-                    field("sync_oversized", g.sync_oversized.to_string()),
-                    field("send_errors", self.send_errors.to_string()),
-                    field("auth_failures", self.auth_failures.load(Ordering::Relaxed).to_string()),
-                    field("stream_frames_dropped", self.streams.dropped.load(Ordering::Relaxed).to_string()),
-                    field("strangers_refused", g.strangers_refused.to_string()),
-                    field("strangers_limited", g.strangers_limited.to_string()),
-                    field("stream_connections_refused", self.stream_stats.refused.load(Ordering::Relaxed).to_string()),
-                    field("stream_timeouts", self.stream_stats.timed_out.load(Ordering::Relaxed).to_string()),
-                    field("sync_rounds", g.sync_rounds.to_string()),
-                    field("sync_in_step", g.sync_in_step.to_string()),
-                    field("sync_entries_sent", g.sync_entries_sent.to_string()),
-                    field("sync_entries_applied", g.sync_entries_applied.to_string()),
-                    field("sync_bytes_out", g.sync_bytes_out.to_string()),
-                    field("expired_swept", g.expired_swept.to_string()),
-                    field("tombstones_forgotten", g.tombstones_forgotten.to_string()),
-                    field("stale_state_discarded", g.stale_state_discarded.to_string()),
-                    field("stale_entries_dropped", g.stale_entries_dropped.to_string()),
-                    field("members_gone", g.members_gone.to_string()),
-                    field("tombstones", (store.entry_count() - store.value_count()).to_string()),
-                    field("hlc", store.clock_reading().to_string()),
-                    field("clock_drift_rejections", store.stats().drift_rejections.load(Ordering::Relaxed).to_string()),
-                    field(
-                        "max_clock_drift_seen_ms",
-                        store.stats().max_drift_seen_ms.load(Ordering::Relaxed).to_string(),
-                    ),
-                    field("future_versions_refused", store.stats().future_refused.load(Ordering::Relaxed).to_string()),
-                ],
-            },
-        ]
     }
 }

@@ -36,8 +36,9 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::oneshot;
 
-use crate::core::membership::MembershipStats;
+use crate::core::membership::{Identity, MembershipStats};
 use crate::core::node::GossipStats;
+use crate::core::version::Timestamp;
 use crate::server::shared::{Control, Shared};
 
 /// The prefix of every metric name.
@@ -139,7 +140,7 @@ pub async fn scrape(metrics: &Metrics, shared: &Shared) -> Result<String, Scrape
 pub(crate) async fn node_snapshot(shared: &Shared, timeout: Duration) -> Option<NodeSnapshot> {
     let (answer, receiver) = oneshot::channel();
     let asked = tokio::time::timeout(timeout, async {
-        shared.control.send(Control::Metrics(answer)).await.ok()?;
+        shared.control.send(Control::Snapshot(answer)).await.ok()?;
         receiver.await.ok()
     });
     asked.await.ok().flatten()
@@ -332,10 +333,15 @@ pub struct MemberChanges {
     pub left: u64,
 }
 
-/// The node-side numbers at one scrape, as the driver task reads them from
-/// their owners.
+/// The node-side numbers at one reading, as the driver task reads them
+/// from their owners: the one account of a node that INFO's Membership and
+/// Gossip sections, a metrics scrape and `rumor dev`'s status line render.
 #[derive(Clone, Debug, Default)]
 pub struct NodeSnapshot {
+    /// Who this node is in the mesh (absent only in tests' stand-ins).
+    pub identity: Option<Identity>,
+    /// The hybrid logical clock's last reading.
+    pub hlc: Timestamp,
     /// The core's gossip, sync and sweep counters.
     pub gossip: GossipStats,
     /// The core's membership counters.

@@ -27,12 +27,9 @@ pub enum Control {
     /// `MEMBERS`: one line per known member, self included,
     /// `<name> <gossip-addr> <alive|suspect|down|left>`.
     Members(oneshot::Sender<Vec<String>>),
-    /// INFO's node-side sections (`Membership`, `Gossip`), each a list of
-    /// `field:value` pairs in display order.
-    Info(oneshot::Sender<Vec<InfoSection>>),
-    /// The node-side numbers, read from their owners: for a metrics
-    /// scrape and for `rumor dev`'s status line.
-    Metrics(oneshot::Sender<NodeSnapshot>),
+    /// The node-side numbers, read from their owners: for INFO's node
+    /// sections, a metrics scrape and `rumor dev`'s status line.
+    Snapshot(oneshot::Sender<NodeSnapshot>),
 }
 
 /// One INFO section: its title and its `field:value` lines.

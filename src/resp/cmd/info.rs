@@ -1,8 +1,9 @@
 //! `INFO [section…]`: Redis's text format — `# Title` then `field:value`
 //! lines, CRLF-terminated, sections separated by a blank line, all in one
 //! bulk string — with the client side's sections (Server, Clients, Memory,
-//! Persistence, Stats, Keyspace) followed by the node's own (membership, gossip), which
-//! the driver task supplies.
+//! Persistence, Stats, Keyspace) followed by the node's own (Membership,
+//! Gossip), rendered from the driver's [`NodeSnapshot`] — the one account
+//! of a node that a metrics scrape and `rumor dev` read too.
 //!
 //! `redis_version` says 7.0.0 because client libraries gate features on
 //! it; `rumor_version` is the truth.
@@ -12,8 +13,10 @@ use std::sync::atomic::Ordering;
 
 use super::{CommandError, Ctx};
 use crate::core::loading::CatchUpState;
+use crate::core::membership::Identity;
 use crate::resp::parse::Args;
 use crate::resp::reply;
+use crate::server::metrics::NodeSnapshot;
 use crate::server::shared::{Control, InfoSection};
 use crate::server::storage::ChangeQueue;
 
@@ -34,8 +37,9 @@ pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
         everything || args.iter_from(1).any(|s| !local_titles.iter().any(|t| s.eq_ignore_ascii_case(t.as_bytes())));
     if node_wanted {
         // Without an answer the node's sections are left out, not waited for.
-        let node = ctx.ask(Control::Info).await.unwrap_or_default();
-        sections.extend(node.into_iter().filter(|section| wanted(&section.title)));
+        if let Some(node) = ctx.ask(Control::Snapshot).await {
+            sections.extend(node_sections(&node).into_iter().filter(|section| wanted(&section.title)));
+        }
     }
 
     let mut text = String::new();
@@ -50,6 +54,73 @@ pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
     }
     reply::bulk(ctx.out, text.as_bytes());
     Ok(())
+}
+
+/// The node's own sections, from the driver's snapshot.
+fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
+    let members = |state: &str| node.members.get(state).copied().unwrap_or(0).to_string();
+    let (m, g) = (&node.membership, &node.gossip);
+    let identity = node.identity.as_ref();
+    let shown = |f: fn(&Identity) -> String| identity.map(f).unwrap_or_default();
+    [
+        section(
+            "Membership",
+            [
+                ("node_id", shown(|i| i.id.to_string())),
+                ("node_name", shown(|i| i.name.to_string())),
+                ("gossip_addr", shown(|i| i.addr.to_string())),
+                ("incarnation", shown(|i| i.incarnation.to_string())),
+                ("joined", u8::from(node.joined).to_string()),
+                ("members_alive", members("alive")),
+                ("members_suspect", members("suspect")),
+                ("members_down", members("down")),
+                ("members_left", members("left")),
+                ("suspicions", m.suspicions.to_string()),
+                ("members_declared_down", m.downs.to_string()),
+                ("members_seen_leaving", m.leaves.to_string()),
+                ("members_repaired", m.members_repaired.to_string()),
+                ("identity_renewals", m.renewals.to_string()),
+                ("swim_rejected", m.swim_rejected.to_string()),
+            ],
+        ),
+        section(
+            "Gossip",
+            [
+                ("packets_in", g.packets_in.to_string()),
+                ("packets_out", g.packets_out.to_string()),
+                ("bytes_in", g.bytes_in.to_string()),
+                ("bytes_out", g.bytes_out.to_string()),
+                ("entries_sent", g.entries_sent.to_string()),
+                ("entries_received", g.entries_received.to_string()),
+                ("entries_applied", g.entries_applied.to_string()),
+                ("decode_errors", g.decode_errors.to_string()),
+                ("sync_refused", g.sync_refused.to_string()),
+                ("sync_oversized", g.sync_oversized.to_string()),
+                ("send_errors", node.send_errors.to_string()),
+                ("auth_failures", node.auth_failures.to_string()),
+                ("stream_frames_dropped", node.stream_frames_dropped.to_string()),
+                ("strangers_refused", g.strangers_refused.to_string()),
+                ("strangers_limited", g.strangers_limited.to_string()),
+                ("stream_connections_refused", node.stream_connections_refused.to_string()),
+                ("stream_timeouts", node.stream_timeouts.to_string()),
+                ("sync_rounds", g.sync_rounds.to_string()),
+                ("sync_in_step", g.sync_in_step.to_string()),
+                ("sync_entries_sent", g.sync_entries_sent.to_string()),
+                ("sync_entries_applied", g.sync_entries_applied.to_string()),
+                ("sync_bytes_out", g.sync_bytes_out.to_string()),
+                ("expired_swept", g.expired_swept.to_string()),
+                ("tombstones_forgotten", g.tombstones_forgotten.to_string()),
+                ("stale_state_discarded", g.stale_state_discarded.to_string()),
+                ("stale_entries_dropped", g.stale_entries_dropped.to_string()),
+                ("members_gone", g.members_gone.to_string()),
+                ("tombstones", node.tombstones.to_string()),
+                ("hlc", node.hlc.to_string()),
+                ("clock_drift_rejections", node.clock_drift_rejections.to_string()),
+                ("max_clock_drift_seen_ms", node.max_clock_drift_seen_ms.to_string()),
+                ("future_versions_refused", node.future_versions_refused.to_string()),
+            ],
+        ),
+    ]
 }
 
 fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
@@ -217,7 +288,10 @@ mod tests {
         h.run(&["MSET", "a", "1", "b", "2"]).await;
         let reply = h.run(&["INFO"]).await;
         let text = body(&reply);
-        assert_eq!(titles(text), ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership"]);
+        assert_eq!(
+            titles(text),
+            ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership", "Gossip"]
+        );
         assert!(text.starts_with("# Server\r\nredis_version:7.0.0\r\n"), "{text}");
         assert!(text.contains("\r\nrumor_version:"));
         assert!(text.contains("\r\ntcp_port:6380\r\n"));
@@ -225,8 +299,9 @@ mod tests {
         assert!(text.contains(&format!("\r\nprocess_id:{}\r\n", std::process::id())));
         assert!(text.contains("\r\n\r\n# Clients\r\n"), "sections are separated by a blank line");
         assert!(text.contains("\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n"));
-        assert!(text.contains("\r\n# Membership\r\nmembers_alive:1\r\n"));
-        assert!(text.ends_with("members_suspect:1\r\n"));
+        assert!(text.contains("\r\n# Membership\r\nnode_id:"), "the node's sections from its snapshot");
+        assert!(text.contains("\r\nmembers_alive:1\r\nmembers_suspect:1\r\nmembers_down:0\r\n"));
+        assert!(text.ends_with("\r\nfuture_versions_refused:0\r\n"));
         assert!(!text.contains("\r\n\r\n\r\n"));
         for line in text.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(line.contains(':'), "{line:?}");
@@ -242,7 +317,7 @@ mod tests {
             assert!(field("used_memory_rss").parse::<u64>().unwrap() > 0);
         }
         for word in ["all", "everything", "DEFAULT"] {
-            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 7, "{word}");
+            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 8, "{word}");
         }
     }
 

@@ -17,7 +17,7 @@ use crate::resp::output::Output;
 use crate::resp::parse::Parser;
 use crate::server::clock::Clock;
 use crate::server::metrics::NodeSnapshot;
-use crate::server::shared::{ClientLimits, ClientStats, Control, InfoSection, Replicate, Shared};
+use crate::server::shared::{ClientLimits, ClientStats, Control, Replicate, Shared};
 
 /// Small limits, so tests can reach them.
 pub(crate) fn limits() -> ClientLimits {
@@ -53,17 +53,9 @@ pub(crate) fn shared_with_capacity(
                 Control::Members(answer) => {
                     let _ = answer.send(MEMBERS.iter().map(|m| (*m).to_owned()).collect());
                 }
-                Control::Info(answer) => {
-                    let _ = answer.send(vec![InfoSection {
-                        title: "Membership".to_owned(),
-                        fields: vec![
-                            ("members_alive".to_owned(), "1".to_owned()),
-                            ("members_suspect".to_owned(), "1".to_owned()),
-                        ],
-                    }]);
-                }
-                Control::Metrics(answer) => {
-                    let _ = answer.send(NodeSnapshot::default());
+                Control::Snapshot(answer) => {
+                    let members = [("alive".to_owned(), 1), ("suspect".to_owned(), 1)].into();
+                    let _ = answer.send(NodeSnapshot { members, ..NodeSnapshot::default() });
                 }
             }
         }
