@@ -6,6 +6,7 @@
 //! - [`server`] — the tokio driver around the core: sockets, the real
 //!   clock, the data dir, encryption, client TLS, metrics.
 //! - [`resp`] — the client side: the Redis protocol and its commands.
+//! - [`run`] — one process's wiring of a node's driver and its clients.
 //! - [`config`] — the config file and command line, checked as one.
 //! - [`dev`] — `rumor dev`: a local mesh in one process, with a status line.
 #![deny(missing_docs)]
@@ -17,4 +18,5 @@ pub mod dev;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod resp;
+pub mod run;
 pub mod server;

@@ -1,4 +1,4 @@
-//! `rumor`: command line → settings → `server::run`. Logging setup lives
+//! `rumor`: command line → settings → `run::run`. Logging setup lives
 //! here and nowhere else.
 
 use std::process::ExitCode;
@@ -112,7 +112,7 @@ async fn run_nodes(nodes: Vec<Settings>, dev: Option<StatusOutput>) -> ExitCode 
         // either way the console learns the node is accounted for.
         let started = started_tx.clone();
         tasks.push(tokio::spawn(async move {
-            let result = rumor::server::run(settings, shutdown, move |bound, handle| {
+            let result = rumor::run::run(settings, shutdown, move |bound, handle| {
                 let _ = started.send(Started { index, bound, handle });
             })
             .await;

@@ -18,7 +18,7 @@ use rumor::core::start::DataDirAge;
 use rumor::core::store::{Entry, Store};
 use rumor::core::version::NodeId;
 use rumor::resp::exec::Executor;
-use rumor::server::shared::ClientLimits;
+use rumor::resp::shared::ClientLimits;
 
 use crate::clock::NodeClock;
 use crate::disk::SimDisk;

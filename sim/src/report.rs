@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::check::bounds::Measurements;
 use crate::check::membership::MemberLog;
-use crate::check::{Snapshot, Violation, describe_entry, show_key};
+use crate::check::{EndState, Violation, describe_entry, show_key};
 use crate::fault::FaultPlan;
 use crate::options::{SimOptions, format_duration};
 use crate::trace::Trace;
@@ -29,7 +29,7 @@ pub struct ReportInput<'a> {
     /// The clients' history.
     pub history: &'a History,
     /// The final state.
-    pub snapshot: &'a Snapshot,
+    pub snapshot: &'a EndState,
     /// The trace, for excerpts.
     pub trace: &'a Trace,
     /// Membership changes, for excerpts.

@@ -18,9 +18,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::server::Bound;
+use crate::run::Bound;
+use crate::run::handle::{NodeHandle, NodeReport};
 use crate::server::clock::Clock;
-use crate::server::handle::{NodeHandle, NodeReport};
 use output::StatusOutput;
 use status::Sampler;
 

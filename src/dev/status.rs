@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::core::membership::MemberState;
-use crate::server::handle::NodeReport;
+use crate::run::handle::NodeReport;
 
 /// Nodes named in full when a field lists exceptions; the rest are counted.
 const NAMED_MAX: usize = 3;

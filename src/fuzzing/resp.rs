@@ -10,7 +10,7 @@
 //! parses back to the same arguments.
 
 use crate::resp::parse::{Parser, ProtocolError};
-use crate::server::shared::ClientLimits;
+use crate::resp::shared::ClientLimits;
 
 use super::Shape;
 

@@ -30,9 +30,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::cmd::{self, Ctx, Flow, Session};
 use super::output::Output;
 use super::parse::{Parser, ProtocolError};
+use super::shared::Shared;
 use super::shutdown::Shutdown;
 use crate::core::store::Entry;
-use crate::server::shared::Shared;
 
 /// A client connection and everything it owns.
 pub(crate) struct Connection<S> {

@@ -21,9 +21,9 @@ use super::acl::{AuthThrottleLimits, UserSource, Users};
 use super::cmd::{self, Ctx, Flow, Session};
 use super::output::Output;
 use super::parse::{Parser, ProtocolError};
+use super::shared::{ClientLimits, ClientStats, Shared};
 use crate::core::store::{Entry, Store};
 use crate::server::clock::Clock;
-use crate::server::shared::{ClientLimits, ClientStats, Shared};
 
 /// One client session on one node, run command by command.
 #[derive(Debug)]

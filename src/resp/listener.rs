@@ -20,8 +20,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 use super::cmd::Session;
 use super::connection::Connection;
+use super::shared::Shared;
 use super::shutdown::Shutdown;
-use crate::server::shared::Shared;
 use crate::server::tls::Tls;
 
 /// The ports clients connect to: plain, TLS, or both.

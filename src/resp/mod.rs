@@ -38,6 +38,7 @@ mod num;
 mod output;
 pub mod parse;
 mod reply;
+pub mod shared;
 mod shutdown;
 
 #[cfg(test)]

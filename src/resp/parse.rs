@@ -21,7 +21,7 @@ use bytes::BytesMut;
 
 use super::inline;
 use super::num::parse_i64;
-use crate::server::shared::ClientLimits;
+use super::shared::ClientLimits;
 
 /// Why a request could not be parsed. The client gets
 /// `-ERR Protocol error: <this>` and the connection is closed; nothing

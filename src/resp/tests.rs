@@ -15,7 +15,8 @@ use tokio::time::timeout;
 
 use super::cmd::testkit::{self, frame};
 use super::serve;
-use crate::server::shared::{ClientLimits, Replicate, Shared};
+use crate::resp::shared::{ClientLimits, Shared};
+use crate::server::control::Replicate;
 
 /// A running `serve`.
 struct Server {
@@ -55,7 +56,7 @@ impl Server {
         timeout(DEADLINE, TcpStream::connect(self.addr)).await.expect("connect timed out").unwrap()
     }
 
-    fn stat(&self, pick: impl Fn(&crate::server::shared::ClientStats) -> &std::sync::atomic::AtomicU64) -> u64 {
+    fn stat(&self, pick: impl Fn(&crate::resp::shared::ClientStats) -> &std::sync::atomic::AtomicU64) -> u64 {
         pick(&self.shared.stats).load(Ordering::Relaxed)
     }
 

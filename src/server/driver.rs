@@ -18,9 +18,9 @@ use crate::core::membership::MemberState;
 use crate::core::node::Node;
 use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
+use crate::server::control::{Control, Replicate};
 use crate::server::envelope::ClusterKeys;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
-use crate::server::shared::{Control, Replicate};
 use crate::server::storage::ChangeQueue;
 use crate::server::stream::{StreamPool, StreamStats};
 

@@ -34,12 +34,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::core::membership::{Identity, MembershipStats};
 use crate::core::node::GossipStats;
 use crate::core::version::Timestamp;
-use crate::server::shared::{Control, Shared};
+use crate::server::control::Control;
 
 /// The prefix of every metric name.
 const PREFIX: &str = "rumor";
@@ -58,10 +58,10 @@ pub struct Metrics {
 type CmdLabel = [(&'static str, &'static str); 1];
 
 impl Metrics {
-    /// A registry with the per-command families, one series per known
-    /// command (and `unknown`) created up front so that every series is
-    /// exported from the first scrape, at zero.
-    pub fn new() -> Self {
+    /// A registry with the per-command families, one series per command
+    /// label (the client side's commands, then `unknown`), created up front
+    /// so that every series is exported from the first scrape, at zero.
+    pub fn new(command_labels: &[&'static str]) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let calls = Family::<CmdLabel, Counter>::default();
         let errors = Family::<CmdLabel, Counter>::default();
@@ -83,9 +83,9 @@ impl Metrics {
         );
         let label = |cmd| [("cmd", cmd)];
         let commands = CommandMetrics {
-            calls: crate::resp::command_labels().map(|cmd| calls.get_or_create_owned(&label(cmd))).collect(),
-            errors: crate::resp::command_labels().map(|cmd| errors.get_or_create_owned(&label(cmd))).collect(),
-            latency: crate::resp::command_labels().map(|cmd| latency.get_or_create_owned(&label(cmd))).collect(),
+            calls: command_labels.iter().map(|&cmd| calls.get_or_create_owned(&label(cmd))).collect(),
+            errors: command_labels.iter().map(|&cmd| errors.get_or_create_owned(&label(cmd))).collect(),
+            latency: command_labels.iter().map(|&cmd| latency.get_or_create_owned(&label(cmd))).collect(),
         };
         Metrics { registry, commands }
     }
@@ -103,16 +103,10 @@ impl Metrics {
         // A registry per scrape: the snapshot is owned by it, so concurrent
         // scrapes never share mutable state.
         let mut scrape = Registry::with_prefix(PREFIX);
-        scrape.register_collector(Box::new(Snapshot { clients, node }));
+        scrape.register_collector(Box::new(ScrapeCollector { clients, node }));
         encode_registry(&mut text, &scrape)?;
         encode_eof(&mut text)?;
         Ok(text)
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }
 
@@ -128,19 +122,23 @@ pub enum ScrapeError {
     Encode(#[from] fmt::Error),
 }
 
-/// Answers one scrape: asks the driver task for the node's numbers, reads
-/// the client counters, and encodes everything with `metrics`.
-pub async fn scrape(metrics: &Metrics, shared: &Shared) -> Result<String, ScrapeError> {
-    let node = node_snapshot(shared, SCRAPE_TIMEOUT).await.ok_or(ScrapeError::NodeUnavailable)?;
-    Ok(metrics.encode(ClientSnapshot::of(shared), node)?)
+/// Answers one scrape: asks the driver task for the node's numbers, and
+/// encodes them with the client side's `clients` and `metrics`.
+pub async fn scrape(
+    metrics: &Metrics,
+    clients: ClientSnapshot,
+    control: &mpsc::Sender<Control>,
+) -> Result<String, ScrapeError> {
+    let node = node_snapshot(control, SCRAPE_TIMEOUT).await.ok_or(ScrapeError::NodeUnavailable)?;
+    Ok(metrics.encode(clients, node)?)
 }
 
 /// Asks the driver task for the node's numbers; `None` if it does not
 /// answer within `timeout` (it has stopped, is stopping, or is stuck).
-pub(crate) async fn node_snapshot(shared: &Shared, timeout: Duration) -> Option<NodeSnapshot> {
+pub async fn node_snapshot(control: &mpsc::Sender<Control>, timeout: Duration) -> Option<NodeSnapshot> {
     let (answer, receiver) = oneshot::channel();
     let asked = tokio::time::timeout(timeout, async {
-        shared.control.send(Control::Snapshot(answer)).await.ok()?;
+        control.send(Control::Snapshot(answer)).await.ok()?;
         receiver.await.ok()
     });
     asked.await.ok().flatten()
@@ -289,38 +287,6 @@ pub struct StorageSnapshot {
     pub syncs: u64,
 }
 
-impl ClientSnapshot {
-    /// Reads the client-side counters (and the data dir's, which the
-    /// client side shares).
-    pub fn of(shared: &Shared) -> Self {
-        let stats = &shared.stats;
-        ClientSnapshot {
-            connected: stats.connected_clients.load(Ordering::Relaxed),
-            received: stats.total_connections_received.load(Ordering::Relaxed),
-            rejected: stats.rejected_connections.load(Ordering::Relaxed),
-            protocol_errors: stats.protocol_errors.load(Ordering::Relaxed),
-            output_limit_disconnections: stats.output_limit_disconnections.load(Ordering::Relaxed),
-            tls_handshake_failures: stats.tls_handshake_failures.load(Ordering::Relaxed),
-            acl_denied_auth: stats.acl_denied_auth.load(Ordering::Relaxed),
-            acl_denied_cmd: stats.acl_denied_cmd.load(Ordering::Relaxed),
-            acl_denied_key: stats.acl_denied_key.load(Ordering::Relaxed),
-            protected_mode_refusals: stats.protected_mode_refusals.load(Ordering::Relaxed),
-            used_memory: shared.store.used_bytes() as u64,
-            maxmemory: shared.limits.maxmemory,
-            storage: shared.storage.as_deref().map(|queue| {
-                let s = queue.stats();
-                StorageSnapshot {
-                    loaded: s.loaded.load(Ordering::Relaxed),
-                    written: s.changes_written.load(Ordering::Relaxed),
-                    pending: queue.backlog() as u64,
-                    batches: s.batches.load(Ordering::Relaxed),
-                    syncs: s.syncs.load(Ordering::Relaxed),
-                }
-            }),
-        }
-    }
-}
-
 /// Membership change events the driver has seen (foca's member-up and
 /// member-down notifications, renames included).
 #[derive(Clone, Copy, Debug, Default)]
@@ -377,12 +343,12 @@ pub struct NodeSnapshot {
 
 /// One scrape's constant metrics.
 #[derive(Debug)]
-struct Snapshot {
+struct ScrapeCollector {
     clients: ClientSnapshot,
     node: NodeSnapshot,
 }
 
-impl Collector for Snapshot {
+impl Collector for ScrapeCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), fmt::Error> {
         let c = &self.clients;
         gauge(&mut e, "connected_clients", "Client connections open now", c.connected)?;
@@ -679,12 +645,15 @@ mod tests {
         assert_eq!(h.inner.sum_ns.load(Ordering::Relaxed), 3 * 10_000 + 11_000 + 2 * 5_000_000_000);
     }
 
+    /// Command labels as the client side passes them: commands, then `unknown`.
+    const LABELS: &[&str] = &["get", "set", "unknown"];
+
     #[test]
     fn exposition_is_openmetrics_that_a_parser_reads() {
-        let metrics = Metrics::new();
-        let get = crate::resp::command_labels().position(|c| c == "get").unwrap();
+        let metrics = Metrics::new(LABELS);
+        let get = LABELS.iter().position(|c| *c == "get").unwrap();
         metrics.commands().add(get, 5, 1, Duration::from_micros(30));
-        let unknown = crate::resp::command_labels().count() - 1;
+        let unknown = LABELS.len() - 1;
         metrics.commands().add(unknown, 2, 2, Duration::from_micros(5));
         let node = NodeSnapshot {
             members: [("alive".to_owned(), 2), ("suspect".to_owned(), 0)].into(),
@@ -732,13 +701,13 @@ mod tests {
         assert_eq!(value(&s, "rumor_storage_changes_written_total", None), 42.0);
         assert_eq!(value(&s, "rumor_storage_changes_pending", None), 3.0);
         assert_eq!(value(&s, "rumor_storage_fsyncs_total", None), 2.0);
-        let memory_only = Metrics::new().encode(ClientSnapshot::default(), NodeSnapshot::default()).unwrap();
+        let memory_only = Metrics::new(LABELS).encode(ClientSnapshot::default(), NodeSnapshot::default()).unwrap();
         assert!(!memory_only.contains("rumor_storage_"), "no storage series without a data dir");
     }
 
     #[test]
     fn every_family_has_help_and_a_type() {
-        let text = Metrics::new().encode(ClientSnapshot::default(), NodeSnapshot::default()).unwrap();
+        let text = Metrics::new(LABELS).encode(ClientSnapshot::default(), NodeSnapshot::default()).unwrap();
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
         let typed = text.lines().filter(|l| l.starts_with("# TYPE rumor_")).count();
         assert_eq!(scrape.docs.len(), typed, "{text}");

@@ -22,14 +22,14 @@ use bytes::Bytes;
 use rumor::core::store::Entry;
 use rumor::core::version::Version;
 
-use super::{Snapshot, Violation, dead_by, describe_entry, list_hosts, short_version, show_key};
+use super::{EndState, Violation, dead_by, describe_entry, list_hosts, short_version, show_key};
 use crate::workload::History;
 
 /// This checker's name in reports.
 pub const NAME: &str = "convergence";
 
 /// Checks the final snapshot against the history.
-pub fn check(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
+pub fn check(snapshot: &EndState, history: &History) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut keys: BTreeSet<&Bytes> = history.by_key.keys().collect();
     for node in &snapshot.nodes {
@@ -151,7 +151,7 @@ fn allowed_survivor(history: &History, key: &[u8], held: Option<Version>, expect
 
 /// Every held entry must be the write its version names: same value and
 /// expiry, or a tombstone if that write was a delete or has expired.
-fn check_contents(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
+fn check_contents(snapshot: &EndState, history: &History) -> Vec<Violation> {
     let mut violations = Vec::new();
     for node in &snapshot.nodes {
         for (key, entry) in &node.entries {

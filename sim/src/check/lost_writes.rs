@@ -14,14 +14,14 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::{Snapshot, Violation, dead_by, describe_entry, short_version, show_key};
+use super::{EndState, Violation, dead_by, describe_entry, short_version, show_key};
 use crate::workload::{Held, History, HostRecord};
 
 /// This checker's name in reports.
 pub const NAME: &str = "lost_writes";
 
 /// Checks the per-node history and the final snapshot.
-pub fn check(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
+pub fn check(snapshot: &EndState, history: &History) -> Vec<Violation> {
     let mut violations = per_node(history);
     violations.extend(globally(snapshot, history));
     violations
@@ -98,7 +98,7 @@ fn raise<'a>(
     }
 }
 
-fn globally(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
+fn globally(snapshot: &EndState, history: &History) -> Vec<Violation> {
     let mut violations = Vec::new();
     if snapshot.nodes.is_empty() {
         return violations;

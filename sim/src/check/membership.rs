@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rumor::core::membership::MemberState;
 
-use super::{Snapshot, Violation, list_hosts};
+use super::{EndState, Violation, list_hosts};
 
 /// This checker's name in reports.
 pub const NAME: &str = "membership";
@@ -288,7 +288,7 @@ pub fn late_detection(record: &Detection, bound: Duration, now: Duration) -> Opt
 }
 
 /// Checks the final member lists.
-pub fn check(snapshot: &Snapshot) -> Vec<Violation> {
+pub fn check(snapshot: &EndState) -> Vec<Violation> {
     let mut violations = Vec::new();
     let live: BTreeMap<usize, &super::NodeState> = snapshot.nodes.iter().map(|n| (n.host, n)).collect();
     // subject -> observers with a wrong view, and what they saw.

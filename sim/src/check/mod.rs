@@ -1,5 +1,5 @@
 //! The invariant checkers, one per file, and what they judge: the final
-//! state of every live node ([`Snapshot`]), the clients' [`History`], and
+//! state of every live node ([`EndState`]), the clients' [`History`], and
 //! the measurements the world took on the way.
 //!
 //! [`History`]: crate::workload::History
@@ -90,7 +90,7 @@ pub struct NodeState {
 
 /// The final state of the mesh.
 #[derive(Clone, Debug, Default)]
-pub struct Snapshot {
+pub struct EndState {
     /// When it was taken.
     pub at: Duration,
     /// Every live node, by host index.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumor::core::version::Version;
 
-use super::{Snapshot, Violation, list_hosts, short_version, show_key};
+use super::{EndState, Violation, list_hosts, short_version, show_key};
 use crate::workload::{History, HostRecord};
 
 /// This checker's name in reports.
@@ -20,7 +20,7 @@ pub const NAME: &str = "resurrection";
 const INVARIANT: &str = "a deleted key never comes back with an older value";
 
 /// Checks the per-node history and the final snapshot.
-pub fn check(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
+pub fn check(snapshot: &EndState, history: &History) -> Vec<Violation> {
     let mut violations = per_node(history);
     violations.extend(at_the_end(snapshot, history));
     violations
@@ -70,7 +70,7 @@ fn per_node(history: &History) -> Vec<Violation> {
     violations
 }
 
-fn at_the_end(snapshot: &Snapshot, history: &History) -> Vec<Violation> {
+fn at_the_end(snapshot: &EndState, history: &History) -> Vec<Violation> {
     let mut violations = Vec::new();
     for key in history.by_key.keys() {
         let newest_delete = history

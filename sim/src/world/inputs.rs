@@ -11,8 +11,8 @@ use rumor::core::loading::CatchUpState;
 use rumor::core::store::Entry;
 use rumor::core::version::NodeId;
 
-use super::step::{self, Effect, FreshQueue, LocalEvent, Shared};
-use super::{CHANNEL_DELAY, Event, Phase, World};
+use super::step::{self, Effect, FreshQueue, LocalEvent, StepView};
+use super::{CHANNEL_DELAY, Phase, World, WorldEvent};
 use crate::check::Violation;
 use crate::check::membership::{MemberNote, late_detection};
 use crate::check::replies;
@@ -44,7 +44,7 @@ impl World {
 
     /// What a step outside a window may read, and the host it runs on:
     /// everything it schedules goes to the queue.
-    fn shared_now(&mut self, host: usize) -> (Shared, &mut Host) {
+    fn shared_now(&mut self, host: usize) -> (StepView, &mut Host) {
         let shared = self.shared(self.now);
         (shared, &mut self.hosts[host])
     }
@@ -88,7 +88,7 @@ impl World {
                         self.next_seq += 1;
                         return Some((at, seq, id));
                     }
-                    None => self.schedule(at, Event::local(host, event)),
+                    None => self.schedule(at, WorldEvent::local(host, event)),
                 }
             }
             Effect::Transmit(t) => self.route(host, t),
@@ -108,7 +108,7 @@ impl World {
             return;
         }
         if let Some(gap) = self.workload.next_gap() {
-            self.schedule(self.now + gap, Event::Client);
+            self.schedule(self.now + gap, WorldEvent::Client);
         }
         let (host, op) = self.workload.next_op(self.hosts.len());
         let command = op.frame();
@@ -182,7 +182,7 @@ impl World {
         h.pending_writes.push((key, entry));
         if !h.flush_queued {
             h.flush_queued = true;
-            self.schedule(self.now + CHANNEL_DELAY, Event::local(host, LocalEvent::Flush { life }));
+            self.schedule(self.now + CHANNEL_DELAY, WorldEvent::local(host, LocalEvent::Flush { life }));
         }
     }
 
@@ -208,10 +208,10 @@ impl World {
             Fate::Deliver { at, duplicate } => {
                 if let Some(dup_at) = duplicate {
                     let event = LocalEvent::Deliver { from, transport: t.transport, payload: t.payload.clone() };
-                    self.schedule(dup_at, Event::local(to, event));
+                    self.schedule(dup_at, WorldEvent::local(to, event));
                 }
                 let event = LocalEvent::Deliver { from, transport: t.transport, payload: t.payload };
-                self.schedule(at, Event::local(to, event));
+                self.schedule(at, WorldEvent::local(to, event));
             }
             Fate::Lost | Fate::Partitioned => {}
         }

@@ -31,7 +31,7 @@ use crate::options::SimOptions;
 use crate::seed::{self, uniform};
 use crate::trace::{Trace, TraceKind};
 use crate::workload::{History, Workload, WorkloadConfig};
-use step::{HostBatch, LocalEvent, Shared};
+use step::{HostBatch, LocalEvent, StepView};
 use worker::Mailbox;
 
 mod inputs;
@@ -84,7 +84,7 @@ pub struct Progress {
 }
 
 #[derive(Debug)]
-enum Event {
+enum WorldEvent {
     Boot {
         host: usize,
     },
@@ -114,9 +114,9 @@ enum Event {
     Progress,
 }
 
-impl Event {
+impl WorldEvent {
     fn local(host: usize, event: LocalEvent) -> Self {
-        Event::Local { host, event }
+        WorldEvent::Local { host, event }
     }
 }
 
@@ -124,7 +124,7 @@ impl Event {
 struct Scheduled {
     at: Duration,
     seq: u64,
-    event: Event,
+    event: WorldEvent,
 }
 
 impl PartialEq for Scheduled {
@@ -235,7 +235,7 @@ const DRAIN_MAX: usize = 1_000_000;
 /// Most events at one simulated instant before the world calls it a
 /// livelock.
 const EVENTS_PER_INSTANT_MAX: u64 = 10_000_000;
-/// Event budget per host per simulated second.
+/// WorldEvent budget per host per simulated second.
 const EVENTS_PER_HOST_SECOND_MAX: u64 = 1_000_000;
 
 impl World {
@@ -307,16 +307,16 @@ impl World {
         let mut boot = seed::rng(opts.seed, "boot", 0);
         let spread = BOOT_SPREAD_MAX.min(Duration::from_millis(n as u64));
         if opts.formed {
-            world.schedule(Duration::ZERO, Event::BootFormed);
+            world.schedule(Duration::ZERO, WorldEvent::BootFormed);
         }
         for host in (0..n).filter(|_| !opts.formed) {
             if !world.plan.late_joiners.contains(&host) {
                 let at = spread.mul_f64(uniform(&mut boot, 0.0, 1.0));
-                world.schedule(at, Event::Boot { host });
+                world.schedule(at, WorldEvent::Boot { host });
             }
         }
-        world.schedule(WARMUP_CHECK_EVERY, Event::WarmupCheck);
-        world.schedule(opts.duration, Event::Heal);
+        world.schedule(WARMUP_CHECK_EVERY, WorldEvent::WarmupCheck);
+        world.schedule(opts.duration, WorldEvent::Heal);
         world
     }
 
@@ -347,12 +347,12 @@ impl World {
     ) -> crate::Outcome {
         let progress_every = progress_every.filter(|d| !d.is_zero());
         if let Some(every) = progress_every {
-            self.schedule(every, Event::Progress);
+            self.schedule(every, WorldEvent::Progress);
         }
         while self.phase != Phase::Done {
             match self.queue.peek() {
                 None => break,
-                Some(Reverse(next)) if matches!(next.event, Event::Local { .. }) => {
+                Some(Reverse(next)) if matches!(next.event, WorldEvent::Local { .. }) => {
                     self.run_window(helpers);
                     continue;
                 }
@@ -365,7 +365,7 @@ impl World {
                 break;
             }
             match next.event {
-                Event::Progress => {
+                WorldEvent::Progress => {
                     progress(&Progress {
                         at: self.now,
                         phase: self.phase,
@@ -374,7 +374,7 @@ impl World {
                         writes: self.history.writes.len(),
                     });
                     if let Some(every) = progress_every {
-                        self.schedule(self.now + every, Event::Progress);
+                        self.schedule(self.now + every, WorldEvent::Progress);
                     }
                 }
                 event => self.handle(event),
@@ -384,8 +384,8 @@ impl World {
     }
 
     /// What steps may read, for a window ending at `window_end`.
-    fn shared(&self, window_end: Duration) -> Shared {
-        Shared { cut: self.net.cut(), dissemination: Arc::clone(&self.dissemination), window_end }
+    fn shared(&self, window_end: Duration) -> StepView {
+        StepView { cut: self.net.cut(), dissemination: Arc::clone(&self.dissemination), window_end }
     }
 
     /// Moves the clock to `at` for the next event and counts it; false
@@ -408,25 +408,25 @@ impl World {
         true
     }
 
-    fn schedule(&mut self, at: Duration, event: Event) {
+    fn schedule(&mut self, at: Duration, event: WorldEvent) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.push(Reverse(Scheduled { at, seq, event }));
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: WorldEvent) {
         match event {
-            Event::Boot { host } => self.start_host(host),
-            Event::BootFormed => self.start_formed_mesh(),
+            WorldEvent::Boot { host } => self.start_host(host),
+            WorldEvent::BootFormed => self.start_formed_mesh(),
             // Carried out by `run_window`, never here.
-            Event::Local { .. } => {}
-            Event::Client => self.client_op(),
-            Event::Fault(action) => {
+            WorldEvent::Local { .. } => {}
+            WorldEvent::Client => self.client_op(),
+            WorldEvent::Fault(action) => {
                 if self.phase == Phase::Safety {
                     self.apply_fault(action);
                 }
             }
-            Event::Restart { host } => {
+            WorldEvent::Restart { host } => {
                 if self.hosts[host].status == HostStatus::Down {
                     self.note_fault(host, format!("restart n{host}"));
                     if let Some(back_ms) = self.plan.restart_clock_back_ms.get(&host).copied() {
@@ -436,24 +436,24 @@ impl World {
                     self.start_host(host);
                 }
             }
-            Event::HealPartition { generation } => {
+            WorldEvent::HealPartition { generation } => {
                 if generation == self.partition_generation && self.net.is_partitioned() {
                     self.net.heal_partition();
                     self.note_fault(0, "partition healed".to_owned());
                 }
             }
-            Event::DetectionDeadline { record } => self.detection_deadline(record),
-            Event::ExpireDissemination => {
+            WorldEvent::DetectionDeadline { record } => self.detection_deadline(record),
+            WorldEvent::ExpireDissemination => {
                 self.dissemination.write().expire(self.now);
                 if self.phase == Phase::Safety {
-                    self.schedule(self.now + Duration::from_secs(1), Event::ExpireDissemination);
+                    self.schedule(self.now + Duration::from_secs(1), WorldEvent::ExpireDissemination);
                 }
             }
-            Event::WarmupCheck => self.warmup_check(),
-            Event::Heal => self.heal(),
-            Event::LivenessCheck => self.liveness_check(),
-            Event::Finish => self.phase = Phase::Done,
-            Event::Progress => {}
+            WorldEvent::WarmupCheck => self.warmup_check(),
+            WorldEvent::Heal => self.heal(),
+            WorldEvent::LivenessCheck => self.liveness_check(),
+            WorldEvent::Finish => self.phase = Phase::Done,
+            WorldEvent::Progress => {}
         }
     }
 
@@ -477,7 +477,7 @@ impl World {
         } else if self.now >= WARMUP_MAX {
             self.begin_safety();
         } else {
-            self.schedule(self.now + WARMUP_CHECK_EVERY, Event::WarmupCheck);
+            self.schedule(self.now + WARMUP_CHECK_EVERY, WorldEvent::WarmupCheck);
         }
     }
 
@@ -489,12 +489,12 @@ impl World {
         let planned: Vec<(Duration, FaultAction)> =
             self.plan.faults.iter().map(|p| (start + window.mul_f64(p.at_fraction), p.action.clone())).collect();
         for (at, action) in planned {
-            self.schedule(at, Event::Fault(action));
+            self.schedule(at, WorldEvent::Fault(action));
         }
         if let Some(gap) = self.workload.next_gap() {
-            self.schedule(start + gap, Event::Client);
+            self.schedule(start + gap, WorldEvent::Client);
         }
-        self.schedule(start + Duration::from_secs(1), Event::ExpireDissemination);
+        self.schedule(start + Duration::from_secs(1), WorldEvent::ExpireDissemination);
         self.note_fault(0, format!("safety phase: faults {}", self.opts.faults));
     }
 
@@ -515,7 +515,7 @@ impl World {
                 HostStatus::Up | HostStatus::Gone => {}
             }
         }
-        self.schedule(self.now + LIVENESS_CHECK_EVERY, Event::LivenessCheck);
+        self.schedule(self.now + LIVENESS_CHECK_EVERY, WorldEvent::LivenessCheck);
     }
 
     fn liveness_check(&mut self) {
@@ -525,11 +525,11 @@ impl World {
         if self.mesh_converged() {
             self.converged_at = Some(self.now);
             self.phase = Phase::Tail;
-            self.schedule(self.now + TAIL, Event::Finish);
+            self.schedule(self.now + TAIL, WorldEvent::Finish);
         } else if self.now.saturating_sub(self.heal_at) >= self.opts.liveness {
             self.phase = Phase::Done;
         } else {
-            self.schedule(self.now + LIVENESS_CHECK_EVERY, Event::LivenessCheck);
+            self.schedule(self.now + LIVENESS_CHECK_EVERY, WorldEvent::LivenessCheck);
         }
     }
 
@@ -643,7 +643,7 @@ impl World {
         if self.net.is_partitioned() {
             self.detections.abandon(host);
         }
-        self.schedule(self.now + self.detect_bound, Event::DetectionDeadline { record });
+        self.schedule(self.now + self.detect_bound, WorldEvent::DetectionDeadline { record });
         self.up_hosts -= 1;
         self.dissemination.write().on_host_down(host, self.now, self.up_hosts);
         self.views.reset(host);
@@ -655,7 +655,7 @@ impl World {
         };
         self.note_fault(host, note);
         if let Some(d) = restart_after {
-            self.schedule(self.now + d, Event::Restart { host });
+            self.schedule(self.now + d, WorldEvent::Restart { host });
         }
     }
 
@@ -683,13 +683,13 @@ impl World {
                     && let Some(host) = partition.alone()
                 {
                     let crash = FaultAction::Crash { host, restart_after: Some(down) };
-                    self.schedule(self.now + after, Event::Fault(crash));
+                    self.schedule(self.now + after, WorldEvent::Fault(crash));
                 }
                 let kind = if partition.is_one_way() { "one-way partition" } else { "partition" };
                 self.net.set_partition(partition);
                 self.detections.abandon_all();
                 self.note_fault(0, format!("{kind} {sizes:?} for {:.3}s", length.as_secs_f64()));
-                self.schedule(self.now + length, Event::HealPartition { generation: self.partition_generation });
+                self.schedule(self.now + length, WorldEvent::HealPartition { generation: self.partition_generation });
             }
             FaultAction::ClockStep { host, delta_ms } => {
                 self.hosts[host].clock.step(delta_ms);

@@ -100,7 +100,7 @@ pub(super) struct Record {
 
 /// What a step may read of the world.
 #[derive(Clone)]
-pub(super) struct Shared {
+pub(super) struct StepView {
     /// The network's cut, if any.
     pub cut: Option<Arc<Partition>>,
     /// Read only while steps run; the world writes it between windows.
@@ -109,7 +109,7 @@ pub(super) struct Shared {
     pub window_end: Duration,
 }
 
-impl Shared {
+impl StepView {
     fn blocks(&self, from: usize, to: usize) -> bool {
         self.cut.as_ref().is_some_and(|p| p.blocks(from, to))
     }
@@ -128,7 +128,7 @@ pub(super) struct FreshQueue {
 }
 
 impl FreshQueue {
-    fn schedule(&mut self, at: Duration, event: LocalEvent, shared: &Shared, out: &mut VecDeque<Effect>) {
+    fn schedule(&mut self, at: Duration, event: LocalEvent, shared: &StepView, out: &mut VecDeque<Effect>) {
         let fresh = (at < shared.window_end).then(|| {
             let id = self.records.len();
             self.records.push(usize::MAX);
@@ -169,7 +169,7 @@ impl HostBatch {
     /// in the order one thread would: by time, and at equal times queued
     /// events (scheduled earlier) before fresh ones, fresh ones in the
     /// order they were scheduled.
-    pub fn run(&mut self, host: &mut Host, shared: &Shared) {
+    pub fn run(&mut self, host: &mut Host, shared: &StepView) {
         loop {
             let from_queue = match (self.queued.front(), self.fresh.heap.peek()) {
                 (Some(q), Some(Reverse((at, _)))) => q.at <= *at,
@@ -200,7 +200,7 @@ pub(super) fn run_event(
     host: &mut Host,
     at: Duration,
     event: LocalEvent,
-    shared: &Shared,
+    shared: &StepView,
     fresh: &mut FreshQueue,
     out: &mut VecDeque<Effect>,
 ) {
@@ -220,7 +220,7 @@ fn deliver(
     from: usize,
     transport: Transport,
     payload: Bytes,
-    shared: &Shared,
+    shared: &StepView,
     fresh: &mut FreshQueue,
     out: &mut VecDeque<Effect>,
 ) {
@@ -254,7 +254,7 @@ fn deliver(
 
 /// Something new was merged at `host` from `payload`: which keys the
 /// dissemination tracker should look at, with what the host now holds.
-fn note_applied(host: usize, store: &Store, payload: &[u8], shared: &Shared, out: &mut VecDeque<Effect>) {
+fn note_applied(host: usize, store: &Store, payload: &[u8], shared: &StepView, out: &mut VecDeque<Effect>) {
     let keys: Vec<Bytes> = match payload.split_first() {
         // Membership traffic carries no entries: nothing to look at
         // (it was most packets, each looking at every missing write).
@@ -276,7 +276,7 @@ fn note_applied(host: usize, store: &Store, payload: &[u8], shared: &Shared, out
     out.push_back(Effect::Held(held));
 }
 
-fn wake(host: &mut Host, at: Duration, shared: &Shared, fresh: &mut FreshQueue, out: &mut VecDeque<Effect>) {
+fn wake(host: &mut Host, at: Duration, shared: &StepView, fresh: &mut FreshQueue, out: &mut VecDeque<Effect>) {
     if host.wake_at != Some(at) {
         return;
     }
@@ -297,7 +297,7 @@ pub(super) fn flush(
     host: &mut Host,
     at: Duration,
     life: u32,
-    shared: &Shared,
+    shared: &StepView,
     fresh: &mut FreshQueue,
     out: &mut VecDeque<Effect>,
 ) {
@@ -328,7 +328,7 @@ pub(super) fn flush(
 pub(super) fn drain(
     host: &mut Host,
     at: Duration,
-    shared: &Shared,
+    shared: &StepView,
     fresh: &mut FreshQueue,
     out: &mut VecDeque<Effect>,
 ) {

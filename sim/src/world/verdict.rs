@@ -12,7 +12,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::World;
 use crate::check::bounds::{Measurements, Percentiles, Samples, Traffic};
-use crate::check::{NodeState, SeenMember, Snapshot};
+use crate::check::{EndState, NodeState, SeenMember};
 use crate::host::{Host, HostStatus, index_of};
 
 impl World {
@@ -101,7 +101,7 @@ impl World {
 
     // ----- the end ----------------------------------------------------------
 
-    pub(super) fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> EndState {
         let mut nodes = Vec::new();
         for h in &self.hosts {
             let Some(node) = h.node.as_ref() else {
@@ -131,7 +131,7 @@ impl World {
             });
         }
         let gone = self.hosts.iter().filter(|h| h.status == HostStatus::Gone).map(|h| h.index).collect();
-        Snapshot { at: self.now, nodes, gone }
+        EndState { at: self.now, nodes, gone }
     }
 
     pub(super) fn measurements(&self) -> Measurements {

@@ -6,9 +6,9 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
-use super::step::{HostBatch, LOOKAHEAD, Queued, Shared};
+use super::step::{HostBatch, LOOKAHEAD, Queued, StepView};
 use super::worker::{Mailbox, Window};
-use super::{Event, Phase, Scheduled, World};
+use super::{Phase, Scheduled, World, WorldEvent};
 use crate::host::Host;
 
 /// `batch_of` for a host with no events in the current window.
@@ -36,11 +36,12 @@ impl World {
             if next.at >= limit {
                 break;
             }
-            if !matches!(next.event, Event::Local { .. }) {
+            if !matches!(next.event, WorldEvent::Local { .. }) {
                 window_end = next.at;
                 break;
             }
-            let Some(Reverse(Scheduled { at, seq, event: Event::Local { host, event } })) = self.queue.pop() else {
+            let Some(Reverse(Scheduled { at, seq, event: WorldEvent::Local { host, event } })) = self.queue.pop()
+            else {
                 break;
             };
             let batch = match self.batch_of[host] {
@@ -80,7 +81,7 @@ impl World {
 
     /// Runs the window's batches on this thread and the helpers; the
     /// hosts are moved into the shared window and back.
-    fn share_out(&mut self, used: usize, shared: Shared, helpers: &[Mailbox]) {
+    fn share_out(&mut self, used: usize, shared: StepView, helpers: &[Mailbox]) {
         // Busiest hosts first, so the last ones claimed are short.
         let mut slots: Vec<usize> = (0..used).collect();
         slots.sort_by_key(|&b| std::cmp::Reverse(self.batches[b].queued.len()));

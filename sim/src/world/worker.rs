@@ -13,18 +13,18 @@ use std::thread::Thread;
 
 use parking_lot::Mutex;
 
-use super::step::{HostBatch, Shared};
+use super::step::{HostBatch, StepView};
 use crate::host::Host;
 
 /// One window's hosts, each with its batch, for whichever thread claims it.
 pub(super) struct Window {
     items: Vec<Mutex<(HostBatch, Host)>>,
     next: AtomicUsize,
-    shared: Shared,
+    shared: StepView,
 }
 
 impl Window {
-    pub fn new(items: Vec<(HostBatch, Host)>, shared: Shared) -> Self {
+    pub fn new(items: Vec<(HostBatch, Host)>, shared: StepView) -> Self {
         Window { items: items.into_iter().map(Mutex::new).collect(), next: AtomicUsize::new(0), shared }
     }
 

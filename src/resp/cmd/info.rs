@@ -16,8 +16,8 @@ use crate::core::loading::CatchUpState;
 use crate::core::membership::Identity;
 use crate::resp::parse::Args;
 use crate::resp::reply;
+use crate::server::control::Control;
 use crate::server::metrics::NodeSnapshot;
-use crate::server::shared::{Control, InfoSection};
 use crate::server::storage::ChangeQueue;
 
 /// `INFO [section…]`: no section, `all`, `everything` or `default` give
@@ -54,6 +54,15 @@ pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
     }
     reply::bulk(ctx.out, text.as_bytes());
     Ok(())
+}
+
+/// One INFO section: its title and its `field:value` lines.
+#[derive(Clone, Debug, Default)]
+struct InfoSection {
+    /// Title without the `# ` prefix, e.g. `Membership`.
+    title: String,
+    /// Fields in display order.
+    fields: Vec<(String, String)>,
 }
 
 /// The node's own sections, from the driver's snapshot.

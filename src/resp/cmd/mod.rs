@@ -36,7 +36,8 @@ use super::parse::Args;
 use super::reply;
 use crate::core::loading::CatchUpState;
 use crate::core::store::{Entry, WriteError};
-use crate::server::shared::{Control, Shared};
+use crate::resp::shared::Shared;
+use crate::server::control::Control;
 use crate::server::storage::StorageFailed;
 
 /// What the caller does after a command: [`execute`] never waits, so
@@ -92,7 +93,7 @@ pub(crate) struct Ctx<'a> {
 
 /// The command executor: runs one command (`args` is not empty), writes
 /// its reply, queues its writes in `ctx.pending`, and counts it in the
-/// session's [`Tally`]. Synchronous: the connection's task and the
+/// session's [`CommandTally`]. Synchronous: the connection's task and the
 /// simulator both call it, and do any waiting it asks for ([`Flow`]).
 pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     let Some((slot, spec)) = lookup(args.arg(0)) else {
@@ -262,18 +263,18 @@ pub(crate) fn slot_labels() -> impl Iterator<Item = &'static str> {
 /// path touches no shared cache line, and the connection adds the tally to
 /// the node's metrics once per batch.
 #[derive(Debug)]
-pub(crate) struct Tally {
+pub(crate) struct CommandTally {
     calls: [u64; COMMAND_SLOTS],
     errors: [u64; COMMAND_SLOTS],
 }
 
-impl Default for Tally {
+impl Default for CommandTally {
     fn default() -> Self {
-        Tally { calls: [0; COMMAND_SLOTS], errors: [0; COMMAND_SLOTS] }
+        CommandTally { calls: [0; COMMAND_SLOTS], errors: [0; COMMAND_SLOTS] }
     }
 }
 
-impl Tally {
+impl CommandTally {
     fn count(&mut self, slot: usize, failed: bool) {
         debug_assert!(slot < COMMAND_SLOTS);
         if let Some(calls) = self.calls.get_mut(slot) {
@@ -910,7 +911,7 @@ mod tests {
         use crate::core::store::{DEAD_ENTRY_OVERHEAD_BYTES, ENTRY_OVERHEAD_BYTES};
         // Two 1-byte keys with 100-byte values fit; a third would not.
         let maxmemory = 2 * (1 + 100 + ENTRY_OVERHEAD_BYTES) - 1;
-        let mut h = Harness::with_limits(crate::server::shared::ClientLimits {
+        let mut h = Harness::with_limits(crate::resp::shared::ClientLimits {
             maxmemory: maxmemory as u64,
             ..super::testkit::limits()
         });

@@ -5,7 +5,7 @@ use super::{COMMANDS, CommandError, Ctx, is, subcommand_arity, unknown_subcomman
 use crate::resp::glob;
 use crate::resp::parse::Args;
 use crate::resp::reply;
-use crate::server::shared::Control;
+use crate::server::control::Control;
 
 /// `COMMAND` (an empty table: clients only need it to answer),
 /// `COMMAND COUNT`, `COMMAND LIST`, `COMMAND DOCS` (empty), `COMMAND INFO`

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{CommandError, Ctx, Tally, is, subcommand_arity, unknown_subcommand};
+use super::{CommandError, CommandTally, Ctx, is, subcommand_arity, unknown_subcommand};
 use crate::resp::acl::user::User;
 use crate::resp::acl::{self, Users, WrongPass};
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
-use crate::server::shared::Shared;
+use crate::resp::shared::Shared;
 
 /// What one connection remembers between commands.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ pub(crate) struct Session {
     pub(crate) commands: u64,
     /// Every command answered (refused ones too) and not yet added to the
     /// node's metrics, per command; the connection takes it once per batch.
-    pub(crate) tally: Tally,
+    pub(crate) tally: CommandTally,
     /// This batch wrote something that storage has not yet confirmed: its
     /// replies wait for the data dir (with `--data-dir`).
     pub(crate) unsettled_writes: bool,
@@ -58,7 +58,7 @@ impl Session {
             user: None,
             user_generation: 0,
             commands: 0,
-            tally: Tally::default(),
+            tally: CommandTally::default(),
             unsettled_writes: false,
             name: Vec::new(),
             lib_name: Vec::new(),

@@ -15,9 +15,10 @@ use crate::resp::acl::throttle::AuthThrottle;
 use crate::resp::acl::{AuthThrottleLimits, UserSource, Users};
 use crate::resp::output::Output;
 use crate::resp::parse::Parser;
+use crate::resp::shared::{ClientLimits, ClientStats, Shared};
 use crate::server::clock::Clock;
+use crate::server::control::{Control, Replicate};
 use crate::server::metrics::NodeSnapshot;
-use crate::server::shared::{ClientLimits, ClientStats, Control, Replicate, Shared};
 
 /// Small limits, so tests can reach them.
 pub(crate) fn limits() -> ClientLimits {
@@ -200,7 +201,7 @@ impl Harness {
     }
 
     /// What the session has tallied for metrics since the last take.
-    pub(crate) fn tally(&mut self) -> &mut super::Tally {
+    pub(crate) fn tally(&mut self) -> &mut super::CommandTally {
         &mut self.session.tally
     }
 

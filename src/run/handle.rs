@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::resp::shared::Shared;
 use crate::server::metrics::{self, NodeSnapshot};
-use crate::server::shared::Shared;
 
 /// A handle on one running node. It does not keep the node alive: once the
 /// node has stopped, [`NodeHandle::report`] answers `None`.
@@ -41,7 +41,7 @@ impl NodeHandle {
     /// task did not answer within `timeout` (it is stopping, or stuck).
     pub async fn report(&self, timeout: Duration) -> Option<NodeReport> {
         let shared = self.shared.upgrade()?;
-        let node = metrics::node_snapshot(&shared, timeout).await?;
+        let node = metrics::node_snapshot(&shared.control, timeout).await?;
         Some(NodeReport { node, commands_processed: shared.stats.total_commands_processed.load(Ordering::Relaxed) })
     }
 }

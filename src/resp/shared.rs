@@ -1,45 +1,21 @@
-//! What every client connection shares with the node: the store, the clock,
-//! the dissemination channel, a way to ask the driver about membership, and
-//! the client limits and metrics.
+//! The clients' context: what every client connection of a node shares —
+//! the store, the clock, the dissemination channel, a way to ask the
+//! driver (see [`crate::server::control`]), the users, and the client
+//! limits and counters.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::core::store::{Entry, Store};
-use crate::resp::acl::Users;
-use crate::resp::acl::throttle::AuthThrottle;
+use super::acl::Users;
+use super::acl::throttle::AuthThrottle;
+use crate::core::store::Store;
 use crate::server::clock::Clock;
-use crate::server::metrics::{CommandMetrics, NodeSnapshot};
+use crate::server::control::{Control, Replicate};
+use crate::server::metrics::{ClientSnapshot, CommandMetrics, StorageSnapshot};
 use crate::server::storage::ChangeQueue;
-
-/// Local writes on their way to the dissemination side: everything one
-/// client batch (one read's worth of pipelined commands) wrote, so the
-/// channel costs one send per batch rather than per command.
-pub type Replicate = Vec<(Bytes, Entry)>;
-
-/// A question a connection asks the driver task, which owns the core.
-#[derive(Debug)]
-pub enum Control {
-    /// `MEMBERS`: one line per known member, self included,
-    /// `<name> <gossip-addr> <alive|suspect|down|left>`.
-    Members(oneshot::Sender<Vec<String>>),
-    /// The node-side numbers, read from their owners: for INFO's node
-    /// sections, a metrics scrape and `rumor dev`'s status line.
-    Snapshot(oneshot::Sender<NodeSnapshot>),
-}
-
-/// One INFO section: its title and its `field:value` lines.
-#[derive(Clone, Debug, Default)]
-pub struct InfoSection {
-    /// Title without the `# ` prefix, e.g. `Membership`.
-    pub title: String,
-    /// Fields in display order.
-    pub fields: Vec<(String, String)>,
-}
 
 /// Limits on what one client may send, each answered with an error rather
 /// than a crash or unbounded buffering.
@@ -154,4 +130,36 @@ pub struct Shared {
     /// The data dir's change queue, with `--data-dir`: a batch that wrote
     /// waits on it before its replies are sent.
     pub storage: Option<Arc<ChangeQueue>>,
+}
+
+impl Shared {
+    /// Reads the client-side counters (and the data dir's, which the
+    /// client side shares).
+    pub fn client_snapshot(&self) -> ClientSnapshot {
+        let stats = &self.stats;
+        ClientSnapshot {
+            connected: stats.connected_clients.load(Ordering::Relaxed),
+            received: stats.total_connections_received.load(Ordering::Relaxed),
+            rejected: stats.rejected_connections.load(Ordering::Relaxed),
+            protocol_errors: stats.protocol_errors.load(Ordering::Relaxed),
+            output_limit_disconnections: stats.output_limit_disconnections.load(Ordering::Relaxed),
+            tls_handshake_failures: stats.tls_handshake_failures.load(Ordering::Relaxed),
+            acl_denied_auth: stats.acl_denied_auth.load(Ordering::Relaxed),
+            acl_denied_cmd: stats.acl_denied_cmd.load(Ordering::Relaxed),
+            acl_denied_key: stats.acl_denied_key.load(Ordering::Relaxed),
+            protected_mode_refusals: stats.protected_mode_refusals.load(Ordering::Relaxed),
+            used_memory: self.store.used_bytes() as u64,
+            maxmemory: self.limits.maxmemory,
+            storage: self.storage.as_deref().map(|queue| {
+                let s = queue.stats();
+                StorageSnapshot {
+                    loaded: s.loaded.load(Ordering::Relaxed),
+                    written: s.changes_written.load(Ordering::Relaxed),
+                    pending: queue.backlog() as u64,
+                    batches: s.batches.load(Ordering::Relaxed),
+                    syncs: s.syncs.load(Ordering::Relaxed),
+                }
+            }),
+        }
+    }
 }

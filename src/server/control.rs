@@ -1,0 +1,24 @@
+//! What client connections send the driver task, which owns the core:
+//! their writes to disseminate and their questions about the node.
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::core::store::Entry;
+use crate::server::metrics::NodeSnapshot;
+
+/// Local writes on their way to the dissemination side: everything one
+/// client batch (one read's worth of pipelined commands) wrote, so the
+/// channel costs one send per batch rather than per command.
+pub type Replicate = Vec<(Bytes, Entry)>;
+
+/// A question a connection asks the driver task, which owns the core.
+#[derive(Debug)]
+pub enum Control {
+    /// `MEMBERS`: one line per known member, self included,
+    /// `<name> <gossip-addr> <alive|suspect|down|left>`.
+    Members(oneshot::Sender<Vec<String>>),
+    /// The node-side numbers, read from their owners: for INFO's node
+    /// sections, a metrics scrape and `rumor dev`'s status line.
+    Snapshot(oneshot::Sender<NodeSnapshot>),
+}
