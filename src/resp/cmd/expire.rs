@@ -1,5 +1,5 @@
 //! Expiry: EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (with NX, XX, GT, LT),
-//! TTL, PTTL, PERSIST.
+//! TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST.
 //!
 //! A deadline is absolute wall-clock time (`now + ttl`) and travels with
 //! the entry, versioned apart from the value: EXPIRE and PERSIST write only
@@ -102,6 +102,27 @@ pub(super) fn ttl(args: Args<'_>, ctx: &mut Ctx<'_>, unit: Unit) -> Result<(), C
     Ok(())
 }
 
+/// `EXPIRETIME key` / `PEXPIRETIME key`: `-2` missing, `-1` no deadline,
+/// else the deadline as a Unix time (seconds rounded to nearest, as Redis
+/// does).
+pub(super) fn expire_time(args: Args<'_>, ctx: &mut Ctx<'_>, unit: Unit) -> Result<(), CommandError> {
+    let key = ctx.key(args.arg(1))?;
+    let now_ms = ctx.now_ms();
+    let answer = match ctx.shared.store.ttl(key, now_ms) {
+        Ttl::Missing => -2,
+        Ttl::Persistent => -1,
+        Ttl::RemainingMs(ms) => {
+            let at = i64::try_from(now_ms.saturating_add(ms)).unwrap_or(i64::MAX);
+            match unit {
+                Unit::Seconds => at.saturating_add(500) / 1000,
+                Unit::Milliseconds => at,
+            }
+        }
+    };
+    reply::integer(ctx.out, answer);
+    Ok(())
+}
+
 /// `PERSIST key`: `:1` if a deadline was removed.
 pub(super) fn persist(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
@@ -161,6 +182,17 @@ impl Condition {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::Harness;
+
+    #[tokio::test]
+    async fn expiretime_answers_the_deadline_as_a_unix_time() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["EXPIRETIME", "k"]).await, ":-2\r\n");
+        h.run(&["SET", "k", "v"]).await;
+        assert_eq!(h.run(&["PEXPIRETIME", "k"]).await, ":-1\r\n");
+        assert_eq!(h.run(&["PEXPIREAT", "k", "33177117420123"]).await, ":1\r\n");
+        assert_eq!(h.run(&["PEXPIRETIME", "k"]).await, ":33177117420123\r\n");
+        assert_eq!(h.run(&["EXPIRETIME", "k"]).await, ":33177117420\r\n");
+    }
 
     #[tokio::test]
     async fn expire_sets_a_deadline() {

@@ -1,4 +1,5 @@
-//! Whole-key commands: DEL, EXISTS, DBSIZE, SCAN, KEYS.
+//! Whole-key commands: DEL (and UNLINK), EXISTS (and TOUCH), TYPE,
+//! DBSIZE, SCAN, KEYS.
 
 use bytes::Bytes;
 
@@ -38,6 +39,14 @@ pub(super) fn exists(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
     let now_ms = ctx.now_ms();
     let live = args.iter_from(1).filter(|key| ctx.shared.store.ttl(key, now_ms) != Ttl::Missing).count();
     reply::count(ctx.out, live);
+    Ok(())
+}
+
+/// `TYPE key`: `string` (every value is one, for now) or `none`.
+pub(super) fn key_type(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let key = ctx.key(args.arg(1))?;
+    let live = ctx.shared.store.ttl(key, ctx.now_ms()) != Ttl::Missing;
+    reply::simple(ctx.out, if live { b"string" } else { b"none" });
     Ok(())
 }
 
@@ -128,6 +137,19 @@ mod tests {
         assert_eq!(h.replicated(), [("a".to_owned(), true), ("b".to_owned(), true)]);
         assert_eq!(h.run(&["DEL", "a"]).await, ":0\r\n");
         assert!(h.replicated().is_empty(), "no tombstone for a missing key");
+    }
+
+    #[tokio::test]
+    async fn type_unlink_and_touch() {
+        let mut h = Harness::new();
+        h.run(&["SET", "a", "1"]).await;
+        assert_eq!(h.run(&["TYPE", "a"]).await, "+string\r\n");
+        assert_eq!(h.run(&["TYPE", "b"]).await, "+none\r\n");
+        assert_eq!(h.run(&["TOUCH", "a", "a", "b"]).await, ":2\r\n");
+        assert_eq!(h.run(&["UNLINK", "a", "b"]).await, ":1\r\n");
+        assert_eq!(h.run(&["TYPE", "a"]).await, "+none\r\n");
+        assert_eq!(h.run(&["UNLINK"]).await, "-ERR wrong number of arguments for 'unlink' command\r\n");
+        assert_eq!(h.replicated(), [("a".to_owned(), false), ("a".to_owned(), true)]);
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ mod keys;
 mod server;
 mod session;
 mod string;
+mod string_update;
 
 use std::borrow::Cow;
 
@@ -176,6 +177,17 @@ fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Fl
         Handler::Expire(how) => expire::expire(args, ctx, how),
         Handler::Ttl(unit) => expire::ttl(args, ctx, unit),
         Handler::Persist => expire::persist(args, ctx),
+        Handler::ExpireTime(unit) => expire::expire_time(args, ctx, unit),
+        Handler::Type => keys::key_type(args, ctx),
+        Handler::Setnx => string_update::setnx(args, ctx),
+        Handler::Setex(unit) => string_update::setex(args, ctx, unit),
+        Handler::Getset => string_update::getset(args, ctx),
+        Handler::Getdel => string_update::getdel(args, ctx),
+        Handler::Getex => string_update::getex(args, ctx),
+        Handler::Append => string_update::append(args, ctx),
+        Handler::Setrange => string_update::setrange(args, ctx),
+        Handler::Strlen => string_update::strlen(args, ctx),
+        Handler::Getrange => string_update::getrange(args, ctx),
         Handler::Ping => session::ping(args, ctx),
         Handler::Echo => session::echo(args, ctx),
         Handler::Auth
@@ -230,6 +242,7 @@ fn permitted(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Res
         KeyAccess::Exists => (false, false),
         KeyAccess::Write => (false, true),
         KeyAccess::WriteReadWithGet => (args.iter_from(3).any(|arg| is(arg, "GET")), true),
+        KeyAccess::ReadWrite => (true, true),
     };
     for position in spec.keys.positions(args.len()) {
         if !user.may_use_key(args.arg(position), read, write) {
@@ -461,6 +474,17 @@ enum Handler {
     Expire(expire::How),
     Ttl(expire::Unit),
     Persist,
+    ExpireTime(expire::Unit),
+    Type,
+    Setnx,
+    Setex(expire::Unit),
+    Getset,
+    Getdel,
+    Getex,
+    Append,
+    Setrange,
+    Strlen,
+    Getrange,
     Ping,
     Echo,
     Auth,
@@ -521,6 +545,9 @@ pub(crate) enum KeyAccess {
     Write,
     /// SET: a write, and a read too with its `GET` option.
     WriteReadWithGet,
+    /// Reads and changes (GETSET, GETDEL, APPEND): needs both patterns, as
+    /// Redis's `RW` keys do.
+    ReadWrite,
 }
 
 impl KeySpec {
@@ -606,6 +633,25 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("ttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Seconds)).keys(1, 1, 1, R),
     spec("pttl", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Ttl(expire::Unit::Milliseconds)).keys(1, 1, 1, R),
     spec("persist", 2, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Persist).keys(1, 1, 1, W),
+    spec("expiretime", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::ExpireTime(expire::Unit::Seconds))
+        .keys(1, 1, 1, R),
+    spec("pexpiretime", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::ExpireTime(expire::Unit::Milliseconds))
+        .keys(1, 1, 1, R),
+    spec("type", 2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Type).keys(1, 1, 1, R),
+    spec("unlink", -2, KEYSPACE.with(WRITE).with(FAST), NONE, Handler::Del).keys(1, -1, 1, W),
+    spec("touch", -2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Exists).keys(1, -1, 1, R),
+    spec("setnx", 3, WRITE.with(STRING).with(FAST), DENY_OOM, Handler::Setnx).keys(1, 1, 1, W),
+    spec("setex", 4, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Setex(expire::Unit::Seconds)).keys(1, 1, 1, W),
+    spec("psetex", 4, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Setex(expire::Unit::Milliseconds))
+        .keys(1, 1, 1, W),
+    spec("getset", 3, WRITE.with(STRING).with(FAST), DENY_OOM, Handler::Getset).keys(1, 1, 1, KeyAccess::ReadWrite),
+    spec("getdel", 2, WRITE.with(STRING).with(FAST), NONE, Handler::Getdel).keys(1, 1, 1, KeyAccess::ReadWrite),
+    spec("getex", -2, WRITE.with(STRING).with(FAST), NONE, Handler::Getex).keys(1, 1, 1, KeyAccess::ReadWrite),
+    spec("append", 3, WRITE.with(STRING).with(FAST), DENY_OOM, Handler::Append).keys(1, 1, 1, KeyAccess::ReadWrite),
+    spec("setrange", 4, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Setrange).keys(1, 1, 1, KeyAccess::ReadWrite),
+    spec("strlen", 2, READ.with(STRING).with(FAST), NONE, Handler::Strlen).keys(1, 1, 1, R),
+    spec("getrange", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
+    spec("substr", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
     spec("echo", 2, FAST.with(CONNECTION), NONE, Handler::Echo),
     spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
     // KEYS and SCAN name patterns, not keys: ACL key patterns do not filter them.
