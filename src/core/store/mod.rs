@@ -374,17 +374,79 @@ impl Store {
         let slot = Slot::of(key);
         let mut shard = self.shards[slot.shard].write();
         let existing = shard.held(key);
-        let existing = existing.as_deref();
         let live = existing
+            .as_deref()
             .and_then(|e| e.live_value(now_ms).map(|value| LiveValue { value, expires_at_ms: e.expires_at_ms }));
         let (write, result) = decide(live);
         let Some(write) = write else {
             return Ok((None, result));
         };
+        let Some(entry) = self.local_entry(existing.as_deref(), write, now_ms)? else {
+            return Ok((None, result));
+        };
+        drop(existing);
+        self.store_local(&mut shard, key, slot, &entry, now_ms);
+        Ok((Some(entry), result))
+    }
+
+    /// [`Store::update`] of several keys as one: every key's shard is
+    /// locked (in shard order, so two of these never deadlock) before
+    /// `decide` sees their live values, in the order given, and until its
+    /// writes (one per key, or none) are stored in that order; so no other
+    /// command on this node sees some of them and not the others (MSET,
+    /// MSETNX). A key named twice is seen as it was before either write,
+    /// and written twice, the later write last.
+    ///
+    /// Returns the entries written, in order, and what `decide` returned.
+    pub fn update_many<R>(
+        &self,
+        keys: &[Bytes],
+        now_ms: u64,
+        decide: impl FnOnce(&[Option<LiveValue<'_>>]) -> (Vec<Option<Write>>, R),
+    ) -> Result<(Vec<(Bytes, Entry)>, R), WriteError> {
+        let slots: Vec<Slot> = keys.iter().map(|key| Slot::of(key)).collect();
+        let mut order: Vec<usize> = slots.iter().map(|slot| slot.shard).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<_> = order.iter().map(|&index| self.shards[index].write()).collect();
+        let guard_of = |shard: usize| order.binary_search(&shard).unwrap_or_default();
+        // Owned copies (a value is a shared `Bytes`), so the locks can be
+        // written through once `decide` is done.
+        let held: Vec<Option<(Bytes, Option<u64>)>> = keys
+            .iter()
+            .zip(&slots)
+            .map(|(key, slot)| {
+                let entry = guards[guard_of(slot.shard)].held(key);
+                entry.and_then(|e| e.live_value(now_ms).map(|value| (value.clone(), e.expires_at_ms)))
+            })
+            .collect();
+        let live: Vec<Option<LiveValue<'_>>> = held
+            .iter()
+            .map(|h| h.as_ref().map(|(value, expires_at_ms)| LiveValue { value, expires_at_ms: *expires_at_ms }))
+            .collect();
+        let (writes, result) = decide(&live);
+        let mut written = Vec::new();
+        for ((key, slot), write) in keys.iter().zip(&slots).zip(writes) {
+            let Some(write) = write else { continue };
+            let shard = &mut guards[guard_of(slot.shard)];
+            let existing = shard.held(key);
+            let Some(entry) = self.local_entry(existing.as_deref(), write, now_ms)? else { continue };
+            drop(existing);
+            self.store_local(shard, key, *slot, &entry, now_ms);
+            written.push((key.clone(), entry));
+        }
+        Ok((written, result))
+    }
+
+    /// The entry a local `write` makes of `existing` (what the key's locked
+    /// shard holds), with a version greater than the clock and than what is
+    /// held; none when a one-part write finds no live value to change (a
+    /// value-only write then makes a whole value).
+    fn local_entry(&self, existing: Option<&Entry>, write: Write, now_ms: u64) -> Result<Option<Entry>, WriteError> {
         // Only the live value's parts are kept by a one-part write.
         let held_live = existing.filter(|e| e.live_value(now_ms).is_some());
         let write = match (write, held_live) {
-            (Write::Deadline { .. }, None) => return Ok((None, result)),
+            (Write::Deadline { .. }, None) => return Ok(None),
             (Write::Value { value }, None) => Write::Put { value, expires_at_ms: None },
             (write, _) => write,
         };
@@ -406,14 +468,18 @@ impl Store {
             }
             (Write::Value { .. } | Write::Deadline { .. }, None) => unreachable!("turned into a Put or returned above"),
         };
+        Ok(Some(entry))
+    }
+
+    /// Stores a local write's `entry` of `key` in its locked `shard`.
+    fn store_local(&self, shard: &mut Shard, key: &Bytes, slot: Slot, entry: &Entry, now_ms: u64) {
         if self.sabotage.drop_tombstones_early && entry.value.is_none() {
             shard.remove(key, slot, &self.totals);
         } else {
-            self.log(Change::Put { key, entry: &entry });
+            self.log(Change::Put { key, entry });
             shard.put(key, entry.clone(), now_ms, slot, &self.totals);
         }
-        self.publish(slot.shard, &mut shard, Some(slot.leaf));
-        Ok((Some(entry), result))
+        self.publish(slot.shard, shard, Some(slot.leaf));
     }
 
     /// Merges an entry from a peer: keeps whichever version is greater.

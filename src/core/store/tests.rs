@@ -589,3 +589,72 @@ mod far_future_tests {
         assert_eq!(store.entry(b"k"), Some(last));
     }
 }
+
+#[test]
+fn update_many_sees_values_before_and_writes_in_order() {
+    let store = Store::new(node(1), 500);
+    let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+    store.update(&a, 1_000, |_| (put("old"), ())).unwrap();
+    let keys = [a.clone(), b.clone(), a.clone()];
+    let (written, seen) = store
+        .update_many(&keys, 1_001, |live| {
+            let seen: Vec<Option<Bytes>> = live.iter().map(|l| l.as_ref().map(|l| l.value.clone())).collect();
+            (vec![put("1"), None, put("2")], seen)
+        })
+        .unwrap();
+    assert_eq!(seen, [Some(Bytes::from_static(b"old")), None, Some(Bytes::from_static(b"old"))]);
+    let keys_written: Vec<&Bytes> = written.iter().map(|(key, _)| key).collect();
+    assert_eq!(keys_written, [&a, &a], "a key without a write is not written");
+    assert!(written[0].1.version < written[1].1.version, "the later write of a key is the newer");
+    assert_eq!(store.get(&a, 1_002).as_deref(), Some(&b"2"[..]));
+    assert_eq!(store.get(&b, 1_002), None);
+}
+
+#[test]
+fn update_many_is_seen_whole_or_not_at_all() {
+    // Two keys in different shards, written together over and over while
+    // another thread reads both, also together: it never sees them apart.
+    // Written one key at a time instead, the reader sees them differ.
+    let store = std::sync::Arc::new(Store::new(node(1), 500));
+    let keys: Vec<Bytes> = (0..)
+        .map(|i| Bytes::from(format!("k{i}")))
+        .scan(None, |first: &mut Option<Bytes>, key| {
+            Some(match first {
+                None => {
+                    *first = Some(key.clone());
+                    Some(key)
+                }
+                Some(f) if Slot::of(f).shard != Slot::of(&key).shard => Some(key),
+                Some(_) => None,
+            })
+        })
+        .flatten()
+        .take(2)
+        .collect();
+    let writer = {
+        let (store, keys) = (store.clone(), keys.clone());
+        std::thread::spawn(move || {
+            for i in 0..20_000u32 {
+                let value = Bytes::from(i.to_string());
+                store
+                    .update_many(&keys, 1_000, |_| {
+                        let put = || Some(Write::Put { value: value.clone(), expires_at_ms: None });
+                        (vec![put(), put()], ())
+                    })
+                    .unwrap();
+            }
+        })
+    };
+    let mut apart = 0;
+    while !writer.is_finished() {
+        let (_, both) = store
+            .update_many(&keys, 1_000, |live| {
+                let values: Vec<Option<Bytes>> = live.iter().map(|l| l.as_ref().map(|l| l.value.clone())).collect();
+                (vec![None, None], values)
+            })
+            .unwrap();
+        apart += usize::from(both[0] != both[1]);
+    }
+    writer.join().unwrap();
+    assert_eq!(apart, 0, "a reader saw the two keys apart");
+}

@@ -1,5 +1,5 @@
 //! The string commands: GET, SET (with all of Redis 7's options), MGET,
-//! MSET.
+//! MSET, MSETNX.
 //!
 //! Keys and values are copied out of the read buffer before they are
 //! stored: a stored slice of the buffer would pin the whole buffer.
@@ -70,27 +70,43 @@ pub(super) fn mget(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
 }
 
 /// `MSET key value [key value…]`: every key is checked before any is
-/// written.
+/// written, and all are written as one (no command on this node sees some
+/// and not the others).
 pub(super) fn mset(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    set_all(args, ctx, "mset", false)?;
+    reply::ok(ctx.out);
+    Ok(())
+}
+
+/// `MSETNX key value [key value…]`: `:1` and every pair written as one if
+/// none of the keys holds a value on this node, else `:0` and nothing.
+pub(super) fn msetnx(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let set = set_all(args, ctx, "msetnx", true)?;
+    reply::integer(ctx.out, i64::from(set));
+    Ok(())
+}
+
+/// Writes MSET's pairs as one update, unless `only_if_none` and a key is
+/// live; whether they were written.
+fn set_all(args: Args<'_>, ctx: &mut Ctx<'_>, name: &'static str, only_if_none: bool) -> Result<bool, CommandError> {
     if args.len().is_multiple_of(2) {
-        return Err(CommandError::Arity("mset"));
+        return Err(CommandError::Arity(name));
     }
     for key in args.iter_from(1).step_by(2) {
         ctx.key(key)?;
     }
-    let now_ms = ctx.now_ms();
-    let mut pairs = args.iter_from(1);
-    while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
-        let key = Bytes::copy_from_slice(key);
-        let value = Bytes::copy_from_slice(value);
-        let (written, ()) = ctx.shared.store.update(&key, now_ms, |_| {
-            let put = Write::Put { value, expires_at_ms: None };
-            (Some(put), ())
-        })?;
-        ctx.replicate(key, written);
+    let keys: Vec<Bytes> = args.iter_from(1).step_by(2).map(Bytes::copy_from_slice).collect();
+    let values = args.iter_from(2).step_by(2).map(Bytes::copy_from_slice);
+    let (written, set) = ctx.shared.store.update_many(&keys, ctx.now_ms(), |live| {
+        if only_if_none && live.iter().any(Option::is_some) {
+            return (Vec::new(), false);
+        }
+        (values.map(|value| Some(Write::Put { value, expires_at_ms: None })).collect(), true)
+    })?;
+    for (key, entry) in written {
+        ctx.replicate(key, Some(entry));
     }
-    reply::ok(ctx.out);
-    Ok(())
+    Ok(set)
 }
 
 /// SET's options, parsed with Redis's rules: NX and XX exclude each other,
@@ -287,5 +303,18 @@ mod tests {
         assert_eq!(h.run(&["MGET", "a", "missing", "b", "a"]).await, "*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n$1\r\n1\r\n");
         assert_eq!(h.replicated(), [("a".to_owned(), false), ("b".to_owned(), false)]);
         assert_eq!(h.run(&["MSET", "a"]).await, "-ERR wrong number of arguments for 'mset' command\r\n");
+    }
+
+    #[tokio::test]
+    async fn msetnx_writes_all_or_nothing() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["MSETNX", "a", "1", "b", "2"]).await, ":1\r\n");
+        assert_eq!(h.run(&["MSETNX", "c", "3", "a", "9"]).await, ":0\r\n", "a holds a value");
+        assert_eq!(h.run(&["MGET", "a", "b", "c"]).await, "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
+        assert_eq!(h.replicated(), [("a".to_owned(), false), ("b".to_owned(), false)]);
+        assert_eq!(h.run(&["MSETNX", "a", "1", "b"]).await, "-ERR wrong number of arguments for 'msetnx' command\r\n");
+        // A key named twice: the later value stays, as in Redis.
+        assert_eq!(h.run(&["MSETNX", "d", "1", "d", "2"]).await, ":1\r\n");
+        assert_eq!(h.run(&["GET", "d"]).await, "$1\r\n2\r\n");
     }
 }
