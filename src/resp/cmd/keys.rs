@@ -1,5 +1,5 @@
 //! Whole-key commands: DEL (and UNLINK), EXISTS (and TOUCH), TYPE,
-//! DBSIZE, SCAN, KEYS.
+//! RENAME, RENAMENX, COPY, DBSIZE, SCAN, KEYS.
 
 use bytes::Bytes;
 
@@ -39,6 +39,72 @@ pub(super) fn exists(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
     let now_ms = ctx.now_ms();
     let live = args.iter_from(1).filter(|key| ctx.shared.store.ttl(key, now_ms) != Ttl::Missing).count();
     reply::count(ctx.out, live);
+    Ok(())
+}
+
+/// `RENAME key newkey` (`nx`: `RENAMENX`, `:1`/`:0`): the value and its
+/// deadline move as one write of both keys on this node (a tombstone for
+/// `key`, the value under `newkey`), and reach the other nodes in one batch.
+pub(super) fn rename(args: Args<'_>, ctx: &mut Ctx<'_>, nx: bool) -> Result<(), CommandError> {
+    let keys = [Bytes::copy_from_slice(ctx.key(args.arg(1))?), Bytes::copy_from_slice(ctx.key(args.arg(2))?)];
+    let same = keys[0] == keys[1];
+    let (written, outcome) = ctx.shared.store.update_many(&keys, ctx.now_ms(), |live| match live {
+        [None, _] => (Vec::new(), Err(CommandError::fixed("ERR no such key"))),
+        [Some(_), _] if same => (Vec::new(), Ok(false)),
+        [Some(_), Some(_)] if nx => (Vec::new(), Ok(false)),
+        [Some(source), _] => {
+            let moved = Write::Put { value: source.value.clone(), expires_at_ms: source.expires_at_ms };
+            (vec![Some(Write::Delete), Some(moved)], Ok(true))
+        }
+        _ => unreachable!("two keys"),
+    })?;
+    let renamed = outcome?;
+    for (key, entry) in written {
+        ctx.replicate(key, Some(entry));
+    }
+    if nx {
+        reply::integer(ctx.out, i64::from(renamed));
+    } else {
+        reply::ok(ctx.out);
+    }
+    Ok(())
+}
+
+/// `COPY source destination [DB 0] [REPLACE]`: `:1` if the value (and its
+/// deadline) was copied, `:0` if the source is missing or the destination
+/// holds a value and REPLACE was not given.
+pub(super) fn copy(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let keys = [Bytes::copy_from_slice(ctx.key(args.arg(1))?), Bytes::copy_from_slice(ctx.key(args.arg(2))?)];
+    let mut replace = false;
+    let mut index = 3;
+    while let Some(option) = args.get(index) {
+        if is(option, "REPLACE") {
+            replace = true;
+        } else if is(option, "DB") && args.get(index + 1).is_some() {
+            index += 1;
+            let db = parse_i64(args.arg(index)).ok_or(CommandError::NotInteger)?;
+            if db != 0 {
+                return Err(CommandError::fixed("ERR DB index is out of range"));
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        index += 1;
+    }
+    if keys[0] == keys[1] {
+        return Err(CommandError::fixed("ERR source and destination objects are the same"));
+    }
+    let (written, copied) = ctx.shared.store.update_many(&keys, ctx.now_ms(), |live| match live {
+        [Some(source), destination] if replace || destination.is_none() => {
+            let copy = Write::Put { value: source.value.clone(), expires_at_ms: source.expires_at_ms };
+            (vec![None, Some(copy)], true)
+        }
+        _ => (Vec::new(), false),
+    })?;
+    for (key, entry) in written {
+        ctx.replicate(key, Some(entry));
+    }
+    reply::integer(ctx.out, i64::from(copied));
     Ok(())
 }
 
@@ -150,6 +216,45 @@ mod tests {
         assert_eq!(h.run(&["TYPE", "a"]).await, "+none\r\n");
         assert_eq!(h.run(&["UNLINK"]).await, "-ERR wrong number of arguments for 'unlink' command\r\n");
         assert_eq!(h.replicated(), [("a".to_owned(), false), ("a".to_owned(), true)]);
+    }
+
+    #[tokio::test]
+    async fn rename_moves_the_value_and_its_deadline_as_one_batch() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["RENAME", "nosuch", "b"]).await, "-ERR no such key\r\n");
+        assert_eq!(h.run(&["RENAMENX", "nosuch", "b"]).await, "-ERR no such key\r\n");
+        h.run(&["SET", "a", "1", "PX", "100000"]).await;
+        assert_eq!(h.run(&["RENAME", "a", "a"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["RENAMENX", "a", "a"]).await, ":0\r\n");
+        assert_eq!(h.replicated(), [("a".to_owned(), false)], "renaming a key to itself writes nothing");
+        assert_eq!(h.run(&["RENAME", "a", "b"]).await, "+OK\r\n");
+        assert_eq!(h.replicated(), [("a".to_owned(), true), ("b".to_owned(), false)], "one batch, both keys");
+        assert_eq!(h.run(&["GET", "b"]).await, "$1\r\n1\r\n");
+        assert_eq!(h.run(&["EXISTS", "a"]).await, ":0\r\n");
+        let pttl: i64 = h.run(&["PTTL", "b"]).await.trim_start_matches(':').trim().parse().unwrap();
+        assert!((99_000..=100_000).contains(&pttl), "the deadline moved with the value: {pttl}");
+        h.run(&["SET", "c", "3"]).await;
+        assert_eq!(h.run(&["RENAMENX", "b", "c"]).await, ":0\r\n");
+        assert_eq!(h.run(&["RENAMENX", "b", "d"]).await, ":1\r\n");
+        assert_eq!(h.run(&["RENAME", "d", "c"]).await, "+OK\r\n", "RENAME overwrites");
+        assert_eq!(h.run(&["GET", "c"]).await, "$1\r\n1\r\n");
+    }
+
+    #[tokio::test]
+    async fn copy_keeps_the_source_and_needs_replace_to_overwrite() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["COPY", "nosuch", "b"]).await, ":0\r\n");
+        h.run(&["SET", "a", "1", "EX", "100"]).await;
+        h.run(&["SET", "b", "2"]).await;
+        assert_eq!(h.run(&["COPY", "a", "b"]).await, ":0\r\n");
+        assert_eq!(h.run(&["COPY", "a", "b", "REPLACE"]).await, ":1\r\n");
+        assert_eq!(h.run(&["MGET", "a", "b"]).await, "*2\r\n$1\r\n1\r\n$1\r\n1\r\n");
+        assert_eq!(h.run(&["TTL", "b"]).await, ":100\r\n");
+        assert_eq!(h.run(&["COPY", "a", "c", "DB", "0"]).await, ":1\r\n");
+        assert_eq!(h.run(&["COPY", "a", "d", "DB", "1"]).await, "-ERR DB index is out of range\r\n");
+        assert_eq!(h.run(&["COPY", "a", "a"]).await, "-ERR source and destination objects are the same\r\n");
+        assert_eq!(h.run(&["COPY", "a", "e", "foo"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["COPY", "a", "e", "DB"]).await, "-ERR syntax error\r\n");
     }
 
     #[tokio::test]
