@@ -142,6 +142,31 @@ fn deletes_and_expiry_spread() {
 }
 
 #[test]
+fn rename_and_copy_spread_with_their_deadline() {
+    let nodes = mesh(3);
+    let mut a = nodes[0].connect();
+    let mut cons: Vec<_> = nodes.iter().map(Node::connect).collect();
+    let () = redis::cmd("SET").arg("old").arg("v").arg("EX").arg(100).query(&mut a).unwrap();
+    for con in &mut cons {
+        wait_for("old to spread", Duration::from_secs(1), || con.get::<_, Option<String>>("old").unwrap().map(|_| ()));
+    }
+    let () = redis::cmd("RENAME").arg("old").arg("new").query(&mut cons[1]).unwrap();
+    let copied: i64 = redis::cmd("COPY").arg("new").arg("copy").query(&mut cons[1]).unwrap();
+    assert_eq!(copied, 1);
+    for con in &mut cons {
+        wait_for("the rename and the copy to spread", Duration::from_secs(1), || {
+            let (old, new, copy): (Option<String>, Option<String>, Option<String>) =
+                redis::cmd("MGET").arg("old").arg("new").arg("copy").query(con).unwrap();
+            (old.is_none() && new.as_deref() == Some("v") && copy.as_deref() == Some("v")).then_some(())
+        });
+        for key in ["new", "copy"] {
+            let ttl: i64 = con.ttl(key).unwrap();
+            assert!((90..=100).contains(&ttl), "{key} kept the deadline: {ttl}");
+        }
+    }
+}
+
+#[test]
 fn a_killed_node_is_marked_down_and_a_restart_rejoins() {
     let mut nodes = mesh(3);
     nodes[2].kill();
