@@ -88,6 +88,7 @@ impl Executor {
             stats: ClientStats::default(),
             metrics: None,
             storage: None,
+            clients: Default::default(),
         };
         let mut parser = Parser::new(&shared.limits);
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 6379));

@@ -38,8 +38,8 @@ pub(super) fn acl(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
             reply::null(ctx.out);
             return Ok(());
         };
-        // RESP2 has no map: field names and values alternate, as Redis sends.
-        reply::array(ctx.out, 12);
+        // A map: in RESP2, field names and values alternate, as Redis sends.
+        reply::map(ctx.out, 6);
         reply::bulk(ctx.out, b"flags");
         let flags = user.flags();
         reply::array(ctx.out, flags.len());

@@ -5,17 +5,18 @@
 //!
 //! One file per family of commands: `string` (GET, SET, MGET, MSET),
 //! `keys` (DEL, EXISTS, DBSIZE, SCAN, KEYS), `expire` (EXPIRE and friends,
-//! TTL, PTTL, PERSIST), `session` (PING, ECHO, AUTH, SELECT, CLIENT),
-//! `server` (COMMAND, CONFIG, MEMBERS) and `info` (INFO).
+//! TTL, PTTL, PERSIST), `session` (PING, ECHO, AUTH, HELLO, RESET,
+//! SELECT), `client` (CLIENT), `server` (CONFIG, MEMBERS, TIME), `command`
+//! (COMMAND, from this file's table) and `info` (INFO).
 //!
-//! `HELLO` is deliberately not a command: it gets Redis's
-//! `-ERR unknown command 'HELLO', …` reply, which every client library
-//! reads as "a server before Redis 6" and answers by staying on RESP2 and
-//! authenticating with plain `AUTH` — the same fallback `-NOPROTO` would
-//! trigger, but one that clients asking for `HELLO 2` handle too.
+//! The executor encodes every reply in the session's protocol (RESP2 until
+//! `HELLO 3`) and drops the replies `CLIENT REPLY OFF|SKIP` asked not to
+//! be sent.
 
 mod acl_cmd;
 pub(crate) mod category;
+mod client;
+mod command;
 mod expire;
 mod info;
 mod keys;
@@ -29,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 use self::category::{Categories, Flags};
+use self::session::Replies;
 pub(crate) use self::session::Session;
 use super::acl::entries as acl_entries;
 use super::output::Output;
@@ -72,6 +74,8 @@ enum Question {
     Info,
     /// AUTH after this wait.
     Auth(std::time::Duration),
+    /// HELLO … AUTH after this wait.
+    Hello(std::time::Duration),
 }
 
 /// What a command runs with.
@@ -95,11 +99,47 @@ pub(crate) struct Ctx<'a> {
 /// session's [`Tally`]. Synchronous: the connection's task and the
 /// simulator both call it, and do any waiting it asks for ([`Flow`]).
 pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    ctx.out.protocol = ctx.session.protocol;
+    let replies = ctx.session.replies;
+    if replies == Replies::On {
+        return dispatch(args, ctx);
+    }
+    let mark = ctx.out.len();
+    let flow = dispatch(args, ctx);
+    if !matches!(flow, Flow::Ask(_)) {
+        silence(ctx, replies, mark);
+    }
+    flow
+}
+
+/// Under `CLIENT REPLY OFF` (unless this command turned replies back on)
+/// or for the command after `CLIENT REPLY SKIP`, drops what the command
+/// wrote since `mark`.
+fn silence(ctx: &mut Ctx<'_>, before: Replies, mark: usize) {
+    match before {
+        Replies::On => {}
+        Replies::Off => {
+            if ctx.session.replies == Replies::Off {
+                ctx.out.truncate(mark);
+            }
+        }
+        Replies::SkipNext => {
+            ctx.out.truncate(mark);
+            if ctx.session.replies == Replies::SkipNext {
+                ctx.session.replies = Replies::On;
+            }
+        }
+    }
+}
+
+/// Finds the command, runs it, counts it.
+fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     let Some((slot, spec)) = lookup(args.arg(0)) else {
         unknown_command(args, ctx.out);
         ctx.session.tally.count(UNKNOWN_SLOT, true);
         return Flow::Continue;
     };
+    ctx.session.client.touch(slot, ctx.now_ms);
     let (flow, failed) = match run(slot, spec, args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
@@ -116,6 +156,7 @@ pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
 /// Answers a command [`execute`] left to the driver ([`Flow::Ask`]):
 /// waits for the driver, writes the reply and counts it.
 pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    let (replies, mark) = (ctx.session.replies, ctx.out.len());
     let answered = match asked.question {
         Question::Members => server::members(ctx).await,
         Question::Info => info::info(args, ctx).await,
@@ -124,11 +165,17 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
             ctx.now_ms = ctx.shared.clock.wall_ms();
             session::auth(args, ctx)
         }
+        Question::Hello(delay) => {
+            tokio::time::sleep(delay).await;
+            ctx.now_ms = ctx.shared.clock.wall_ms();
+            session::hello(args, ctx)
+        }
     };
     if let Err(error) = &answered {
         error.write(ctx.out);
     }
     ctx.session.tally.count(asked.slot, answered.is_err());
+    silence(ctx, replies, mark);
     Flow::Continue
 }
 
@@ -184,13 +231,22 @@ fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Fl
             return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Auth(delay) }));
         }
         Handler::Auth => session::auth(args, ctx),
+        Handler::Hello
+            if let delay = session::hello_auth_delay(args, ctx)
+                && !delay.is_zero() =>
+        {
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Hello(delay) }));
+        }
+        Handler::Hello => session::hello(args, ctx),
+        Handler::Reset => session::reset(ctx),
         Handler::Select => session::select(args, ctx),
-        Handler::Client => session::client(args, ctx),
+        Handler::Client => return client::client(args, ctx),
+        Handler::Time => server::time(ctx),
         Handler::Quit => {
             reply::ok(ctx.out);
             return Ok(Flow::Close);
         }
-        Handler::Command => server::command(args, ctx),
+        Handler::Command => command::command(args, ctx),
         Handler::Config => server::config(args, ctx),
         Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
         Handler::Info => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Info })),
@@ -463,8 +519,11 @@ enum Handler {
     Ping,
     Echo,
     Auth,
+    Hello,
+    Reset,
     Select,
     Client,
+    Time,
     Quit,
     Command,
     Config,
@@ -613,16 +672,24 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("info", -1, SLOW.with(DANGEROUS), LOADING, Handler::Info),
     spec("members", 1, SLOW, LOADING, Handler::Members),
     spec("auth", -2, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Auth),
+    spec("hello", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Hello),
     spec("select", 2, FAST.with(CONNECTION), LOADING, Handler::Select),
     spec("client", -2, SLOW.with(CONNECTION), LOADING, Handler::Client).subcommands(&[
         ("setname", SLOW.with(CONNECTION)),
         ("getname", SLOW.with(CONNECTION)),
         ("id", SLOW.with(CONNECTION)),
         ("info", SLOW.with(CONNECTION)),
+        ("list", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        ("kill", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
         ("setinfo", SLOW.with(CONNECTION)),
+        ("reply", SLOW.with(CONNECTION)),
         ("no-evict", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
         ("no-touch", SLOW.with(CONNECTION)),
+        ("unpause", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        ("help", SLOW.with(CONNECTION)),
     ]),
+    spec("reset", 1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Reset),
+    spec("time", 1, FAST, LOADING, Handler::Time),
     spec("quit", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Quit),
     spec("command", -1, SLOW.with(CONNECTION), LOADING, Handler::Command).subcommands(&[
         ("count", SLOW.with(CONNECTION)),
@@ -706,7 +773,6 @@ mod tests {
             "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
         );
         assert_eq!(h.run(&["foo"]).await, "-ERR unknown command 'foo', with args beginning with: \r\n");
-        assert_eq!(h.run(&["HELLO", "3"]).await, "-ERR unknown command 'HELLO', with args beginning with: '3' \r\n");
         assert_eq!(
             h.run(&["x\r\ny", "a\nb"]).await,
             "-ERR unknown command 'x  y', with args beginning with: 'a b' \r\n"
@@ -760,7 +826,7 @@ mod tests {
         assert_eq!(h.run(&["GET", "k"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(h.run(&["PING"]).await, "-NOAUTH Authentication required.\r\n");
         // Unknown command and arity errors come first, as in Redis.
-        assert!(h.run(&["HELLO", "3"]).await.starts_with("-ERR unknown command 'HELLO'"));
+        assert!(h.run(&["HELLO", "3"]).await.starts_with("-NOAUTH HELLO must be called"));
         assert!(h.run(&["GET"]).await.starts_with("-ERR wrong number"));
         assert_eq!(
             h.run(&["AUTH", "wrong"]).await,
@@ -769,8 +835,9 @@ mod tests {
         assert_eq!(h.run(&["GET", "k"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(h.run(&["AUTH", "sesame"]).await, "+OK\r\n");
         assert_eq!(h.run(&["GET", "k"]).await, "$-1\r\n");
-        // Both AUTHs and the last GET ran; refused and unknown commands did not.
-        assert_eq!(h.commands(), 3);
+        // HELLO (which refused itself), both AUTHs and the last GET ran;
+        // refused and unknown commands did not.
+        assert_eq!(h.commands(), 4);
     }
 
     const USERS: &str = "user default off\n\
