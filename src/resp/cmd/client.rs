@@ -3,7 +3,7 @@
 //! through the registry in `resp::clients`.
 
 use super::session::Replies;
-use super::{COMMANDS, CommandError, Ctx, Flow, is, subcommand_arity, unknown_subcommand};
+use super::{COMMANDS, CommandError, Ctx, Flow, is, unknown_subcommand};
 use crate::resp::clients::KillFilter;
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
@@ -14,18 +14,14 @@ use crate::resp::reply;
 pub(super) fn client(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     let sub = args.arg(1);
     if is(sub, "SETNAME") {
-        subcommand_arity(args, 3, "client|setname")?;
         set_name(ctx, args.arg(2))?;
         reply::ok(ctx.out);
     } else if is(sub, "GETNAME") {
-        subcommand_arity(args, 2, "client|getname")?;
         let name = ctx.session.client.described().name.clone();
         reply::optional_bulk(ctx.out, (!name.is_empty()).then_some(name.as_slice()));
     } else if is(sub, "ID") {
-        subcommand_arity(args, 2, "client|id")?;
         reply::integer(ctx.out, i64::try_from(ctx.session.id).unwrap_or(i64::MAX));
     } else if is(sub, "INFO") {
-        subcommand_arity(args, 2, "client|info")?;
         let mut line = String::new();
         ctx.session.client.line(ctx.now_ms, command_name, &mut line);
         reply::verbatim(ctx.out, b"txt", line.as_bytes());
@@ -34,11 +30,9 @@ pub(super) fn client(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandE
     } else if is(sub, "KILL") {
         return kill(args, ctx);
     } else if is(sub, "SETINFO") {
-        subcommand_arity(args, 4, "client|setinfo")?;
         set_info(ctx, args.arg(2), args.arg(3))?;
         reply::ok(ctx.out);
     } else if is(sub, "REPLY") {
-        subcommand_arity(args, 3, "client|reply")?;
         let mode = args.arg(2);
         if is(mode, "ON") {
             ctx.session.replies = Replies::On;
@@ -53,19 +47,15 @@ pub(super) fn client(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandE
             return Err(CommandError::Syntax);
         }
     } else if is(sub, "NO-EVICT") || is(sub, "NO-TOUCH") {
-        let full_name = if is(sub, "NO-EVICT") { "client|no-evict" } else { "client|no-touch" };
-        subcommand_arity(args, 3, full_name)?;
         if !is(args.arg(2), "ON") && !is(args.arg(2), "OFF") {
             return Err(CommandError::Syntax);
         }
         // Nothing is evicted and access times are not kept: both are no-ops.
         reply::ok(ctx.out);
     } else if is(sub, "UNPAUSE") {
-        subcommand_arity(args, 2, "client|unpause")?;
         // Clients are never paused (there is no CLIENT PAUSE).
         reply::ok(ctx.out);
     } else if is(sub, "HELP") {
-        subcommand_arity(args, 2, "client|help")?;
         reply::array(ctx.out, HELP.len());
         for line in HELP {
             reply::simple(ctx.out, line.as_bytes());
@@ -149,7 +139,6 @@ fn list(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
 /// closes when it next waits; this one, if it killed itself, after this
 /// reply.
 fn kill(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
-    subcommand_arity(args, -3, "client|kill")?;
     let own_id = ctx.session.id;
     let (filter, old_form) = if args.len() == 3 {
         let addr = String::from_utf8_lossy(args.arg(2)).into_owned();

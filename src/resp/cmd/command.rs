@@ -4,7 +4,7 @@
 //! one table in `cmd/mod.rs`; nothing is listed that does not run.
 
 use super::category::{Categories, Flags};
-use super::{COMMANDS, CommandError, Ctx, KeyAccess, Spec, is, lookup, subcommand_arity, unknown_subcommand};
+use super::{COMMANDS, CommandError, Ctx, KeyAccess, Spec, is, lookup, unknown_subcommand};
 use crate::resp::glob;
 use crate::resp::parse::Args;
 use crate::resp::reply;
@@ -20,7 +20,6 @@ pub(super) fn command(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandEr
         return Ok(());
     };
     if is(sub, "COUNT") {
-        subcommand_arity(args, 2, "command|count")?;
         reply::count(ctx.out, COMMANDS.len());
     } else if is(sub, "LIST") {
         let names = listed(args)?;
@@ -100,11 +99,11 @@ fn info(spec: &Spec, ctx: &mut Ctx<'_>) {
         return;
     }
     reply::array(out, spec.subcommands.len());
-    for &(sub, categories) in spec.subcommands {
+    for sub in spec.subcommands {
+        let categories = sub.categories;
         reply::array(out, 10);
-        reply::bulk(out, format!("{}|{sub}", spec.name).as_bytes());
-        // The table keeps no arity per subcommand: each checks its own.
-        reply::integer(out, -2);
+        reply::bulk(out, format!("{}|{}", spec.name, sub.name).as_bytes());
+        reply::integer(out, i64::from(sub.arity));
         reply::set(out, 0);
         for _ in 0..3 {
             reply::integer(out, 0);
@@ -245,7 +244,8 @@ mod tests {
             "*1\r\n*10\r\n$4\r\nping\r\n:-1\r\n*1\r\n+fast\r\n:0\r\n:0\r\n:0\r\n*2\r\n+@fast\r\n+@connection\r\n*0\r\n*0\r\n*0\r\n"
         );
         let client = h.run(&["COMMAND", "INFO", "client"]).await;
-        assert!(client.contains("$14\r\nclient|setname\r\n:-2\r\n"), "{client}");
+        assert!(client.contains("$14\r\nclient|setname\r\n:3\r\n"), "{client}");
+        assert!(client.contains("$11\r\nclient|kill\r\n:-3\r\n"), "{client}");
         assert!(h.run(&["COMMAND"]).await.starts_with(&format!("*{}\r\n*10\r\n$3\r\nget\r\n", super::COMMANDS.len())));
         h.run(&["HELLO", "3"]).await;
         let mset = h.run(&["COMMAND", "INFO", "mset"]).await;

@@ -186,6 +186,15 @@ fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Fl
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
+    // A known subcommand's arity, from the table, before authentication as
+    // in Redis; an unknown one is its command's to refuse.
+    if let Some(name) = args.get(1)
+        && let Some(sub) = spec.subcommands.iter().find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+        && !arity_fits(sub.arity, args.len())
+    {
+        let text = format!("ERR wrong number of arguments for '{}|{}' command", spec.name, sub.name);
+        return Err(CommandError::Message(text.into()));
+    }
     // AUTH and QUIT run whoever asks, as Redis's `no-auth` commands.
     if !spec.flags.contains(Flags::NO_AUTH) {
         if ctx.session.auth_required(ctx.shared) {
@@ -488,12 +497,6 @@ fn is(arg: &[u8], name: &str) -> bool {
     arg.eq_ignore_ascii_case(name.as_bytes())
 }
 
-/// Checks a subcommand's arity (Redis's rule: positive is exact, negative a
-/// minimum); `full_name` is e.g. `client|setname`.
-fn subcommand_arity(args: Args<'_>, arity: i32, full_name: &'static str) -> Result<(), CommandError> {
-    if arity_fits(arity, args.len()) { Ok(()) } else { Err(CommandError::Arity(full_name)) }
-}
-
 /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
 fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
     let sub = args.arg(1);
@@ -547,9 +550,23 @@ pub(crate) struct Spec {
     handler: Handler,
     /// Which arguments are keys, for ACL key patterns.
     pub(crate) keys: KeySpec,
-    /// Subcommands ACL rules can name (`+config|get`), with their own
-    /// categories as Redis gives them.
-    pub(crate) subcommands: &'static [(&'static str, Categories)],
+    /// Its subcommands, which ACL rules can name (`+config|get`), each
+    /// with its own arity and categories as Redis gives them.
+    pub(crate) subcommands: &'static [Sub],
+}
+
+/// A subcommand's entry in its command's [`Spec`].
+pub(crate) struct Sub {
+    /// Lower-case name, without the command's (`get` of `config|get`).
+    pub(crate) name: &'static str,
+    /// Redis's arity, the command's name and the subcommand's included.
+    pub(crate) arity: i32,
+    /// Its ACL categories.
+    pub(crate) categories: Categories,
+}
+
+const fn sub(name: &'static str, arity: i32, categories: Categories) -> Sub {
+    Sub { name, arity, categories }
 }
 
 /// Redis's legacy key positions of a command (first key, last key — negative
@@ -621,8 +638,8 @@ impl Spec {
         self
     }
 
-    /// With subcommands ACL rules can name.
-    const fn subcommands(mut self, subcommands: &'static [(&'static str, Categories)]) -> Spec {
+    /// With subcommands.
+    const fn subcommands(mut self, subcommands: &'static [Sub]) -> Spec {
         self.subcommands = subcommands;
         self
     }
@@ -675,41 +692,43 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("hello", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Hello),
     spec("select", 2, FAST.with(CONNECTION), LOADING, Handler::Select),
     spec("client", -2, SLOW.with(CONNECTION), LOADING, Handler::Client).subcommands(&[
-        ("setname", SLOW.with(CONNECTION)),
-        ("getname", SLOW.with(CONNECTION)),
-        ("id", SLOW.with(CONNECTION)),
-        ("info", SLOW.with(CONNECTION)),
-        ("list", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
-        ("kill", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
-        ("setinfo", SLOW.with(CONNECTION)),
-        ("reply", SLOW.with(CONNECTION)),
-        ("no-evict", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
-        ("no-touch", SLOW.with(CONNECTION)),
-        ("unpause", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
-        ("help", SLOW.with(CONNECTION)),
+        sub("setname", 3, SLOW.with(CONNECTION)),
+        sub("getname", 2, SLOW.with(CONNECTION)),
+        sub("id", 2, SLOW.with(CONNECTION)),
+        sub("info", 2, SLOW.with(CONNECTION)),
+        sub("list", -2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("kill", -3, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("setinfo", 4, SLOW.with(CONNECTION)),
+        sub("reply", 3, SLOW.with(CONNECTION)),
+        sub("no-evict", 3, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("no-touch", 3, SLOW.with(CONNECTION)),
+        sub("unpause", 2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("help", 2, SLOW.with(CONNECTION)),
     ]),
     spec("reset", 1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Reset),
     spec("time", 1, FAST, LOADING, Handler::Time),
     spec("quit", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Quit),
     spec("command", -1, SLOW.with(CONNECTION), LOADING, Handler::Command).subcommands(&[
-        ("count", SLOW.with(CONNECTION)),
-        ("list", SLOW.with(CONNECTION)),
-        ("docs", SLOW.with(CONNECTION)),
-        ("info", SLOW.with(CONNECTION)),
+        sub("count", 2, SLOW.with(CONNECTION)),
+        sub("list", -2, SLOW.with(CONNECTION)),
+        sub("docs", -2, SLOW.with(CONNECTION)),
+        sub("info", -2, SLOW.with(CONNECTION)),
     ]),
-    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config)
-        .subcommands(&[("get", ADMIN.with(SLOW).with(DANGEROUS)), ("set", ADMIN.with(SLOW).with(DANGEROUS))]),
+    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config).subcommands(&[
+        sub("get", -3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("set", -4, ADMIN.with(SLOW).with(DANGEROUS)),
+    ]),
     spec("acl", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Acl).subcommands(&[
-        ("cat", SLOW),
-        ("whoami", SLOW),
-        ("help", SLOW),
-        ("list", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("users", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("getuser", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("load", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("setuser", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("deluser", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("save", ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("cat", -2, SLOW),
+        sub("whoami", 2, SLOW),
+        sub("help", 2, SLOW),
+        sub("list", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("users", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("getuser", 3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("load", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("setuser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("deluser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("save", -2, ADMIN.with(SLOW).with(DANGEROUS)),
     ]),
 ];
 
@@ -811,6 +830,12 @@ mod tests {
             (&["CONFIG", "GET"][..], "config|get"),
             (&["CLIENT"][..], "client"),
             (&["CLIENT", "SETNAME"][..], "client|setname"),
+            (&["client", "kill"][..], "client|kill"),
+            (&["CLIENT", "ID", "x"][..], "client|id"),
+            (&["COMMAND", "COUNT", "x"][..], "command|count"),
+            (&["ACL", "GETUSER"][..], "acl|getuser"),
+            (&["TIME", "x"][..], "time"),
+            (&["RESET", "x"][..], "reset"),
         ] {
             assert_eq!(
                 h.run(args).await,
@@ -828,6 +853,12 @@ mod tests {
         // Unknown command and arity errors come first, as in Redis.
         assert!(h.run(&["HELLO", "3"]).await.starts_with("-NOAUTH HELLO must be called"));
         assert!(h.run(&["GET"]).await.starts_with("-ERR wrong number"));
+        assert_eq!(
+            h.run(&["CLIENT", "SETNAME"]).await,
+            "-ERR wrong number of arguments for 'client|setname' command\r\n",
+            "a subcommand's arity, from the table, comes before authentication too"
+        );
+        assert_eq!(h.run(&["CLIENT", "SETNAME", "x"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(
             h.run(&["AUTH", "wrong"]).await,
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
