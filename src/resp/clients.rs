@@ -44,8 +44,9 @@ pub(crate) struct Client {
     created_ms: AtomicU64,
     /// When its last command ran, wall-clock ms.
     active_ms: AtomicU64,
-    /// The command slot of its last command (`cmd=` in CLIENT LIST).
-    last_slot: AtomicUsize,
+    /// Its last command (`cmd=` in CLIENT LIST): the command's slot in the
+    /// high bits, its subcommand's index + 1 (0: none) in the low 8.
+    last_command: AtomicUsize,
     described: Mutex<Described>,
     killed: AtomicBool,
     kill: Notify,
@@ -172,16 +173,18 @@ impl Client {
             fd,
             created_ms: AtomicU64::new(0),
             active_ms: AtomicU64::new(0),
-            last_slot: AtomicUsize::new(usize::MAX),
+            last_command: AtomicUsize::new(usize::MAX),
             described: Mutex::new(Described { user: "default".to_owned(), ..Described::default() }),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
     }
 
-    /// Records a command: its slot and when it ran.
-    pub(crate) fn touch(&self, slot: usize, now_ms: u64) {
-        self.last_slot.store(slot, Ordering::Relaxed);
+    /// Records a command: its slot, its subcommand (0: none, else the
+    /// index + 1), and when it ran.
+    pub(crate) fn touch(&self, slot: usize, sub: usize, now_ms: u64) {
+        debug_assert!(sub <= SUB_MASK);
+        self.last_command.store(slot << SUB_BITS | (sub & SUB_MASK), Ordering::Relaxed);
         self.active_ms.store(now_ms, Ordering::Relaxed);
     }
 
@@ -214,12 +217,12 @@ impl Client {
 
     /// The CLIENT LIST / CLIENT INFO line, ending in `\n`, in Redis 7.2's
     /// field order. Buffer and memory fields rumor does not track are 0;
-    /// `command` names a slot's command (`client|list` style).
-    pub(crate) fn line(&self, now_ms: u64, command: impl Fn(usize) -> String, out: &mut String) {
+    /// `command(slot, sub)` names a command (`client|list` style).
+    pub(crate) fn line(&self, now_ms: u64, command: impl Fn(usize, usize) -> String, out: &mut String) {
         let described = self.described();
         let idle_secs = now_ms.saturating_sub(self.active_ms.load(Ordering::Relaxed)) / 1000;
-        let slot = self.last_slot.load(Ordering::Relaxed);
-        let cmd = if slot == usize::MAX { "NULL".to_owned() } else { command(slot) };
+        let last = self.last_command.load(Ordering::Relaxed);
+        let cmd = if last == usize::MAX { "NULL".to_owned() } else { command(last >> SUB_BITS, last & SUB_MASK) };
         let _ = writeln!(
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
@@ -240,6 +243,10 @@ impl Client {
         );
     }
 }
+
+/// Bits of `last_command` for the subcommand (a table has far fewer).
+const SUB_BITS: usize = 8;
+const SUB_MASK: usize = (1 << SUB_BITS) - 1;
 
 #[cfg(test)]
 mod tests {
@@ -295,7 +302,7 @@ mod tests {
         let a = client(4, 1000);
         let clients = Clients::default();
         let _r = clients.register(Arc::clone(&a), 1_000);
-        a.touch(0, 3_500);
+        a.touch(2, 1, 3_500);
         {
             let mut described = a.described();
             described.name = b"w1".to_vec();
@@ -303,10 +310,10 @@ mod tests {
             described.lib_name = b"redis-py".to_vec();
         }
         let mut line = String::new();
-        a.line(9_000, |_| "get".to_owned(), &mut line);
+        a.line(9_000, |slot, sub| format!("{slot}|{sub}"), &mut line);
         assert!(
             line.starts_with("id=4 addr=10.0.0.1:1000 laddr=127.0.0.1:6379 fd=9 name=w1 age=8 idle=5 flags=N db=0")
         );
-        assert!(line.ends_with(" cmd=get user=default redir=-1 resp=3 lib-name=redis-py lib-ver=\n"), "{line}");
+        assert!(line.ends_with(" cmd=2|1 user=default redir=-1 resp=3 lib-name=redis-py lib-ver=\n"), "{line}");
     }
 }

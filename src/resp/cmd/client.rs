@@ -3,7 +3,7 @@
 //! through the registry in `resp::clients`.
 
 use super::session::Replies;
-use super::{COMMANDS, CommandError, Ctx, Flow, is, unknown_subcommand};
+use super::{CommandError, Ctx, Flow, is, unknown_subcommand};
 use crate::resp::clients::KillFilter;
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
@@ -23,7 +23,7 @@ pub(super) fn client(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandE
         reply::integer(ctx.out, i64::try_from(ctx.session.id).unwrap_or(i64::MAX));
     } else if is(sub, "INFO") {
         let mut line = String::new();
-        ctx.session.client.line(ctx.now_ms, command_name, &mut line);
+        ctx.session.client.line(ctx.now_ms, super::full_name, &mut line);
         reply::verbatim(ctx.out, b"txt", line.as_bytes());
     } else if is(sub, "LIST") {
         list(args, ctx)?;
@@ -125,7 +125,7 @@ fn list(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     if !none {
         for client in ctx.shared.clients.snapshot() {
             if ids.as_ref().is_none_or(|ids| ids.contains(&client.id)) {
-                client.line(ctx.now_ms, command_name, &mut text);
+                client.line(ctx.now_ms, super::full_name, &mut text);
             }
         }
     }
@@ -212,13 +212,6 @@ fn client_type(name: &[u8]) -> Result<bool, CommandError> {
     }
 }
 
-/// `cmd=` of CLIENT LIST: the command of a metrics slot, with its
-/// subcommand where it has them (Redis shows `client|list`; rumor keeps
-/// only the slot, so the container's name).
-fn command_name(slot: usize) -> String {
-    COMMANDS.get(slot).map_or_else(|| "NULL".to_owned(), |spec| spec.name.to_owned())
-}
-
 /// Redis's rule for names shown in `CLIENT INFO`: printable ASCII, no
 /// spaces, so the line stays splittable.
 fn printable(text: &[u8]) -> bool {
@@ -274,7 +267,10 @@ mod tests {
             info.contains("id=7 addr=127.0.0.1:40000 laddr=127.0.0.1:6380 fd=-1 name= age=0 idle=0 flags=N db=0"),
             "{info}"
         );
-        assert!(info.contains(" cmd=client user=default redir=-1 resp=2 lib-name=redis-rs lib-ver=1.0.0\n"), "{info}");
+        assert!(
+            info.contains(" cmd=client|info user=default redir=-1 resp=2 lib-name=redis-rs lib-ver=1.0.0\n"),
+            "{info}"
+        );
         assert_eq!(h.run(&["CLIENT", "NO-EVICT", "on"]).await, "+OK\r\n");
         assert_eq!(h.run(&["CLIENT", "NO-TOUCH", "OFF"]).await, "+OK\r\n");
         assert_eq!(h.run(&["CLIENT", "NO-TOUCH", "maybe"]).await, "-ERR syntax error\r\n");
@@ -327,7 +323,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{list}");
         assert!(lines[0].starts_with("id=3 addr=10.1.1.1:5000 laddr=127.0.0.1:6380 fd=12 name= "), "{list}");
         assert!(lines[1].starts_with("id=7 addr=127.0.0.1:40000 "), "{list}");
-        assert!(lines[1].contains(" cmd=client "), "{list}");
+        assert!(lines[1].contains(" cmd=client|list "), "{list}");
         assert!(lines[2].starts_with("id=9 addr=10.1.1.1:5001 laddr=127.0.0.1:6380 fd=12 name=bee "), "{list}");
         assert!(lines[2].contains(" cmd=NULL "), "{list}");
         let one = h.run(&["CLIENT", "LIST", "ID", "9", "4"]).await;

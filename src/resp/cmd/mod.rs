@@ -139,8 +139,9 @@ fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
         ctx.session.tally.count(UNKNOWN_SLOT, true);
         return Flow::Continue;
     };
-    ctx.session.client.touch(slot, ctx.now_ms);
-    let (flow, failed) = match run(slot, spec, args, ctx) {
+    let sub = spec.subcommand(args);
+    ctx.session.client.touch(slot, sub.map_or(0, |(index, _)| index + 1), ctx.now_ms);
+    let (flow, failed) = match run(slot, spec, sub.map(|(_, sub)| sub), args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
         Ok(flow) => (flow, false),
@@ -182,14 +183,13 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
 /// Checks a known command's arity, then the client's authentication, then
 /// its user's permissions (command, then keys), then (for a command that
 /// adds data) `maxmemory`, in that order as Redis 7 does, and runs it.
-fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
     // A known subcommand's arity, from the table, before authentication as
     // in Redis; an unknown one is its command's to refuse.
-    if let Some(name) = args.get(1)
-        && let Some(sub) = spec.subcommands.iter().find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+    if let Some(sub) = sub
         && !arity_fits(sub.arity, args.len())
     {
         let text = format!("ERR wrong number of arguments for '{}|{}' command", spec.name, sub.name);
@@ -618,6 +618,25 @@ impl KeySpec {
 impl Spec {
     fn arity_fits(&self, argc: usize) -> bool {
         arity_fits(self.arity, argc)
+    }
+
+    /// The subcommand `args` names, with its index, if the command has it.
+    fn subcommand(&self, args: Args<'_>) -> Option<(usize, &'static Sub)> {
+        if self.subcommands.is_empty() {
+            return None;
+        }
+        let name = args.get(1)?;
+        self.subcommands.iter().enumerate().find(|(_, sub)| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+    }
+}
+
+/// A command's name as CLIENT LIST's `cmd=` shows it: `get`,
+/// `client|list`; `sub` is 0 for none, else the subcommand's index + 1.
+pub(crate) fn full_name(slot: usize, sub: usize) -> String {
+    let Some(spec) = COMMANDS.get(slot) else { return "NULL".to_owned() };
+    match sub.checked_sub(1).and_then(|index| spec.subcommands.get(index)) {
+        Some(sub) => format!("{}|{}", spec.name, sub.name),
+        None => spec.name.to_owned(),
     }
 }
 
