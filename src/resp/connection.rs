@@ -13,7 +13,9 @@
 //! `client_output_buffer_limit` (Redis's hard limit for normal clients)
 //! gets the connection closed; and buffers grown by one large request are
 //! released afterwards. A client idle for `timeout` — nothing read from it
-//! and nothing written to it — is closed, as Redis's `timeout` does.
+//! and nothing written to it — is closed, as Redis's `timeout` does. A
+//! client another one killed (`CLIENT KILL`) is closed when it next waits
+//! for input, after its batch in hand is answered.
 //!
 //! The connection is generic over its byte stream, so a plain TCP client
 //! and a TLS one run the same code, monomorphised: the plain path has no
@@ -27,6 +29,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::clients::Registration;
 use super::cmd::{self, Ctx, Flow, Session};
 use super::output::Output;
 use super::parse::{Parser, ProtocolError};
@@ -47,6 +50,8 @@ pub(crate) struct Connection<S> {
     output: Output,
     /// Writes of this batch not yet handed to dissemination.
     pending: Vec<(Bytes, Entry)>,
+    /// In the node's registry while the connection lives.
+    _registration: Registration,
 }
 
 /// Why a batch of buffered frames ended.
@@ -73,6 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub(crate) fn new(stream: S, shared: Arc<Shared>, shutdown: Shutdown, session: Session) -> Self {
         let mut parser = Parser::new(&shared.limits);
         parser.set_unauthenticated(session.auth_required(&shared));
+        let registration = shared.clients.register(Arc::clone(&session.client), shared.clock.wall_ms());
         Connection {
             stream,
             shared,
@@ -82,6 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             input: BytesMut::new(),
             output: Output::default(),
             pending: Vec::new(),
+            _registration: registration,
         }
     }
 
@@ -124,15 +131,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 BatchEnd::Io | BatchEnd::StorageFailed => return,
             }
-            if self.flush().await.is_err() || self.shutdown.fired() {
+            if self.flush().await.is_err() || self.shutdown.fired() || self.session.client.killed() {
                 return;
             }
             let wanted = self.parser.bytes_wanted(self.input.len());
             self.input.reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
             let idle = idle_wait(self.shared.limits.timeout);
+            let client = Arc::clone(&self.session.client);
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read,
                 () = self.shutdown.wait() => return,
+                () = client.wait_killed() => {
+                    tracing::debug!(peer = %self.session.peer, "closing a client: CLIENT KILL");
+                    return;
+                }
                 () = idle => {
                     tracing::debug!(peer = %self.session.peer, "closing an idle client (timeout)");
                     return;
@@ -152,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Executes every complete frame in the input buffer, replies into the
     /// output buffer, then drops the consumed input.
     async fn run_batch(&mut self) -> BatchEnd {
-        let Connection { stream, shared, shutdown, parser, session, input, output, pending } = self;
+        let Connection { stream, shared, shutdown, parser, session, input, output, pending, .. } = self;
         let shared: &Shared = shared;
         let limit = shared.limits.output_buffer_limit_bytes;
         let mut start = 0;

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::acl::throttle::AuthThrottle;
 use super::acl::{AuthThrottleLimits, UserSource, Users};
+use super::clients::Registration;
 use super::cmd::{self, Ctx, Flow, Session};
 use super::output::Output;
 use super::parse::{Parser, ProtocolError};
@@ -33,6 +34,8 @@ pub struct Executor {
     parser: Parser,
     out: Output,
     pending: Vec<(Bytes, Entry)>,
+    /// The session in its node's registry, as a connection's is.
+    _registration: Registration,
 }
 
 /// What one command did.
@@ -88,12 +91,14 @@ impl Executor {
             stats: ClientStats::default(),
             metrics: None,
             storage: None,
+            clients: Default::default(),
         };
         let mut parser = Parser::new(&shared.limits);
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 6379));
         let session = Session::new(id, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), local);
         parser.set_unauthenticated(session.auth_required(&shared));
-        Executor { shared, session, parser, out: Output::default(), pending: Vec::new() }
+        let registration = shared.clients.register(Arc::clone(&session.client), shared.clock.wall_ms());
+        Executor { shared, session, parser, out: Output::default(), pending: Vec::new(), _registration: registration }
     }
 
     /// Runs the one command in `frame` (array or inline form) at wall-clock
@@ -209,5 +214,20 @@ mod tests {
         assert_eq!(e.run(&two, NOW_MS), Err(ExecError::Trailing(14)));
         assert_eq!(e.run(&frame(&[b"MEMBERS"]), NOW_MS), Err(ExecError::NeedsDriver));
         assert_eq!(e.run(&frame(&[b"PING"]), NOW_MS).unwrap().reply, b"+PONG\r\n", "the session goes on");
+    }
+
+    #[test]
+    fn the_session_keeps_its_protocol_between_commands() {
+        let mut e = executor(None);
+        assert!(e.run(&frame(&[b"HELLO", b"3"]), NOW_MS).unwrap().reply.starts_with(b"%7\r\n"));
+        assert_eq!(e.run(&frame(&[b"GET", b"k"]), NOW_MS).unwrap().reply, b"_\r\n");
+        let list = e.run(&frame(&[b"CLIENT", b"LIST"]), NOW_MS).unwrap().reply;
+        assert!(
+            list.starts_with(b"=") && list.windows(6).any(|w| w == b" resp="),
+            "{:?}",
+            String::from_utf8_lossy(&list)
+        );
+        assert_eq!(e.run(&frame(&[b"RESET"]), NOW_MS).unwrap().reply, b"+RESET\r\n");
+        assert_eq!(e.run(&frame(&[b"GET", b"k"]), NOW_MS).unwrap().reply, b"$-1\r\n");
     }
 }

@@ -103,7 +103,7 @@ pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl
         let admitted = Admitted::new(Arc::clone(&shared), slot, done.clone());
         let shared = Arc::clone(&shared);
         let shutdown = Shutdown::new(stop.subscribe());
-        let session = Session::new(id, peer, local);
+        let session = Session::on_socket(id, peer, local, socket_fd(&stream));
         match tls {
             None => {
                 let connection = Connection::new(stream, shared, shutdown, session);
@@ -220,6 +220,20 @@ const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 /// Redis's protected mode, checked at accept as Redis does: while the
 /// default user is on without a password (nothing protects the node), a
 /// client whose address is not loopback is told why and closed.
+/// The socket's descriptor, for CLIENT LIST's `fd=` (-1 off Unix).
+fn socket_fd(stream: &TcpStream) -> i64 {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd as _;
+        i64::from(stream.as_raw_fd())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stream;
+        -1
+    }
+}
+
 fn protected(shared: &Shared, peer: SocketAddr) -> bool {
     shared.protected_mode && !peer.ip().to_canonical().is_loopback() && shared.users.default_is_open()
 }

@@ -1,4 +1,4 @@
-//! The RESP2 client protocol: what `redis-cli`, `redis-benchmark` and every
+//! The RESP2 and RESP3 client protocol: what `redis-cli`, `redis-benchmark` and every
 //! Redis client library speak to a rumor node.
 //!
 //! [`serve`] is the entry point: it accepts clients and runs one task per
@@ -19,7 +19,8 @@
 //! - [`exec`] — the executor for callers without a connection (the
 //!   simulator's clients): one command's bytes in, its reply and the writes
 //!   it acknowledged out.
-//! - `reply` — reply encoding; `output` — a connection's unsent replies,
+//! - [`clients`] — the registry of connections CLIENT LIST and KILL see.
+//! - `reply` — reply encoding, RESP2 or RESP3 as the session chose; `output` — a connection's unsent replies,
 //!   large values shared with the store; `num` — Redis-strict integers;
 //!   `glob` — Redis's glob matcher for KEYS, SCAN and CONFIG GET.
 //!
@@ -28,6 +29,7 @@
 //! `writes` channel before the client is answered.
 
 pub mod acl;
+pub mod clients;
 mod cmd;
 mod connection;
 pub mod exec;

@@ -22,11 +22,14 @@ use std::ops::{Deref, DerefMut};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::reply;
+use super::reply::{self, Protocol};
 
 /// Unsent replies, in order: finished pieces, then the buffer being written.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
+    /// The protocol replies are encoded in: the session's, set by the
+    /// executor before each command.
+    pub(crate) protocol: Protocol,
     /// Pieces ahead of `tail`: encoded bytes split off it, and shared values.
     pieces: VecDeque<Bytes>,
     /// Bytes in `pieces`.
@@ -63,7 +66,29 @@ impl Output {
     pub(crate) fn optional_bulk_shared(&mut self, value: Option<Bytes>) {
         match value {
             Some(value) => self.bulk_shared(value),
-            None => reply::null(&mut self.tail),
+            None => reply::null(self),
+        }
+    }
+
+    /// Drops the last unsent bytes so that `len` remain: the replies of
+    /// commands run under `CLIENT REPLY OFF|SKIP`. Only what was written
+    /// after the length was `len` is dropped, shared pieces included.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        while self.len() > len {
+            let excess = self.len() - len;
+            if !self.tail.is_empty() {
+                let keep = self.tail.len().saturating_sub(excess);
+                self.tail.truncate(keep);
+                continue;
+            }
+            let Some(piece) = self.pieces.back_mut() else { return };
+            if piece.len() > excess {
+                piece.truncate(piece.len() - excess);
+                self.piece_bytes -= excess;
+            } else {
+                self.piece_bytes -= piece.len();
+                self.pieces.pop_back();
+            }
         }
     }
 
@@ -177,7 +202,7 @@ mod tests {
         shared.optional_bulk_shared(Some(Bytes::from_static(b"small")));
         reply::bulk(&mut copied, b"small");
         shared.optional_bulk_shared(None);
-        reply::null(&mut copied);
+        copied.extend_from_slice(b"$-1\r\n");
         assert_eq!(shared.len(), copied.len());
         assert_eq!(drained(shared), copied.to_vec());
     }
@@ -192,6 +217,29 @@ mod tests {
         assert_eq!(out.len(), 100 * (big.len() + 2 + 2 + 5 + 1));
         assert!(out.capacity() < 64 * 1024, "the values stay out of the encoding buffer");
         assert!(out.pieces.iter().any(|piece| piece.as_ptr() == big.as_ptr()));
+    }
+
+    #[test]
+    fn truncating_drops_only_the_latest_bytes() {
+        let big = Bytes::from(vec![b'y'; SHARE_MIN_BYTES]);
+        let mut out = Output::default();
+        reply::ok(&mut out);
+        let mark = out.len();
+        out.bulk_shared(big.clone());
+        reply::ok(&mut out);
+        out.truncate(mark);
+        assert_eq!(drained(out), b"+OK\r\n");
+        let mut out = Output::default();
+        out.bulk_shared(big.clone());
+        let mark = out.len();
+        reply::ok(&mut out);
+        out.bulk_shared(big);
+        out.truncate(mark);
+        assert_eq!(out.len(), mark);
+        let mut expected = format!("${SHARE_MIN_BYTES}\r\n").into_bytes();
+        expected.extend_from_slice(&[b'y'; SHARE_MIN_BYTES]);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(drained(out), expected);
     }
 
     #[test]

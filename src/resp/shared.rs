@@ -130,6 +130,8 @@ pub struct Shared {
     /// The data dir's change queue, with `--data-dir`: a batch that wrote
     /// waits on it before its replies are sent.
     pub storage: Option<Arc<ChangeQueue>>,
+    /// The client connections, for CLIENT LIST and CLIENT KILL.
+    pub clients: crate::resp::clients::Clients,
 }
 
 impl Shared {

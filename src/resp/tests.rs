@@ -209,13 +209,60 @@ async fn errors_use_redis_wording() {
     let mut c = server.connect().await;
     roundtrip(&mut c, b"GET\r\n", b"-ERR wrong number of arguments for 'get' command\r\n").await;
     roundtrip(&mut c, b"FOO a b\r\n", b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n").await;
-    roundtrip(&mut c, b"HELLO 3\r\n", b"-ERR unknown command 'HELLO', with args beginning with: '3' \r\n").await;
+    roundtrip(&mut c, b"HELLO 4\r\n", b"-NOPROTO unsupported protocol version\r\n").await;
     roundtrip(&mut c, b"SET k v EX 0\r\n", b"-ERR invalid expire time in 'set' command\r\n").await;
     roundtrip(&mut c, b"EXPIRE k x\r\n", b"-ERR value is not an integer or out of range\r\n").await;
     roundtrip(&mut c, b"SET k v NX XX\r\n", b"-ERR syntax error\r\n").await;
     roundtrip(&mut c, b"SELECT 1\r\n", b"-ERR DB index is out of range\r\n").await;
     // The connection survives all of them.
     roundtrip(&mut c, b"PING\r\n", b"+PONG\r\n").await;
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn hello_3_switches_this_connection_only() {
+    let server = Server::start().await;
+    let mut resp3 = server.connect().await;
+    let mut resp2 = server.connect().await;
+    let mut hello = Vec::new();
+    resp3.write_all(b"HELLO 3\r\n").await.unwrap();
+    timeout(DEADLINE, async {
+        while !hello.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+            assert!(resp3.read_buf(&mut hello).await.unwrap() > 0, "closed");
+        }
+    })
+    .await
+    .expect("HELLO's reply");
+    assert!(hello.starts_with(b"%7\r\n$6\r\nserver\r\n"), "{:?}", String::from_utf8_lossy(&hello));
+    roundtrip(&mut resp3, b"GET nothing\r\n", b"_\r\n").await;
+    roundtrip(&mut resp2, b"GET nothing\r\n", b"$-1\r\n").await;
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn client_kill_closes_the_other_connection() {
+    let server = Server::start().await;
+    let mut killer = server.connect().await;
+    let mut victim = server.connect().await;
+    roundtrip(&mut victim, b"CLIENT SETNAME victim\r\n", b"+OK\r\n").await;
+    killer.write_all(b"CLIENT LIST\r\n").await.unwrap();
+    let mut list = Vec::new();
+    timeout(DEADLINE, async {
+        while list.iter().filter(|&&b| b == b'\n').count() < 3 {
+            assert!(killer.read_buf(&mut list).await.unwrap() > 0, "closed");
+        }
+    })
+    .await
+    .expect("CLIENT LIST's reply");
+    let list = String::from_utf8_lossy(&list).into_owned();
+    let victim_line = list.lines().find(|line| line.contains(" name=victim ")).unwrap_or_else(|| panic!("{list}"));
+    let addr = victim_line.split(' ').find_map(|field| field.strip_prefix("addr=")).unwrap();
+    let kill = format!("CLIENT KILL ADDR {addr}\r\n");
+    roundtrip(&mut killer, kill.as_bytes(), b":1\r\n").await;
+    let mut rest = Vec::new();
+    let closed = timeout(DEADLINE, victim.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the victim is disconnected: {closed:?}");
+    roundtrip(&mut killer, kill.as_bytes(), b":0\r\n").await;
     server.shut_down().await;
 }
 

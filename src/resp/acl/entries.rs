@@ -27,8 +27,9 @@ pub(crate) static ENTRIES: LazyLock<Vec<Entry>> = LazyLock::new(|| {
             categories: spec.categories,
             subcommands: spec.subcommands.len(),
         });
-        for &(sub, categories) in spec.subcommands {
-            entries.push(Entry { name: format!("{}|{sub}", spec.name), categories, subcommands: 0 });
+        for sub in spec.subcommands {
+            let name = format!("{}|{}", spec.name, sub.name);
+            entries.push(Entry { name, categories: sub.categories, subcommands: 0 });
         }
     }
     entries
@@ -69,7 +70,7 @@ pub(crate) fn with_subcommands(id: usize) -> std::ops::Range<usize> {
 pub(crate) fn for_call(command: usize, first_arg: Option<&[u8]>) -> usize {
     let id = COMMAND_ENTRIES.get(command).copied().unwrap_or(0);
     let subs = COMMANDS.get(command).map_or(&[][..], |spec| spec.subcommands);
-    match first_arg.and_then(|arg| subs.iter().position(|(sub, _)| arg.eq_ignore_ascii_case(sub.as_bytes()))) {
+    match first_arg.and_then(|arg| subs.iter().position(|sub| arg.eq_ignore_ascii_case(sub.name.as_bytes()))) {
         Some(sub) => id + 1 + sub,
         None => id,
     }

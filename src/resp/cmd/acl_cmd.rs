@@ -4,7 +4,7 @@
 //! not reach the others (nothing replicates users across the mesh).
 
 use super::category::Categories;
-use super::{CommandError, Ctx, is, subcommand_arity, unknown_subcommand};
+use super::{CommandError, Ctx, is, unknown_subcommand};
 use crate::resp::acl::entries::ENTRIES;
 use crate::resp::parse::Args;
 use crate::resp::reply;
@@ -15,31 +15,27 @@ pub(super) fn acl(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
     let sub = args.arg(1);
     let users = &ctx.shared.users;
     if is(sub, "WHOAMI") {
-        subcommand_arity(args, 2, "acl|whoami")?;
         reply::bulk(ctx.out, ctx.session.user_name().as_bytes());
     } else if is(sub, "USERS") {
-        subcommand_arity(args, 2, "acl|users")?;
         let all = users.snapshot();
         reply::array(ctx.out, all.len());
         for name in all.keys() {
             reply::bulk(ctx.out, name.as_bytes());
         }
     } else if is(sub, "LIST") {
-        subcommand_arity(args, 2, "acl|list")?;
         let all = users.snapshot();
         reply::array(ctx.out, all.len());
         for user in all.values() {
             reply::bulk(ctx.out, user.describe().as_bytes());
         }
     } else if is(sub, "GETUSER") {
-        subcommand_arity(args, 3, "acl|getuser")?;
         let name = String::from_utf8_lossy(args.arg(2));
         let Some(user) = users.get(&name) else {
             reply::null(ctx.out);
             return Ok(());
         };
-        // RESP2 has no map: field names and values alternate, as Redis sends.
-        reply::array(ctx.out, 12);
+        // A map: in RESP2, field names and values alternate, as Redis sends.
+        reply::map(ctx.out, 6);
         reply::bulk(ctx.out, b"flags");
         let flags = user.flags();
         reply::array(ctx.out, flags.len());
@@ -61,7 +57,6 @@ pub(super) fn acl(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
         reply::bulk(ctx.out, b"selectors");
         reply::array(ctx.out, 0);
     } else if is(sub, "CAT") {
-        subcommand_arity(args, -2, "acl|cat")?;
         match args.get(2) {
             None => {
                 reply::array(ctx.out, Categories::ALL.len());
@@ -87,7 +82,6 @@ pub(super) fn acl(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
             Some(_) => return Err(CommandError::Arity("acl|cat")),
         }
     } else if is(sub, "LOAD") {
-        subcommand_arity(args, 2, "acl|load")?;
         if let Err(error) = users.reload() {
             tracing::warn!(%error, "ACL LOAD failed; the users stay as they were");
             return Err(CommandError::Message(format!("ERR {error}").into()));
@@ -99,7 +93,6 @@ pub(super) fn acl(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
              the file and run ACL LOAD",
         ));
     } else if is(sub, "HELP") {
-        subcommand_arity(args, 2, "acl|help")?;
         reply::array(ctx.out, HELP.len());
         for line in HELP {
             reply::simple(ctx.out, line.as_bytes());

@@ -77,7 +77,6 @@ impl Categories {
     }
 
     /// The names of the categories in `self`, in `ACL CAT` order.
-    #[cfg_attr(not(test), expect(dead_code, reason = "for COMMAND INFO's categories; tested here"))]
     pub(crate) fn names(self) -> impl Iterator<Item = &'static str> {
         Categories::ALL.iter().filter(move |(_, c)| self.contains(*c)).map(|&(name, _)| name)
     }

@@ -1,12 +1,13 @@
 //! `INFO [section…]`: Redis's text format — `# Title` then `field:value`
 //! lines, CRLF-terminated, sections separated by a blank line, all in one
-//! bulk string — with the client side's sections (Server, Clients, Memory,
-//! Persistence, Stats, Keyspace) followed by the node's own (Membership,
-//! Gossip), rendered from the driver's [`NodeSnapshot`] — the one account
-//! of a node that a metrics scrape and `rumor dev` read too.
+//! bulk string (a verbatim string in RESP3, as Redis 7 sends it) — with
+//! the client side's sections (Server, Clients, Memory, Persistence, Stats,
+//! Keyspace) followed by the node's own (Membership, Gossip), rendered from
+//! the driver's [`NodeSnapshot`] — the one account of a node that a metrics
+//! scrape and `rumor dev` read too.
 //!
-//! `redis_version` says 7.0.0 because client libraries gate features on
-//! it; `rumor_version` is the truth.
+//! `redis_version` (and HELLO's `version`) says 7.2.0 because client
+//! libraries gate features on it; `rumor_version` is the truth.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -52,7 +53,7 @@ pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
             let _ = write!(text, "{field}:{value}\r\n");
         }
     }
-    reply::bulk(ctx.out, text.as_bytes());
+    reply::verbatim(ctx.out, b"txt", text.as_bytes());
     Ok(())
 }
 
@@ -273,7 +274,7 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 /// What `redis_version` claims.
-const REDIS_VERSION: &str = "7.0.0";
+pub(super) const REDIS_VERSION: &str = "7.2.0";
 
 #[cfg(test)]
 mod tests {
@@ -301,7 +302,7 @@ mod tests {
             titles(text),
             ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership", "Gossip"]
         );
-        assert!(text.starts_with("# Server\r\nredis_version:7.0.0\r\n"), "{text}");
+        assert!(text.starts_with("# Server\r\nredis_version:7.2.0\r\n"), "{text}");
         assert!(text.contains("\r\nrumor_version:"));
         assert!(text.contains("\r\ntcp_port:6380\r\n"));
         assert!(text.contains("\r\nnode_name:test-node\r\n"));

@@ -5,17 +5,18 @@
 //!
 //! One file per family of commands: `string` (GET, SET, MGET, MSET),
 //! `keys` (DEL, EXISTS, DBSIZE, SCAN, KEYS), `expire` (EXPIRE and friends,
-//! TTL, PTTL, PERSIST), `session` (PING, ECHO, AUTH, SELECT, CLIENT),
-//! `server` (COMMAND, CONFIG, MEMBERS) and `info` (INFO).
+//! TTL, PTTL, PERSIST), `session` (PING, ECHO, AUTH, HELLO, RESET,
+//! SELECT), `client` (CLIENT), `server` (CONFIG, MEMBERS, TIME), `command`
+//! (COMMAND, from this file's table) and `info` (INFO).
 //!
-//! `HELLO` is deliberately not a command: it gets Redis's
-//! `-ERR unknown command 'HELLO', …` reply, which every client library
-//! reads as "a server before Redis 6" and answers by staying on RESP2 and
-//! authenticating with plain `AUTH` — the same fallback `-NOPROTO` would
-//! trigger, but one that clients asking for `HELLO 2` handle too.
+//! The executor encodes every reply in the session's protocol (RESP2 until
+//! `HELLO 3`) and drops the replies `CLIENT REPLY OFF|SKIP` asked not to
+//! be sent.
 
 mod acl_cmd;
 pub(crate) mod category;
+mod client;
+mod command;
 mod expire;
 mod info;
 mod keys;
@@ -30,6 +31,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 use self::category::{Categories, Flags};
+use self::session::Replies;
 pub(crate) use self::session::Session;
 use super::acl::entries as acl_entries;
 use super::output::Output;
@@ -74,6 +76,8 @@ enum Question {
     Info,
     /// AUTH after this wait.
     Auth(std::time::Duration),
+    /// HELLO … AUTH after this wait.
+    Hello(std::time::Duration),
 }
 
 /// What a command runs with.
@@ -97,12 +101,49 @@ pub(crate) struct Ctx<'a> {
 /// session's [`CommandTally`]. Synchronous: the connection's task and the
 /// simulator both call it, and do any waiting it asks for ([`Flow`]).
 pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    ctx.out.protocol = ctx.session.protocol;
+    let replies = ctx.session.replies;
+    if replies == Replies::On {
+        return dispatch(args, ctx);
+    }
+    let mark = ctx.out.len();
+    let flow = dispatch(args, ctx);
+    if !matches!(flow, Flow::Ask(_)) {
+        silence(ctx, replies, mark);
+    }
+    flow
+}
+
+/// Under `CLIENT REPLY OFF` (unless this command turned replies back on)
+/// or for the command after `CLIENT REPLY SKIP`, drops what the command
+/// wrote since `mark`.
+fn silence(ctx: &mut Ctx<'_>, before: Replies, mark: usize) {
+    match before {
+        Replies::On => {}
+        Replies::Off => {
+            if ctx.session.replies == Replies::Off {
+                ctx.out.truncate(mark);
+            }
+        }
+        Replies::SkipNext => {
+            ctx.out.truncate(mark);
+            if ctx.session.replies == Replies::SkipNext {
+                ctx.session.replies = Replies::On;
+            }
+        }
+    }
+}
+
+/// Finds the command, runs it, counts it.
+fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     let Some((slot, spec)) = lookup(args.arg(0)) else {
         unknown_command(args, ctx.out);
         ctx.session.tally.count(UNKNOWN_SLOT, true);
         return Flow::Continue;
     };
-    let (flow, failed) = match run(slot, spec, args, ctx) {
+    let sub = spec.subcommand(args);
+    ctx.session.client.touch(slot, sub.map_or(0, |(index, _)| index + 1), ctx.now_ms);
+    let (flow, failed) = match run(slot, spec, sub.map(|(_, sub)| sub), args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
         Ok(flow) => (flow, false),
@@ -118,6 +159,7 @@ pub(crate) fn execute(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
 /// Answers a command [`execute`] left to the driver ([`Flow::Ask`]):
 /// waits for the driver, writes the reply and counts it.
 pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    let (replies, mark) = (ctx.session.replies, ctx.out.len());
     let answered = match asked.question {
         Question::Members => server::members(ctx).await,
         Question::Info => info::info(args, ctx).await,
@@ -126,20 +168,34 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
             ctx.now_ms = ctx.shared.clock.wall_ms();
             session::auth(args, ctx)
         }
+        Question::Hello(delay) => {
+            tokio::time::sleep(delay).await;
+            ctx.now_ms = ctx.shared.clock.wall_ms();
+            session::hello(args, ctx)
+        }
     };
     if let Err(error) = &answered {
         error.write(ctx.out);
     }
     ctx.session.tally.count(asked.slot, answered.is_err());
+    silence(ctx, replies, mark);
     Flow::Continue
 }
 
 /// Checks a known command's arity, then the client's authentication, then
 /// its user's permissions (command, then keys), then (for a command that
 /// adds data) `maxmemory`, in that order as Redis 7 does, and runs it.
-fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
+    }
+    // A known subcommand's arity, from the table, before authentication as
+    // in Redis; an unknown one is its command's to refuse.
+    if let Some(sub) = sub
+        && !arity_fits(sub.arity, args.len())
+    {
+        let text = format!("ERR wrong number of arguments for '{}|{}' command", spec.name, sub.name);
+        return Err(CommandError::Message(text.into()));
     }
     // AUTH and QUIT run whoever asks, as Redis's `no-auth` commands.
     if !spec.flags.contains(Flags::NO_AUTH) {
@@ -200,13 +256,22 @@ fn run(slot: usize, spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Fl
             return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Auth(delay) }));
         }
         Handler::Auth => session::auth(args, ctx),
+        Handler::Hello
+            if let delay = session::hello_auth_delay(args, ctx)
+                && !delay.is_zero() =>
+        {
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Hello(delay) }));
+        }
+        Handler::Hello => session::hello(args, ctx),
+        Handler::Reset => session::reset(ctx),
         Handler::Select => session::select(args, ctx),
-        Handler::Client => session::client(args, ctx),
+        Handler::Client => return client::client(args, ctx),
+        Handler::Time => server::time(ctx),
         Handler::Quit => {
             reply::ok(ctx.out);
             return Ok(Flow::Close);
         }
-        Handler::Command => server::command(args, ctx),
+        Handler::Command => command::command(args, ctx),
         Handler::Config => server::config(args, ctx),
         Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
         Handler::Info => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Info })),
@@ -449,12 +514,6 @@ fn is(arg: &[u8], name: &str) -> bool {
     arg.eq_ignore_ascii_case(name.as_bytes())
 }
 
-/// Checks a subcommand's arity (Redis's rule: positive is exact, negative a
-/// minimum); `full_name` is e.g. `client|setname`.
-fn subcommand_arity(args: Args<'_>, arity: i32, full_name: &'static str) -> Result<(), CommandError> {
-    if arity_fits(arity, args.len()) { Ok(()) } else { Err(CommandError::Arity(full_name)) }
-}
-
 /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
 fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
     let sub = args.arg(1);
@@ -494,8 +553,11 @@ enum Handler {
     Ping,
     Echo,
     Auth,
+    Hello,
+    Reset,
     Select,
     Client,
+    Time,
     Quit,
     Command,
     Config,
@@ -519,9 +581,23 @@ pub(crate) struct Spec {
     handler: Handler,
     /// Which arguments are keys, for ACL key patterns.
     pub(crate) keys: KeySpec,
-    /// Subcommands ACL rules can name (`+config|get`), with their own
-    /// categories as Redis gives them.
-    pub(crate) subcommands: &'static [(&'static str, Categories)],
+    /// Its subcommands, which ACL rules can name (`+config|get`), each
+    /// with its own arity and categories as Redis gives them.
+    pub(crate) subcommands: &'static [Sub],
+}
+
+/// A subcommand's entry in its command's [`Spec`].
+pub(crate) struct Sub {
+    /// Lower-case name, without the command's (`get` of `config|get`).
+    pub(crate) name: &'static str,
+    /// Redis's arity, the command's name and the subcommand's included.
+    pub(crate) arity: i32,
+    /// Its ACL categories.
+    pub(crate) categories: Categories,
+}
+
+const fn sub(name: &'static str, arity: i32, categories: Categories) -> Sub {
+    Sub { name, arity, categories }
 }
 
 /// Redis's legacy key positions of a command (first key, last key — negative
@@ -577,6 +653,25 @@ impl Spec {
     fn arity_fits(&self, argc: usize) -> bool {
         arity_fits(self.arity, argc)
     }
+
+    /// The subcommand `args` names, with its index, if the command has it.
+    fn subcommand(&self, args: Args<'_>) -> Option<(usize, &'static Sub)> {
+        if self.subcommands.is_empty() {
+            return None;
+        }
+        let name = args.get(1)?;
+        self.subcommands.iter().enumerate().find(|(_, sub)| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+    }
+}
+
+/// A command's name as CLIENT LIST's `cmd=` shows it: `get`,
+/// `client|list`; `sub` is 0 for none, else the subcommand's index + 1.
+pub(crate) fn full_name(slot: usize, sub: usize) -> String {
+    let Some(spec) = COMMANDS.get(slot) else { return "NULL".to_owned() };
+    match sub.checked_sub(1).and_then(|index| spec.subcommands.get(index)) {
+        Some(sub) => format!("{}|{}", spec.name, sub.name),
+        None => spec.name.to_owned(),
+    }
 }
 
 fn arity_fits(arity: i32, argc: usize) -> bool {
@@ -596,8 +691,8 @@ impl Spec {
         self
     }
 
-    /// With subcommands ACL rules can name.
-    const fn subcommands(mut self, subcommands: &'static [(&'static str, Categories)]) -> Spec {
+    /// With subcommands.
+    const fn subcommands(mut self, subcommands: &'static [Sub]) -> Spec {
         self.subcommands = subcommands;
         self
     }
@@ -680,36 +775,46 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("info", -1, SLOW.with(DANGEROUS), LOADING, Handler::Info),
     spec("members", 1, SLOW, LOADING, Handler::Members),
     spec("auth", -2, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Auth),
+    spec("hello", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Hello),
     spec("select", 2, FAST.with(CONNECTION), LOADING, Handler::Select),
     spec("client", -2, SLOW.with(CONNECTION), LOADING, Handler::Client).subcommands(&[
-        ("setname", SLOW.with(CONNECTION)),
-        ("getname", SLOW.with(CONNECTION)),
-        ("id", SLOW.with(CONNECTION)),
-        ("info", SLOW.with(CONNECTION)),
-        ("setinfo", SLOW.with(CONNECTION)),
-        ("no-evict", ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
-        ("no-touch", SLOW.with(CONNECTION)),
+        sub("setname", 3, SLOW.with(CONNECTION)),
+        sub("getname", 2, SLOW.with(CONNECTION)),
+        sub("id", 2, SLOW.with(CONNECTION)),
+        sub("info", 2, SLOW.with(CONNECTION)),
+        sub("list", -2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("kill", -3, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("setinfo", 4, SLOW.with(CONNECTION)),
+        sub("reply", 3, SLOW.with(CONNECTION)),
+        sub("no-evict", 3, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("no-touch", 3, SLOW.with(CONNECTION)),
+        sub("unpause", 2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
+        sub("help", 2, SLOW.with(CONNECTION)),
     ]),
+    spec("reset", 1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Reset),
+    spec("time", 1, FAST, LOADING, Handler::Time),
     spec("quit", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Quit),
     spec("command", -1, SLOW.with(CONNECTION), LOADING, Handler::Command).subcommands(&[
-        ("count", SLOW.with(CONNECTION)),
-        ("list", SLOW.with(CONNECTION)),
-        ("docs", SLOW.with(CONNECTION)),
-        ("info", SLOW.with(CONNECTION)),
+        sub("count", 2, SLOW.with(CONNECTION)),
+        sub("list", -2, SLOW.with(CONNECTION)),
+        sub("docs", -2, SLOW.with(CONNECTION)),
+        sub("info", -2, SLOW.with(CONNECTION)),
     ]),
-    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config)
-        .subcommands(&[("get", ADMIN.with(SLOW).with(DANGEROUS)), ("set", ADMIN.with(SLOW).with(DANGEROUS))]),
+    spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config).subcommands(&[
+        sub("get", -3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("set", -4, ADMIN.with(SLOW).with(DANGEROUS)),
+    ]),
     spec("acl", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Acl).subcommands(&[
-        ("cat", SLOW),
-        ("whoami", SLOW),
-        ("help", SLOW),
-        ("list", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("users", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("getuser", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("load", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("setuser", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("deluser", ADMIN.with(SLOW).with(DANGEROUS)),
-        ("save", ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("cat", -2, SLOW),
+        sub("whoami", 2, SLOW),
+        sub("help", 2, SLOW),
+        sub("list", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("users", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("getuser", 3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("load", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("setuser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("deluser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("save", -2, ADMIN.with(SLOW).with(DANGEROUS)),
     ]),
 ];
 
@@ -773,7 +878,6 @@ mod tests {
             "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
         );
         assert_eq!(h.run(&["foo"]).await, "-ERR unknown command 'foo', with args beginning with: \r\n");
-        assert_eq!(h.run(&["HELLO", "3"]).await, "-ERR unknown command 'HELLO', with args beginning with: '3' \r\n");
         assert_eq!(
             h.run(&["x\r\ny", "a\nb"]).await,
             "-ERR unknown command 'x  y', with args beginning with: 'a b' \r\n"
@@ -812,6 +916,12 @@ mod tests {
             (&["CONFIG", "GET"][..], "config|get"),
             (&["CLIENT"][..], "client"),
             (&["CLIENT", "SETNAME"][..], "client|setname"),
+            (&["client", "kill"][..], "client|kill"),
+            (&["CLIENT", "ID", "x"][..], "client|id"),
+            (&["COMMAND", "COUNT", "x"][..], "command|count"),
+            (&["ACL", "GETUSER"][..], "acl|getuser"),
+            (&["TIME", "x"][..], "time"),
+            (&["RESET", "x"][..], "reset"),
         ] {
             assert_eq!(
                 h.run(args).await,
@@ -827,8 +937,14 @@ mod tests {
         assert_eq!(h.run(&["GET", "k"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(h.run(&["PING"]).await, "-NOAUTH Authentication required.\r\n");
         // Unknown command and arity errors come first, as in Redis.
-        assert!(h.run(&["HELLO", "3"]).await.starts_with("-ERR unknown command 'HELLO'"));
+        assert!(h.run(&["HELLO", "3"]).await.starts_with("-NOAUTH HELLO must be called"));
         assert!(h.run(&["GET"]).await.starts_with("-ERR wrong number"));
+        assert_eq!(
+            h.run(&["CLIENT", "SETNAME"]).await,
+            "-ERR wrong number of arguments for 'client|setname' command\r\n",
+            "a subcommand's arity, from the table, comes before authentication too"
+        );
+        assert_eq!(h.run(&["CLIENT", "SETNAME", "x"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(
             h.run(&["AUTH", "wrong"]).await,
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
@@ -836,8 +952,9 @@ mod tests {
         assert_eq!(h.run(&["GET", "k"]).await, "-NOAUTH Authentication required.\r\n");
         assert_eq!(h.run(&["AUTH", "sesame"]).await, "+OK\r\n");
         assert_eq!(h.run(&["GET", "k"]).await, "$-1\r\n");
-        // Both AUTHs and the last GET ran; refused and unknown commands did not.
-        assert_eq!(h.commands(), 3);
+        // HELLO (which refused itself), both AUTHs and the last GET ran;
+        // refused and unknown commands did not.
+        assert_eq!(h.commands(), 4);
     }
 
     const USERS: &str = "user default off\n\

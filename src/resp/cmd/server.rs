@@ -1,47 +1,17 @@
-//! Introspection that clients send on connect, and the mesh view:
-//! COMMAND, CONFIG, MEMBERS.
+//! Server settings and state that clients ask about, and the mesh view:
+//! CONFIG, TIME, MEMBERS.
 
-use super::{COMMANDS, CommandError, Ctx, is, subcommand_arity, unknown_subcommand};
+use super::{CommandError, Ctx, is, unknown_subcommand};
 use crate::resp::glob;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 use crate::server::control::Control;
-
-/// `COMMAND` (an empty table: clients only need it to answer),
-/// `COMMAND COUNT`, `COMMAND LIST`, `COMMAND DOCS` (empty), `COMMAND INFO`
-/// (a nil per name).
-pub(super) fn command(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
-    let Some(sub) = args.get(1) else {
-        reply::array(ctx.out, 0);
-        return Ok(());
-    };
-    if is(sub, "COUNT") {
-        subcommand_arity(args, 2, "command|count")?;
-        reply::count(ctx.out, COMMANDS.len());
-    } else if is(sub, "LIST") {
-        reply::array(ctx.out, COMMANDS.len());
-        for spec in COMMANDS {
-            reply::bulk(ctx.out, spec.name.as_bytes());
-        }
-    } else if is(sub, "DOCS") {
-        reply::array(ctx.out, 0);
-    } else if is(sub, "INFO") {
-        reply::array(ctx.out, args.len() - 2);
-        for _ in 2..args.len() {
-            reply::null(ctx.out);
-        }
-    } else {
-        return Err(unknown_subcommand(args, "COMMAND"));
-    }
-    Ok(())
-}
 
 /// `CONFIG GET pattern…` answers the few parameters clients and tools ask
 /// about; `CONFIG SET` is refused, since limits come from the config file.
 pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let sub = args.arg(1);
     if is(sub, "GET") {
-        subcommand_arity(args, -3, "config|get")?;
         let limits = &ctx.shared.limits;
         let parameters = [
             ("appendonly", "no".to_owned()),
@@ -58,18 +28,28 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
             .iter()
             .filter(|(name, _)| args.iter_from(2).any(|pattern| glob::matches(pattern, name.as_bytes(), true)))
             .collect();
-        reply::array(ctx.out, matching.len() * 2);
+        reply::map(ctx.out, matching.len());
         for (name, value) in matching {
             reply::bulk(ctx.out, name.as_bytes());
             reply::bulk(ctx.out, value.as_bytes());
         }
         Ok(())
     } else if is(sub, "SET") {
-        subcommand_arity(args, -4, "config|set")?;
         Err(CommandError::fixed("ERR CONFIG SET is not supported: rumor reads its settings from the config file"))
     } else {
         Err(unknown_subcommand(args, "CONFIG"))
     }
+}
+
+/// `TIME`: the node's wall clock as Redis answers it, seconds and
+/// microseconds, each a bulk string. The executor's clock is read in
+/// milliseconds, so the microseconds are a multiple of 1000.
+pub(super) fn time(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let now_ms = ctx.now_ms;
+    reply::array(ctx.out, 2);
+    reply::bulk_u64(ctx.out, now_ms / 1000);
+    reply::bulk_u64(ctx.out, (now_ms % 1000) * 1000);
+    Ok(())
 }
 
 /// `MEMBERS`: one bulk string per known member, self included,
@@ -91,21 +71,6 @@ mod tests {
     use super::super::testkit::{Harness, MEMBERS};
 
     #[tokio::test]
-    async fn command_answers_what_clients_ask() {
-        let mut h = Harness::new();
-        assert_eq!(h.run(&["COMMAND"]).await, "*0\r\n");
-        assert_eq!(h.run(&["COMMAND", "DOCS"]).await, "*0\r\n");
-        assert_eq!(h.run(&["COMMAND", "DOCS", "get"]).await, "*0\r\n");
-        assert_eq!(h.run(&["COMMAND", "INFO", "get", "set"]).await, "*2\r\n$-1\r\n$-1\r\n");
-        let count = h.run(&["COMMAND", "COUNT"]).await;
-        let count: usize = count.trim_start_matches(':').trim_end().parse().unwrap();
-        assert_eq!(count, super::COMMANDS.len());
-        let list = h.run(&["COMMAND", "LIST"]).await;
-        assert!(list.starts_with(&format!("*{count}\r\n$3\r\nget\r\n")), "{list}");
-        assert_eq!(h.run(&["COMMAND", "NOPE"]).await, "-ERR unknown subcommand 'NOPE'. Try COMMAND HELP.\r\n");
-    }
-
-    #[tokio::test]
     async fn config_get_matches_parameters() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["CONFIG", "GET", "save"]).await, "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
@@ -122,6 +87,24 @@ mod tests {
         assert!(h.run(&["CONFIG", "SET", "maxclients", "1"]).await.starts_with("-ERR CONFIG SET"));
         assert_eq!(h.run(&["CONFIG", "SET", "x"]).await, "-ERR wrong number of arguments for 'config|set' command\r\n");
         assert_eq!(h.run(&["CONFIG", "REWRITE"]).await, "-ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.\r\n");
+        h.run(&["HELLO", "3"]).await;
+        assert_eq!(h.run(&["CONFIG", "GET", "save"]).await, "%1\r\n$4\r\nsave\r\n$0\r\n\r\n", "a map in RESP3");
+        assert_eq!(h.run(&["CONFIG", "GET", "nothing"]).await, "%0\r\n");
+    }
+
+    #[tokio::test]
+    async fn time_is_seconds_and_microseconds() {
+        let mut h = Harness::new();
+        let before_ms = h.now_ms();
+        let reply = h.run(&["TIME"]).await;
+        let after_ms = h.now_ms();
+        let parts: Vec<&str> = reply.split("\r\n").collect();
+        assert_eq!((parts[0], parts.len()), ("*2", 6), "{reply}");
+        let (secs, micros): (u64, u64) = (parts[2].parse().unwrap(), parts[4].parse().unwrap());
+        let ms = secs * 1000 + micros / 1000;
+        assert!((before_ms..=after_ms).contains(&ms), "{ms} within {before_ms}..={after_ms}");
+        assert!(micros < 1_000_000);
+        assert_eq!(h.run(&["TIME", "x"]).await, "-ERR wrong number of arguments for 'time' command\r\n");
     }
 
     #[tokio::test]

@@ -85,6 +85,7 @@ fn shared_with_control(
         stats: ClientStats::default(),
         metrics: None,
         storage: None,
+        clients: Default::default(),
     };
     (Arc::new(shared), replicated)
 }
@@ -97,6 +98,8 @@ pub(crate) struct Harness {
     pub(crate) replicated: mpsc::Receiver<Replicate>,
     session: Session,
     parser: Parser,
+    /// Keeps the session in the node's registry, as a connection is.
+    _registration: crate::resp::clients::Registration,
 }
 
 impl Harness {
@@ -132,7 +135,9 @@ impl Harness {
     fn from_parts((shared, replicated): (Arc<Shared>, mpsc::Receiver<Replicate>)) -> Self {
         let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
         let local: SocketAddr = ([127, 0, 0, 1], 6380).into();
-        Harness { parser: Parser::new(&shared.limits), shared, replicated, session: Session::new(7, peer, local) }
+        let session = Session::new(7, peer, local);
+        let registration = shared.clients.register(Arc::clone(&session.client), shared.clock.wall_ms());
+        Harness { parser: Parser::new(&shared.limits), shared, replicated, session, _registration: registration }
     }
 
     /// Runs one command; returns its reply as text (lossy).
