@@ -340,6 +340,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn nil_and_lengths_in_resp3() {
+        let mut h = Harness::new();
+        assert!(h.run(&["HELLO", "3"]).await.starts_with('%'));
+        assert_eq!(h.run(&["GETDEL", "nosuch"]).await, "_\r\n");
+        assert_eq!(h.run(&["GETSET", "k", "v"]).await, "_\r\n");
+        assert_eq!(h.run(&["GETEX", "k", "PX", "100"]).await, "$1\r\nv\r\n");
+        assert_eq!(h.run(&["APPEND", "k", "w"]).await, ":2\r\n");
+    }
+
+    #[tokio::test]
     async fn getrange_clamps_as_redis_does() {
         let mut h = Harness::new();
         h.run(&["SET", "k", "This is a string"]).await;
