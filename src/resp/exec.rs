@@ -92,6 +92,7 @@ impl Executor {
             metrics: None,
             storage: None,
             clients: Default::default(),
+            transaction_gate: Default::default(),
         };
         let mut parser = Parser::new(&shared.limits);
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 6379));

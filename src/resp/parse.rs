@@ -343,6 +343,11 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The arguments `ranges` of `src` (a transaction's queued command).
+    pub(crate) fn new(src: &'a [u8], ranges: &'a [Range<usize>]) -> Self {
+        Args { src, ranges }
+    }
+
     /// Number of arguments, the command name included.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -169,7 +169,6 @@ pub(crate) fn null(out: &mut Output) {
 
 /// "No array" (Redis's null multi-bulk, e.g. an aborted EXEC): RESP3's
 /// `_`, RESP2's `*-1`.
-#[cfg_attr(not(test), expect(dead_code, reason = "for EXEC's and blocking commands' null arrays; tested here"))]
 pub(crate) fn null_array(out: &mut Output) {
     let encoded: &[u8] = match out.protocol {
         Protocol::Resp2 => b"*-1\r\n",

@@ -130,6 +130,10 @@ pub struct Shared {
     /// The data dir's change queue, with `--data-dir`: a batch that wrote
     /// waits on it before its replies are sent.
     pub storage: Option<Arc<ChangeQueue>>,
+    /// Held shared by every command while it runs and exclusively by
+    /// EXEC, so a transaction runs with no other command of this node
+    /// between its own.
+    pub transaction_gate: parking_lot::RwLock<()>,
     /// The client connections, for CLIENT LIST and CLIENT KILL.
     pub clients: crate::resp::clients::Clients,
 }

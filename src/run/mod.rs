@@ -164,6 +164,7 @@ pub async fn run(
         metrics: metrics.as_ref().map(|m| m.commands().clone()),
         storage: storage_queue.clone(),
         clients: Default::default(),
+        transaction_gate: Default::default(),
     });
     on_bound(bound, NodeHandle::new(&shared));
     if settings.cluster_keys.is_none() && !gossip.ip().is_loopback() {

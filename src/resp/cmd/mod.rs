@@ -24,6 +24,7 @@ mod server;
 mod session;
 mod string;
 mod string_update;
+mod transaction;
 
 use std::borrow::Cow;
 
@@ -143,6 +144,12 @@ fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     };
     let sub = spec.subcommand(args);
     ctx.session.client.touch(slot, sub.map_or(0, |(index, _)| index + 1), ctx.now_ms);
+    if ctx.session.transaction.is_some() && !transaction::runs_at_once(spec.handler) {
+        return transaction::queue(slot, spec, sub.map(|(_, sub)| sub), args, ctx);
+    }
+    // Shared while a command runs; EXEC holds it exclusively instead.
+    let shared = ctx.shared;
+    let _gate = (!matches!(spec.handler, Handler::Exec)).then(|| shared.transaction_gate.read());
     let (flow, failed) = match run(slot, spec, sub.map(|(_, sub)| sub), args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
@@ -182,10 +189,25 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
     Flow::Continue
 }
 
+/// [`check`]s a known command and runs it.
+fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+    match check(slot, spec, sub, args, ctx)? {
+        Some(flow) => Ok(flow),
+        None => handle(spec, args, ctx),
+    }
+}
+
 /// Checks a known command's arity, then the client's authentication, then
 /// its user's permissions (command, then keys), then (for a command that
-/// adds data) `maxmemory`, in that order as Redis 7 does, and runs it.
-fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+/// adds data) `maxmemory`, in that order as Redis 7 does: `None` when it
+/// may run, a flow when the check answered for it.
+fn check(
+    slot: usize,
+    spec: &Spec,
+    sub: Option<&Sub>,
+    args: Args<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<Flow>, CommandError> {
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
@@ -209,7 +231,7 @@ fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ct
                 let name = ctx.session.user_name();
                 let text = format!("ERR user '{name}' was deleted or disabled by ACL LOAD; the connection closes");
                 reply::error(ctx.out, text.as_bytes());
-                return Ok(Flow::Close);
+                return Ok(Some(Flow::Close));
             }
         }
     }
@@ -219,6 +241,11 @@ fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ct
     if !spec.flags.contains(Flags::LOADING) && ctx.shared.store.catch_up() == CatchUpState::Refusing {
         return Err(CommandError::Message(LOADING_ERROR.into()));
     }
+    Ok(None)
+}
+
+/// Runs a checked command.
+fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     ctx.session.commands += 1;
     match spec.handler {
         Handler::Get => string::get(args, ctx),
@@ -236,6 +263,11 @@ fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ct
         Handler::Persist => expire::persist(args, ctx),
         Handler::ExpireTime(unit) => expire::expire_time(args, ctx, unit),
         Handler::Type => keys::key_type(args, ctx),
+        Handler::Multi => transaction::multi(ctx),
+        Handler::Exec => return transaction::exec(ctx),
+        Handler::Discard => transaction::discard(ctx),
+        Handler::Watch => transaction::watch(args, ctx),
+        Handler::Unwatch => transaction::unwatch(ctx),
         Handler::Rename { nx } => keys::rename(args, ctx, nx),
         Handler::Copy => keys::copy(args, ctx),
         Handler::Setnx => string_update::setnx(args, ctx),
@@ -539,6 +571,11 @@ enum Handler {
     Persist,
     ExpireTime(expire::Unit),
     Type,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
     Rename { nx: bool },
     Copy,
     Setnx,
@@ -708,6 +745,7 @@ const FAST: Categories = Categories::FAST;
 const SLOW: Categories = Categories::SLOW;
 const DANGEROUS: Categories = Categories::DANGEROUS;
 const CONNECTION: Categories = Categories::CONNECTION;
+const TRANSACTION: Categories = Categories::TRANSACTION;
 const DENY_OOM: Flags = Flags::DENY_OOM;
 const NO_AUTH: Flags = Flags::NO_AUTH;
 const LOADING: Flags = Flags::LOADING;
@@ -791,6 +829,11 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("unpause", 2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
         sub("help", 2, SLOW.with(CONNECTION)),
     ]),
+    spec("multi", 1, FAST.with(TRANSACTION), LOADING, Handler::Multi),
+    spec("exec", 1, SLOW.with(TRANSACTION), LOADING, Handler::Exec),
+    spec("discard", 1, FAST.with(TRANSACTION), LOADING, Handler::Discard),
+    spec("watch", -2, FAST.with(TRANSACTION), LOADING, Handler::Watch).keys(1, -1, 1, KeyAccess::Exists),
+    spec("unwatch", 1, FAST.with(TRANSACTION), LOADING, Handler::Unwatch),
     spec("reset", 1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Reset),
     spec("time", 1, FAST, LOADING, Handler::Time),
     spec("quit", -1, FAST.with(CONNECTION), NO_AUTH.with(LOADING), Handler::Quit),

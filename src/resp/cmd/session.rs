@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::transaction::{Queued, Watched};
 use super::{CommandError, CommandTally, Ctx, is};
 use crate::resp::acl::user::User;
 use crate::resp::acl::{self, Users, WrongPass};
@@ -48,6 +49,10 @@ pub(crate) struct Session {
     /// This connection as CLIENT LIST and CLIENT KILL see it; it keeps the
     /// name and library CLIENT SETNAME and SETINFO set.
     pub(crate) client: Arc<Client>,
+    /// The commands queued since MULTI, until EXEC or DISCARD.
+    pub(crate) transaction: Option<Queued>,
+    /// The keys WATCH noted, until EXEC, DISCARD or UNWATCH.
+    pub(crate) watched: Vec<Watched>,
 }
 
 /// Which replies a connection is sent (`CLIENT REPLY`).
@@ -84,6 +89,8 @@ impl Session {
             protocol: Protocol::Resp2,
             replies: Replies::On,
             client: Arc::new(Client::new(id, peer, local, fd)),
+            transaction: None,
+            watched: Vec::new(),
         }
     }
 
@@ -134,6 +141,8 @@ impl Session {
         self.user = None;
         self.protocol = Protocol::Resp2;
         self.replies = Replies::On;
+        self.transaction = None;
+        self.watched.clear();
         let mut described = self.client.described();
         described.user = "default".to_owned();
         described.protocol = Protocol::Resp2;

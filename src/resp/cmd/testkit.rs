@@ -86,6 +86,7 @@ fn shared_with_control(
         metrics: None,
         storage: None,
         clients: Default::default(),
+        transaction_gate: Default::default(),
     };
     (Arc::new(shared), replicated)
 }

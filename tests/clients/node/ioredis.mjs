@@ -24,7 +24,15 @@ check('GET of a missing key is null', (await one.get('io:missing')) === null);
 await waitFor('io:greeting on the other node', 10_000, async () => (await other.get('io:greeting')) === 'hello');
 check('a write on one node is read on the other', true);
 
-// A pipeline (no MULTI: transactions are not implemented yet).
+// A transaction: MULTI … EXEC.
+const txReplies = await one.multi().set('io:tx:a', '1').set('io:tx:b', '2').mget('io:tx:a', 'io:tx:b').exec();
+check(
+  'multi().exec() runs the transaction',
+  JSON.stringify(txReplies) === JSON.stringify([[null, 'OK'], [null, 'OK'], [null, ['1', '2']]]),
+  JSON.stringify(txReplies),
+);
+
+// A plain pipeline.
 const results = await one
   .pipeline()
   .set('io:pipe:1', '1')

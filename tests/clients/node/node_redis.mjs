@@ -36,7 +36,27 @@ check('a write on one node is read on the other', true);
 const many = await Promise.all(Array.from({ length: 100 }, (_, i) => one.set(`node:auto:${i}`, String(i))));
 check('auto-pipelined SETs', many.length === 100 && many.every((reply) => reply === 'OK'));
 
-// An explicit pipeline without MULTI/EXEC (not implemented yet).
+// A transaction, and WATCH aborted by the other node's write.
+const txReplies = await one.multi().set('node:tx:a', '1').set('node:tx:b', '2').mGet(['node:tx:a', 'node:tx:b']).exec();
+check(
+  'multi().exec() runs the transaction',
+  JSON.stringify(txReplies) === JSON.stringify(['OK', 'OK', ['1', '2']]),
+  JSON.stringify(txReplies),
+);
+const watcher = await one.duplicate().connect();
+await watcher.watch('node:tx:a');
+await other.set('node:tx:a', 'changed');
+await waitFor('the other node\'s write', 10_000, async () => (await one.get('node:tx:a')) === 'changed');
+let aborted = false;
+try {
+  await watcher.multi().set('node:tx:a', 'mine').exec();
+} catch (error) {
+  aborted = error.constructor.name === 'WatchError' || /watch/i.test(String(error));
+}
+check('WATCH aborts on the other node\'s write', aborted && (await one.get('node:tx:a')) === 'changed');
+await watcher.quit();
+
+// An explicit pipeline without MULTI/EXEC.
 const replies = await one
   .multi()
   .set('node:pipe:1', '1')

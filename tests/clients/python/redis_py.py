@@ -70,8 +70,24 @@ def main():
     check("the pool holds distinct connections", len(ids) == 3, repr(ids))
     pool.disconnect()
 
-    # Pipelines. MULTI/EXEC are not implemented yet, so only
-    # transaction=False (a plain pipeline) is tested.
+    # A transaction (redis-py's default pipeline: MULTI … EXEC), and WATCH.
+    tx = a.pipeline()
+    tx.set("py:tx:a", "1").set("py:tx:b", "2").mget("py:tx:a", "py:tx:b")
+    check("pipeline() runs as MULTI/EXEC", tx.execute() == [True, True, [b"1", b"2"]])
+    with a.pipeline() as watched:
+        watched.watch("py:tx:a")
+        b.set("py:tx:a", "changed")  # another connection, another node
+        wait_for("the other node's write", 10, lambda: a.get("py:tx:a") == b"changed")
+        watched.multi()
+        watched.set("py:tx:a", "mine")
+        try:
+            watched.execute()
+            aborted = False
+        except redis.WatchError:
+            aborted = True
+    check("WATCH aborts on another node's write", aborted and a.get("py:tx:a") == b"changed")
+
+    # A plain pipeline (transaction=False).
     pipe = a.pipeline(transaction=False)
     for i in range(100):
         pipe.set(f"py:pipe:{i}", i)
