@@ -220,6 +220,51 @@ fn acl_users_read_only_key_limited_and_disabled() {
     assert_eq!(stats("acl_access_denied_key"), "2");
 }
 
+/// HELLO's AUTH option on a real node, the way a RESP3 client logs in: the
+/// `redis` crate sends `HELLO 3 AUTH user pass` for a RESP3 URL with a user.
+#[test]
+fn hello_authenticates_acl_users_and_refuses_others() {
+    let scratch = Scratch::new("hello");
+    let acl = scratch.file("users.acl", USERS);
+    let node = Node::start_with("hello", &[], &["--aclfile", &acl]);
+    let mut raw = Client::connect(node.client);
+    assert_eq!(
+        raw.call(&["HELLO", "3"]),
+        "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH \
+         <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the \
+         same time"
+    );
+    assert_eq!(
+        raw.call(&["HELLO", "3", "AUTH", "app", "wrong"]),
+        "-WRONGPASS invalid username-password pair or user is disabled."
+    );
+    assert_eq!(
+        raw.call(&["HELLO", "3", "AUTH", "gone", "pw"]),
+        "-WRONGPASS invalid username-password pair or user is disabled."
+    );
+    assert_eq!(raw.call(&["GET", "app:k"]), "-NOAUTH Authentication required.", "still logged out, still RESP2");
+
+    let url = |password: &str| format!("redis://app:{password}@{}/?protocol=resp3", node.client);
+    let refused = redis::Client::open(url("wrong")).unwrap().get_connection().map(|_| ());
+    let error = refused.expect_err("a wrong password is refused");
+    assert_eq!(error.code(), Some("WRONGPASS"), "{error}");
+    let mut app = redis::Client::open(url("pw")).unwrap().get_connection().expect("HELLO 3 AUTH app pw");
+    let () = redis::cmd("SET").arg("app:k").arg("v").query(&mut app).unwrap();
+    let missing: redis::Value = redis::cmd("GET").arg("app:missing").query(&mut app).unwrap();
+    assert_eq!(missing, redis::Value::Nil);
+    let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut app).unwrap();
+    assert!(info.contains(" user=app ") && info.contains(" resp=3 "), "{info}");
+    let denied: redis::RedisResult<()> = redis::cmd("SET").arg("other").arg("v").query(&mut app);
+    assert_eq!(denied.unwrap_err().code(), Some("NOPERM"), "the user's key patterns apply");
+    assert_eq!(admin_info(&mut raw_admin(&node), "stats", "acl_access_denied_auth"), "3", "counted as AUTH failures");
+}
+
+fn raw_admin(node: &Node) -> Client {
+    let mut admin = Client::connect(node.client);
+    assert_eq!(admin.call(&["AUTH", "adminpw"]), "+OK");
+    admin
+}
+
 #[test]
 fn acl_introspection_replies() {
     let scratch = Scratch::new("introspection");

@@ -137,11 +137,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let wanted = self.parser.bytes_wanted(self.input.len());
             self.input.reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
             let idle = idle_wait(self.shared.limits.timeout);
-            let client = Arc::clone(&self.session.client);
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read,
                 () = self.shutdown.wait() => return,
-                () = client.wait_killed() => {
+                () = self.session.client.wait_killed() => {
                     tracing::debug!(peer = %self.session.peer, "closing a client: CLIENT KILL");
                     return;
                 }
