@@ -559,6 +559,26 @@ impl Store {
         }
     }
 
+    /// A live key chosen by `pick` (RANDOMKEY): the first shard with a live
+    /// key from shard `pick % SHARD_COUNT` on, and in it the live key at
+    /// about `pick / SHARD_COUNT` in its order. `None` with no live key.
+    pub fn random_key(&self, pick: u64, now_ms: u64) -> Option<Bytes> {
+        let first = (pick % SHARD_COUNT as u64) as usize;
+        for step in 0..SHARD_COUNT {
+            let shard = self.shards[(first + step) % SHARD_COUNT].read();
+            let held = shard.live.len();
+            if held == 0 {
+                continue;
+            }
+            let start = (pick / SHARD_COUNT as u64 % held as u64) as usize;
+            let found = shard.live.iter().cycle().skip(start).take(held).find(|(_, e)| e.live_value(now_ms).is_some());
+            if let Some((key, _)) = found {
+                return Some(key.clone());
+            }
+        }
+        None
+    }
+
     /// Keys holding a value, expired ones included until they are swept —
     /// the same approximation Redis's DBSIZE makes.
     pub fn value_count(&self) -> usize {

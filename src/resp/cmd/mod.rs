@@ -20,6 +20,7 @@ mod command;
 mod expire;
 mod info;
 mod keys;
+mod object;
 mod server;
 mod session;
 mod string;
@@ -263,6 +264,8 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Persist => expire::persist(args, ctx),
         Handler::ExpireTime(unit) => expire::expire_time(args, ctx, unit),
         Handler::Type => keys::key_type(args, ctx),
+        Handler::Object => object::object(args, ctx),
+        Handler::Randomkey => object::randomkey(ctx),
         Handler::Multi => transaction::multi(ctx),
         Handler::Exec => return transaction::exec(ctx),
         Handler::Discard => transaction::discard(ctx),
@@ -571,6 +574,8 @@ enum Handler {
     Persist,
     ExpireTime(expire::Unit),
     Type,
+    Object,
+    Randomkey,
     Multi,
     Exec,
     Discard,
@@ -829,6 +834,16 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("unpause", 2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
         sub("help", 2, SLOW.with(CONNECTION)),
     ]),
+    spec("object", -2, SLOW, NONE, Handler::Object)
+        .subcommands(&[
+            sub("encoding", 3, KEYSPACE.with(READ).with(SLOW)),
+            sub("refcount", 3, KEYSPACE.with(READ).with(SLOW)),
+            sub("idletime", 3, KEYSPACE.with(READ).with(SLOW)),
+            sub("freq", 3, KEYSPACE.with(READ).with(SLOW)),
+            sub("help", 2, KEYSPACE.with(SLOW)),
+        ])
+        .keys(2, 2, 1, R),
+    spec("randomkey", 1, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Randomkey),
     spec("multi", 1, FAST.with(TRANSACTION), LOADING, Handler::Multi),
     spec("exec", 1, SLOW.with(TRANSACTION), LOADING, Handler::Exec),
     spec("discard", 1, FAST.with(TRANSACTION), LOADING, Handler::Discard),
