@@ -26,7 +26,7 @@ pub(super) fn set(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
     let key = ctx.key(args.arg(1))?;
     let options = SetOptions::parse(args)?;
     let now_ms = ctx.now_ms();
-    let deadline = options.expire.map(|(expire, amount)| expire.deadline(amount, now_ms)).transpose()?;
+    let deadline = options.expire.map(|(expire, amount)| expire.deadline(amount, now_ms, "set")).transpose()?;
     let key = Bytes::copy_from_slice(key);
     let value = Bytes::copy_from_slice(args.arg(2));
     let (written, (old, applied)) = ctx.shared.store.update(&key, now_ms, |live| {
@@ -117,7 +117,7 @@ struct SetOptions<'a> {
     xx: bool,
     get: bool,
     keep_ttl: bool,
-    expire: Option<(SetExpiry, &'a [u8])>,
+    expire: Option<(Expiry, &'a [u8])>,
 }
 
 impl<'a> SetOptions<'a> {
@@ -134,7 +134,7 @@ impl<'a> SetOptions<'a> {
                 options.get = true;
             } else if is(option, "KEEPTTL") && options.expire.is_none() {
                 options.keep_ttl = true;
-            } else if let (Some(kind), Some(amount)) = (SetExpiry::named(option), next)
+            } else if let (Some(kind), Some(amount)) = (Expiry::named(option), next)
                 && !options.keep_ttl
                 && options.expire.is_none_or(|(held, _)| held == kind)
             {
@@ -149,16 +149,17 @@ impl<'a> SetOptions<'a> {
     }
 }
 
-/// SET's ways of giving an expiry.
+/// The ways SET, GETEX and SETEX give an expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct SetExpiry {
-    unit: Unit,
+pub(super) struct Expiry {
+    pub(super) unit: Unit,
     /// Relative to now (EX, PX) or a Unix time (EXAT, PXAT).
-    relative: bool,
+    pub(super) relative: bool,
 }
 
-impl SetExpiry {
-    fn named(option: &[u8]) -> Option<Self> {
+impl Expiry {
+    /// `EX`, `PX`, `EXAT` or `PXAT`, in any case.
+    pub(super) fn named(option: &[u8]) -> Option<Self> {
         let (unit, relative) = if is(option, "EX") {
             (Unit::Seconds, true)
         } else if is(option, "PX") {
@@ -170,13 +171,13 @@ impl SetExpiry {
         } else {
             return None;
         };
-        Some(SetExpiry { unit, relative })
+        Some(Expiry { unit, relative })
     }
 
     /// The absolute deadline, Unix ms. Like Redis, a zero or negative
     /// amount, or one that overflows, is `invalid expire time`.
-    fn deadline(self, amount: &[u8], now_ms: u64) -> Result<u64, CommandError> {
-        let invalid = CommandError::InvalidExpireTime("set");
+    pub(super) fn deadline(self, amount: &[u8], now_ms: u64, command: &'static str) -> Result<u64, CommandError> {
+        let invalid = CommandError::InvalidExpireTime(command);
         let amount = parse_i64(amount).ok_or(CommandError::NotInteger)?;
         if amount <= 0 {
             return Err(invalid);

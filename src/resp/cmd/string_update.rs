@@ -12,6 +12,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::expire::Unit;
+use super::string::Expiry;
 use super::{CommandError, Ctx, is};
 use crate::core::store::Write;
 use crate::resp::num::parse_i64;
@@ -42,7 +43,7 @@ pub(super) fn setex(args: Args<'_>, ctx: &mut Ctx<'_>, unit: Unit) -> Result<(),
     };
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
     let now_ms = ctx.now_ms();
-    let expires_at_ms = Some(relative_deadline(args.arg(2), unit, now_ms, name)?);
+    let expires_at_ms = Some(Expiry { unit, relative: true }.deadline(args.arg(2), now_ms, name)?);
     let value = Bytes::copy_from_slice(args.arg(3));
     let (written, ()) = ctx.shared.store.update(&key, now_ms, |_| (Some(Write::Put { value, expires_at_ms }), ()))?;
     ctx.replicate(key, written);
@@ -85,22 +86,7 @@ pub(super) fn getex(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErro
         (None, _, _) => None,
         (Some(option), None, 3) if is(option, "PERSIST") => Some(Write::Deadline { expires_at_ms: None }),
         (Some(option), Some(amount), 4) => {
-            let (unit, relative) = if is(option, "EX") {
-                (Unit::Seconds, true)
-            } else if is(option, "PX") {
-                (Unit::Milliseconds, true)
-            } else if is(option, "EXAT") {
-                (Unit::Seconds, false)
-            } else if is(option, "PXAT") {
-                (Unit::Milliseconds, false)
-            } else {
-                return Err(CommandError::Syntax);
-            };
-            let at = if relative {
-                relative_deadline(amount, unit, now_ms, "getex")?
-            } else {
-                absolute_deadline(amount, unit, "getex")?
-            };
+            let at = Expiry::named(option).ok_or(CommandError::Syntax)?.deadline(amount, now_ms, "getex")?;
             Some(if at <= now_ms { Write::Delete } else { Write::Deadline { expires_at_ms: Some(at) } })
         }
         _ => return Err(CommandError::Syntax),
@@ -210,35 +196,6 @@ fn range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
         return None;
     }
     Some((usize::try_from(start).ok()?, usize::try_from(end).ok()?))
-}
-
-/// A deadline `amount` from now: positive, and not overflowing, or
-/// `invalid expire time in '<name>'`.
-fn relative_deadline(amount: &[u8], unit: Unit, now_ms: u64, name: &'static str) -> Result<u64, CommandError> {
-    let amount = parse_i64(amount).ok_or(CommandError::NotInteger)?;
-    let invalid = CommandError::InvalidExpireTime(name);
-    if amount <= 0 {
-        return Err(invalid);
-    }
-    let ms = match unit {
-        Unit::Seconds => amount.checked_mul(1000).ok_or(invalid.clone())?,
-        Unit::Milliseconds => amount,
-    };
-    u64::try_from(ms).ok().and_then(|ms| ms.checked_add(now_ms)).ok_or(invalid)
-}
-
-/// A deadline at Unix time `amount`: positive, or `invalid expire time`.
-fn absolute_deadline(amount: &[u8], unit: Unit, name: &'static str) -> Result<u64, CommandError> {
-    let amount = parse_i64(amount).ok_or(CommandError::NotInteger)?;
-    let invalid = CommandError::InvalidExpireTime(name);
-    if amount <= 0 {
-        return Err(invalid);
-    }
-    let ms = match unit {
-        Unit::Seconds => amount.checked_mul(1000).ok_or(invalid.clone())?,
-        Unit::Milliseconds => amount,
-    };
-    u64::try_from(ms).map_err(|_| invalid)
 }
 
 #[cfg(test)]
