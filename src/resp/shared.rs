@@ -91,6 +91,40 @@ pub struct ClientStats {
     pub protected_mode_refusals: AtomicU64,
 }
 
+impl ClientStats {
+    /// `CONFIG RESETSTAT`: every counter back to zero except the
+    /// connections open now, which is a gauge.
+    pub fn reset(&self) {
+        let ClientStats {
+            connected_clients: _,
+            total_connections_received,
+            rejected_connections,
+            total_commands_processed,
+            protocol_errors,
+            output_limit_disconnections,
+            tls_handshake_failures,
+            acl_denied_auth,
+            acl_denied_cmd,
+            acl_denied_key,
+            protected_mode_refusals,
+        } = self;
+        for counter in [
+            total_connections_received,
+            rejected_connections,
+            total_commands_processed,
+            protocol_errors,
+            output_limit_disconnections,
+            tls_handshake_failures,
+            acl_denied_auth,
+            acl_denied_cmd,
+            acl_denied_key,
+            protected_mode_refusals,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Shared {
     /// Whether the store is over `maxmemory`: one atomic read.
     pub fn over_maxmemory(&self) -> bool {

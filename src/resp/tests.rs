@@ -186,6 +186,21 @@ async fn ten_thousand_pipelined_commands_in_one_write() {
 }
 
 #[tokio::test]
+async fn config_resetstat_zeroes_the_counters() {
+    let server = Server::start().await;
+    let mut c = server.connect().await;
+    roundtrip(&mut c, b"SET a 1\r\n", b"+OK\r\n").await;
+    roundtrip(&mut c, b"GET a\r\n", b"$1\r\n1\r\n").await;
+    until("the commands to be counted", || server.stat(|s| &s.total_commands_processed) >= 2).await;
+    roundtrip(&mut c, b"CONFIG RESETSTAT\r\n", b"+OK\r\n").await;
+    // RESETSTAT itself may be counted after it ran; nothing before it is.
+    until("RESETSTAT to be counted", || server.stat(|s| &s.total_commands_processed) <= 1).await;
+    assert_eq!(server.stat(|s| &s.total_connections_received), 0);
+    assert_eq!(server.stat(|s| &s.connected_clients), 1, "the open connection is still counted");
+    server.shut_down().await;
+}
+
+#[tokio::test]
 async fn large_values_arrive_in_pieces() {
     let server = Server::start().await;
     let mut c = server.connect().await;

@@ -861,6 +861,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config).subcommands(&[
         sub("get", -3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("set", -4, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("resetstat", 2, ADMIN.with(SLOW).with(DANGEROUS)),
     ]),
     spec("acl", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Acl).subcommands(&[
         sub("cat", -2, SLOW),

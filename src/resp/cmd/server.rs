@@ -8,7 +8,8 @@ use crate::resp::reply;
 use crate::server::control::Control;
 
 /// `CONFIG GET pattern…` answers the few parameters clients and tools ask
-/// about; `CONFIG SET` is refused, since limits come from the config file.
+/// about; `CONFIG SET` is refused, since limits come from the config file;
+/// `CONFIG RESETSTAT` zeroes the client side's counters (INFO's Stats).
 pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let sub = args.arg(1);
     if is(sub, "GET") {
@@ -36,6 +37,10 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
         Ok(())
     } else if is(sub, "SET") {
         Err(CommandError::fixed("ERR CONFIG SET is not supported: rumor reads its settings from the config file"))
+    } else if is(sub, "RESETSTAT") {
+        ctx.shared.stats.reset();
+        reply::ok(ctx.out);
+        Ok(())
     } else {
         Err(unknown_subcommand(args, "CONFIG"))
     }
