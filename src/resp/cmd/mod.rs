@@ -80,6 +80,8 @@ enum Question {
     Auth(std::time::Duration),
     /// HELLO … AUTH after this wait.
     Hello(std::time::Duration),
+    /// DEBUG SLEEP: `OK` after this wait.
+    Sleep(std::time::Duration),
 }
 
 /// What a command runs with.
@@ -176,6 +178,12 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
             ctx.now_ms = ctx.shared.clock.wall_ms();
             session::auth(args, ctx)
         }
+        Question::Sleep(delay) => {
+            tokio::time::sleep(delay).await;
+            ctx.now_ms = ctx.shared.clock.wall_ms();
+            reply::ok(ctx.out);
+            Ok(())
+        }
         Question::Hello(delay) => {
             tokio::time::sleep(delay).await;
             ctx.now_ms = ctx.shared.clock.wall_ms();
@@ -264,6 +272,10 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Persist => expire::persist(args, ctx),
         Handler::ExpireTime(unit) => expire::expire_time(args, ctx, unit),
         Handler::Type => keys::key_type(args, ctx),
+        Handler::Debug => {
+            let delay = server::debug_sleep(args, ctx)?;
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Sleep(delay) }));
+        }
         Handler::Object => object::object(args, ctx),
         Handler::Randomkey => object::randomkey(ctx),
         Handler::Multi => transaction::multi(ctx),
@@ -574,6 +586,7 @@ enum Handler {
     Persist,
     ExpireTime(expire::Unit),
     Type,
+    Debug,
     Object,
     Randomkey,
     Multi,
@@ -858,6 +871,11 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("docs", -2, SLOW.with(CONNECTION)),
         sub("info", -2, SLOW.with(CONNECTION)),
     ]),
+    spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[sub(
+        "sleep",
+        3,
+        ADMIN.with(SLOW).with(DANGEROUS),
+    )]),
     spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config).subcommands(&[
         sub("get", -3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("set", -4, ADMIN.with(SLOW).with(DANGEROUS)),

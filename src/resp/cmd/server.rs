@@ -46,6 +46,30 @@ pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
     }
 }
 
+/// Redis 7's refusal of DEBUG from beyond loopback (its default
+/// `enable-debug-command` is `no`; rumor behaves as `local`).
+const DEBUG_NOT_LOCAL: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
+    you can run it from a local connection, otherwise you need to set this option in the configuration file, and \
+    then restart the server.";
+
+/// `DEBUG SLEEP seconds` (fractions allowed): how long this connection
+/// waits before its `OK`. Only from loopback clients. Unlike Redis, only
+/// this connection waits, not the whole node.
+pub(super) fn debug_sleep(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<std::time::Duration, CommandError> {
+    if !ctx.session.peer.ip().is_loopback() {
+        return Err(CommandError::fixed(DEBUG_NOT_LOCAL));
+    }
+    if !is(args.arg(1), "SLEEP") {
+        return Err(unknown_subcommand(args, "DEBUG"));
+    }
+    let seconds: f64 = std::str::from_utf8(args.arg(2))
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or(CommandError::fixed("ERR value is not a valid float"))?;
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| CommandError::fixed("ERR value is not a valid float"))
+}
+
 /// `TIME`: the node's wall clock as Redis answers it, seconds and
 /// microseconds, each a bulk string. The executor's clock is read in
 /// milliseconds, so the microseconds are a multiple of 1000.
@@ -74,6 +98,21 @@ pub(super) async fn members(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{Harness, MEMBERS};
+
+    #[tokio::test]
+    async fn debug_sleep_waits_this_connection_only_from_loopback() {
+        let mut h = Harness::new();
+        let started = h.shared.clock.mono();
+        assert_eq!(h.run(&["DEBUG", "SLEEP", "0.05"]).await, "+OK\r\n");
+        assert!(h.shared.clock.mono() - started >= std::time::Duration::from_millis(50));
+        assert_eq!(h.run(&["DEBUG", "SLEEP", "0"]).await, "+OK\r\n");
+        for bad in ["x", "-1", "inf", "NaN", "1e300"] {
+            assert_eq!(h.run(&["DEBUG", "SLEEP", bad]).await, "-ERR value is not a valid float\r\n", "{bad}");
+        }
+        assert_eq!(h.run(&["DEBUG", "NOPE"]).await, "-ERR unknown subcommand 'NOPE'. Try DEBUG HELP.\r\n");
+        h.connect_from(([10, 0, 0, 1], 5000).into());
+        assert!(h.run(&["DEBUG", "SLEEP", "0"]).await.starts_with("-ERR DEBUG command not allowed."));
+    }
 
     #[tokio::test]
     async fn config_get_matches_parameters() {

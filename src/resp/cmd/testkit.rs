@@ -141,6 +141,11 @@ impl Harness {
         Harness { parser: Parser::new(&shared.limits), shared, replicated, session, _registration: registration }
     }
 
+    /// The session as a client from `peer` would have it.
+    pub(crate) fn connect_from(&mut self, peer: SocketAddr) {
+        self.session.peer = peer;
+    }
+
     /// Runs one command; returns its reply as text (lossy).
     pub(crate) async fn run(&mut self, args: &[&str]) -> String {
         self.run_flow(args).await.0
