@@ -14,6 +14,7 @@
 //! be sent.
 
 mod acl_cmd;
+mod bits;
 pub(crate) mod category;
 mod client;
 mod command;
@@ -272,6 +273,9 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Persist => expire::persist(args, ctx),
         Handler::ExpireTime(unit) => expire::expire_time(args, ctx, unit),
         Handler::Type => keys::key_type(args, ctx),
+        Handler::Setbit => bits::setbit(args, ctx),
+        Handler::Getbit => bits::getbit(args, ctx),
+        Handler::Bitcount => bits::bitcount(args, ctx),
         Handler::Debug => {
             let delay = server::debug_sleep(args, ctx)?;
             return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Sleep(delay) }));
@@ -586,6 +590,9 @@ enum Handler {
     Persist,
     ExpireTime(expire::Unit),
     Type,
+    Setbit,
+    Getbit,
+    Bitcount,
     Debug,
     Object,
     Randomkey,
@@ -758,6 +765,7 @@ const KEYSPACE: Categories = Categories::KEYSPACE;
 const READ: Categories = Categories::READ;
 const WRITE: Categories = Categories::WRITE;
 const STRING: Categories = Categories::STRING;
+const BITMAP: Categories = Categories::BITMAP;
 const ADMIN: Categories = Categories::ADMIN;
 const FAST: Categories = Categories::FAST;
 const SLOW: Categories = Categories::SLOW;
@@ -847,6 +855,9 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("unpause", 2, ADMIN.with(SLOW).with(DANGEROUS).with(CONNECTION)),
         sub("help", 2, SLOW.with(CONNECTION)),
     ]),
+    spec("setbit", 4, WRITE.with(BITMAP).with(SLOW), DENY_OOM, Handler::Setbit).keys(1, 1, 1, KeyAccess::ReadWrite),
+    spec("getbit", 3, READ.with(BITMAP).with(FAST), NONE, Handler::Getbit).keys(1, 1, 1, R),
+    spec("bitcount", -2, READ.with(BITMAP).with(SLOW), NONE, Handler::Bitcount).keys(1, 1, 1, R),
     spec("object", -2, SLOW, NONE, Handler::Object)
         .subcommands(&[
             sub("encoding", 3, KEYSPACE.with(READ).with(SLOW)),

@@ -1,0 +1,175 @@
+//! The bit commands on string values: SETBIT, GETBIT, BITCOUNT. Bit 0 is
+//! the most significant bit of the first byte, as in Redis. SETBIT is a
+//! read-modify-write of the value part (the deadline is kept), atomic on
+//! this node and last-write-wins across nodes, like APPEND.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{CommandError, Ctx, is};
+use crate::core::store::Write;
+use crate::resp::num::parse_i64;
+use crate::resp::parse::Args;
+use crate::resp::reply;
+
+/// Redis's bound on a bit offset: within a 512 MiB string.
+const MAX_BIT_OFFSET: u64 = (512 * 1024 * 1024 * 8) - 1;
+
+fn bit_offset(arg: &[u8]) -> Result<u64, CommandError> {
+    parse_i64(arg)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n <= MAX_BIT_OFFSET)
+        .ok_or(CommandError::fixed("ERR bit offset is not an integer or out of range"))
+}
+
+fn bit_of(value: &[u8], offset: u64) -> bool {
+    let byte = usize::try_from(offset / 8).unwrap_or(usize::MAX);
+    value.get(byte).is_some_and(|b| b & (0x80 >> (offset % 8)) != 0)
+}
+
+/// `SETBIT key offset 0|1`: the bit's old value; the value grows with zero
+/// bytes as needed.
+pub(super) fn setbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
+    let offset = bit_offset(args.arg(2))?;
+    let on = match args.arg(3) {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(CommandError::fixed("ERR bit is not an integer or out of range")),
+    };
+    let byte = usize::try_from(offset / 8)
+        .map_err(|_| CommandError::fixed("ERR bit offset is not an integer or out of range"))?;
+    if byte >= ctx.shared.limits.max_bulk_bytes {
+        return Err(CommandError::fixed("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
+    }
+    let (written, old) = ctx.shared.store.update(&key, ctx.now_ms(), |live| {
+        let held: &[u8] = live.as_ref().map_or(&[], |l| l.value.as_ref());
+        let old = bit_of(held, offset);
+        if old == on && byte < held.len() {
+            return (None, old);
+        }
+        let mut value = BytesMut::zeroed(held.len().max(byte + 1));
+        value[..held.len()].copy_from_slice(held);
+        let mask = 0x80 >> (offset % 8);
+        if on {
+            value[byte] |= mask;
+        } else {
+            value[byte] &= !mask;
+        }
+        (Some(Write::Value { value: value.freeze() }), old)
+    })?;
+    ctx.replicate(key, written);
+    reply::integer(ctx.out, i64::from(old));
+    Ok(())
+}
+
+/// `GETBIT key offset`: 0 past the end or for a missing key.
+pub(super) fn getbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let key = ctx.key(args.arg(1))?;
+    let offset = bit_offset(args.arg(2))?;
+    let value = ctx.shared.store.get(key, ctx.now_ms()).unwrap_or_default();
+    reply::integer(ctx.out, i64::from(bit_of(&value, offset)));
+    Ok(())
+}
+
+/// `BITCOUNT key [start end [BYTE|BIT]]`: the set bits, in the range of
+/// bytes (or bits) from `start` to `end` inclusive, negative positions
+/// counting from the end, as Redis clamps them.
+pub(super) fn bitcount(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let key = ctx.key(args.arg(1))?;
+    let range = match args.len() {
+        2 => None,
+        4 | 5 => {
+            let start = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
+            let end = parse_i64(args.arg(3)).ok_or(CommandError::NotInteger)?;
+            let in_bits = match args.get(4) {
+                None => false,
+                Some(unit) if is(unit, "BYTE") => false,
+                Some(unit) if is(unit, "BIT") => true,
+                Some(_) => return Err(CommandError::Syntax),
+            };
+            Some((start, end, in_bits))
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    let value = ctx.shared.store.get(key, ctx.now_ms()).unwrap_or_default();
+    let count = match range {
+        None => value.iter().map(|b| b.count_ones() as u64).sum(),
+        Some((start, end, in_bits)) => {
+            let len = if in_bits { value.len() as u64 * 8 } else { value.len() as u64 };
+            match clamp(len, start, end) {
+                None => 0,
+                Some((from, to)) if in_bits => (from..=to).filter(|bit| bit_of(&value, *bit)).count() as u64,
+                Some((from, to)) => value[from as usize..=to as usize].iter().map(|b| b.count_ones() as u64).sum(),
+            }
+        }
+    };
+    reply::integer(ctx.out, i64::try_from(count).unwrap_or(i64::MAX));
+    Ok(())
+}
+
+/// Redis's inclusive range `start..=end` over `len` positions; `None` when
+/// it is empty.
+fn clamp(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if len == 0 || start > end {
+        return None;
+    }
+    Some((u64::try_from(start).ok()?, u64::try_from(end).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::Harness;
+
+    #[tokio::test]
+    async fn setbit_and_getbit_as_redis() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["SETBIT", "k", "7", "1"]).await, ":0\r\n");
+        assert_eq!(h.run(&["SETBIT", "k", "7", "1"]).await, ":1\r\n");
+        assert_eq!(h.run(&["GET", "k"]).await, "$1\r\n\x01\r\n");
+        assert_eq!(h.run(&["GETBIT", "k", "7"]).await, ":1\r\n");
+        assert_eq!(h.run(&["GETBIT", "k", "0"]).await, ":0\r\n");
+        assert_eq!(h.run(&["GETBIT", "k", "100"]).await, ":0\r\n");
+        assert_eq!(h.run(&["GETBIT", "missing", "0"]).await, ":0\r\n");
+        assert_eq!(h.run(&["SETBIT", "k", "17", "1"]).await, ":0\r\n");
+        assert_eq!(h.run(&["STRLEN", "k"]).await, ":3\r\n", "grown with zero bytes");
+        assert_eq!(h.run(&["SETBIT", "k", "7", "0"]).await, ":1\r\n");
+        assert_eq!(h.run(&["SETBIT", "k", "-1", "1"]).await, "-ERR bit offset is not an integer or out of range\r\n");
+        assert_eq!(
+            h.run(&["SETBIT", "k", "4294967296", "1"]).await,
+            "-ERR bit offset is not an integer or out of range\r\n"
+        );
+        assert_eq!(h.run(&["SETBIT", "k", "1", "2"]).await, "-ERR bit is not an integer or out of range\r\n");
+        assert_eq!(
+            h.run(&["SETBIT", "k", "4294967295", "1"]).await,
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
+            "within Redis's bound, beyond this node's max_bulk_bytes"
+        );
+        // Setting a bit already set writes nothing.
+        let writes = h.replicated().len();
+        h.run(&["SETBIT", "k", "17", "1"]).await;
+        assert_eq!(h.replicated().len(), 0, "after {writes} writes, a no-op SETBIT wrote nothing");
+    }
+
+    #[tokio::test]
+    async fn bitcount_in_bytes_and_bits() {
+        let mut h = Harness::new();
+        h.run(&["SET", "k", "foobar"]).await;
+        assert_eq!(h.run(&["BITCOUNT", "k"]).await, ":26\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "0", "0"]).await, ":4\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "1", "1"]).await, ":6\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "1", "1", "BYTE"]).await, ":6\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "5", "30", "BIT"]).await, ":17\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "-2", "-1"]).await, ":7\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "-1", "-2"]).await, ":0\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "missing"]).await, ":0\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "0"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "0", "1", "WORD"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["BITCOUNT", "k", "a", "1"]).await, "-ERR value is not an integer or out of range\r\n");
+    }
+}
