@@ -1,4 +1,4 @@
-//! The bit commands on string values: SETBIT, GETBIT, BITCOUNT. Bit 0 is
+//! The bit commands on string values: SETBIT, GETBIT, BITCOUNT, BITOP. Bit 0 is
 //! the most significant bit of the first byte, as in Redis. SETBIT is a
 //! read-modify-write of the value part (the deadline is kept), atomic on
 //! this node and last-write-wins across nodes, like APPEND.
@@ -107,6 +107,72 @@ pub(super) fn bitcount(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandE
     Ok(())
 }
 
+/// `BITOP AND|OR|XOR|NOT destkey key…`: `destkey` set to the operation
+/// over the keys' values (missing keys and shorter values read as zero
+/// bytes; NOT takes one key), read and written as one update on this node;
+/// the result's length. An empty result deletes `destkey`, as in Redis.
+pub(super) fn bitop(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let op = args.arg(1);
+    let op = if is(op, "AND") {
+        Op::And
+    } else if is(op, "OR") {
+        Op::Or
+    } else if is(op, "XOR") {
+        Op::Xor
+    } else if is(op, "NOT") {
+        Op::Not
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    if op == Op::Not && args.len() != 4 {
+        return Err(CommandError::fixed("ERR BITOP NOT must be called with a single source key."));
+    }
+    for key in args.iter_from(2) {
+        ctx.key(key)?;
+    }
+    // The destination first, then the sources.
+    let keys: Vec<Bytes> = args.iter_from(2).map(Bytes::copy_from_slice).collect();
+    let (written, len) = ctx.shared.store.update_many(&keys, ctx.now_ms(), |live| {
+        let sources: Vec<&[u8]> = live[1..].iter().map(|l| l.as_ref().map_or(&[][..], |l| l.value.as_ref())).collect();
+        let len = sources.iter().map(|s| s.len()).max().unwrap_or(0);
+        let byte = |source: &[u8], i: usize| source.get(i).copied().unwrap_or(0);
+        let result: Vec<u8> = (0..len)
+            .map(|i| {
+                let mut bytes = sources.iter().map(|s| byte(s, i));
+                let first = bytes.next().unwrap_or(0);
+                match op {
+                    Op::And => bytes.fold(first, |a, b| a & b),
+                    Op::Or => bytes.fold(first, |a, b| a | b),
+                    Op::Xor => bytes.fold(first, |a, b| a ^ b),
+                    Op::Not => !first,
+                }
+            })
+            .collect();
+        let write = if result.is_empty() {
+            live[0].is_some().then_some(Write::Delete)
+        } else {
+            Some(Write::Put { value: Bytes::from(result), expires_at_ms: None })
+        };
+        let mut writes = vec![None; live.len()];
+        writes[0] = write;
+        (writes, len)
+    })?;
+    for (key, entry) in written {
+        ctx.replicate(key, Some(entry));
+    }
+    reply::count(ctx.out, len);
+    Ok(())
+}
+
+/// BITOP's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    And,
+    Or,
+    Xor,
+    Not,
+}
+
 /// Redis's inclusive range `start..=end` over `len` positions; `None` when
 /// it is empty.
 fn clamp(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
@@ -154,6 +220,28 @@ mod tests {
         let writes = h.replicated().len();
         h.run(&["SETBIT", "k", "17", "1"]).await;
         assert_eq!(h.replicated().len(), 0, "after {writes} writes, a no-op SETBIT wrote nothing");
+    }
+
+    #[tokio::test]
+    async fn bitop_combines_values_into_the_destination() {
+        let mut h = Harness::new();
+        h.run(&["SET", "a", "foobar"]).await;
+        h.run(&["SET", "b", "abcdef"]).await;
+        assert_eq!(h.run(&["BITOP", "AND", "dest", "a", "b"]).await, ":6\r\n");
+        assert_eq!(h.run(&["GET", "dest"]).await, "$6\r\n`bc`ab\r\n");
+        assert_eq!(h.run(&["BITOP", "OR", "dest", "a", "missing"]).await, ":6\r\n");
+        assert_eq!(h.run(&["GET", "dest"]).await, "$6\r\nfoobar\r\n");
+        h.run(&["SET", "one", "\x0f"]).await;
+        assert_eq!(h.run(&["BITOP", "NOT", "dest", "one"]).await, ":1\r\n");
+        assert_eq!(h.run_bytes(&[b"GET", b"dest"]).await, b"$1\r\n\xf0\r\n");
+        assert_eq!(h.run(&["BITOP", "XOR", "dest", "a", "a"]).await, ":6\r\n");
+        assert_eq!(h.run(&["BITOP", "AND", "dest", "missing"]).await, ":0\r\n");
+        assert_eq!(h.run(&["EXISTS", "dest"]).await, ":0\r\n", "an empty result deletes the destination");
+        assert_eq!(
+            h.run(&["BITOP", "NOT", "dest", "a", "b"]).await,
+            "-ERR BITOP NOT must be called with a single source key.\r\n"
+        );
+        assert_eq!(h.run(&["BITOP", "NAND", "dest", "a"]).await, "-ERR syntax error\r\n");
     }
 
     #[tokio::test]
