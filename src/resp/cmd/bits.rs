@@ -1,4 +1,5 @@
-//! The bit commands on string values: SETBIT, GETBIT, BITCOUNT, BITOP. Bit 0 is
+//! The bit commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS,
+//! BITOP. Bit 0 is
 //! the most significant bit of the first byte, as in Redis. SETBIT is a
 //! read-modify-write of the value part (the deadline is kept), atomic on
 //! this node and last-write-wins across nodes, like APPEND.
@@ -105,6 +106,66 @@ pub(super) fn bitcount(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandE
     };
     reply::integer(ctx.out, i64::try_from(count).unwrap_or(i64::MAX));
     Ok(())
+}
+
+/// `BITPOS key 0|1 [start [end [BYTE|BIT]]]`: the first bit set (or
+/// clear) in the range, or -1. Looking for a clear bit without an `end`,
+/// the bits past the value count as clear, as Redis answers.
+pub(super) fn bitpos(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let key = ctx.key(args.arg(1))?;
+    let wanted = match args.arg(2) {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(CommandError::fixed("ERR The bit argument must be 1 or 0.")),
+    };
+    if args.len() > 6 {
+        return Err(CommandError::Syntax);
+    }
+    let number = |i: usize| args.get(i).map(|a| parse_i64(a).ok_or(CommandError::NotInteger)).transpose();
+    let (start, end) = (number(3)?, number(4)?);
+    let in_bits = match args.get(5) {
+        None => false,
+        Some(unit) if is(unit, "BYTE") => false,
+        Some(unit) if is(unit, "BIT") => true,
+        Some(_) => return Err(CommandError::Syntax),
+    };
+    let Some(value) = ctx.shared.store.get(key, ctx.now_ms()) else {
+        reply::integer(ctx.out, if wanted { -1 } else { 0 });
+        return Ok(());
+    };
+    let total = if in_bits { value.len() as u64 * 8 } else { value.len() as u64 };
+    let last = i64::try_from(total).unwrap_or(i64::MAX) - 1;
+    let found = clamp(total, start.unwrap_or(0), end.unwrap_or(last)).map(|(from, to)| {
+        let bits = if in_bits { from..=to } else { from * 8..=to * 8 + 7 };
+        let past = *bits.end() + 1;
+        (first_bit(&value, bits, wanted), past)
+    });
+    let answer = match found {
+        Some((Some(position), _)) => i64::try_from(position).unwrap_or(i64::MAX),
+        Some((None, past)) if !wanted && end.is_none() => i64::try_from(past).unwrap_or(i64::MAX),
+        _ => -1,
+    };
+    reply::integer(ctx.out, answer);
+    Ok(())
+}
+
+/// The first bit equal to `wanted` among `bits` of `value`, skipping whole
+/// bytes that cannot hold one.
+fn first_bit(value: &[u8], bits: std::ops::RangeInclusive<u64>, wanted: bool) -> Option<u64> {
+    let skip = if wanted { 0x00 } else { 0xff };
+    let mut bit = *bits.start();
+    while bit <= *bits.end() {
+        let byte = value.get(usize::try_from(bit / 8).ok()?).copied().unwrap_or(0);
+        if bit.is_multiple_of(8) && byte == skip && bit + 7 <= *bits.end() {
+            bit += 8;
+            continue;
+        }
+        if (byte & (0x80 >> (bit % 8)) != 0) == wanted {
+            return Some(bit);
+        }
+        bit += 1;
+    }
+    None
 }
 
 /// `BITOP AND|OR|XOR|NOT destkey key…`: `destkey` set to the operation
@@ -242,6 +303,35 @@ mod tests {
             "-ERR BITOP NOT must be called with a single source key.\r\n"
         );
         assert_eq!(h.run(&["BITOP", "NAND", "dest", "a"]).await, "-ERR syntax error\r\n");
+    }
+
+    #[tokio::test]
+    async fn bitpos_as_redis() {
+        let mut h = Harness::new();
+        h.run_bytes(&[b"SET", b"k", b"\xff\xf0"]).await;
+        h.run_bytes(&[b"SET", b"ones", b"\xff\xff"]).await;
+        h.run(&["SET", "empty", ""]).await;
+        for (args, answer) in [
+            (&["BITPOS", "k", "0"][..], ":12\r\n"),
+            (&["BITPOS", "k", "1", "2"], ":-1\r\n"),
+            (&["BITPOS", "k", "1", "2", "-1", "BYTE"], ":-1\r\n"),
+            (&["BITPOS", "k", "1", "7", "15", "BIT"], ":7\r\n"),
+            (&["BITPOS", "k", "1", "5", "1"], ":-1\r\n"),
+            (&["BITPOS", "missing", "0"], ":0\r\n"),
+            (&["BITPOS", "missing", "1"], ":-1\r\n"),
+            (&["BITPOS", "ones", "0"], ":16\r\n"),
+            (&["BITPOS", "ones", "0", "1"], ":16\r\n"),
+            (&["BITPOS", "ones", "0", "0", "-1"], ":-1\r\n"),
+            (&["BITPOS", "ones", "0", "0", "15", "BIT"], ":-1\r\n"),
+            (&["BITPOS", "ones", "1", "-1"], ":8\r\n"),
+            (&["BITPOS", "empty", "1"], ":-1\r\n"),
+            (&["BITPOS", "empty", "0"], ":-1\r\n"),
+            (&["BITPOS", "k", "2"], "-ERR The bit argument must be 1 or 0.\r\n"),
+            (&["BITPOS", "k", "0", "0", "1", "WORD"], "-ERR syntax error\r\n"),
+            (&["BITPOS", "k", "1", "a"], "-ERR value is not an integer or out of range\r\n"),
+        ] {
+            assert_eq!(h.run(args).await, answer, "{args:?}");
+        }
     }
 
     #[tokio::test]

@@ -277,6 +277,7 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Getbit => bits::getbit(args, ctx),
         Handler::Bitcount => bits::bitcount(args, ctx),
         Handler::Bitop => bits::bitop(args, ctx),
+        Handler::Bitpos => bits::bitpos(args, ctx),
         Handler::Debug => {
             let delay = server::debug_sleep(args, ctx)?;
             return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Sleep(delay) }));
@@ -595,6 +596,7 @@ enum Handler {
     Getbit,
     Bitcount,
     Bitop,
+    Bitpos,
     Debug,
     Object,
     Randomkey,
@@ -860,6 +862,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("setbit", 4, WRITE.with(BITMAP).with(SLOW), DENY_OOM, Handler::Setbit).keys(1, 1, 1, KeyAccess::ReadWrite),
     spec("getbit", 3, READ.with(BITMAP).with(FAST), NONE, Handler::Getbit).keys(1, 1, 1, R),
     spec("bitcount", -2, READ.with(BITMAP).with(SLOW), NONE, Handler::Bitcount).keys(1, 1, 1, R),
+    spec("bitpos", -3, READ.with(BITMAP).with(SLOW), NONE, Handler::Bitpos).keys(1, 1, 1, R),
     spec("bitop", -4, WRITE.with(BITMAP).with(SLOW), DENY_OOM, Handler::Bitop).keys(2, -1, 1, KeyAccess::ReadWrite),
     spec("object", -2, SLOW, NONE, Handler::Object)
         .subcommands(&[
