@@ -2,7 +2,7 @@
 //! lines, CRLF-terminated, sections separated by a blank line, all in one
 //! bulk string (a verbatim string in RESP3, as Redis 7 sends it) — with
 //! the client side's sections (Server, Clients, Memory, Persistence, Stats,
-//! Keyspace) followed by the node's own (Membership, Gossip), rendered from
+//! Replication, Keyspace) followed by the node's own (Membership, Gossip), rendered from
 //! the driver's [`NodeSnapshot`] — the one account of a node that a metrics
 //! scrape and `rumor dev` read too.
 //!
@@ -33,7 +33,7 @@ pub(super) async fn info(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), Comman
 
     let mut sections = local_sections(ctx);
     sections.retain(|section| wanted(&section.title));
-    let local_titles = ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace"];
+    let local_titles = ["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "Keyspace"];
     let node_wanted =
         everything || args.iter_from(1).any(|s| !local_titles.iter().any(|t| s.eq_ignore_ascii_case(t.as_bytes())));
     if node_wanted {
@@ -196,6 +196,24 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
                 ("protected_mode_refusals", load(&stats.protected_mode_refusals)),
             ],
         ),
+        // What Redis shows with no replicas: every node is a primary (there
+        // is no replication in Redis's sense; see Membership and Gossip).
+        section(
+            "Replication",
+            [
+                ("role", "master".to_owned()),
+                ("connected_slaves", "0".to_owned()),
+                ("master_failover_state", "no-failover".to_owned()),
+                ("master_replid", format!("{}00000000", shared.store.writer().uuid().simple())),
+                ("master_replid2", "0".repeat(40)),
+                ("master_repl_offset", "0".to_owned()),
+                ("second_repl_offset", "-1".to_owned()),
+                ("repl_backlog_active", "0".to_owned()),
+                ("repl_backlog_size", "0".to_owned()),
+                ("repl_backlog_first_byte_offset", "0".to_owned()),
+                ("repl_backlog_histlen", "0".to_owned()),
+            ],
+        ),
         section(
             "Keyspace",
             [("db0", format!("keys={},expires={},avg_ttl={}", keyspace.keys, keyspace.expires, keyspace.avg_ttl_ms))],
@@ -300,7 +318,7 @@ mod tests {
         let text = body(&reply);
         assert_eq!(
             titles(text),
-            ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership", "Gossip"]
+            ["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "Keyspace", "Membership", "Gossip"]
         );
         assert!(text.starts_with("# Server\r\nredis_version:7.2.0\r\n"), "{text}");
         assert!(text.contains("\r\nrumor_version:"));
@@ -310,6 +328,7 @@ mod tests {
         assert!(text.contains("\r\n\r\n# Clients\r\n"), "sections are separated by a blank line");
         assert!(text.contains("\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n"));
         assert!(text.contains("\r\n# Membership\r\nnode_id:"), "the node's sections from its snapshot");
+        assert!(text.contains("\r\n# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"));
         assert!(text.contains("\r\nmembers_alive:1\r\nmembers_suspect:1\r\nmembers_down:0\r\n"));
         assert!(text.ends_with("\r\nfuture_versions_refused:0\r\n"));
         assert!(!text.contains("\r\n\r\n\r\n"));
@@ -327,7 +346,7 @@ mod tests {
             assert!(field("used_memory_rss").parse::<u64>().unwrap() > 0);
         }
         for word in ["all", "everything", "DEFAULT"] {
-            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 8, "{word}");
+            assert_eq!(titles(body(&h.run(&["INFO", word]).await)).len(), 9, "{word}");
         }
     }
 
@@ -372,7 +391,10 @@ mod tests {
     async fn info_without_a_driver_still_answers() {
         let mut h = Harness::without_driver();
         let reply = h.run(&["INFO"]).await;
-        assert_eq!(titles(body(&reply)), ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace"]);
+        assert_eq!(
+            titles(body(&reply)),
+            ["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "Keyspace"]
+        );
     }
 
     #[test]
