@@ -226,7 +226,10 @@ fn info_describes_the_running_mesh() {
     let () = redis::cmd("SET").arg("info:b").arg("2").arg("EX").arg(100).query(&mut con).unwrap();
     let text: String = redis::cmd("INFO").query(&mut con).unwrap();
     let titles: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# ")).collect();
-    assert_eq!(titles, ["Server", "Clients", "Memory", "Persistence", "Stats", "Keyspace", "Membership", "Gossip"]);
+    assert_eq!(
+        titles,
+        ["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "Keyspace", "Membership", "Gossip"]
+    );
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}:")))
