@@ -21,6 +21,7 @@ mod command;
 mod expire;
 mod info;
 mod keys;
+mod lcs;
 mod object;
 mod server;
 mod session;
@@ -278,6 +279,7 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Bitcount => bits::bitcount(args, ctx),
         Handler::Bitop => bits::bitop(args, ctx),
         Handler::Bitpos => bits::bitpos(args, ctx),
+        Handler::Lcs => lcs::lcs(args, ctx),
         Handler::Debug => {
             let delay = server::debug_sleep(args, ctx)?;
             return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Sleep(delay) }));
@@ -597,6 +599,7 @@ enum Handler {
     Bitcount,
     Bitop,
     Bitpos,
+    Lcs,
     Debug,
     Object,
     Randomkey,
@@ -862,6 +865,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("setbit", 4, WRITE.with(BITMAP).with(SLOW), DENY_OOM, Handler::Setbit).keys(1, 1, 1, KeyAccess::ReadWrite),
     spec("getbit", 3, READ.with(BITMAP).with(FAST), NONE, Handler::Getbit).keys(1, 1, 1, R),
     spec("bitcount", -2, READ.with(BITMAP).with(SLOW), NONE, Handler::Bitcount).keys(1, 1, 1, R),
+    spec("lcs", -3, READ.with(STRING).with(SLOW), NONE, Handler::Lcs).keys(1, 2, 1, R),
     spec("bitpos", -3, READ.with(BITMAP).with(SLOW), NONE, Handler::Bitpos).keys(1, 1, 1, R),
     spec("bitop", -4, WRITE.with(BITMAP).with(SLOW), DENY_OOM, Handler::Bitop).keys(2, -1, 1, KeyAccess::ReadWrite),
     spec("object", -2, SLOW, NONE, Handler::Object)
