@@ -6,6 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::string_update::range;
 use super::{CommandError, Ctx, is};
 use crate::core::store::Write;
 use crate::resp::num::parse_i64;
@@ -77,7 +78,7 @@ pub(super) fn getbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
 /// counting from the end, as Redis clamps them.
 pub(super) fn bitcount(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
-    let range = match args.len() {
+    let asked = match args.len() {
         2 => None,
         4 | 5 => {
             let start = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
@@ -93,11 +94,11 @@ pub(super) fn bitcount(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandE
         _ => return Err(CommandError::Syntax),
     };
     let value = ctx.shared.store.get(key, ctx.now_ms()).unwrap_or_default();
-    let count = match range {
+    let count = match asked {
         None => value.iter().map(|b| b.count_ones() as u64).sum(),
         Some((start, end, in_bits)) => {
             let len = if in_bits { value.len() as u64 * 8 } else { value.len() as u64 };
-            match clamp(len, start, end) {
+            match range(len, start, end) {
                 None => 0,
                 Some((from, to)) if in_bits => (from..=to).filter(|bit| bit_of(&value, *bit)).count() as u64,
                 Some((from, to)) => value[from as usize..=to as usize].iter().map(|b| b.count_ones() as u64).sum(),
@@ -135,7 +136,7 @@ pub(super) fn bitpos(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
     };
     let total = if in_bits { value.len() as u64 * 8 } else { value.len() as u64 };
     let last = i64::try_from(total).unwrap_or(i64::MAX) - 1;
-    let found = clamp(total, start.unwrap_or(0), end.unwrap_or(last)).map(|(from, to)| {
+    let found = range(total, start.unwrap_or(0), end.unwrap_or(last)).map(|(from, to)| {
         let bits = if in_bits { from..=to } else { from * 8..=to * 8 + 7 };
         let past = *bits.end() + 1;
         (first_bit(&value, bits, wanted), past)
@@ -232,21 +233,6 @@ enum Op {
     Or,
     Xor,
     Not,
-}
-
-/// Redis's inclusive range `start..=end` over `len` positions; `None` when
-/// it is empty.
-fn clamp(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
-    if start < 0 && end < 0 && start > end {
-        return None;
-    }
-    let len = i64::try_from(len).unwrap_or(i64::MAX);
-    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
-    let (start, end) = (from_end(start), from_end(end).min(len - 1));
-    if len == 0 || start > end {
-        return None;
-    }
-    Some((u64::try_from(start).ok()?, u64::try_from(end).ok()?))
 }
 
 #[cfg(test)]

@@ -176,16 +176,18 @@ pub(super) fn getrange(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandE
     let start = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
     let end = parse_i64(args.arg(3)).ok_or(CommandError::NotInteger)?;
     let value = ctx.shared.store.get(key, ctx.now_ms()).unwrap_or_default();
-    match range(value.len(), start, end) {
-        Some((from, to)) => ctx.out.bulk_shared(value.slice(from..=to)),
+    // Both positions are below the value's length, so they fit a usize.
+    match range(value.len() as u64, start, end) {
+        Some((from, to)) => ctx.out.bulk_shared(value.slice(from as usize..=to as usize)),
         None => reply::bulk(ctx.out, b""),
     }
     Ok(())
 }
 
-/// GETRANGE's positions in a value of `len` bytes, as Redis computes them;
-/// `None` for an empty range.
-fn range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
+/// Redis's inclusive range `start..=end` over `len` positions (GETRANGE's
+/// bytes, BITCOUNT's and BITPOS's bytes or bits), negative positions
+/// counting from the end and both clamped; `None` when it is empty.
+pub(super) fn range(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
     if start < 0 && end < 0 && start > end {
         return None;
     }
@@ -195,7 +197,7 @@ fn range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
     if len == 0 || start > end {
         return None;
     }
-    Some((usize::try_from(start).ok()?, usize::try_from(end).ok()?))
+    Some((u64::try_from(start).ok()?, u64::try_from(end).ok()?))
 }
 
 #[cfg(test)]
