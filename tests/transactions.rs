@@ -47,9 +47,16 @@ fn watch_aborts_exec_when_a_peer_changed_the_key() {
     let mut watcher = nodes[0].connect();
     let mut other = nodes[1].connect();
     let () = redis::cmd("SET").arg("k").arg("before").query(&mut watcher).unwrap();
+    // The peer's write must come after "before" in the mesh's order, not
+    // race it: a write the peer makes without having seen "before" is
+    // concurrent, and last-write-wins may keep either.
+    wait_for("the first write to reach the peer", Duration::from_secs(10), || {
+        let got: Option<String> = redis::cmd("GET").arg("k").query(&mut other).unwrap();
+        (got.as_deref() == Some("before")).then_some(())
+    });
     let () = redis::cmd("WATCH").arg("k").query(&mut watcher).unwrap();
     let () = redis::cmd("SET").arg("k").arg("from the peer").query(&mut other).unwrap();
-    wait_for("the peer's write to arrive", Duration::from_secs(2), || {
+    wait_for("the peer's write to arrive", Duration::from_secs(10), || {
         let got: Option<String> = redis::cmd("GET").arg("k").query(&mut watcher).unwrap();
         (got.as_deref() == Some("from the peer")).then_some(())
     });
