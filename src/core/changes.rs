@@ -12,6 +12,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::entry::Entry;
+use super::version::Timestamp;
 
 /// One change to the store, as storage must replay it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,13 @@ pub enum Change<'a> {
     },
     /// Every entry is gone (stale state discarded after a long absence).
     Clear,
+    /// FLUSHALL: every entry whose value was written at or before `upto`
+    /// is gone, and such entries are never to be taken again. Storage
+    /// keeps `upto` and drops those entries; later changes come after it.
+    Flush {
+        /// The flush's timestamp.
+        upto: Timestamp,
+    },
 }
 
 /// Receives every change to the store.
@@ -48,31 +56,46 @@ pub trait ChangeLog: Send + Sync + fmt::Debug {
 /// changes it holds what the store holds. The simulator's data dirs and the
 /// store's tests keep their "disk" in one.
 #[derive(Debug, Default)]
-pub struct ReplayedLog(Mutex<BTreeMap<Bytes, Entry>>);
+pub struct ReplayedLog(Mutex<Replayed>);
+
+#[derive(Debug, Default)]
+struct Replayed {
+    entries: BTreeMap<Bytes, Entry>,
+    flushed: Option<Timestamp>,
+}
 
 impl ReplayedLog {
     /// What it holds, in key order.
     pub fn entries(&self) -> Vec<(Bytes, Entry)> {
-        self.0.lock().iter().map(|(k, e)| (k.clone(), e.clone())).collect()
+        self.0.lock().entries.iter().map(|(k, e)| (k.clone(), e.clone())).collect()
     }
 
-    /// Drops everything.
+    /// The latest flush it took, if any.
+    pub fn flushed(&self) -> Option<Timestamp> {
+        self.0.lock().flushed
+    }
+
+    /// Drops every entry (the flush it took stays: it is no entry).
     pub fn clear(&self) {
-        self.0.lock().clear();
+        self.0.lock().entries.clear();
     }
 }
 
 impl ChangeLog for ReplayedLog {
     fn record(&self, change: Change<'_>) {
-        let mut entries = self.0.lock();
+        let mut replayed = self.0.lock();
         match change {
             Change::Put { key, entry } => {
-                entries.insert(key.clone(), entry.clone());
+                replayed.entries.insert(key.clone(), entry.clone());
             }
             Change::Remove { key } => {
-                entries.remove(key);
+                replayed.entries.remove(key);
             }
-            Change::Clear => entries.clear(),
+            Change::Clear => replayed.entries.clear(),
+            Change::Flush { upto } => {
+                replayed.entries.retain(|_, entry| !entry.flushed_by(upto));
+                replayed.flushed = replayed.flushed.max(Some(upto));
+            }
         }
     }
 }

@@ -973,3 +973,54 @@ fn time_in_the_mesh_is_noted_each_second_except_while_cut_off() {
     node.leave(at);
     assert_eq!(node.poll_in_mesh(), Some(at.wall_ms));
 }
+
+impl Cluster {
+    /// A client's FLUSHALL on node `i`.
+    fn flush(&mut self, i: usize) {
+        let now = self.time();
+        let node = self.nodes[i].as_mut().unwrap();
+        let upto = node.store().flush_local(now.wall_ms).unwrap();
+        node.handle_local_flush(upto, now);
+        self.collect(i);
+    }
+}
+
+/// 200 keys on 5 nodes; node 4 cut off; FLUSHALL on node 0 and a write
+/// after it; then node 4 heals, and node 5 joins later.
+fn flush_scenario(sabotage: Sabotage) -> Cluster {
+    let mut cluster = Cluster::build(5, 16, sabotage);
+    cluster.run_for(Duration::from_secs(3));
+    for i in 0..200 {
+        cluster.write(i % 5, leak(format!("k{i}")), "before");
+    }
+    cluster.delete(1, "k1");
+    cluster.run_for(Duration::from_secs(1));
+    cluster.cut_off = vec![4];
+    cluster.flush(0);
+    cluster.run_for(Duration::from_millis(100));
+    cluster.write(2, "after", "stays");
+    cluster.run_for(Duration::from_secs(2));
+    cluster.cut_off.clear();
+    cluster.add_node();
+    cluster.run_for(Duration::from_secs(15));
+    cluster
+}
+
+#[test]
+fn a_flush_reaches_a_node_that_missed_it_and_one_that_joins_later() {
+    let cluster = flush_scenario(Sabotage::default());
+    for i in 0..6 {
+        let entries = cluster.entries(i);
+        let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, [b"after"], "node {i} holds only the write after the flush");
+        assert_eq!(cluster.read(i, "after").as_deref(), Some(&b"stays"[..]));
+        let flushed = cluster.nodes[i].as_ref().unwrap().store().flushed();
+        assert_eq!(flushed, cluster.nodes[0].as_ref().unwrap().store().flushed(), "node {i} took the flush");
+    }
+}
+
+#[test]
+fn without_keeping_the_flush_the_node_that_missed_it_brings_the_keys_back() {
+    let cluster = flush_scenario(Sabotage { flush_not_kept: true, ..Sabotage::default() });
+    assert!(cluster.entries(0).len() > 1, "the flushed keys came back to node 0");
+}

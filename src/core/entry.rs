@@ -67,6 +67,14 @@ impl Entry {
         (merged != *self).then_some(merged)
     }
 
+    /// Whether a FLUSHALL at `upto` removes it: its value (or delete) was
+    /// written at or before the flush. A deadline set later does not keep
+    /// it: it was set on a value the flush removes. [`Timestamp::ZERO`] is
+    /// no flush.
+    pub fn flushed_by(&self, upto: Timestamp) -> bool {
+        upto != Timestamp::ZERO && self.version.timestamp <= upto
+    }
+
     /// The value if it is neither deleted nor expired at `now_ms`.
     pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
         match self.expires_at_ms {

@@ -26,6 +26,10 @@ pub struct Sabotage {
     /// longer than the TTL discards its whole store — acknowledged writes
     /// lost, deletes brought back by long partitions.
     pub ttl_only_gc: bool,
+    /// A flush drops what the node holds but does not keep peers' older
+    /// entries out afterwards: a node that missed the flush brings the
+    /// flushed keys back through anti-entropy.
+    pub flush_not_kept: bool,
 }
 
 impl Sabotage {
@@ -39,12 +43,20 @@ impl Sabotage {
             "drop-tombstones-early" => s.drop_tombstones_early = true,
             "no-change-log" => s.no_change_log = true,
             "ttl-only-gc" => s.ttl_only_gc = true,
+            "flush-not-kept" => s.flush_not_kept = true,
             _ => return None,
         }
         Some(s)
     }
 
     /// Every name [`Sabotage::named`] accepts.
-    pub const NAMES: [&'static str; 6] =
-        ["merge-keeps-smaller", "no-push", "no-anti-entropy", "drop-tombstones-early", "no-change-log", "ttl-only-gc"];
+    pub const NAMES: [&'static str; 7] = [
+        "merge-keeps-smaller",
+        "no-push",
+        "no-anti-entropy",
+        "drop-tombstones-early",
+        "no-change-log",
+        "ttl-only-gc",
+        "flush-not-kept",
+    ];
 }

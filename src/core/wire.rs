@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::entry::Entry;
 use super::membership::{Identity, MemberRecord};
-use super::version::EntryStamp;
+use super::version::{EntryStamp, Timestamp};
 
 /// First byte of a foca (SWIM) payload.
 pub const TAG_SWIM: u8 = 0x01;
@@ -107,6 +107,19 @@ pub enum Message {
         /// Whether to answer with our own list.
         reply: bool,
     },
+    /// FLUSHALL: every entry written at or before `upto` is gone. Pushed
+    /// like entries when a client flushes (and passed on, while hops are
+    /// left, by nodes to which it is news), and sent at the start of every
+    /// sync round by a node that has taken one, so that nodes that missed
+    /// it — down, partitioned, joining later — take it too.
+    Flush {
+        /// The sender's gossip address, so a forward skips it.
+        sender: SocketAddr,
+        /// Remaining forwarding steps after this one.
+        hops_left: u8,
+        /// The flush's timestamp.
+        upto: Timestamp,
+    },
     /// "I am stopping on purpose": sent to every live member just before
     /// the sender leaves SWIM, so they list it as left, not failed.
     Leaving {
@@ -159,7 +172,8 @@ impl Message {
             | Message::SyncVersions { sender, .. }
             | Message::SyncWant { sender, .. }
             | Message::MembersDigest { sender, .. }
-            | Message::Members { sender, .. } => Some(*sender),
+            | Message::Members { sender, .. }
+            | Message::Flush { sender, .. } => Some(*sender),
             Message::Leaving { identity } => Some(identity.addr),
             Message::SyncEntries { .. } => None,
         }
@@ -176,6 +190,7 @@ impl Message {
             Message::MembersDigest { .. } => "MembersDigest",
             Message::Members { .. } => "Members",
             Message::Leaving { .. } => "Leaving",
+            Message::Flush { .. } => "Flush",
         }
     }
 

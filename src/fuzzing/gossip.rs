@@ -157,7 +157,8 @@ fn renamed(mut message: Message, to: SocketAddr, real: Option<&Identity>) -> Mes
         | Message::SyncVersions { sender, .. }
         | Message::SyncWant { sender, .. }
         | Message::MembersDigest { sender, .. }
-        | Message::Members { sender, .. } => *sender = to,
+        | Message::Members { sender, .. }
+        | Message::Flush { sender, .. } => *sender = to,
         Message::Leaving { identity } => match real {
             Some(real) => *identity = real.clone(),
             None => identity.addr = to,
@@ -305,6 +306,11 @@ mod tests {
             any::<u64>().prop_map(|digest| Message::MembersDigest { sender: member(), digest }),
             any::<bool>().prop_map(|reply| Message::Members { sender: member(), members: vec![], reply }),
             Just(Message::Leaving { identity: identity(member(), 2) }),
+            (any::<u8>(), any::<u64>()).prop_map(|(hops_left, packed)| Message::Flush {
+                sender: member(),
+                hops_left,
+                upto: crate::core::version::Timestamp::from_packed(packed)
+            }),
         ]
         .prop_map(|message| message.encode()[1..].to_vec())
     }

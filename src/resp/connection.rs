@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::clients::Registration;
@@ -35,7 +35,7 @@ use super::output::Output;
 use super::parse::{Parser, ProtocolError};
 use super::shared::Shared;
 use super::shutdown::Shutdown;
-use crate::core::store::Entry;
+use crate::server::control::Replicate;
 
 /// A client connection and everything it owns.
 pub(crate) struct Connection<S> {
@@ -49,7 +49,7 @@ pub(crate) struct Connection<S> {
     /// Replies not yet written.
     output: Output,
     /// Writes of this batch not yet handed to dissemination.
-    pending: Vec<(Bytes, Entry)>,
+    pending: Replicate,
     /// In the node's registry while the connection lives.
     _registration: Registration,
 }
@@ -87,7 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             session,
             input: BytesMut::new(),
             output: Output::default(),
-            pending: Vec::new(),
+            pending: Replicate::default(),
             _registration: registration,
         }
     }

@@ -24,7 +24,9 @@ use super::output::Output;
 use super::parse::{Parser, ProtocolError};
 use super::shared::{ClientLimits, ClientStats, Shared};
 use crate::core::store::{Entry, Store};
+use crate::core::version::Timestamp;
 use crate::server::clock::Clock;
+use crate::server::control::Replicate;
 
 /// One client session on one node, run command by command.
 #[derive(Debug)]
@@ -33,7 +35,7 @@ pub struct Executor {
     session: Session,
     parser: Parser,
     out: Output,
-    pending: Vec<(Bytes, Entry)>,
+    pending: Replicate,
     /// The session in its node's registry, as a connection's is.
     _registration: Registration,
 }
@@ -47,6 +49,9 @@ pub struct Executed {
     /// store gave it: what the reply acknowledges and what is to be
     /// disseminated.
     pub writes: Vec<(Bytes, Entry)>,
+    /// A FLUSHALL it made: every entry written at or before this
+    /// timestamp is gone; to be disseminated as well.
+    pub flushed: Option<Timestamp>,
     /// `QUIT`: a connection would close now.
     pub closed: bool,
 }
@@ -99,7 +104,14 @@ impl Executor {
         let session = Session::new(id, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), local);
         parser.set_unauthenticated(session.auth_required(&shared));
         let registration = shared.clients.register(Arc::clone(&session.client), shared.clock.wall_ms());
-        Executor { shared, session, parser, out: Output::default(), pending: Vec::new(), _registration: registration }
+        Executor {
+            shared,
+            session,
+            parser,
+            out: Output::default(),
+            pending: Replicate::default(),
+            _registration: registration,
+        }
     }
 
     /// Runs the one command in `frame` (array or inline form) at wall-clock
@@ -141,7 +153,8 @@ impl Executor {
             let len = chunk.len();
             self.out.advance(len);
         }
-        Ok(Executed { reply, writes: std::mem::take(&mut self.pending), closed })
+        let Replicate { writes, flushed } = std::mem::take(&mut self.pending);
+        Ok(Executed { reply, writes, flushed, closed })
     }
 }
 

@@ -69,7 +69,7 @@ impl Server {
 
 async fn drain(mut writes: mpsc::Receiver<Replicate>, count: Arc<AtomicUsize>) {
     while let Some(batch) = writes.recv().await {
-        count.fetch_add(batch.len(), Ordering::Relaxed);
+        count.fetch_add(batch.writes.len(), Ordering::Relaxed);
     }
 }
 
@@ -420,9 +420,9 @@ async fn shutdown_lets_a_running_command_finish() {
     tokio::task::yield_now().await;
     assert!(!task.is_finished(), "serve waits for the command in flight");
     let first = timeout(DEADLINE, writes.recv()).await.unwrap().unwrap();
-    assert_eq!(first[0].0, "a");
+    assert_eq!(first.writes[0].0, "a");
     let second = timeout(DEADLINE, writes.recv()).await.unwrap().unwrap();
-    assert_eq!(second[0].0, "b");
+    assert_eq!(second.writes[0].0, "b");
     expect(&mut c, b"+OK\r\n").await;
     expect_closed(&mut c).await;
     timeout(DEADLINE, task).await.expect("serve did not return").unwrap();

@@ -5,12 +5,27 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::core::store::Entry;
+use crate::core::version::Timestamp;
 use crate::server::metrics::NodeSnapshot;
 
 /// Local writes on their way to the dissemination side: everything one
 /// client batch (one read's worth of pipelined commands) wrote, so the
 /// channel costs one send per batch rather than per command.
-pub type Replicate = Vec<(Bytes, Entry)>;
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replicate {
+    /// Entries written, in order.
+    pub writes: Vec<(Bytes, Entry)>,
+    /// The latest FLUSHALL among them, if any (every write of the batch
+    /// before it is already gone; the ones after it stay).
+    pub flushed: Option<Timestamp>,
+}
+
+impl Replicate {
+    /// Whether there is nothing to disseminate.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.flushed.is_none()
+    }
+}
 
 /// A question a connection asks the driver task, which owns the core.
 #[derive(Debug)]

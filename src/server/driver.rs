@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::core::io::{Event, Transport};
 use crate::core::membership::MemberState;
 use crate::core::node::Node;
+use crate::core::store::Entry;
 use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
 use crate::server::control::{Control, Replicate};
@@ -170,7 +171,7 @@ impl Driver {
                 },
                 () = sleep => self.node.handle_timeout(self.clock.now()),
                 Some(writes_in) = writes.recv() => {
-                    batch.extend(writes_in);
+                    self.take_local(writes_in, &mut batch);
                     // Let the connection tasks get their writes in first:
                     // giving up the CPU once (the driver has a thread of its
                     // own, so the clients' workers run meanwhile) turns many
@@ -179,7 +180,7 @@ impl Driver {
                     std::thread::yield_now();
                     while batch.len() < self.write_batch_max {
                         match writes.try_recv() {
-                            Ok(writes_in) => batch.extend(writes_in),
+                            Ok(writes_in) => self.take_local(writes_in, &mut batch),
                             Err(_) => break,
                         }
                     }
@@ -201,7 +202,7 @@ impl Driver {
         }
         // Writes acknowledged to clients but not yet pushed go out before we leave.
         while let Ok(writes_in) = writes.try_recv() {
-            batch.extend(writes_in);
+            self.take_local(writes_in, &mut batch);
         }
         if !batch.is_empty() {
             self.node.handle_local_writes(&batch, self.clock.now());
@@ -336,6 +337,17 @@ impl Driver {
             }
             None => {}
         }
+    }
+
+    /// Adds a connection's batch to `batch`; a FLUSHALL in it goes out at
+    /// once (the writes before it in `batch` are gone from the store, and
+    /// pushing them still does no harm: receivers that took the flush
+    /// refuse them).
+    fn take_local(&mut self, local: Replicate, batch: &mut Vec<(Bytes, Entry)>) {
+        if let Some(upto) = local.flushed {
+            self.node.handle_local_flush(upto, self.clock.now());
+        }
+        batch.extend(local.writes);
     }
 
     fn answer(&self, question: Control) {

@@ -495,6 +495,7 @@ impl Collector for ScrapeCollector {
         )?;
 
         counter(&mut e, "sync_rounds", "Anti-entropy rounds started", None, g.sync_rounds)?;
+        counter(&mut e, "flushes_applied", "FLUSHALLs taken from peers", None, g.flushes_applied)?;
         counter(&mut e, "sync_in_step", "Anti-entropy comparisons that found the digests equal", None, g.sync_in_step)?;
         counter(&mut e, "sync_entries_sent", "Entries sent in anti-entropy messages", None, g.sync_entries_sent)?;
         counter(

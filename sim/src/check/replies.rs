@@ -145,7 +145,7 @@ mod tests {
     }
 
     fn executed(reply: &[u8], writes: Vec<(Bytes, Entry)>) -> Executed {
-        Executed { reply: reply.to_vec(), writes, closed: false }
+        Executed { reply: reply.to_vec(), writes, flushed: None, closed: false }
     }
 
     #[test]

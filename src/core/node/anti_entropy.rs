@@ -20,7 +20,7 @@ use crate::core::horizon::{SUBTREE_LEVEL, subtrees_under};
 use crate::core::io::{Now, Transmit, Transport};
 use crate::core::loading::{CatchUpEnd, Loading, LoadingPolicy};
 use crate::core::store::MergeOutcome;
-use crate::core::version::EntryStamp;
+use crate::core::version::{EntryStamp, Timestamp};
 use crate::core::wire::{Message, SYNC_MESSAGE_OVERHEAD_BYTES};
 
 /// One `SyncDigests` position and its children's digests, at most: a
@@ -111,6 +111,12 @@ impl Node {
         self.send_sync(peer, Message::MembersDigest { sender, digest: self.membership.digest() });
         if self.config.sabotage.no_anti_entropy {
             return;
+        }
+        // Before the digests, so that the peer drops what the flush
+        // removes before comparing.
+        let flushed = self.store.flushed();
+        if flushed != Timestamp::ZERO {
+            self.send_sync(peer, Message::Flush { sender, hops_left: 0, upto: flushed });
         }
         self.stats.sync_rounds += 1;
         let digests = self.store.children_digests(0, 0);

@@ -24,9 +24,10 @@ use super::loading::Loading;
 use super::membership::{Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimTimer};
 pub use super::start::NodeConfig;
 use super::start::is_stale;
-use super::store::{Entry, MergeOutcome, SHARD_COUNT, Store};
+use super::store::{Entry, FlushOutcome, MergeOutcome, SHARD_COUNT, Store};
 use super::strangers::StrangerGate;
 use super::timer::TimerQueue;
+use super::version::Timestamp;
 use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
 
 mod anti_entropy;
@@ -133,6 +134,8 @@ pub struct GossipStats {
     pub strangers_refused: u64,
     /// SWIM packets from strangers dropped over their rate limit.
     pub strangers_limited: u64,
+    /// FLUSHALLs taken from peers.
+    pub flushes_applied: u64,
 }
 
 /// One rumor node: membership, store and dissemination.
@@ -307,6 +310,30 @@ impl Node {
             self.push_to(peers, writes.to_vec(), 0);
         } else {
             self.push(writes.to_vec(), self.config.max_hops, &[]);
+        }
+    }
+
+    /// A FLUSHALL a client made on this node, already applied to the store:
+    /// pushed as writes are (see [`Node::handle_local_writes`]); sync
+    /// rounds carry it to whoever the push misses.
+    pub fn handle_local_flush(&mut self, upto: Timestamp, _now: Now) {
+        if self.membership.live_peers().len() <= self.config.direct_push_max {
+            let peers = self.membership.live_peers().to_vec();
+            self.send_flush(peers, upto, 0);
+        } else {
+            let peers = choose_peers(self.membership.live_peers(), self.config.fanout, &[], &mut self.rng);
+            self.send_flush(peers, upto, self.config.max_hops);
+        }
+    }
+
+    fn send_flush(&mut self, peers: Vec<SocketAddr>, upto: Timestamp, hops_left: u8) {
+        if self.config.sabotage.no_push {
+            return;
+        }
+        let sender = self.membership.identity().addr;
+        let payload = Bytes::from(Message::Flush { sender, hops_left, upto }.encode());
+        for to in peers {
+            self.transmits.push_back(Transmit { to, transport: Transport::Datagram, payload: payload.clone() });
         }
     }
 
@@ -548,6 +575,17 @@ impl Node {
             }
             Message::Leaving { identity } => self.membership.note_leaving(&identity, now.mono, effects!(self)),
             Message::SyncEntries { entries, held } => self.handle_sync_entries(entries, held, now.wall_ms),
+            Message::Flush { sender: _, hops_left, upto } => {
+                if self.store.flush(upto, now.wall_ms) == FlushOutcome::Applied {
+                    self.stats.flushes_applied += 1;
+                    tracing::info!(%upto, from = %peer, "FLUSHALL from a peer taken");
+                    if hops_left > 0 {
+                        let peers =
+                            choose_peers(self.membership.live_peers(), self.config.fanout, &[peer], &mut self.rng);
+                        self.send_flush(peers, upto, hops_left - 1);
+                    }
+                }
+            }
         }
     }
 

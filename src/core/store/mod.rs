@@ -9,6 +9,7 @@
 //! never a random-state hasher, so iteration order is reproducible too.
 
 mod dead;
+mod flush;
 mod shard;
 mod sweep;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use super::sabotage::Sabotage;
 use super::version::{NodeId, Timestamp, Version};
 
 pub use super::entry::{Entry, LiveValue};
+pub use flush::FlushOutcome;
 pub use shard::{DEAD_ENTRY_OVERHEAD_BYTES, ENTRY_OVERHEAD_BYTES, footprint};
 use shard::{MergeInput, Shard, Slot, Tally, Totals};
 use tree::node_offset;
@@ -154,6 +156,9 @@ pub struct Store {
     max_version_ahead_ms: u64,
     /// Where changes go to be made durable; `None` keeps the store in memory only.
     change_log: Option<Arc<dyn ChangeLog>>,
+    /// The latest FLUSHALL taken, a packed [`Timestamp`] (0: none): every
+    /// entry written at or before it is gone and refused (see [`flush`]).
+    flushed: AtomicU64,
     /// Whether clients may be served yet, as the node publishes it (see
     /// [`Loading`](super::loading::Loading)): a [`CatchUpState`] as a byte.
     catch_up: AtomicU8,
@@ -202,6 +207,7 @@ impl Store {
             horizons: (0..SUBTREES).map(|_| AtomicU64::new(u64::MAX)).collect(),
             max_version_ahead_ms: DEFAULT_MAX_VERSION_AHEAD_MS,
             change_log: None,
+            flushed: AtomicU64::new(0),
             catch_up: AtomicU8::new(CatchUpState::Done as u8),
         }
     }
@@ -302,7 +308,7 @@ impl Store {
     /// beyond `max_version_ahead_ms` is refused as a merge refuses it
     /// (storage keeps it; a later start, with the clock past it, takes it).
     pub fn restore(&self, key: Bytes, entry: Entry, now_ms: u64) {
-        if self.too_far_ahead(&key, &entry, now_ms) {
+        if entry.flushed_by(self.flushed()) || self.too_far_ahead(&key, &entry, now_ms) {
             return;
         }
         let _ = self.hlc.observe(entry.last_stamped(), now_ms);
@@ -509,6 +515,11 @@ impl Store {
         }
         let slot = Slot::of(input.key());
         let mut shard = self.shards[slot.shard].write();
+        // Read under the shard's lock, which a flush holds while it applies.
+        if entry.flushed_by(self.flushed()) && !self.sabotage.flush_not_kept {
+            self.stats.merges_stale.fetch_add(1, Ordering::Relaxed);
+            return MergeOutcome::Stale;
+        }
         // `None`: nothing changes; `Some(None)`: the incoming entry as it
         // is; `Some(Some(merged))`: a mix of both parts.
         let (refound, change) = match shard.held(input.key()) {

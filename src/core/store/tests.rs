@@ -658,3 +658,57 @@ fn update_many_is_seen_whole_or_not_at_all() {
     writer.join().unwrap();
     assert_eq!(apart, 0, "a reader saw the two keys apart");
 }
+
+#[test]
+fn a_flush_drops_every_entry_written_before_it_and_refuses_them_after() {
+    let log = Arc::new(ReplayedLog::default());
+    let store = Store::new(node(1), 500).with_change_log(log.clone());
+    let peer = Store::new(node(2), 500);
+    for i in 0..200 {
+        let key = Bytes::from(format!("k{i}"));
+        store.update(&key, 1_000, |_| (put("old"), ())).unwrap();
+    }
+    store.update(&Bytes::from_static(b"k0"), 1_000, |_| (Some(Write::Delete), ())).unwrap();
+    // A peer's write before the flush, still on its way.
+    let (late, ()) = peer.update(&Bytes::from_static(b"late"), 1_000, |_| (put("old too"), ())).unwrap();
+    let flushed = store.flush_local(1_001).unwrap();
+    assert_eq!(store.flushed(), flushed);
+    assert_eq!((store.entry_count(), store.used_bytes(), store.value_count()), (0, 0, 0));
+    assert_eq!(store.leaf_digests(), Store::new(node(3), 500).leaf_digests(), "an empty store's digests");
+    assert_eq!(store.children_digests(0, 0), vec![0; TREE_FANOUT as usize]);
+    assert!(log.entries().is_empty(), "the disk's copy is flushed too");
+    assert_eq!(store.merge(Bytes::from_static(b"late"), late.unwrap(), 1_002), MergeOutcome::Stale);
+    assert_eq!(store.get(b"late", 1_002), None, "a write from before the flush never comes back");
+    // Writes after it stay, on this node and from a peer that saw it.
+    store.update(&Bytes::from_static(b"new"), 1_001, |_| (put("new"), ())).unwrap();
+    assert_eq!(peer.flush(flushed, 1_001), FlushOutcome::Applied);
+    assert_eq!(peer.flush(flushed, 1_001), FlushOutcome::Stale, "a flush is taken once");
+    let (after, ()) = peer.update(&Bytes::from_static(b"after"), 1_001, |_| (put("after"), ())).unwrap();
+    assert!(after.as_ref().unwrap().version.timestamp > flushed, "the flush moved the peer's clock");
+    assert_eq!(store.merge(Bytes::from_static(b"after"), after.unwrap(), 1_002), MergeOutcome::Applied);
+    assert_eq!(store.value_count(), 2);
+    assert_eq!(store.flush(flushed, 1_002), FlushOutcome::Stale);
+    assert_eq!(store.value_count(), 2, "a flush heard again drops nothing written after it");
+    assert_eq!(log.entries().len(), 2);
+}
+
+#[test]
+fn a_flush_from_far_in_the_future_is_refused() {
+    let store = Store::new(node(1), 500);
+    store.update(&Bytes::from_static(b"k"), 1_000, |_| (put("v"), ())).unwrap();
+    let future = Timestamp::from_physical_ms(1_000 + DEFAULT_MAX_VERSION_AHEAD_MS + 1);
+    assert_eq!(store.flush(future, 1_000), FlushOutcome::TooFarAhead);
+    assert_eq!(store.value_count(), 1);
+    assert_eq!(store.flushed(), Timestamp::ZERO);
+}
+
+#[test]
+fn a_restored_entry_from_before_the_flush_stays_out() {
+    let store = Store::new(node(1), 500);
+    let (old, ()) = store.update(&Bytes::from_static(b"k"), 1_000, |_| (put("v"), ())).unwrap();
+    let restarted = Store::new(node(1), 500);
+    restarted.restore_flushed(Timestamp::from_physical_ms(1_500));
+    restarted.restore(Bytes::from_static(b"k"), old.unwrap(), 2_000);
+    assert_eq!(restarted.entry_count(), 0);
+    assert!(restarted.hlc().last() >= Timestamp::from_physical_ms(1_500), "the clock is past the flush");
+}

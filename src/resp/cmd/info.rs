@@ -114,6 +114,7 @@ fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
                 ("stream_connections_refused", node.stream_connections_refused.to_string()),
                 ("stream_timeouts", node.stream_timeouts.to_string()),
                 ("sync_rounds", g.sync_rounds.to_string()),
+                ("flushes_applied", g.flushes_applied.to_string()),
                 ("sync_in_step", g.sync_in_step.to_string()),
                 ("sync_entries_sent", g.sync_entries_sent.to_string()),
                 ("sync_entries_applied", g.sync_entries_applied.to_string()),

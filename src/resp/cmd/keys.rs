@@ -123,6 +123,24 @@ pub(super) fn dbsize(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// `FLUSHALL [ASYNC|SYNC]` and `FLUSHDB [ASYNC|SYNC]` (one database, so
+/// the same): every key on every node, as one versioned flush — each node
+/// drops what was written before it and refuses it from then on, and
+/// writes after it stay (see `core::store::flush`). Either mode frees the
+/// memory before the reply; the flush goes out with the batch's writes.
+pub(super) fn flush(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    match args.len() {
+        1 => {}
+        2 if is(args.arg(1), "ASYNC") || is(args.arg(1), "SYNC") => {}
+        _ => return Err(CommandError::Syntax),
+    }
+    let upto = ctx.shared.store.flush_local(ctx.now_ms)?;
+    ctx.session.unsettled_writes = true;
+    ctx.pending.flushed = Some(upto);
+    reply::ok(ctx.out);
+    Ok(())
+}
+
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`. The cursor is the
 /// store's shard index; every key present for the whole walk is returned
 /// once. Every value is a string, so `TYPE string` keeps all keys and any
@@ -263,6 +281,27 @@ mod tests {
         h.run(&["SET", "a", "1"]).await;
         assert_eq!(h.run(&["EXISTS", "a", "a", "b"]).await, ":2\r\n");
         assert_eq!(h.run(&["EXISTS", "b"]).await, ":0\r\n");
+    }
+
+    #[tokio::test]
+    async fn flushall_empties_the_node_and_goes_out_as_one_flush() {
+        let mut h = Harness::new();
+        h.run(&["MSET", "a", "1", "b", "2"]).await;
+        h.run(&["DEL", "b"]).await;
+        h.replicated();
+        assert_eq!(h.run(&["FLUSHALL"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["DBSIZE"]).await, ":0\r\n");
+        assert_eq!(h.shared.store.entry_count(), 0, "no tombstone per key");
+        let flushed = h.shared.store.flushed();
+        let batch = h.replicated.try_recv().expect("the flush is handed to dissemination");
+        assert_eq!((batch.writes.len(), batch.flushed), (0, Some(flushed)));
+        h.run(&["SET", "a", "after"]).await;
+        assert_eq!(h.run(&["FLUSHDB", "async"]).await, "+OK\r\n");
+        assert!(h.shared.store.flushed() > flushed);
+        assert_eq!(h.run(&["GET", "a"]).await, "$-1\r\n");
+        assert_eq!(h.run(&["FLUSHALL", "SYNC"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["FLUSHALL", "LAZY"]).await, "-ERR syntax error\r\n");
+        assert_eq!(h.run(&["FLUSHDB", "SYNC", "ASYNC"]).await, "-ERR syntax error\r\n");
     }
 
     #[tokio::test]

@@ -44,7 +44,7 @@ use super::reply;
 use crate::core::loading::CatchUpState;
 use crate::core::store::{Entry, WriteError};
 use crate::resp::shared::Shared;
-use crate::server::control::Control;
+use crate::server::control::{Control, Replicate};
 use crate::server::storage::StorageFailed;
 
 /// What the caller does after a command: [`execute`] never waits, so
@@ -96,7 +96,7 @@ pub(crate) struct Ctx<'a> {
     /// buffer; large values are shared into it ([`Output::bulk_shared`]).
     pub(crate) out: &'a mut Output,
     /// Writes to hand to dissemination when the batch ends.
-    pub(crate) pending: &'a mut Vec<(Bytes, Entry)>,
+    pub(crate) pending: &'a mut Replicate,
     /// Wall-clock ms, read at most a few commands ago and again after any
     /// wait (see the connection's batch loop); commands that wait update it.
     pub(crate) now_ms: u64,
@@ -165,7 +165,7 @@ fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
         }
     };
     ctx.session.tally.count(slot, failed);
-    if flow == Flow::Continue && ctx.pending.len() >= PENDING_WRITES_MAX { Flow::HandOver } else { flow }
+    if flow == Flow::Continue && ctx.pending.writes.len() >= PENDING_WRITES_MAX { Flow::HandOver } else { flow }
 }
 
 /// Answers a command [`execute`] left to the driver ([`Flow::Ask`]):
@@ -267,6 +267,7 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Del => keys::del(args, ctx),
         Handler::Exists => keys::exists(args, ctx),
         Handler::Dbsize => keys::dbsize(ctx),
+        Handler::Flush => keys::flush(args, ctx),
         Handler::Scan => keys::scan(args, ctx),
         Handler::Keys => keys::keys(args, ctx),
         Handler::Expire(how) => expire::expire(args, ctx, how),
@@ -512,7 +513,7 @@ impl Ctx<'_> {
     fn replicate(&mut self, key: Bytes, written: Option<Entry>) {
         let Some(entry) = written else { return };
         self.session.unsettled_writes = true;
-        self.pending.push((key, entry));
+        self.pending.writes.push((key, entry));
     }
 
     /// Asks the driver task a question, giving up after [`CONTROL_TIMEOUT`]
@@ -537,7 +538,7 @@ pub(crate) const PENDING_WRITES_MAX: usize = 1024;
 
 /// Hands queued writes to dissemination. Waits while the channel is full:
 /// that wait is the backpressure that bounds its memory.
-pub(crate) async fn replicate(shared: &Shared, pending: &mut Vec<(Bytes, Entry)>) {
+pub(crate) async fn replicate(shared: &Shared, pending: &mut Replicate) {
     if pending.is_empty() {
         return;
     }
@@ -553,7 +554,7 @@ pub(crate) async fn replicate(shared: &Shared, pending: &mut Vec<(Bytes, Entry)>
 pub(crate) async fn settle(
     shared: &Shared,
     session: &mut Session,
-    pending: &mut Vec<(Bytes, Entry)>,
+    pending: &mut Replicate,
 ) -> Result<(), StorageFailed> {
     replicate(shared, pending).await;
     if std::mem::take(&mut session.unsettled_writes)
@@ -587,6 +588,7 @@ enum Handler {
     Del,
     Exists,
     Dbsize,
+    Flush,
     Scan,
     Keys,
     Expire(expire::How),
@@ -840,6 +842,8 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("substr", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
     spec("echo", 2, FAST.with(CONNECTION), NONE, Handler::Echo),
     spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
+    spec("flushall", -1, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), NONE, Handler::Flush),
+    spec("flushdb", -1, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), NONE, Handler::Flush),
     // KEYS and SCAN name patterns, not keys: ACL key patterns do not filter them.
     spec("scan", -2, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Scan),
     spec("keys", 2, KEYSPACE.with(READ).with(SLOW).with(DANGEROUS), NONE, Handler::Keys),
@@ -1168,8 +1172,8 @@ mod tests {
         let (shared, _writes) = super::testkit::shared(super::testkit::limits(), None);
         let mut session = Session::new(1, ([127, 0, 0, 1], 1).into(), ([127, 0, 0, 1], 2).into());
         let mut parser = Parser::new(&shared.limits);
-        let (mut out, mut pending) = (Output::default(), Vec::new());
-        let mut run = |args: &[&[u8]], pending: &mut Vec<_>| {
+        let (mut out, mut pending) = (Output::default(), crate::server::control::Replicate::default());
+        let mut run = |args: &[&[u8]], pending: &mut crate::server::control::Replicate| {
             let frame = super::testkit::frame(args);
             assert_eq!(parser.parse(&frame), Ok(Some(frame.len())));
             let mut ctx = Ctx { shared: &shared, session: &mut session, out: &mut out, pending, now_ms: 1 };
@@ -1180,8 +1184,8 @@ mod tests {
         }
         assert_eq!(run(&[b"GET", b"k1"], &mut pending), Flow::Continue, "a read adds nothing");
         assert_eq!(run(&[b"SET", b"last", b"v"], &mut pending), Flow::HandOver);
-        assert_eq!(pending.len(), PENDING_WRITES_MAX, "the executor leaves the hand-over to its caller");
-        pending.clear();
+        assert_eq!(pending.writes.len(), PENDING_WRITES_MAX, "the executor leaves the hand-over to its caller");
+        pending.writes.clear();
         assert_eq!(run(&[b"MSET", b"a", b"1", b"b", b"2"], &mut pending), Flow::Continue);
         assert!(matches!(run(&[b"MEMBERS"], &mut pending), Flow::Ask(_)), "the driver's to answer");
         assert_eq!(run(&[b"QUIT"], &mut pending), Flow::Close);

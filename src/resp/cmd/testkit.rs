@@ -172,7 +172,7 @@ impl Harness {
         }
         assert_eq!(self.parser.parse(&frame), Ok(Some(frame.len())));
         let mut out = Output::default();
-        let mut pending = Vec::new();
+        let mut pending = Replicate::default();
         let mut ctx = Ctx {
             shared: &self.shared,
             session: &mut self.session,
@@ -199,7 +199,7 @@ impl Harness {
     pub(crate) fn replicated(&mut self) -> Vec<(String, bool)> {
         let mut writes = Vec::new();
         while let Ok(batch) = self.replicated.try_recv() {
-            for (key, entry) in batch {
+            for (key, entry) in batch.writes {
                 writes.push((String::from_utf8_lossy(&key).into_owned(), entry.value.is_none()));
             }
         }

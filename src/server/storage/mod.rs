@@ -32,6 +32,10 @@ pub(crate) const META_LAST_IN_MESH: &[u8] = b"last_in_mesh_ms";
 /// [`writer::ChangeQueue::note_clock`]).
 pub(crate) const META_HLC_LEASE: &[u8] = b"hlc_lease";
 
+/// Meta key: the latest FLUSHALL taken (a packed timestamp, 8 bytes
+/// big-endian); entries written at or before it are not loaded.
+pub(crate) const META_FLUSHED: &[u8] = b"flushed";
+
 /// How often loading a data dir logs its progress.
 pub const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -247,6 +251,10 @@ impl Storage {
         let expected = self.entries.approximate_len() as u64;
         let mut loaded = 0u64;
         let mut last_report = (started, 0u64);
+        if let Some(bytes) = self.meta.get(META_FLUSHED).map_err(|e| self.fjall(e))? {
+            let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| self.meta_error("flushed"))?;
+            store.restore_flushed(Timestamp::from_packed(u64::from_be_bytes(bytes)));
+        }
         for item in self.entries.iter() {
             let (stored, value) = item.into_inner().map_err(|e| self.fjall(e))?;
             let unreadable = |source| StorageError::Entry {
@@ -402,6 +410,28 @@ mod tests {
         writer.queue.wait_written().await.unwrap();
         stop(writer);
         let (reloaded, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        let keys: Vec<Bytes> = entries(&reloaded).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [Bytes::from_static(b"after")]);
+        stop(writer);
+    }
+
+    #[tokio::test]
+    async fn a_flush_reaches_the_disk_and_keeps_older_entries_out_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        let now = 1_700_000_000_000;
+        for i in 0..5_000u32 {
+            store.update(&Bytes::from(format!("key{i}")), now, |_| (put(b"v", None), ())).unwrap();
+        }
+        let upto = store.flush_local(now).unwrap();
+        store.update(&Bytes::from_static(b"after"), now, |_| (put(b"v", None), ())).unwrap();
+        writer.queue.wait_written().await.unwrap();
+        stop(writer);
+        let storage = Storage::open(dir.path()).unwrap();
+        assert_eq!(storage.entries.iter().count(), 1, "the flushed entries are deleted from the disk");
+        drop(storage);
+        let (reloaded, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        assert_eq!(reloaded.flushed(), upto, "the flush is kept");
         let keys: Vec<Bytes> = entries(&reloaded).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, [Bytes::from_static(b"after")]);
         stop(writer);

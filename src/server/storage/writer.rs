@@ -21,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::codec;
-use super::{Fsync, META_HLC_LEASE, META_LAST_IN_MESH};
+use super::{Fsync, META_FLUSHED, META_HLC_LEASE, META_LAST_IN_MESH};
 use crate::core::changes::{Change, ChangeLog};
 use crate::core::store::Entry;
 use crate::core::version::Timestamp;
@@ -41,6 +41,9 @@ enum Record {
     Put(Bytes, Entry),
     Remove(Bytes),
     Clear,
+    /// FLUSHALL at this timestamp: kept in `meta`, and the entries it
+    /// removes are deleted.
+    Flush(Timestamp),
     /// The last time (wall ms) this node was seen in a mesh.
     InMesh(u64),
     /// A packed timestamp above every version issued so far.
@@ -98,6 +101,7 @@ impl ChangeLog for ChangeQueue {
             Change::Put { key, entry } => Record::Put(key.clone(), entry.clone()),
             Change::Remove { key } => Record::Remove(Bytes::copy_from_slice(key)),
             Change::Clear => Record::Clear,
+            Change::Flush { upto } => Record::Flush(upto),
         };
         self.push(record);
     }
@@ -318,6 +322,33 @@ impl WriterThread {
         }
     }
 
+    /// Deletes the stored entries a flush at `upto` removes, in batches.
+    /// Later changes are queued behind this walk: none is lost, nor
+    /// deleted by it, since every one of them comes after the flush.
+    fn delete_flushed(&mut self, upto: Timestamp) -> Result<(), fjall::Error> {
+        const BATCH: usize = 4096;
+        let mut doomed = Vec::new();
+        for item in self.entries.iter() {
+            let (stored, value) = item.into_inner()?;
+            // An unreadable entry is left for the next load to report.
+            if codec::decode(&value).is_ok_and(|entry| entry.flushed_by(upto)) {
+                doomed.push(stored);
+            }
+            if doomed.len() == BATCH {
+                self.remove_stored(std::mem::take(&mut doomed))?;
+            }
+        }
+        self.remove_stored(doomed)
+    }
+
+    fn remove_stored(&mut self, stored: Vec<fjall::Slice>) -> Result<(), fjall::Error> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for key in stored {
+            batch.remove(&self.entries, key);
+        }
+        batch.commit()
+    }
+
     /// Writes `records` in order, as one batch between clears.
     fn write(&mut self, records: Vec<Record>) -> Result<(), fjall::Error> {
         let fsync = self.queue.fsync;
@@ -341,6 +372,13 @@ impl WriterThread {
                     // it, clear, and go on with a fresh batch.
                     std::mem::replace(&mut batch, self.db.batch().durability(durability)).commit()?;
                     self.entries.clear()?;
+                }
+                Record::Flush(upto) => {
+                    // The flush is kept first: a crash part-way through
+                    // the deletes leaves entries that a restart refuses.
+                    batch.insert(&self.meta, META_FLUSHED, upto.packed().to_be_bytes());
+                    std::mem::replace(&mut batch, self.db.batch().durability(durability)).commit()?;
+                    self.delete_flushed(upto)?;
                 }
             }
         }
