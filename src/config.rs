@@ -241,6 +241,8 @@ pub struct GossipFile {
     pub max_datagram_bytes: Option<usize>,
     /// See [`NodeConfig::direct_push_max`].
     pub direct_push_max: Option<usize>,
+    /// See [`NodeConfig::wait_tracked_keys`].
+    pub wait_tracked_keys: Option<usize>,
     /// Local writes handed to gossip per batch.
     pub write_batch_max: Option<usize>,
     /// Capacity of the channel from clients to gossip.
@@ -613,6 +615,9 @@ impl Settings {
         }
         if let Some(n) = g.direct_push_max {
             s.node.direct_push_max = n;
+        }
+        if let Some(n) = g.wait_tracked_keys {
+            s.node.wait_tracked_keys = n;
         }
         if let Some(bytes) = g.max_datagram_bytes {
             if !(512..=65_000).contains(&bytes) {

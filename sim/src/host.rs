@@ -16,7 +16,7 @@ use rumor::core::membership::Identity;
 use rumor::core::node::{Node, NodeConfig};
 use rumor::core::start::DataDirAge;
 use rumor::core::store::{Entry, Store};
-use rumor::core::version::NodeId;
+use rumor::core::version::{NodeId, Timestamp};
 use rumor::resp::exec::Executor;
 use rumor::resp::shared::ClientLimits;
 
@@ -62,8 +62,10 @@ pub struct Host {
     /// Local writes acknowledged but not yet handed to the node: the
     /// driver's bounded channel. A crash loses them.
     pub pending_writes: Vec<(Bytes, Entry)>,
-    /// Whether a flush of `pending_writes` is queued.
-    pub flush_queued: bool,
+    /// Whether a hand-over of `pending_writes` to the node is queued.
+    pub hand_over_queued: bool,
+    /// A FLUSHALL its client made, not yet handed to the node.
+    pub pending_flush: Option<Timestamp>,
     /// The membership suspicion counter when last looked at.
     pub suspicions_seen: u64,
     /// Runs with a data dir (`--data-dir`): its state outlives crashes.
@@ -101,7 +103,8 @@ impl Host {
             client: None,
             wake_at: None,
             pending_writes: Vec::new(),
-            flush_queued: false,
+            hand_over_queued: false,
+            pending_flush: None,
             suspicions_seen: 0,
             persistent: false,
             disk: None,
@@ -147,6 +150,9 @@ impl Host {
                 last_in_mesh_ms = None;
                 discarded = true;
             }
+            if let Some(upto) = disk.log.flushed() {
+                store.restore_flushed(upto);
+            }
             for (key, entry) in disk.entries() {
                 store.restore(key, entry, now.wall_ms);
             }
@@ -160,7 +166,8 @@ impl Host {
         self.status = HostStatus::Up;
         self.wake_at = None;
         self.pending_writes.clear();
-        self.flush_queued = false;
+        self.hand_over_queued = false;
+        self.pending_flush = None;
         self.suspicions_seen = 0;
         discarded
     }
@@ -172,7 +179,8 @@ impl Host {
         self.status = if gone { HostStatus::Gone } else { HostStatus::Down };
         self.wake_at = None;
         self.pending_writes.clear();
-        self.flush_queued = false;
+        self.hand_over_queued = false;
+        self.pending_flush = None;
     }
 
     /// Whether the node is running.

@@ -42,7 +42,8 @@ struct Cli {
     #[arg(long, default_value = "none", value_parser = parse_faults)]
     faults: FaultSet,
     /// Break the core on purpose: merge-keeps-smaller, no-push,
-    /// no-anti-entropy, drop-tombstones-early, no-change-log, ttl-only-gc.
+    /// no-anti-entropy, drop-tombstones-early, no-change-log, ttl-only-gc,
+    /// flush-not-kept.
     #[arg(long, value_name = "NAME")]
     bug: Option<String>,
     /// Client operations per simulated second, over the whole mesh.

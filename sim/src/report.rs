@@ -204,6 +204,17 @@ fn render_violation(out: &mut String, n: usize, v: &Violation, input: &ReportInp
             writes.len(),
             writes.len().min(KEY_WRITES_MAX)
         );
+        let flushes = &input.history.flushes;
+        if !flushes.is_empty() {
+            let each: Vec<String> = flushes
+                .iter()
+                .map(|f| {
+                    let excused = if f.excused.is_some() { " [excused]" } else { "" };
+                    format!("{} n{} up to {}{excused}", secs(f.at), f.host, f.upto)
+                })
+                .collect();
+            let _ = writeln!(out, "   FLUSHALLs acknowledged: {}", each.join(", "));
+        }
         for w in writes.iter().rev().take(KEY_WRITES_MAX).rev() {
             let excused =
                 w.excused.map(|e| format!(" [excused: n{} lost it at {}]", e.host, secs(e.at))).unwrap_or_default();

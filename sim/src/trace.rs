@@ -23,7 +23,7 @@ pub enum TraceKind {
     /// A fault or heal (payload: its description).
     Fault = 5,
     /// Local writes handed to the node (payload: count).
-    Flush = 6,
+    HandOver = 6,
 }
 
 impl TraceKind {
@@ -34,7 +34,7 @@ impl TraceKind {
             TraceKind::Timer => "timer",
             TraceKind::Client => "client",
             TraceKind::Fault => "fault",
-            TraceKind::Flush => "flush",
+            TraceKind::HandOver => "hand-over",
         }
     }
 }

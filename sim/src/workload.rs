@@ -1,9 +1,9 @@
-//! The clients: SET, SET with expiry (PX), MSET, DEL, GET and EXISTS at
-//! chosen hosts, with zipf-skewed key popularity, each sent as the RESP command a
+//! The clients: SET, SET with expiry (PX), MSET, DEL, RENAME, FLUSHALL,
+//! GET and EXISTS at chosen hosts, with zipf-skewed key popularity, each sent as the RESP command a
 //! client would send and run by the server's own command executor
 //! (`rumor::resp::exec`); and the history they leave, which the checkers
-//! judge: every write the executor reported acknowledged, with its version,
-//! where and when, what each operation saw in its host's store beforehand,
+//! judge: every write (and flush) the executor reported acknowledged, with
+//! its version, where and when, what each operation saw in its host's store beforehand,
 //! and what the replies were.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumor::core::store::Entry;
-use rumor::core::version::Version;
+use rumor::core::version::{Timestamp, Version};
 use rumor::resp::exec::frame;
 
 use crate::seed::{self, SimRng, between, chance, uniform};
@@ -50,6 +50,15 @@ pub enum Op {
         /// The key.
         key: Bytes,
     },
+    /// `RENAME from to`: two keys changed as one batch, by the executor.
+    Rename {
+        /// The key renamed.
+        from: Bytes,
+        /// Its new name.
+        to: Bytes,
+    },
+    /// `FLUSHALL`: every key on every node, as one versioned flush.
+    Flushall,
     /// `GET key`.
     Get {
         /// The key.
@@ -69,6 +78,8 @@ impl Op {
             Op::Set { key, .. } | Op::Del { key } | Op::Get { key } => vec![key],
             Op::Mset { pairs } => pairs.iter().map(|(key, _)| key).collect(),
             Op::Exists { keys } => keys.iter().collect(),
+            Op::Rename { from, to } => vec![from, to],
+            Op::Flushall => Vec::new(),
         }
     }
 
@@ -79,6 +90,8 @@ impl Op {
             Op::Set { px_ms: Some(_), .. } => "SET PX",
             Op::Mset { .. } => "MSET",
             Op::Del { .. } => "DEL",
+            Op::Rename { .. } => "RENAME",
+            Op::Flushall => "FLUSHALL",
             Op::Get { .. } => "GET",
             Op::Exists { .. } => "EXISTS",
         }
@@ -91,6 +104,8 @@ impl Op {
             Op::Set { key, value, px_ms: Some(px) } => frame(&[b"SET", key, value, b"PX", px.to_string().as_bytes()]),
             Op::Mset { pairs: [(k1, v1), (k2, v2)] } => frame(&[b"MSET", k1, v1, k2, v2]),
             Op::Del { key } => frame(&[b"DEL", key]),
+            Op::Rename { from, to } => frame(&[b"RENAME", from, to]),
+            Op::Flushall => frame(&[b"FLUSHALL"]),
             Op::Get { key } => frame(&[b"GET", key]),
             Op::Exists { keys: [k1, k2] } => frame(&[b"EXISTS", k1, k2]),
         }
@@ -115,7 +130,13 @@ const SET_PX_SHARE: f64 = 0.50;
 /// Cumulative share up to MSET.
 const MSET_SHARE: f64 = 0.55;
 /// Cumulative share up to DEL.
-const DEL_SHARE: f64 = 0.70;
+const DEL_SHARE: f64 = 0.67;
+/// Cumulative share up to RENAME.
+const RENAME_SHARE: f64 = 0.6995;
+/// Cumulative share up to FLUSHALL: one every 20 s or so at the default
+/// rate, each emptying the mesh (more would leave few tombstones old enough
+/// to be forgotten).
+const FLUSHALL_SHARE: f64 = 0.70;
 /// Cumulative share up to EXISTS (the rest are GETs).
 const EXISTS_SHARE: f64 = 0.78;
 /// Share of values too big for a datagram (they travel by stream).
@@ -164,6 +185,10 @@ impl Workload {
             Op::Mset { pairs: [first, second] }
         } else if kind < DEL_SHARE {
             Op::Del { key }
+        } else if kind < RENAME_SHARE {
+            Op::Rename { from: key, to: self.pick_key() }
+        } else if kind < FLUSHALL_SHARE {
+            Op::Flushall
         } else if kind < EXISTS_SHARE {
             Op::Exists { keys: [key, self.pick_key()] }
         } else {
@@ -251,6 +276,22 @@ pub struct AckedWrite {
     pub excused: Option<Excuse>,
 }
 
+/// An acknowledged FLUSHALL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckedFlush {
+    /// Position among all history records.
+    pub seq: u64,
+    /// The host that acknowledged it.
+    pub host: usize,
+    /// When.
+    pub at: Duration,
+    /// Its timestamp: every write at or before it is gone.
+    pub upto: Timestamp,
+    /// Set when the flush was held only by a host that then lost its
+    /// state: it may or may not have reached anyone.
+    pub excused: Option<Excuse>,
+}
+
 /// What an operation saw in its host's store just before running.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -296,6 +337,8 @@ pub struct History {
     pub replies: BTreeMap<String, u64>,
     /// Acknowledged writes, by the command that made them.
     pub writes_by_command: BTreeMap<&'static str, usize>,
+    /// Acknowledged flushes, in order.
+    pub flushes: Vec<AckedFlush>,
     last_seq: u64,
 }
 
@@ -307,6 +350,40 @@ impl History {
         self.by_key.entry(key.clone()).or_default().push(id);
         self.writes.push(AckedWrite { id, seq, key, host, life, at, entry, excused: None });
         id
+    }
+
+    /// Records an acknowledged FLUSHALL.
+    pub fn record_flush(&mut self, host: usize, at: Duration, upto: Timestamp) {
+        let seq = self.next_seq();
+        self.flushes.push(AckedFlush { seq, host, at, upto, excused: None });
+    }
+
+    /// The latest flush that must take effect everywhere (`ZERO`: none):
+    /// every write at or before it is gone.
+    pub fn flushed_upto(&self) -> Timestamp {
+        self.flushes.iter().filter(|f| f.excused.is_none()).map(|f| f.upto).max().unwrap_or(Timestamp::ZERO)
+    }
+
+    /// The latest flush that may have taken effect, excused ones included.
+    pub fn maybe_flushed_upto(&self) -> Timestamp {
+        self.flushes.iter().map(|f| f.upto).max().unwrap_or(Timestamp::ZERO)
+    }
+
+    /// Whether a flush acknowledged before history record `seq` removes
+    /// the write of `version`.
+    pub fn flushed_before(&self, seq: u64, version: Version) -> bool {
+        self.flushes.iter().any(|f| f.seq < seq && version.timestamp <= f.upto)
+    }
+
+    /// Host `host` lost its state at `at`: each flush no other live host
+    /// has taken (`held_elsewhere` answers the latest flush any other live
+    /// host holds) may be lost with it.
+    pub fn excuse_lost_flushes(&mut self, at: Duration, host: usize, held_elsewhere: Timestamp) {
+        for f in &mut self.flushes {
+            if f.excused.is_none() && f.upto > held_elsewhere {
+                f.excused = Some(Excuse { at, host });
+            }
+        }
     }
 
     /// The greatest version any acknowledged write gave `key`.
@@ -391,9 +468,13 @@ impl History {
         self.by_key.get(key).into_iter().flatten().map(|id| &self.writes[*id])
     }
 
-    /// The greatest version among writes to `key` that are not excused.
+    /// The greatest version among writes to `key` that are not excused,
+    /// nor removed by a flush that must take effect.
     pub fn newest_required(&self, key: &[u8]) -> Option<&AckedWrite> {
-        self.writes_for(key).filter(|w| w.excused.is_none()).max_by_key(|w| w.entry.version)
+        let flushed = self.flushed_upto();
+        self.writes_for(key)
+            .filter(|w| w.excused.is_none() && w.entry.version.timestamp > flushed)
+            .max_by_key(|w| w.entry.version)
     }
 
     /// The acknowledged write with version `version`, if any.
@@ -426,7 +507,7 @@ mod tests {
         let mut w = Workload::new(1, WorkloadConfig { rate_per_s: 10.0, keys: 100, zipf: 1.0 });
         let mut first = 0;
         for _ in 0..10_000 {
-            if w.next_op(4).1.keys()[0] == &Bytes::from_static(b"key:00000") {
+            if w.next_op(4).1.keys().first() == Some(&&Bytes::from_static(b"key:00000")) {
                 first += 1;
             }
         }

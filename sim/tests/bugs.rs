@@ -51,6 +51,23 @@ fn dropping_tombstones_early_resurrects_deleted_keys() {
     assert_caught("drop-tombstones-early", 16, "loss", resurrection::NAME);
 }
 
+/// A flush that drops what a node holds but does not keep older entries
+/// out: across a partition, a side that missed the FLUSHALL brings the
+/// flushed values back, over newer writes a node had shown.
+#[test]
+fn a_flush_that_is_not_kept_brings_flushed_writes_back() {
+    let (seed, duration, faults) = (3, Duration::from_secs(15), "partition");
+    let healthy = run_seed(seed, duration, None, 16, faults);
+    assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
+    assert!(healthy.report.contains("FLUSHALL +OK"), "the workload flushed:\n{}", healthy.report);
+    let broken = run_seed(seed, duration, Some("flush-not-kept"), 16, faults);
+    assert!(
+        broken.violated(lost_writes::NAME) || broken.violated(convergence::NAME),
+        "expected a lost write or a divergence, got:\n{}",
+        broken.report
+    );
+}
+
 /// A data dir that is never written: a host cut off alone takes writes,
 /// crashes and restarts before the heal, and comes back without them. The
 /// seed is one whose plan has that (and data dirs on every host).
@@ -72,7 +89,7 @@ fn a_data_dir_that_is_not_written_loses_acknowledged_writes() {
 /// mix of commands).
 #[test]
 fn ttl_only_garbage_collection_loses_writes_across_a_long_partition() {
-    let (seed, duration, faults) = (18, Duration::from_secs(30), "crash,partition");
+    let (seed, duration, faults) = (35, Duration::from_secs(30), "crash,partition");
     let healthy = run_seed(seed, duration, None, 16, faults);
     assert!(healthy.passed(), "the healthy core must pass first:\n{}", healthy.report);
     assert!(healthy.report.contains("1 held for 2 to 4 tombstone TTLs"), "{}", healthy.report);

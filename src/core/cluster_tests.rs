@@ -49,6 +49,8 @@ struct Cluster {
     seeds: Option<Vec<SocketAddr>>,
     /// What each node noted as its time in a mesh ([`Node::poll_in_mesh`]).
     in_mesh_notes: BTreeMap<usize, Vec<u64>>,
+    /// `wait_tracked_keys` of nodes added from now on.
+    wait_tracked_keys: usize,
 }
 
 pub(super) fn addr(i: usize) -> SocketAddr {
@@ -105,6 +107,7 @@ impl Cluster {
             lossy_pushes: Vec::new(),
             seeds: None,
             in_mesh_notes: BTreeMap::new(),
+            wait_tracked_keys: NodeConfig::default().wait_tracked_keys,
         };
         for _ in 0..n {
             cluster.add_node();
@@ -154,6 +157,7 @@ impl Cluster {
         config.member_gone_after = self.member_gone_after;
         config.max_stream_bytes = self.max_stream_bytes;
         config.sync_budget_bytes = self.sync_budget_bytes;
+        config.wait_tracked_keys = self.wait_tracked_keys;
         let store = Arc::new(config.new_store(identity.id));
         Node::new(identity, config, store, seed, self.time(), None)
     }
@@ -1023,4 +1027,64 @@ fn a_flush_reaches_a_node_that_missed_it_and_one_that_joins_later() {
 fn without_keeping_the_flush_the_node_that_missed_it_brings_the_keys_back() {
     let cluster = flush_scenario(Sabotage { flush_not_kept: true, ..Sabotage::default() });
     assert!(cluster.entries(0).len() > 1, "the flushed keys came back to node 0");
+}
+
+impl Cluster {
+    /// Asks node `i` to have every local write so far confirmed (WAIT);
+    /// returns the batches it waits for.
+    fn want_confirmed(&mut self, i: usize) -> u64 {
+        let now = self.time();
+        let node = self.nodes[i].as_mut().unwrap();
+        let upto = node.local_batches();
+        node.want_confirmation(Some((upto, now.mono + Duration::from_secs(60))), now);
+        self.collect(i);
+        upto
+    }
+
+    fn confirmed(&self, i: usize, upto: u64) -> usize {
+        self.nodes[i].as_ref().unwrap().confirmed_peers(upto)
+    }
+}
+
+#[test]
+fn every_live_peer_confirms_writes_its_pushes_lost_and_a_cut_off_one_does_not() {
+    let mut cluster = Cluster::new(4);
+    cluster.run_for(Duration::from_secs(3));
+    // Node 0's pushes are lost: the confirmation itself must carry them.
+    cluster.lossy_pushes = vec![0];
+    for i in 0..50 {
+        cluster.write(0, leak(format!("k{i}")), "v");
+    }
+    let upto = cluster.want_confirmed(0);
+    assert_eq!(upto, 50);
+    assert_eq!(cluster.confirmed(0, upto), 0, "nothing is confirmed before the peers answer");
+    cluster.run_for(Duration::from_millis(100));
+    assert_eq!(cluster.confirmed(0, upto), 3, "one round trip, well before anti-entropy");
+    assert_eq!(cluster.read(3, "k49").as_deref(), Some(&b"v"[..]));
+
+    cluster.cut_off = vec![3];
+    cluster.write(0, "more", "v");
+    let upto = cluster.want_confirmed(0);
+    cluster.run_for(Duration::from_millis(1500));
+    assert_eq!(cluster.confirmed(0, upto), 2, "the cut-off peer cannot confirm");
+    cluster.cut_off.clear();
+    cluster.run_for(Duration::from_secs(3));
+    assert_eq!(cluster.confirmed(0, upto), 3, "the retried round reaches it once it is back");
+}
+
+#[test]
+fn past_the_tracked_keys_a_peer_confirms_once_its_digests_match() {
+    let mut cluster = Cluster::new(3);
+    cluster.wait_tracked_keys = 10;
+    cluster.add_node();
+    cluster.run_for(Duration::from_secs(3));
+    cluster.lossy_pushes = vec![3];
+    for i in 0..50 {
+        cluster.write(3, leak(format!("k{i}")), "v");
+    }
+    let upto = cluster.want_confirmed(3);
+    cluster.run_for(Duration::from_millis(100));
+    assert_eq!(cluster.confirmed(3, upto), 0, "the keys are no longer tracked and the stores differ");
+    cluster.run_for(Duration::from_secs(8));
+    assert_eq!(cluster.confirmed(3, upto), 3, "anti-entropy made the stores match, which confirms");
 }

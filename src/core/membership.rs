@@ -512,6 +512,11 @@ impl Membership {
         self.known.get(&addr).is_some_and(|k| k.down_since.is_none())
     }
 
+    /// The identity of the member we list at `addr`, down or not.
+    pub fn identity_at(&self, addr: SocketAddr) -> Option<&Identity> {
+        self.known.get(&addr).map(|k| &k.identity)
+    }
+
     /// Whether `addr` is the gossip address of a member we list, down or
     /// not.
     pub fn is_known(&self, addr: SocketAddr) -> bool {

@@ -34,6 +34,11 @@ pub struct NodeConfig {
     /// nodes uninformed (Demers et al.), which in a small mesh is a node
     /// in every few writes, while a direct push costs fewer datagrams there.
     pub direct_push_max: usize,
+    /// Keys of the most recent local writes kept for WAIT, which sends a
+    /// peer the current entries of the keys it has not confirmed; a peer
+    /// that has to confirm further back than this is confirmed by
+    /// comparing digests instead (see `core::node::confirm`).
+    pub wait_tracked_keys: usize,
     /// Largest datagram payload, bytes.
     pub max_datagram_bytes: usize,
     /// Largest stream frame, bytes.
@@ -106,6 +111,7 @@ impl Default for NodeConfig {
             fanout: 3,
             max_hops: 6,
             direct_push_max: 16,
+            wait_tracked_keys: 100_000,
             max_datagram_bytes: 1400,
             max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
             join_retry_max: Duration::from_secs(2),

@@ -120,6 +120,33 @@ pub enum Message {
         /// The flush's timestamp.
         upto: Timestamp,
     },
+    /// WAIT: "hold these entries (the current ones of keys I wrote) and
+    /// say so". One part of a round; each part is acknowledged on its own.
+    /// With `digests` (the root's children) instead of entries: "say so if
+    /// your store matches mine there".
+    Confirm {
+        /// Where to answer.
+        sender: SocketAddr,
+        /// The round, as the sender numbers them.
+        round: u64,
+        /// This part's index.
+        part: u32,
+        /// Parts in the round.
+        parts: u32,
+        /// Key and entry pairs to merge.
+        entries: Vec<(Bytes, Entry)>,
+        /// Empty, or the sender's digests of the root's children.
+        digests: Vec<u64>,
+    },
+    /// WAIT: part `part` of round `round` is held.
+    Confirmed {
+        /// The gossip address of the node that holds it.
+        sender: SocketAddr,
+        /// The round.
+        round: u64,
+        /// The part.
+        part: u32,
+    },
     /// "I am stopping on purpose": sent to every live member just before
     /// the sender leaves SWIM, so they list it as left, not failed.
     Leaving {
@@ -173,7 +200,9 @@ impl Message {
             | Message::SyncWant { sender, .. }
             | Message::MembersDigest { sender, .. }
             | Message::Members { sender, .. }
-            | Message::Flush { sender, .. } => Some(*sender),
+            | Message::Flush { sender, .. }
+            | Message::Confirm { sender, .. }
+            | Message::Confirmed { sender, .. } => Some(*sender),
             Message::Leaving { identity } => Some(identity.addr),
             Message::SyncEntries { .. } => None,
         }
@@ -191,6 +220,8 @@ impl Message {
             Message::Members { .. } => "Members",
             Message::Leaving { .. } => "Leaving",
             Message::Flush { .. } => "Flush",
+            Message::Confirm { .. } => "Confirm",
+            Message::Confirmed { .. } => "Confirmed",
         }
     }
 
@@ -237,6 +268,14 @@ pub enum SyncRefusal {
     /// A key hash outside the leaves the message names.
     #[error("key hash {0:#018x} outside the named leaves")]
     StrayHash(u64),
+    /// A confirmation part past its round's end.
+    #[error("part {part} of a round of {parts}")]
+    PartRange {
+        /// The part named.
+        part: u32,
+        /// The parts the round has.
+        parts: u32,
+    },
 }
 
 /// Checks that `positions` are strictly ascending, non-empty and below `end`.
@@ -288,6 +327,15 @@ impl Message {
             Message::SyncWant { leaves, key_hashes, .. } => {
                 check_positions(leaves, LEAF_COUNT as u32, SyncRefusal::LeafRange)?;
                 check_hashes(leaves, key_hashes.iter().copied())
+            }
+            Message::Confirm { part, parts, digests, .. } => {
+                if part >= parts {
+                    return Err(SyncRefusal::PartRange { part: *part, parts: *parts });
+                }
+                if !digests.is_empty() && digests.len() != TREE_FANOUT as usize {
+                    return Err(SyncRefusal::DigestCount { nodes: 1, digests: digests.len() });
+                }
+                Ok(())
             }
             _ => Ok(()),
         }

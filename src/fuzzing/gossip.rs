@@ -158,7 +158,9 @@ fn renamed(mut message: Message, to: SocketAddr, real: Option<&Identity>) -> Mes
         | Message::SyncWant { sender, .. }
         | Message::MembersDigest { sender, .. }
         | Message::Members { sender, .. }
-        | Message::Flush { sender, .. } => *sender = to,
+        | Message::Flush { sender, .. }
+        | Message::Confirm { sender, .. }
+        | Message::Confirmed { sender, .. } => *sender = to,
         Message::Leaving { identity } => match real {
             Some(real) => *identity = real.clone(),
             None => identity.addr = to,

@@ -36,4 +36,17 @@ pub enum Control {
     /// The node-side numbers, read from their owners: for INFO's node
     /// sections, a metrics scrape and `rumor dev`'s status line.
     Snapshot(oneshot::Sender<NodeSnapshot>),
+    /// `WAIT`: answer how many live peers hold the connection's writes —
+    /// every local write so far if it `wrote`, else none are waited for —
+    /// once `numpeers` do or after `timeout` (`None`: no limit).
+    Wait {
+        /// Live peers wanted.
+        numpeers: usize,
+        /// Longest wait.
+        timeout: Option<std::time::Duration>,
+        /// Whether the connection has written at all.
+        wrote: bool,
+        /// Where the count goes.
+        answer: oneshot::Sender<usize>,
+    },
 }

@@ -24,6 +24,7 @@ use crate::server::envelope::ClusterKeys;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::storage::ChangeQueue;
 use crate::server::stream::{StreamPool, StreamStats};
+use crate::server::waits::Waits;
 
 /// How long leaving waits for queued stream frames to be written.
 const STREAM_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -91,6 +92,8 @@ pub struct Driver {
     stream_stats: Arc<StreamStats>,
     /// The longest hand-off at a stop, for a memory-only node.
     handoff_wait: Option<std::time::Duration>,
+    /// Clients blocked in WAIT.
+    waits: Waits,
 }
 
 impl Driver {
@@ -119,6 +122,7 @@ impl Driver {
             auth_failures,
             stream_stats,
             handoff_wait,
+            waits: Waits::default(),
         }
     }
 
@@ -136,6 +140,8 @@ impl Driver {
         let mut progress = tokio::time::interval(CATCH_UP_REPORT_EVERY);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // After every input: the WAITs it satisfied, or that timed out.
+            self.waits.settle(&mut self.node, self.clock.now());
             self.drain().await;
             if let Some(storage) = &self.storage {
                 // Gossip and sync merges do not wait on storage one by one
@@ -149,7 +155,8 @@ impl Driver {
                     _ = storage.wait_backlog_below(STORAGE_BACKLOG_MAX) => {}
                 }
             }
-            let deadline = self.node.poll_timeout().map(|d| self.clock.instant_at(d));
+            let next = [self.node.poll_timeout(), self.waits.next_deadline()].into_iter().flatten().min();
+            let deadline = next.map(|d| self.clock.instant_at(d));
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -188,7 +195,18 @@ impl Driver {
                     batch.clear();
                 }
                 Some((from, frame)) = frames.recv() => self.node.handle_frame(from, &frame, self.clock.now()),
-                Some(question) = control.recv() => self.answer(question),
+                Some(question) = control.recv() => {
+                    if matches!(question, Control::Wait { .. }) {
+                        // The connection's writes went into the channel
+                        // before its WAIT: hand them to the node first.
+                        while let Ok(writes_in) = writes.try_recv() {
+                            self.take_local(writes_in, &mut batch);
+                        }
+                        self.node.handle_local_writes(&batch, self.clock.now());
+                        batch.clear();
+                    }
+                    self.answer(question);
+                }
                 _ = progress.tick() => {
                     self.report_catch_up();
                     if let Some(storage) = &self.storage {
@@ -350,8 +368,12 @@ impl Driver {
         batch.extend(local.writes);
     }
 
-    fn answer(&self, question: Control) {
+    fn answer(&mut self, question: Control) {
         match question {
+            Control::Wait { numpeers, timeout, wrote, answer } => {
+                let upto = if wrote { self.node.local_batches() } else { 0 };
+                self.waits.add(&mut self.node, upto, numpeers, timeout, answer, self.clock.now());
+            }
             Control::Members(reply) => {
                 let _ = reply.send(self.node.members().iter().map(ToString::to_string).collect());
             }
@@ -377,6 +399,7 @@ impl Driver {
             hlc: store.clock_reading(),
             gossip: self.node.gossip_stats(),
             membership: self.node.membership_stats(),
+            confirm: self.node.confirm_stats(),
             members,
             member_changes: self.member_changes,
             joined: self.node.is_joined(),

@@ -37,7 +37,7 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::membership::{Identity, MembershipStats};
-use crate::core::node::GossipStats;
+use crate::core::node::{ConfirmStats, GossipStats};
 use crate::core::version::Timestamp;
 use crate::server::control::Control;
 
@@ -312,6 +312,8 @@ pub struct NodeSnapshot {
     pub gossip: GossipStats,
     /// The core's membership counters.
     pub membership: MembershipStats,
+    /// Local write batches and their confirmations (WAIT).
+    pub confirm: ConfirmStats,
     /// Known members (self included) per state, by the state's `Display`
     /// name; states with no member are listed at zero.
     pub members: BTreeMap<String, u64>,
@@ -496,6 +498,14 @@ impl Collector for ScrapeCollector {
 
         counter(&mut e, "sync_rounds", "Anti-entropy rounds started", None, g.sync_rounds)?;
         counter(&mut e, "flushes_applied", "FLUSHALLs taken from peers", None, g.flushes_applied)?;
+        let c = &n.confirm;
+        counter(&mut e, "write_batches", "Local write batches handed to gossip", None, c.batches_written)?;
+        gauge(
+            &mut e,
+            "write_batches_unconfirmed",
+            "Local write batches some live peer has not confirmed holding (WAIT)",
+            c.batches_written - c.batches_confirmed_by_all,
+        )?;
         counter(&mut e, "sync_in_step", "Anti-entropy comparisons that found the digests equal", None, g.sync_in_step)?;
         counter(&mut e, "sync_entries_sent", "Entries sent in anti-entropy messages", None, g.sync_entries_sent)?;
         counter(

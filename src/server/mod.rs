@@ -13,6 +13,7 @@
 //! - [`tls`] — client TLS configuration and its reload.
 //! - [`metrics`] and [`metrics_http`] — Prometheus metrics and their port.
 //! - [`catch_up`] — progress reports while anti-entropy catches a node up.
+//! - [`waits`] — clients blocked in WAIT until peers confirm their writes.
 
 pub mod catch_up;
 pub mod clock;
@@ -25,3 +26,4 @@ pub mod metrics_http;
 pub mod storage;
 pub mod stream;
 pub mod tls;
+pub mod waits;

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumor::core::version::Version;
+use rumor::core::version::{Timestamp, Version};
 
 use super::Violation;
 use super::membership::SuspicionCounts;
@@ -163,6 +163,16 @@ impl DisseminationTracker {
         }
         for id in done {
             self.complete(id, now);
+        }
+    }
+
+    /// A FLUSHALL at `upto` was acknowledged: the writes at or before it
+    /// are gone, not on their way, and stop being tracked.
+    pub fn on_flush(&mut self, upto: Timestamp) {
+        let gone: Vec<usize> =
+            self.pending.iter().filter(|(_, p)| p.version.timestamp <= upto).map(|(id, _)| *id).collect();
+        for id in gone {
+            self.drop_pending(id);
         }
     }
 

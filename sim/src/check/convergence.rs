@@ -1,8 +1,11 @@
 //! Strong convergence: once faults stop and the mesh is quiet, every live
 //! node holds the same entries (tombstones included), and each key's entry
 //! is the greatest acknowledged write — the model computed from the
-//! history. The one allowed loss is a write excused by the history: held,
-//! with everything newer for its key, only by hosts that lost their state.
+//! history — written after the latest acknowledged FLUSHALL (a key whose
+//! writes are all at or before it is held by no node). The one allowed
+//! loss is a write excused by the history: held, with everything newer for
+//! its key, only by hosts that lost their state (and a flush held only by
+//! such a host may or may not have taken effect).
 //!
 //! A dead entry (a tombstone, or an expired value) may be forgotten: once
 //! the newest required write of a key is dead, nodes that hold nothing for
@@ -110,7 +113,10 @@ pub fn check(snapshot: &EndState, history: &History) -> Vec<Violation> {
         let Some((held, holders)) = groups.into_iter().next() else {
             continue;
         };
-        if held == expected || allowed_survivor(history, key, held, expected) {
+        if held == expected
+            || allowed_survivor(history, key, held, expected)
+            || allowed_flushed(history, held, expected)
+        {
             continue;
         }
         let detail = match held.map(|v| history.write_with(key, v)) {
@@ -147,6 +153,13 @@ fn allowed_survivor(history: &History, key: &[u8], held: Option<Version>, expect
         return false;
     };
     expected.is_none_or(|e| held > e) && history.write_with(key, held).is_some_and(|w| w.excused.is_some())
+}
+
+/// A key nobody holds is allowed where the required write is older than
+/// an excused flush: its host lost its state, but a packet in flight may
+/// have carried the flush on.
+fn allowed_flushed(history: &History, held: Option<Version>, expected: Option<Version>) -> bool {
+    held.is_none() && expected.is_some_and(|e| e.timestamp <= history.maybe_flushed_upto())
 }
 
 /// Every held entry must be the write its version names: same value and

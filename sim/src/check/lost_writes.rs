@@ -43,7 +43,10 @@ fn per_node(history: &History) -> Vec<Violation> {
                     if let Some((k, since)) = known.get(&o.key).copied()
                         && !k.tombstone
                         && o.held.map(|h| h.version) < Some(k.version)
-                        && !(o.held.is_none() && (deleted_since(history, o, k) || expired_by(history, o, k)))
+                        && !(o.held.is_none()
+                            && (deleted_since(history, o, k)
+                                || expired_by(history, o, k)
+                                || history.flushed_before(o.seq, k.version)))
                         && reported.insert(&o.key, ()).is_none()
                     {
                         violations.push(Violation {
@@ -111,7 +114,10 @@ fn globally(snapshot: &EndState, history: &History) -> Vec<Violation> {
         };
         let kept =
             snapshot.nodes.iter().any(|n| n.entries.get(key).is_some_and(|e| e.version >= required.entry.version));
-        if !kept {
+        // An excused flush (its host lost its state) may still have
+        // reached the mesh, from a packet in flight.
+        let maybe_flushed = required.entry.version.timestamp <= history.maybe_flushed_upto();
+        if !kept && !maybe_flushed {
             violations.push(Violation {
                 checker: NAME,
                 invariant: "no acknowledged write is lost unless a greater version replaced it",

@@ -36,6 +36,9 @@ pub fn judge_at(
     if !executed.writes.is_empty() {
         return Err(format!("wrote {} while catching up", describe(&executed.writes)));
     }
+    if executed.flushed.is_some() {
+        return Err("flushed while catching up".to_owned());
+    }
     if executed.reply.starts_with(b"-LOADING ") {
         Ok(())
     } else {
@@ -68,6 +71,39 @@ pub fn judge(op: &Op, before: &[Option<Entry>], now_ms: u64, executed: &Executed
                 _ => Err(format!("DEL of a {} key wrote {}", if live { "live" } else { "missing" }, describe(writes))),
             }
         }
+        Op::Rename { from, to } => {
+            let Some(moved) = before.first().and_then(Option::as_ref).filter(|e| live_value(e, now_ms).is_some())
+            else {
+                expect_reply(reply, b"-ERR no such key\r\n")?;
+                return expect_no_writes("RENAME of a missing key", writes);
+            };
+            expect_reply(reply, b"+OK\r\n")?;
+            if from == to {
+                return expect_no_writes("RENAME of a key to itself", writes);
+            }
+            match &writes[..] {
+                [(k1, gone), (k2, copy)]
+                    if k1 == from
+                        && gone.value.is_none()
+                        && k2 == to
+                        && copy.value == moved.value
+                        && copy.expires_at_ms == moved.expires_at_ms =>
+                {
+                    Ok(())
+                }
+                _ => {
+                    Err(format!("RENAME wrote {}, expected a tombstone of the source and its value", describe(writes)))
+                }
+            }
+        }
+        Op::Flushall => {
+            expect_reply(reply, b"+OK\r\n")?;
+            expect_no_writes("FLUSHALL", writes)?;
+            match executed.flushed {
+                Some(upto) if before.is_empty() && upto > rumor::core::version::Timestamp::ZERO => Ok(()),
+                _ => Err("FLUSHALL acknowledged no flush".to_owned()),
+            }
+        }
         Op::Get { .. } => {
             if !writes.is_empty() {
                 return Err(format!("GET wrote {}", describe(writes)));
@@ -95,6 +131,10 @@ pub fn judge(op: &Op, before: &[Option<Entry>], now_ms: u64, executed: &Executed
 /// The value `entry` shows at `now_ms`: none once deleted or expired.
 fn live_value(entry: &Entry, now_ms: u64) -> Option<&Bytes> {
     entry.value.as_ref().filter(|_| entry.expires_at_ms.is_none_or(|at| at > now_ms))
+}
+
+fn expect_no_writes(what: &str, writes: &[(Bytes, Entry)]) -> Result<(), String> {
+    if writes.is_empty() { Ok(()) } else { Err(format!("{what} wrote {}", describe(writes))) }
 }
 
 fn expect_reply(reply: &[u8], expected: &[u8]) -> Result<(), String> {

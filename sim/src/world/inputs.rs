@@ -1,5 +1,5 @@
 //! The world's inputs to nodes given outside a lookahead window — client
-//! operations, a leave's last flush, the drain after a start — and the
+//! operations, a leave's last hand-over, the drain after a start — and the
 //! world's side of every step: carrying out what it asked for.
 
 use std::collections::VecDeque;
@@ -26,10 +26,10 @@ impl World {
 
     /// Hands `host`'s queued local writes to its node now, outside a window
     /// (a graceful stop pushes them out before leaving).
-    pub(super) fn flush_now(&mut self, host: usize, life: u32) {
+    pub(super) fn hand_over_now(&mut self, host: usize, life: u32) {
         let (shared, h) = self.shared_now(host);
         let mut out = VecDeque::new();
-        step::flush(h, shared.window_end, life, &shared, &mut FreshQueue::default(), &mut out);
+        step::hand_over(h, shared.window_end, life, &shared, &mut FreshQueue::default(), &mut out);
         self.apply_effects_now(host, out);
     }
 
@@ -73,8 +73,8 @@ impl World {
                 self.trace.record(self.now, kind, from, host, &payload, None);
             }
             Effect::Timer => self.trace.record(self.now, TraceKind::Timer, host, host, &[], None),
-            Effect::Flushed { count } => {
-                self.trace.record(self.now, TraceKind::Flush, host, host, &count.to_le_bytes(), None);
+            Effect::HandedOver { count } => {
+                self.trace.record(self.now, TraceKind::HandOver, host, host, &count.to_le_bytes(), None);
             }
             Effect::Held(held) => {
                 for (key, version) in held {
@@ -153,6 +153,14 @@ impl World {
             payload.extend_from_slice(entry.version.writer.uuid().as_bytes());
             self.acknowledged(host, life, key, entry);
         }
+        if let Some(upto) = executed.flushed {
+            payload.extend_from_slice(&upto.packed().to_le_bytes());
+            self.history.record_flush(host, self.now, upto);
+            self.dissemination.write().on_flush(upto);
+            let h = &mut self.hosts[host];
+            h.pending_flush = Some(upto);
+            self.queue_hand_over(host, life);
+        }
         self.trace.record(self.now, TraceKind::Client, host, host, &payload, None);
     }
 
@@ -178,11 +186,17 @@ impl World {
             tracker.on_held(host, &key, Some(entry.version), self.now, self.up_hosts);
         }
         drop(tracker);
+        self.hosts[host].pending_writes.push((key, entry));
+        self.queue_hand_over(host, life);
+    }
+
+    /// Queues the hand-over of `host`'s pending writes (and flush) to its
+    /// node after the channel delay, unless one is queued.
+    fn queue_hand_over(&mut self, host: usize, life: u32) {
         let h = &mut self.hosts[host];
-        h.pending_writes.push((key, entry));
-        if !h.flush_queued {
-            h.flush_queued = true;
-            self.schedule(self.now + CHANNEL_DELAY, WorldEvent::local(host, LocalEvent::Flush { life }));
+        if !h.hand_over_queued {
+            h.hand_over_queued = true;
+            self.schedule(self.now + CHANNEL_DELAY, WorldEvent::local(host, LocalEvent::HandOver { life }));
         }
     }
 

@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 use rumor::config::Settings;
 use rumor::core::node::NodeConfig;
 use rumor::core::store::Store;
+use rumor::core::version::Timestamp;
 
 use crate::check::Violation;
 use crate::check::bounds::DisseminationTracker;
@@ -90,7 +91,7 @@ enum WorldEvent {
     },
     /// Boots every host but the late joiners at once, each knowing the others.
     BootFormed,
-    /// A delivery, wake-up or flush: run in a lookahead window.
+    /// A delivery, wake-up or hand-over: run in a lookahead window.
     Local {
         host: usize,
         event: LocalEvent,
@@ -615,7 +616,7 @@ impl World {
             return;
         }
         if graceful {
-            self.flush_now(host, self.hosts[host].life);
+            self.hand_over_now(host, self.hosts[host].life);
             let now = self.hosts[host].now(self.now);
             if let Some(node) = self.hosts[host].node.as_mut() {
                 node.leave(now);
@@ -663,6 +664,8 @@ impl World {
     fn excuse_lost_with(&mut self, host: usize) {
         let others: Vec<Arc<Store>> =
             self.hosts.iter().filter(|h| h.index != host).filter_map(|h| h.store().cloned()).collect();
+        let flushed_elsewhere = others.iter().map(|s| s.flushed()).max().unwrap_or(Timestamp::ZERO);
+        self.history.excuse_lost_flushes(self.now, host, flushed_elsewhere);
         self.history.excuse_lost(self.now, host, |key| others.iter().filter_map(|s| s.version(key)).max());
     }
 

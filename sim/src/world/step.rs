@@ -1,5 +1,5 @@
 //! One host's share of a lookahead window: its deliveries, wake-ups and
-//! flushes, carried out on whatever thread, with everything they ask of the
+//! hand-overs, carried out on whatever thread, with everything they ask of the
 //! world kept as [`Effect`]s for the world to carry out afterwards.
 //!
 //! No packet reaches another host sooner than the shortest link latency
@@ -49,7 +49,7 @@ pub(super) enum LocalEvent {
     /// The node asked to be woken.
     Wake,
     /// The driver's channel hands queued local writes to the node.
-    Flush { life: u32 },
+    HandOver { life: u32 },
 }
 
 /// A host's event taken from the world's queue, with its place in it.
@@ -72,7 +72,7 @@ pub(super) enum Effect {
     /// The node's timers fired: trace it.
     Timer,
     /// `count` local writes handed to the node: trace it.
-    Flushed { count: u64 },
+    HandedOver { count: u64 },
     /// The host now holds these versions: tell the dissemination tracker.
     Held(Vec<(Bytes, Option<Version>)>),
     /// Queue `event` at `at`; `fresh` names it if this window runs it.
@@ -209,7 +209,7 @@ pub(super) fn run_event(
             deliver(host, at, from, transport, payload, shared, fresh, out)
         }
         LocalEvent::Wake => wake(host, at, shared, fresh, out),
-        LocalEvent::Flush { life } => flush(host, at, life, shared, fresh, out),
+        LocalEvent::HandOver { life } => hand_over(host, at, life, shared, fresh, out),
     }
 }
 
@@ -293,7 +293,7 @@ fn wake(host: &mut Host, at: Duration, shared: &StepView, fresh: &mut FreshQueue
 }
 
 /// Hands the host's queued local writes to its node, a batch at a time.
-pub(super) fn flush(
+pub(super) fn hand_over(
     host: &mut Host,
     at: Duration,
     life: u32,
@@ -304,7 +304,16 @@ pub(super) fn flush(
     if host.life != life || !host.is_up() {
         return;
     }
-    host.flush_queued = false;
+    host.hand_over_queued = false;
+    if let Some(upto) = host.pending_flush.take() {
+        let now = host.now(at);
+        if let Some(node) = host.node.as_mut() {
+            node.handle_local_flush(upto, now);
+        }
+        if host.pending_writes.is_empty() {
+            drain(host, at, shared, fresh, out);
+        }
+    }
     if host.pending_writes.is_empty() {
         return;
     }
@@ -315,10 +324,10 @@ pub(super) fn flush(
     if let Some(node) = host.node.as_mut() {
         node.handle_local_writes(&batch, now);
     }
-    out.push_back(Effect::Flushed { count: batch.len() as u64 });
+    out.push_back(Effect::HandedOver { count: batch.len() as u64 });
     if more {
-        host.flush_queued = true;
-        fresh.schedule(at, LocalEvent::Flush { life }, shared, out);
+        host.hand_over_queued = true;
+        fresh.schedule(at, LocalEvent::HandOver { life }, shared, out);
     }
     drain(host, at, shared, fresh, out);
 }

@@ -31,8 +31,11 @@ use super::version::Timestamp;
 use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
 
 mod anti_entropy;
+mod confirm;
 
 use anti_entropy::HANDOFF_ROUND_EVERY;
+use confirm::Confirmations;
+pub use confirm::{CONFIRM_RETRY, ConfirmStats};
 
 /// Shards swept per sweep tick; a full pass takes `SHARD_COUNT / SWEEP_SHARDS` ticks.
 const SWEEP_SHARDS: usize = 64;
@@ -72,6 +75,8 @@ pub enum NodeTimer {
     Sweep,
     /// Open the next hand-off round of a stopping node.
     Handoff,
+    /// Send again the confirmation rounds not yet acknowledged (WAIT).
+    ConfirmRetry,
 }
 
 impl From<SwimTimer> for NodeTimer {
@@ -188,6 +193,8 @@ pub struct Node {
     in_mesh_noted_ms: Option<u64>,
     /// A note not yet taken by [`Node::poll_in_mesh`].
     in_mesh_note: Option<u64>,
+    /// Local write batches and the peers that confirmed them (WAIT).
+    confirmations: Confirmations,
 }
 
 /// How often a node in a mesh has that noted for its data dir: the next
@@ -252,6 +259,7 @@ impl Node {
             handoff: None,
             in_mesh_noted_ms: None,
             in_mesh_note: None,
+            confirmations: Confirmations::default(),
         };
         node.schedule_announce(now.mono);
         let first_sync = node.jittered(node.config.sync_interval);
@@ -305,6 +313,10 @@ impl Node {
     /// `direct_push_max`) or to `fanout` random ones. Takes `now` like every
     /// input, though pushing needs none.
     pub fn handle_local_writes(&mut self, writes: &[(Bytes, Entry)], _now: Now) {
+        if writes.is_empty() {
+            return;
+        }
+        self.note_local_batch(writes);
         if self.membership.live_peers().len() <= self.config.direct_push_max {
             let peers = self.membership.live_peers().to_vec();
             self.push_to(peers, writes.to_vec(), 0);
@@ -353,6 +365,7 @@ impl Node {
                 NodeTimer::Announce(_) => {}
                 NodeTimer::Sync => self.sync_round(now),
                 NodeTimer::SyncWith(peer) => self.continue_sync_with(peer),
+                NodeTimer::ConfirmRetry => self.confirm_retry(now),
                 NodeTimer::Handoff => {
                     if !self.handoff_done() {
                         self.handoff_round();
@@ -575,6 +588,10 @@ impl Node {
             }
             Message::Leaving { identity } => self.membership.note_leaving(&identity, now.mono, effects!(self)),
             Message::SyncEntries { entries, held } => self.handle_sync_entries(entries, held, now.wall_ms),
+            Message::Confirm { sender: _, round, part, parts: _, entries, digests } => {
+                self.handle_confirm(peer, round, part, entries, &digests, now.wall_ms);
+            }
+            Message::Confirmed { sender: _, round, part } => self.handle_confirmed(peer, round, part),
             Message::Flush { sender: _, hops_left, upto } => {
                 if self.store.flush(upto, now.wall_ms) == FlushOutcome::Applied {
                     self.stats.flushes_applied += 1;

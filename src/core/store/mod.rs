@@ -456,11 +456,13 @@ impl Store {
             (Write::Value { value }, None) => Write::Put { value, expires_at_ms: None },
             (write, _) => write,
         };
+        // Greater than what the key holds, and than the last flush: a flush
+        // from a peer whose clock is ahead (further than the drift the
+        // clock follows) must not swallow the writes made after it here.
         let mut timestamp = self.hlc.tick(now_ms).ok_or(WriteError::VersionExhausted)?;
-        if let Some(held) = existing
-            && held.last_stamped() >= timestamp
-        {
-            timestamp = held.last_stamped().checked_next().ok_or(WriteError::VersionExhausted)?;
+        let floor = existing.map_or(Timestamp::ZERO, |held| held.last_stamped()).max(self.flushed());
+        if floor >= timestamp {
+            timestamp = floor.checked_next().ok_or(WriteError::VersionExhausted)?;
         }
         let version = Version { timestamp, writer: self.writer };
         let entry = match (write, held_live) {

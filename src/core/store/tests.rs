@@ -712,3 +712,18 @@ fn a_restored_entry_from_before_the_flush_stays_out() {
     assert_eq!(restarted.entry_count(), 0);
     assert!(restarted.hlc().last() >= Timestamp::from_physical_ms(1_500), "the clock is past the flush");
 }
+
+#[test]
+fn a_write_after_a_flush_from_a_clock_far_ahead_is_after_the_flush() {
+    // The clock follows remote readings up to 500 ms ahead; this flush is
+    // a minute ahead (within max_version_ahead_ms), so the clock stays.
+    let store = Store::new(node(1), 500);
+    let upto = Timestamp::from_physical_ms(61_000);
+    assert_eq!(store.flush(upto, 1_000), FlushOutcome::Applied);
+    let (written, ()) = store.update(&Bytes::from_static(b"k"), 1_000, |_| (put("after"), ())).unwrap();
+    let written = written.unwrap();
+    assert!(written.version.timestamp > upto, "{} after {upto}", written.version);
+    assert!(!written.flushed_by(store.flushed()));
+    assert!(store.flush_local(1_000).unwrap() > upto, "a later flush here is after it too");
+    assert_eq!(store.get(b"k", 1_000), None);
+}

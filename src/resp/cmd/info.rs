@@ -115,6 +115,13 @@ fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
                 ("stream_timeouts", node.stream_timeouts.to_string()),
                 ("sync_rounds", g.sync_rounds.to_string()),
                 ("flushes_applied", g.flushes_applied.to_string()),
+                ("write_batches", node.confirm.batches_written.to_string()),
+                ("write_batches_confirmed", node.confirm.batches_confirmed_by_all.to_string()),
+                (
+                    "write_batches_unconfirmed",
+                    (node.confirm.batches_written - node.confirm.batches_confirmed_by_all).to_string(),
+                ),
+                ("confirm_rounds", node.confirm.rounds_sent.to_string()),
                 ("sync_in_step", g.sync_in_step.to_string()),
                 ("sync_entries_sent", g.sync_entries_sent.to_string()),
                 ("sync_entries_applied", g.sync_entries_applied.to_string()),

@@ -136,6 +136,7 @@ pub(super) fn flush(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErro
     }
     let upto = ctx.shared.store.flush_local(ctx.now_ms)?;
     ctx.session.unsettled_writes = true;
+    ctx.session.wrote = true;
     ctx.pending.flushed = Some(upto);
     reply::ok(ctx.out);
     Ok(())

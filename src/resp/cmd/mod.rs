@@ -84,6 +84,8 @@ enum Question {
     Hello(std::time::Duration),
     /// DEBUG SLEEP: `OK` after this wait.
     Sleep(std::time::Duration),
+    /// WAIT numpeers timeout (`None`: no limit).
+    Wait(usize, Option<std::time::Duration>),
 }
 
 /// What a command runs with.
@@ -186,6 +188,7 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
             reply::ok(ctx.out);
             Ok(())
         }
+        Question::Wait(numpeers, timeout) => server::wait(numpeers, timeout, ctx).await,
         Question::Hello(delay) => {
             tokio::time::sleep(delay).await;
             ctx.now_ms = ctx.shared.clock.wall_ms();
@@ -331,6 +334,10 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Config => server::config(args, ctx),
         Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
         Handler::Info => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Info })),
+        Handler::Wait => {
+            let (numpeers, timeout) = server::wait_args(args)?;
+            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Wait(numpeers, timeout) }));
+        }
         Handler::Acl => acl_cmd::acl(args, ctx),
     }
     .map(|()| Flow::Continue)
@@ -513,6 +520,7 @@ impl Ctx<'_> {
     fn replicate(&mut self, key: Bytes, written: Option<Entry>) {
         let Some(entry) = written else { return };
         self.session.unsettled_writes = true;
+        self.session.wrote = true;
         self.pending.writes.push((key, entry));
     }
 
@@ -589,6 +597,7 @@ enum Handler {
     Exists,
     Dbsize,
     Flush,
+    Wait,
     Scan,
     Keys,
     Expire(expire::How),
@@ -844,6 +853,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
     spec("flushall", -1, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), NONE, Handler::Flush),
     spec("flushdb", -1, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), NONE, Handler::Flush),
+    spec("wait", 3, SLOW.with(CONNECTION).with(Categories::BLOCKING), NONE, Handler::Wait),
     // KEYS and SCAN name patterns, not keys: ACL key patterns do not filter them.
     spec("scan", -2, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Scan),
     spec("keys", 2, KEYSPACE.with(READ).with(SLOW).with(DANGEROUS), NONE, Handler::Keys),
@@ -954,7 +964,7 @@ const ECHOED_NAME_BYTES: usize = 128;
 const ECHOED_ARGS_BYTES: usize = 128;
 
 /// How long MEMBERS and INFO wait for the driver task.
-const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(test)]
 pub(crate) mod testkit;

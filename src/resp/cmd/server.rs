@@ -3,6 +3,7 @@
 
 use super::{CommandError, Ctx, is, unknown_subcommand};
 use crate::resp::glob;
+use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 use crate::server::control::Control;
@@ -78,6 +79,46 @@ pub(super) fn time(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     reply::array(ctx.out, 2);
     reply::bulk_u64(ctx.out, now_ms / 1000);
     reply::bulk_u64(ctx.out, (now_ms % 1000) * 1000);
+    Ok(())
+}
+
+/// `WAIT numpeers timeout`'s arguments, as Redis reads them: a negative
+/// `numpeers` wants none; timeout 0 is no limit.
+pub(super) fn wait_args(args: Args<'_>) -> Result<(usize, Option<std::time::Duration>), CommandError> {
+    let numpeers = parse_i64(args.arg(1)).ok_or(CommandError::NotInteger)?;
+    let timeout_ms =
+        parse_i64(args.arg(2)).ok_or(CommandError::fixed("ERR timeout is not an integer or out of range"))?;
+    if timeout_ms < 0 {
+        return Err(CommandError::fixed("ERR timeout is negative"));
+    }
+    let timeout = (timeout_ms > 0).then(|| std::time::Duration::from_millis(timeout_ms as u64));
+    Ok((usize::try_from(numpeers).unwrap_or(0), timeout))
+}
+
+/// `WAIT`: hands the batch's writes over, then waits for the driver to
+/// count the live peers that hold every write this connection made (see
+/// `core::node::confirm`), up to the timeout.
+pub(super) async fn wait(
+    numpeers: usize,
+    timeout: Option<std::time::Duration>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), CommandError> {
+    super::replicate(ctx.shared, ctx.pending).await;
+    let (answer, receiver) = tokio::sync::oneshot::channel();
+    let wrote = ctx.session.wrote;
+    let asked = ctx.shared.control.send(Control::Wait { numpeers, timeout, wrote, answer }).await.is_ok();
+    // The driver answers at the timeout itself; past it by this much, it
+    // is gone or stuck.
+    let count = match (asked, timeout) {
+        (false, _) => None,
+        (true, Some(timeout)) => {
+            tokio::time::timeout(timeout + super::CONTROL_TIMEOUT, receiver).await.ok().and_then(Result::ok)
+        }
+        (true, None) => receiver.await.ok(),
+    };
+    ctx.now_ms = ctx.shared.clock.wall_ms();
+    let count = count.ok_or(CommandError::fixed("ERR WAIT is unavailable: the node is not answering"))?;
+    reply::count(ctx.out, count);
     Ok(())
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct Session {
     /// This batch wrote something that storage has not yet confirmed: its
     /// replies wait for the data dir (with `--data-dir`).
     pub(crate) unsettled_writes: bool,
+    /// This connection has written at all: a WAIT waits for its writes.
+    pub(crate) wrote: bool,
     /// RESP2 until a `HELLO 3`; the executor encodes every reply in it.
     pub(crate) protocol: Protocol,
     /// `CLIENT REPLY`.
@@ -86,6 +88,7 @@ impl Session {
             commands: 0,
             tally: CommandTally::default(),
             unsettled_writes: false,
+            wrote: false,
             protocol: Protocol::Resp2,
             replies: Replies::On,
             client: Arc::new(Client::new(id, peer, local, fd)),

@@ -58,6 +58,10 @@ pub(crate) fn shared_with_capacity(
                     let members = [("alive".to_owned(), 1), ("suspect".to_owned(), 1)].into();
                     let _ = answer.send(NodeSnapshot { members, ..NodeSnapshot::default() });
                 }
+                // A test driver with two peers that hold everything.
+                Control::Wait { answer, .. } => {
+                    let _ = answer.send(2);
+                }
             }
         }
     });
