@@ -12,7 +12,8 @@ use crate::resp::reply;
 /// `COMMAND` (every command's description), `COMMAND COUNT`, `COMMAND LIST
 /// [FILTERBY ACLCAT category|PATTERN pattern]`, `COMMAND INFO [name …]`
 /// (a null for an unknown name), `COMMAND DOCS [name …]` (an empty map:
-/// rumor keeps no documentation text).
+/// rumor keeps no documentation text), `COMMAND HELP` (which the unknown
+/// subcommand error points to).
 pub(super) fn command(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let Some(sub) = args.get(1) else {
         reply::array(ctx.out, COMMANDS.len());
@@ -29,6 +30,11 @@ pub(super) fn command(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandEr
         }
     } else if is(sub, "DOCS") {
         reply::map(ctx.out, 0);
+    } else if is(sub, "HELP") {
+        reply::array(ctx.out, HELP.len());
+        for line in HELP {
+            reply::simple(ctx.out, line.as_bytes());
+        }
     } else if is(sub, "INFO") {
         if args.len() == 2 {
             reply::array(ctx.out, COMMANDS.len());
@@ -47,6 +53,23 @@ pub(super) fn command(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandEr
     }
     Ok(())
 }
+
+/// What this node's COMMAND does, in the layout of Redis's help replies.
+const HELP: [&str; 13] = [
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands.",
+    "LIST [FILTERBY (ACLCAT <category>|PATTERN <pattern>|MODULE <module>)]",
+    "    Return a list of the command names, optionally filtered.",
+    "INFO [<command-name> ...]",
+    "    Return details about the given commands, or all of them.",
+    "DOCS [<command-name> ...]",
+    "    Return an empty map: this server keeps no documentation text.",
+    "HELP",
+    "    Print this help.",
+];
 
 /// The names `COMMAND LIST` answers, filtered as asked.
 fn listed(args: Args<'_>) -> Result<Vec<&'static str>, CommandError> {
@@ -229,6 +252,16 @@ mod tests {
             "-ERR wrong number of arguments for 'command|count' command\r\n"
         );
         assert_eq!(h.run(&["COMMAND", "NOPE"]).await, "-ERR unknown subcommand 'NOPE'. Try COMMAND HELP.\r\n");
+        let help = h.run(&["COMMAND", "HELP"]).await;
+        assert!(
+            help.starts_with("*13\r\n+COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"),
+            "{help}"
+        );
+        assert!(help.contains("\r\n+INFO [<command-name> ...]\r\n"), "{help}");
+        assert_eq!(
+            h.run(&["COMMAND", "HELP", "x"]).await,
+            "-ERR wrong number of arguments for 'command|help' command\r\n"
+        );
         assert_eq!(h.run(&["HELLO", "3"]).await.get(..2), Some("%7"));
         assert_eq!(h.run(&["COMMAND", "DOCS"]).await, "%0\r\n");
     }

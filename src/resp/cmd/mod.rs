@@ -891,6 +891,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("list", -2, SLOW.with(CONNECTION)),
         sub("docs", -2, SLOW.with(CONNECTION)),
         sub("info", -2, SLOW.with(CONNECTION)),
+        sub("help", 2, SLOW.with(CONNECTION)),
     ]),
     spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[sub(
         "sleep",
