@@ -202,9 +202,10 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
 
 /// [`check`]s a known command and runs it.
 fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
-    match check(slot, spec, sub, args, ctx)? {
-        Some(flow) => Ok(flow),
-        None => handle(spec, args, ctx),
+    match check(slot, spec, sub, args, ctx) {
+        Ok(Some(flow)) => Ok(flow),
+        Ok(None) => handle(spec, args, ctx),
+        Err(error) => Err(transaction::refused(spec, error, ctx)),
     }
 }
 

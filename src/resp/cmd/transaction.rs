@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::{CommandError, Ctx, Flow, Handler, Spec, Sub, check, handle, lookup};
 use crate::core::version::{Timestamp, Version};
@@ -107,6 +107,28 @@ pub(super) fn queue(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>,
         }
     }
     Flow::Continue
+}
+
+/// A command that runs at once inside MULTI (EXEC, DISCARD, WATCH…) and
+/// was refused by its checks (arity, permissions…): as in Redis, the
+/// refusal dooms the transaction, and a refused EXEC discards it and
+/// answers `EXECABORT` with the refusal's text. Outside MULTI, `error` as is.
+pub(super) fn refused(spec: &Spec, error: CommandError, ctx: &mut Ctx<'_>) -> CommandError {
+    let Some(queued) = ctx.session.transaction.as_mut() else {
+        return error;
+    };
+    if spec.handler != Handler::Exec {
+        queued.doomed = true;
+        return error;
+    }
+    ctx.session.transaction = None;
+    ctx.session.watched.clear();
+    let mut written = BytesMut::new();
+    error.write(&mut written);
+    let text = String::from_utf8_lossy(&written);
+    let text = text.trim_start_matches('-').trim_end_matches("\r\n");
+    let text = text.strip_prefix("ERR ").unwrap_or(text);
+    CommandError::Message(format!("EXECABORT Transaction discarded because of: {text}").into())
 }
 
 fn transaction_limit(output_buffer_limit_bytes: usize) -> usize {
@@ -214,6 +236,25 @@ pub(super) fn exec(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::Harness;
+
+    #[tokio::test]
+    async fn a_refused_exec_discards_the_transaction_and_a_refused_discard_dooms_it() {
+        let mut h = Harness::new();
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["SET", "a", "1"]).await, "+QUEUED\r\n");
+        assert_eq!(
+            h.run(&["EXEC", "x"]).await,
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n"
+        );
+        assert_eq!(h.run(&["EXEC"]).await, "-ERR EXEC without MULTI\r\n");
+        assert_eq!(h.run(&["EXISTS", "a"]).await, ":0\r\n");
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["WATCH"]).await, "-ERR wrong number of arguments for 'watch' command\r\n");
+        assert_eq!(h.run(&["EXEC"]).await, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["DISCARD", "x"]).await, "-ERR wrong number of arguments for 'discard' command\r\n");
+        assert_eq!(h.run(&["DISCARD"]).await, "+OK\r\n");
+    }
 
     #[tokio::test]
     async fn multi_queues_and_exec_answers_every_reply() {
