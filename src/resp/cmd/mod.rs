@@ -839,7 +839,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("strlen", 2, READ.with(STRING).with(FAST), NONE, Handler::Strlen).keys(1, 1, 1, R),
     spec("getrange", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
     spec("substr", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
-    spec("echo", 2, FAST.with(CONNECTION), NONE, Handler::Echo),
+    spec("echo", 2, FAST.with(CONNECTION), LOADING, Handler::Echo),
     spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
     // KEYS and SCAN name patterns, not keys: ACL key patterns do not filter them.
     spec("scan", -2, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Scan),
@@ -912,9 +912,9 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("users", 2, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("getuser", 3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("load", 2, ADMIN.with(SLOW).with(DANGEROUS)),
-        sub("setuser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
-        sub("deluser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
-        sub("save", -2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("setuser", -3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("deluser", -3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("save", 2, ADMIN.with(SLOW).with(DANGEROUS)),
     ]),
 ];
 
@@ -1020,6 +1020,9 @@ mod tests {
             (&["CLIENT", "ID", "x"][..], "client|id"),
             (&["COMMAND", "COUNT", "x"][..], "command|count"),
             (&["ACL", "GETUSER"][..], "acl|getuser"),
+            (&["ACL", "SETUSER"][..], "acl|setuser"),
+            (&["ACL", "DELUSER"][..], "acl|deluser"),
+            (&["ACL", "SAVE", "x"][..], "acl|save"),
             (&["TIME", "x"][..], "time"),
             (&["RESET", "x"][..], "reset"),
         ] {
