@@ -209,10 +209,10 @@ fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ct
     }
 }
 
-/// Checks a known command's arity, then the client's authentication, then
-/// its user's permissions (command, then keys), then (for a command that
-/// adds data) `maxmemory`, in that order as Redis 7 does: `None` when it
-/// may run, a flow when the check answered for it.
+/// Checks a known command's subcommand and arity, then the client's
+/// authentication, then its user's permissions (command, then keys), then
+/// (for a command that adds data) `maxmemory`, in that order as Redis 7
+/// does: `None` when it may run, a flow when the check answered for it.
 fn check(
     slot: usize,
     spec: &Spec,
@@ -220,6 +220,11 @@ fn check(
     args: Args<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<Option<Flow>, CommandError> {
+    // A container's unknown subcommand first, as Redis finds it when it
+    // looks the command up: so it is refused inside MULTI, not queued.
+    if !spec.subcommands.is_empty() && sub.is_none() && args.len() > 1 {
+        return Err(unknown_subcommand(args, &spec.name.to_ascii_uppercase()));
+    }
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }

@@ -109,16 +109,16 @@ pub(super) fn queue(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>,
     Flow::Continue
 }
 
-/// A command that runs at once inside MULTI (EXEC, DISCARD, WATCH…) and
-/// was refused by its checks (arity, permissions…): as in Redis, the
-/// refusal dooms the transaction, and a refused EXEC discards it and
-/// answers `EXECABORT` with the refusal's text. Outside MULTI, `error` as is.
+/// A command refused by its checks (arity, permissions…) that runs at once
+/// even inside MULTI (EXEC, DISCARD, WATCH…): as in Redis, the refusal
+/// dooms the transaction, and a refused EXEC, inside MULTI or not,
+/// discards any transaction and watched keys and answers `EXECABORT` with
+/// the refusal's text. Any other command's `error` is returned as is.
 pub(super) fn refused(spec: &Spec, error: CommandError, ctx: &mut Ctx<'_>) -> CommandError {
-    let Some(queued) = ctx.session.transaction.as_mut() else {
-        return error;
-    };
     if spec.handler != Handler::Exec {
-        queued.doomed = true;
+        if let Some(queued) = ctx.session.transaction.as_mut() {
+            queued.doomed = true;
+        }
         return error;
     }
     ctx.session.transaction = None;
@@ -254,6 +254,14 @@ mod tests {
         h.run(&["MULTI"]).await;
         assert_eq!(h.run(&["DISCARD", "x"]).await, "-ERR wrong number of arguments for 'discard' command\r\n");
         assert_eq!(h.run(&["DISCARD"]).await, "+OK\r\n");
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["OBJECT", "nope", "a"]).await, "-ERR unknown subcommand 'nope'. Try OBJECT HELP.\r\n");
+        assert_eq!(h.run(&["EXEC"]).await, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        // Outside MULTI too, as Redis answers a refused EXEC.
+        assert_eq!(
+            h.run(&["EXEC", "x"]).await,
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n"
+        );
     }
 
     #[tokio::test]
