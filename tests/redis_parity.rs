@@ -1524,6 +1524,20 @@ const CASES: &[(&str, &[&str])] = &[
             "ACL FOO",
         ],
     ),
+    (
+        "echoed_bytes",
+        &[
+            "SET {}a v",
+            "EXPIRE {}a 10 \\xff",
+            "CLIENT \\xff",
+            "CLIENT LIST TYPE \\xfe",
+            "HELLO 3 \\xff",
+            "ACL CAT \\xff",
+            "MULTI",
+            "EXEC \\xff",
+            "COMMAND \\xff\\xfe",
+        ],
+    ),
     ("ping_echo", &["PING", "PING hello", "PING a b", "ECHO hello", "ECHO ''", "ECHO", "ECHO a b"]),
     (
         "select",

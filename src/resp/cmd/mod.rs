@@ -462,6 +462,9 @@ pub(crate) enum CommandError {
     NoAuth,
     /// Any other error, its code included (`ERR …`, `WRONGPASS …`).
     Message(Cow<'static, str>),
+    /// An error that echoes a client's argument: its bytes as they came,
+    /// as Redis sends them (`ERR Unsupported option \xff`).
+    Echoing(Vec<u8>),
 }
 
 impl CommandError {
@@ -477,8 +480,14 @@ impl CommandError {
             }
             CommandError::NoAuth => "NOAUTH Authentication required.".into(),
             CommandError::Message(text) => Cow::Borrowed(text.as_ref()),
+            CommandError::Echoing(text) => return reply::error(out, text),
         };
         reply::error(out, text.as_bytes());
+    }
+
+    /// `before`, the client's `arg` as it came, then `after`.
+    pub(crate) fn echoing(before: &str, arg: &[u8], after: &str) -> Self {
+        CommandError::Echoing([before.as_bytes(), arg, after.as_bytes()].concat())
     }
 
     /// An error with a fixed text.
@@ -578,8 +587,11 @@ fn is(arg: &[u8], name: &str) -> bool {
 /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
 fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
     let sub = args.arg(1);
-    let sub = String::from_utf8_lossy(&sub[..sub.len().min(ECHOED_NAME_BYTES)]);
-    CommandError::Message(format!("ERR unknown subcommand '{sub}'. Try {container} HELP.").into())
+    CommandError::echoing(
+        "ERR unknown subcommand '",
+        &sub[..sub.len().min(ECHOED_NAME_BYTES)],
+        &format!("'. Try {container} HELP."),
+    )
 }
 
 /// Which function runs a command.

@@ -283,8 +283,8 @@ impl<'a> HelloOptions<'a> {
                 options.name = Some(args.arg(at + 1));
                 at += 2;
             } else {
-                let option = String::from_utf8_lossy(&option[..option.len().min(super::ECHOED_NAME_BYTES)]);
-                return Err(CommandError::Message(format!("ERR Syntax error in HELLO option '{option}'").into()));
+                let option = &option[..option.len().min(super::ECHOED_NAME_BYTES)];
+                return Err(CommandError::echoing("ERR Syntax error in HELLO option '", option, "'"));
             }
         }
         Ok(options)

@@ -125,10 +125,9 @@ pub(super) fn refused(spec: &Spec, error: CommandError, ctx: &mut Ctx<'_>) -> Co
     ctx.session.watched.clear();
     let mut written = BytesMut::new();
     error.write(&mut written);
-    let text = String::from_utf8_lossy(&written);
-    let text = text.trim_start_matches('-').trim_end_matches("\r\n");
-    let text = text.strip_prefix("ERR ").unwrap_or(text);
-    CommandError::Message(format!("EXECABORT Transaction discarded because of: {text}").into())
+    let text = written.strip_prefix(b"-").and_then(|text| text.strip_suffix(b"\r\n")).unwrap_or(&written);
+    let text = text.strip_prefix(b"ERR ").unwrap_or(text);
+    CommandError::echoing("EXECABORT Transaction discarded because of: ", text, "")
 }
 
 fn transaction_limit(output_buffer_limit_bytes: usize) -> usize {
