@@ -1674,6 +1674,23 @@ const KNOWN_DIFFERENCES: &[KnownDifference] = &[
          SETBIT or BITOP",
     ),
     (
+        "kd_refcount_after_copy",
+        &["SET {}a 7", "COPY {}a {}b"],
+        "OBJECT REFCOUNT {}b",
+        ":2147483647\r\n",
+        ":2147483647\r\n",
+        "as OBJECT ENCODING: the answer is Redis's for a SET of the value; Redis's COPY duplicates a shared \
+         integer into an object of its own",
+    ),
+    (
+        "kd_client_info_fields",
+        &[],
+        "CLIENT INFO",
+        "contains: multi=-1 watch=0 qbuf=",
+        "contains: multi=-1 watch=0 qbuf=",
+        "Redis 7.2's fields (watch, lib-name, lib-ver), which redis-server 7.0 lacks",
+    ),
+    (
         "kd_object_help",
         &[],
         "OBJECT HELP",
