@@ -1538,6 +1538,19 @@ const CASES: &[(&str, &[&str])] = &[
             "COMMAND \\xff\\xfe",
         ],
     ),
+    // LCS's table of (4101 x 4101) u32 passes a proto-max-bulk-len of 64 MiB.
+    (
+        "lcs_memory",
+        &[
+            "SETRANGE {}a 4100 x",
+            "SETRANGE {}b 4100 y",
+            "LCS {}a {}b",
+            "LCS {}a {}b LEN",
+            "LCS {}a {}b IDX",
+            "SETRANGE {}c 10 x",
+            "LCS {}a {}c LEN",
+        ],
+    ),
     ("ping_echo", &["PING", "PING hello", "PING a b", "ECHO hello", "ECHO ''", "ECHO", "ECHO a b"]),
     (
         "select",
