@@ -66,8 +66,7 @@ pub(super) fn acl(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
             }
             Some(name) if args.len() == 3 => {
                 let Some(category) = Categories::named(name) else {
-                    let name = String::from_utf8_lossy(name);
-                    return Err(CommandError::Message(format!("ERR Unknown category '{name}'").into()));
+                    return Err(CommandError::echoing("ERR Unknown category '", name, "'"));
                 };
                 let members: Vec<&str> = ENTRIES
                     .iter()

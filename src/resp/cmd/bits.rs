@@ -13,13 +13,13 @@ use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 
-/// Redis's bound on a bit offset: within a 512 MiB string.
-const MAX_BIT_OFFSET: u64 = (512 * 1024 * 1024 * 8) - 1;
-
-fn bit_offset(arg: &[u8]) -> Result<u64, CommandError> {
+/// A bit offset, within a string of `proto-max-bulk-len` bytes
+/// (`max_bulk_bytes`) as Redis bounds it, for GETBIT as for SETBIT: the
+/// same offset is refused by both, with the same error.
+fn bit_offset(arg: &[u8], max_bulk_bytes: usize) -> Result<u64, CommandError> {
     parse_i64(arg)
         .and_then(|n| u64::try_from(n).ok())
-        .filter(|n| *n <= MAX_BIT_OFFSET)
+        .filter(|n| n / 8 < max_bulk_bytes as u64)
         .ok_or(CommandError::fixed("ERR bit offset is not an integer or out of range"))
 }
 
@@ -32,17 +32,14 @@ fn bit_of(value: &[u8], offset: u64) -> bool {
 /// bytes as needed.
 pub(super) fn setbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
-    let offset = bit_offset(args.arg(2))?;
+    let offset = bit_offset(args.arg(2), ctx.shared.limits.max_bulk_bytes)?;
     let on = match args.arg(3) {
         b"0" => false,
         b"1" => true,
         _ => return Err(CommandError::fixed("ERR bit is not an integer or out of range")),
     };
-    let byte = usize::try_from(offset / 8)
-        .map_err(|_| CommandError::fixed("ERR bit offset is not an integer or out of range"))?;
-    if byte >= ctx.shared.limits.max_bulk_bytes {
-        return Err(CommandError::fixed("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
-    }
+    // Below max_bulk_bytes, a usize.
+    let byte = (offset / 8) as usize;
     let (written, old) = ctx.shared.store.update(&key, ctx.now_ms(), |live| {
         let held: &[u8] = live.as_ref().map_or(&[], |l| l.value.as_ref());
         let old = bit_of(held, offset);
@@ -67,7 +64,7 @@ pub(super) fn setbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
 /// `GETBIT key offset`: 0 past the end or for a missing key.
 pub(super) fn getbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
-    let offset = bit_offset(args.arg(2))?;
+    let offset = bit_offset(args.arg(2), ctx.shared.limits.max_bulk_bytes)?;
     let value = ctx.shared.store.get(key, ctx.now_ms()).unwrap_or_default();
     reply::integer(ctx.out, i64::from(bit_of(&value, offset)));
     Ok(())
@@ -114,10 +111,11 @@ pub(super) fn bitcount(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandE
 /// the bits past the value count as clear, as Redis answers.
 pub(super) fn bitpos(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
-    let wanted = match args.arg(2) {
-        b"0" => false,
-        b"1" => true,
-        _ => return Err(CommandError::fixed("ERR The bit argument must be 1 or 0.")),
+    let wanted = match parse_i64(args.arg(2)) {
+        None => return Err(CommandError::NotInteger),
+        Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Err(CommandError::fixed("ERR The bit argument must be 1 or 0.")),
     };
     if args.len() > 6 {
         return Err(CommandError::Syntax);
@@ -258,11 +256,15 @@ mod tests {
             "-ERR bit offset is not an integer or out of range\r\n"
         );
         assert_eq!(h.run(&["SETBIT", "k", "1", "2"]).await, "-ERR bit is not an integer or out of range\r\n");
-        assert_eq!(
-            h.run(&["SETBIT", "k", "4294967295", "1"]).await,
-            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
-            "within Redis's bound, beyond this node's max_bulk_bytes"
-        );
+        // Redis bounds offsets by proto-max-bulk-len (max_bulk_bytes, 1 MiB
+        // here), for reads as for writes.
+        let past = (1u64 << 23).to_string();
+        for command in ["SETBIT", "GETBIT"] {
+            let mut args = vec![command, "k", &past];
+            args.extend((command == "SETBIT").then_some("1"));
+            assert_eq!(h.run(&args).await, "-ERR bit offset is not an integer or out of range\r\n", "{command}");
+        }
+        assert_eq!(h.run(&["GETBIT", "k", &((1u64 << 23) - 1).to_string()]).await, ":0\r\n");
         // Setting a bit already set writes nothing.
         let writes = h.replicated().len();
         h.run(&["SETBIT", "k", "17", "1"]).await;
@@ -315,6 +317,8 @@ mod tests {
             (&["BITPOS", "k", "2"], "-ERR The bit argument must be 1 or 0.\r\n"),
             (&["BITPOS", "k", "0", "0", "1", "WORD"], "-ERR syntax error\r\n"),
             (&["BITPOS", "k", "1", "a"], "-ERR value is not an integer or out of range\r\n"),
+            (&["BITPOS", "k", "x"], "-ERR value is not an integer or out of range\r\n"),
+            (&["BITPOS", "k", "01"], "-ERR value is not an integer or out of range\r\n"),
         ] {
             assert_eq!(h.run(args).await, answer, "{args:?}");
         }

@@ -82,8 +82,7 @@ fn set_info(ctx: &mut Ctx<'_>, attribute: &[u8], value: &[u8]) -> Result<(), Com
     } else if is(attribute, "LIB-VER") {
         false
     } else {
-        let attribute = String::from_utf8_lossy(attribute);
-        return Err(CommandError::Message(format!("ERR Unrecognized option '{attribute}'").into()));
+        return Err(CommandError::echoing("ERR Unrecognized option '", attribute, "'"));
     };
     if !printable(value) {
         let attribute = String::from_utf8_lossy(attribute);
@@ -207,8 +206,7 @@ fn client_type(name: &[u8]) -> Result<bool, CommandError> {
     } else if is(name, "MASTER") || is(name, "REPLICA") || is(name, "SLAVE") || is(name, "PUBSUB") {
         Ok(false)
     } else {
-        let name = String::from_utf8_lossy(name);
-        Err(CommandError::Message(format!("ERR Unknown client type '{name}'").into()))
+        Err(CommandError::echoing("ERR Unknown client type '", name, "'"))
     }
 }
 

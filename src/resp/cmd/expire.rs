@@ -157,8 +157,7 @@ impl Condition {
             } else if is(option, "LT") {
                 c.lt = true;
             } else {
-                let option = String::from_utf8_lossy(option);
-                return Err(CommandError::Message(format!("ERR Unsupported option {option}").into()));
+                return Err(CommandError::echoing("ERR Unsupported option ", option, ""));
             }
         }
         if c.nx && (c.xx || c.gt || c.lt) {
@@ -254,6 +253,8 @@ mod tests {
             "-ERR GT and LT options at the same time are not compatible\r\n"
         );
         assert_eq!(h.run(&["EXPIRE", "k", "1", "SOON"]).await, "-ERR Unsupported option SOON\r\n");
+        // The option's bytes as they came, as Redis echoes them.
+        assert_eq!(h.run_bytes(&[b"EXPIRE", b"k", b"1", b"\xff"]).await, b"-ERR Unsupported option \xff\r\n");
     }
 
     #[tokio::test]

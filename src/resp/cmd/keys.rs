@@ -82,8 +82,7 @@ pub(super) fn copy(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
             replace = true;
         } else if is(option, "DB") && args.get(index + 1).is_some() {
             index += 1;
-            let db = parse_i64(args.arg(index)).ok_or(CommandError::NotInteger)?;
-            if db != 0 {
+            if super::session::db_index(args.arg(index))? != 0 {
                 return Err(CommandError::fixed("ERR DB index is out of range"));
             }
         } else {
@@ -271,6 +270,10 @@ mod tests {
         assert_eq!(h.run(&["TTL", "b"]).await, ":100\r\n");
         assert_eq!(h.run(&["COPY", "a", "c", "DB", "0"]).await, ":1\r\n");
         assert_eq!(h.run(&["COPY", "a", "d", "DB", "1"]).await, "-ERR DB index is out of range\r\n");
+        assert_eq!(
+            h.run(&["COPY", "a", "d", "DB", "-2147483649"]).await,
+            "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
+        );
         assert_eq!(h.run(&["COPY", "a", "a"]).await, "-ERR source and destination objects are the same\r\n");
         assert_eq!(h.run(&["COPY", "a", "e", "foo"]).await, "-ERR syntax error\r\n");
         assert_eq!(h.run(&["COPY", "a", "e", "DB"]).await, "-ERR syntax error\r\n");

@@ -205,16 +205,17 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
 
 /// [`check`]s a known command and runs it.
 fn run(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
-    match check(slot, spec, sub, args, ctx)? {
-        Some(flow) => Ok(flow),
-        None => handle(spec, args, ctx),
+    match check(slot, spec, sub, args, ctx) {
+        Ok(Some(flow)) => Ok(flow),
+        Ok(None) => handle(spec, args, ctx),
+        Err(error) => Err(transaction::refused(spec, error, ctx)),
     }
 }
 
-/// Checks a known command's arity, then the client's authentication, then
-/// its user's permissions (command, then keys), then (for a command that
-/// adds data) `maxmemory`, in that order as Redis 7 does: `None` when it
-/// may run, a flow when the check answered for it.
+/// Checks a known command's subcommand and arity, then the client's
+/// authentication, then its user's permissions (command, then keys), then
+/// (for a command that adds data) `maxmemory`, in that order as Redis 7
+/// does: `None` when it may run, a flow when the check answered for it.
 fn check(
     slot: usize,
     spec: &Spec,
@@ -222,6 +223,11 @@ fn check(
     args: Args<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<Option<Flow>, CommandError> {
+    // A container's unknown subcommand first, as Redis finds it when it
+    // looks the command up: so it is refused inside MULTI, not queued.
+    if !spec.subcommands.is_empty() && sub.is_none() && args.len() > 1 {
+        return Err(unknown_subcommand(args, &spec.name.to_ascii_uppercase()));
+    }
     if !spec.arity_fits(args.len()) {
         return Err(CommandError::Arity(spec.name));
     }
@@ -464,6 +470,9 @@ pub(crate) enum CommandError {
     NoAuth,
     /// Any other error, its code included (`ERR …`, `WRONGPASS …`).
     Message(Cow<'static, str>),
+    /// An error that echoes a client's argument: its bytes as they came,
+    /// as Redis sends them (`ERR Unsupported option \xff`).
+    Echoing(Vec<u8>),
 }
 
 impl CommandError {
@@ -479,8 +488,14 @@ impl CommandError {
             }
             CommandError::NoAuth => "NOAUTH Authentication required.".into(),
             CommandError::Message(text) => Cow::Borrowed(text.as_ref()),
+            CommandError::Echoing(text) => return reply::error(out, text),
         };
         reply::error(out, text.as_bytes());
+    }
+
+    /// `before`, the client's `arg` as it came, then `after`.
+    pub(crate) fn echoing(before: &str, arg: &[u8], after: &str) -> Self {
+        CommandError::Echoing([before.as_bytes(), arg, after.as_bytes()].concat())
     }
 
     /// An error with a fixed text.
@@ -581,8 +596,11 @@ fn is(arg: &[u8], name: &str) -> bool {
 /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
 fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
     let sub = args.arg(1);
-    let sub = String::from_utf8_lossy(&sub[..sub.len().min(ECHOED_NAME_BYTES)]);
-    CommandError::Message(format!("ERR unknown subcommand '{sub}'. Try {container} HELP.").into())
+    CommandError::echoing(
+        "ERR unknown subcommand '",
+        &sub[..sub.len().min(ECHOED_NAME_BYTES)],
+        &format!("'. Try {container} HELP."),
+    )
 }
 
 /// Which function runs a command.
@@ -849,7 +867,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("strlen", 2, READ.with(STRING).with(FAST), NONE, Handler::Strlen).keys(1, 1, 1, R),
     spec("getrange", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
     spec("substr", 4, READ.with(STRING).with(SLOW), NONE, Handler::Getrange).keys(1, 1, 1, R),
-    spec("echo", 2, FAST.with(CONNECTION), NONE, Handler::Echo),
+    spec("echo", 2, FAST.with(CONNECTION), LOADING, Handler::Echo),
     spec("dbsize", 1, KEYSPACE.with(READ).with(FAST), NONE, Handler::Dbsize),
     spec("flushall", -1, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), NONE, Handler::Flush),
     spec("flushdb", -1, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), NONE, Handler::Flush),
@@ -905,6 +923,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("list", -2, SLOW.with(CONNECTION)),
         sub("docs", -2, SLOW.with(CONNECTION)),
         sub("info", -2, SLOW.with(CONNECTION)),
+        sub("help", 2, SLOW.with(CONNECTION)),
     ]),
     spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[sub(
         "sleep",
@@ -924,9 +943,9 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("users", 2, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("getuser", 3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("load", 2, ADMIN.with(SLOW).with(DANGEROUS)),
-        sub("setuser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
-        sub("deluser", -2, ADMIN.with(SLOW).with(DANGEROUS)),
-        sub("save", -2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("setuser", -3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("deluser", -3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("save", 2, ADMIN.with(SLOW).with(DANGEROUS)),
     ]),
 ];
 
@@ -1032,6 +1051,9 @@ mod tests {
             (&["CLIENT", "ID", "x"][..], "client|id"),
             (&["COMMAND", "COUNT", "x"][..], "command|count"),
             (&["ACL", "GETUSER"][..], "acl|getuser"),
+            (&["ACL", "SETUSER"][..], "acl|setuser"),
+            (&["ACL", "DELUSER"][..], "acl|deluser"),
+            (&["ACL", "SAVE", "x"][..], "acl|save"),
             (&["TIME", "x"][..], "time"),
             (&["RESET", "x"][..], "reset"),
         ] {

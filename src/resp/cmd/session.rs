@@ -286,8 +286,8 @@ impl<'a> HelloOptions<'a> {
                 options.name = Some(args.arg(at + 1));
                 at += 2;
             } else {
-                let option = String::from_utf8_lossy(&option[..option.len().min(super::ECHOED_NAME_BYTES)]);
-                return Err(CommandError::Message(format!("ERR Syntax error in HELLO option '{option}'").into()));
+                let option = &option[..option.len().min(super::ECHOED_NAME_BYTES)];
+                return Err(CommandError::echoing("ERR Syntax error in HELLO option '", option, "'"));
             }
         }
         Ok(options)
@@ -314,14 +314,23 @@ pub(super) fn auth_delay(ctx: &Ctx<'_>) -> std::time::Duration {
 
 /// `SELECT 0`: there is one database.
 pub(super) fn select(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
-    match parse_i64(args.arg(1)) {
-        None => Err(CommandError::NotInteger),
-        Some(0) => {
+    match db_index(args.arg(1))? {
+        0 => {
             reply::ok(ctx.out);
             Ok(())
         }
-        Some(_) => Err(CommandError::fixed("ERR DB index is out of range")),
+        _ => Err(CommandError::fixed("ERR DB index is out of range")),
     }
+}
+
+/// A database index (SELECT, COPY … DB), read as Redis reads an `int`: an
+/// integer beyond 32 bits gets Redis's range error before any DB check.
+pub(super) fn db_index(arg: &[u8]) -> Result<i64, CommandError> {
+    let index = parse_i64(arg).ok_or(CommandError::NotInteger)?;
+    if i32::try_from(index).is_err() {
+        return Err(CommandError::fixed("ERR value is out of range, value must between -2147483648 and 2147483647"));
+    }
+    Ok(index)
 }
 
 #[cfg(test)]
@@ -379,6 +388,11 @@ mod tests {
         assert_eq!(h.run(&["SELECT", "1"]).await, "-ERR DB index is out of range\r\n");
         assert_eq!(h.run(&["SELECT", "-1"]).await, "-ERR DB index is out of range\r\n");
         assert_eq!(h.run(&["SELECT", "zero"]).await, "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(h.run(&["SELECT", "2147483647"]).await, "-ERR DB index is out of range\r\n");
+        assert_eq!(
+            h.run(&["SELECT", "2147483648"]).await,
+            "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
+        );
     }
 
     /// HELLO's map for connection 7 in `proto`, in RESP2 or RESP3 framing.

@@ -82,27 +82,59 @@ pub(super) fn getdel(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
 pub(super) fn getex(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
     let now_ms = ctx.now_ms();
-    let change = match (args.get(2), args.get(3), args.len()) {
-        (None, _, _) => None,
-        (Some(option), None, 3) if is(option, "PERSIST") => Some(Write::Deadline { expires_at_ms: None }),
-        (Some(option), Some(amount), 4) => {
-            let at = Expiry::named(option).ok_or(CommandError::Syntax)?.deadline(amount, now_ms, "getex")?;
-            Some(if at <= now_ms { Write::Delete } else { Write::Deadline { expires_at_ms: Some(at) } })
-        }
-        _ => return Err(CommandError::Syntax),
+    // As in Redis, the amount is checked only once the key is found: a
+    // missing key answers nil whatever it is.
+    let change = match getex_option(args)? {
+        GetexOption::Keep => Ok(None),
+        GetexOption::Persist => Ok(Some(Write::Deadline { expires_at_ms: None })),
+        GetexOption::Expire(kind, amount) => kind
+            .deadline(amount, now_ms, "getex")
+            .map(|at| Some(if at <= now_ms { Write::Delete } else { Write::Deadline { expires_at_ms: Some(at) } })),
     };
-    let (written, value) = ctx.shared.store.update(&key, now_ms, |live| match live {
-        Some(live) => {
+    let (written, value) = ctx.shared.store.update(&key, now_ms, |live| match (live, &change) {
+        (Some(_), Err(error)) => (None, Err(error.clone())),
+        (Some(live), Ok(change)) => {
             // PERSIST on a key without a deadline writes nothing.
             let change = change
+                .clone()
                 .filter(|w| !matches!(w, Write::Deadline { expires_at_ms: None }) || live.expires_at_ms.is_some());
-            (change, Some(live.value.clone()))
+            (change, Ok(Some(live.value.clone())))
         }
-        None => (None, None),
+        (None, _) => (None, Ok(None)),
     })?;
+    let value = value?;
     ctx.replicate(key, written);
     ctx.out.optional_bulk_shared(value);
     Ok(())
+}
+
+/// What GETEX was asked to do to the deadline.
+#[derive(Clone, Copy)]
+enum GetexOption<'a> {
+    Keep,
+    Persist,
+    /// An expiry and its amount, not yet checked.
+    Expire(Expiry, &'a [u8]),
+}
+
+/// GETEX's option, parsed with SET's rules, as Redis shares the parser:
+/// one kind of expiry, repeated as often as wanted (the last amount is the
+/// one read, and the only one checked), or PERSIST, as often.
+fn getex_option(args: Args<'_>) -> Result<GetexOption<'_>, CommandError> {
+    let mut option = GetexOption::Keep;
+    let mut index = 2;
+    while let Some(name) = args.get(index) {
+        option = match (Expiry::named(name), args.get(index + 1), option) {
+            (None, _, GetexOption::Keep | GetexOption::Persist) if is(name, "PERSIST") => GetexOption::Persist,
+            (Some(kind), Some(amount), GetexOption::Keep) => GetexOption::Expire(kind, amount),
+            (Some(kind), Some(amount), GetexOption::Expire(held, _)) if held == kind => {
+                GetexOption::Expire(kind, amount)
+            }
+            _ => return Err(CommandError::Syntax),
+        };
+        index += if matches!(option, GetexOption::Expire(..)) { 2 } else { 1 };
+    }
+    Ok(option)
 }
 
 /// `APPEND key value`: the new length; a missing key is created.
@@ -255,6 +287,8 @@ mod tests {
         let mut h = Harness::new();
         assert_eq!(h.run(&["GETEX", "k"]).await, "$-1\r\n");
         assert_eq!(h.run(&["GETEX", "k", "EX", "10"]).await, "$-1\r\n", "a missing key gets no deadline");
+        assert_eq!(h.run(&["GETEX", "k", "EX", "0"]).await, "$-1\r\n", "the amount is checked on a found key only");
+        assert_eq!(h.run(&["GETEX", "k", "PX", "x"]).await, "$-1\r\n");
         h.run(&["SET", "k", "v"]).await;
         assert_eq!(h.run(&["GETEX", "k", "PX", "5000"]).await, "$1\r\nv\r\n");
         assert!((4990..=5000).contains(&pttl(&mut h, "k").await));
@@ -265,10 +299,17 @@ mod tests {
         assert_eq!(h.run(&["GETEX", "k", "EX"]).await, "-ERR syntax error\r\n");
         assert_eq!(h.run(&["GETEX", "k", "PERSIST", "EX", "1"]).await, "-ERR syntax error\r\n");
         assert_eq!(h.run(&["GETEX", "k", "KEEPTTL"]).await, "-ERR syntax error\r\n");
-        // SET, then PX and PERSIST: three writes; GETEX without options,
+        assert_eq!(h.run(&["GETEX", "k", "EX", "1", "PX", "1"]).await, "-ERR syntax error\r\n");
+        // As in Redis, the same option may come again: the last amount is
+        // the one read, and the only one checked.
+        assert_eq!(h.run(&["GETEX", "k", "EX", "0", "EX", "20"]).await, "$1\r\nv\r\n");
+        assert_eq!(h.run(&["TTL", "k"]).await, ":20\r\n");
+        assert_eq!(h.run(&["GETEX", "k", "PERSIST", "PERSIST"]).await, "$1\r\nv\r\n");
+        assert_eq!(h.run(&["TTL", "k"]).await, ":-1\r\n");
+        // SET, then PX and PERSIST, EX 20 and PERSIST PERSIST: five writes; GETEX without options,
         // and PERSIST of a key without a deadline, write nothing.
         assert_eq!(h.run(&["GETEX", "k", "PERSIST"]).await, "$1\r\nv\r\n");
-        assert_eq!(h.replicated().len(), 3);
+        assert_eq!(h.replicated().len(), 5);
         // A Unix time already past deletes the key.
         assert_eq!(h.run(&["GETEX", "k", "PXAT", "1"]).await, "$1\r\nv\r\n");
         assert_eq!(h.run(&["EXISTS", "k"]).await, ":0\r\n");

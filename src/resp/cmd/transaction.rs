@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::{CommandError, Ctx, Flow, Handler, Spec, Sub, check, handle, lookup};
 use crate::core::version::{Timestamp, Version};
@@ -107,6 +107,27 @@ pub(super) fn queue(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>,
         }
     }
     Flow::Continue
+}
+
+/// A command refused by its checks (arity, permissions…) that runs at once
+/// even inside MULTI (EXEC, DISCARD, WATCH…): as in Redis, the refusal
+/// dooms the transaction, and a refused EXEC, inside MULTI or not,
+/// discards any transaction and watched keys and answers `EXECABORT` with
+/// the refusal's text. Any other command's `error` is returned as is.
+pub(super) fn refused(spec: &Spec, error: CommandError, ctx: &mut Ctx<'_>) -> CommandError {
+    if spec.handler != Handler::Exec {
+        if let Some(queued) = ctx.session.transaction.as_mut() {
+            queued.doomed = true;
+        }
+        return error;
+    }
+    ctx.session.transaction = None;
+    ctx.session.watched.clear();
+    let mut written = BytesMut::new();
+    error.write(&mut written);
+    let text = written.strip_prefix(b"-").and_then(|text| text.strip_suffix(b"\r\n")).unwrap_or(&written);
+    let text = text.strip_prefix(b"ERR ").unwrap_or(text);
+    CommandError::echoing("EXECABORT Transaction discarded because of: ", text, "")
 }
 
 fn transaction_limit(output_buffer_limit_bytes: usize) -> usize {
@@ -214,6 +235,33 @@ pub(super) fn exec(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::Harness;
+
+    #[tokio::test]
+    async fn a_refused_exec_discards_the_transaction_and_a_refused_discard_dooms_it() {
+        let mut h = Harness::new();
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["SET", "a", "1"]).await, "+QUEUED\r\n");
+        assert_eq!(
+            h.run(&["EXEC", "x"]).await,
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n"
+        );
+        assert_eq!(h.run(&["EXEC"]).await, "-ERR EXEC without MULTI\r\n");
+        assert_eq!(h.run(&["EXISTS", "a"]).await, ":0\r\n");
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["WATCH"]).await, "-ERR wrong number of arguments for 'watch' command\r\n");
+        assert_eq!(h.run(&["EXEC"]).await, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["DISCARD", "x"]).await, "-ERR wrong number of arguments for 'discard' command\r\n");
+        assert_eq!(h.run(&["DISCARD"]).await, "+OK\r\n");
+        h.run(&["MULTI"]).await;
+        assert_eq!(h.run(&["OBJECT", "nope", "a"]).await, "-ERR unknown subcommand 'nope'. Try OBJECT HELP.\r\n");
+        assert_eq!(h.run(&["EXEC"]).await, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        // Outside MULTI too, as Redis answers a refused EXEC.
+        assert_eq!(
+            h.run(&["EXEC", "x"]).await,
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n"
+        );
+    }
 
     #[tokio::test]
     async fn multi_queues_and_exec_answers_every_reply() {
