@@ -40,7 +40,7 @@ pub(super) fn setbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
     };
     let byte = usize::try_from(offset / 8)
         .map_err(|_| CommandError::fixed("ERR bit offset is not an integer or out of range"))?;
-    if byte >= ctx.shared.limits.max_bulk_bytes {
+    if byte >= ctx.shared.limits.max_bulk_bytes() {
         return Err(CommandError::fixed("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
     let (written, old) = ctx.shared.store.update(&key, ctx.now_ms(), |live| {
