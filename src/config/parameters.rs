@@ -24,7 +24,6 @@ pub fn fixed_parameters(s: &Settings) -> Vec<(&'static str, String)> {
     let auth = &s.auth_throttle;
     let streams = &s.streams;
     let tls = s.tls.as_ref();
-    let tls_file = |file: Option<&Path>| file.map_or_else(String::new, |p| p.display().to_string());
     let mut bind: Vec<String> = Vec::new();
     for addr in [Some(s.listen).filter(|_| !tls.is_some_and(|t| t.only)), tls.map(|t| t.listen)].into_iter().flatten() {
         let ip = addr.ip().to_string();
@@ -83,10 +82,13 @@ pub fn fixed_parameters(s: &Settings) -> Vec<(&'static str, String)> {
         ("gossip_streams.buffer_bytes", streams.buffer_bytes.to_string()),
         ("gossip_streams.unauthenticated_frame_bytes", streams.unauthenticated_frame_bytes.to_string()),
         ("tls.listen", address(tls.map(|t| t.listen))),
-        ("tls.cert_file", tls_file(tls.map(|t| t.files.cert.as_path()))),
-        ("tls.key_file", tls_file(tls.map(|t| t.files.key.as_path()))),
-        ("tls.ca_cert_file", tls_file(tls.and_then(|t| t.files.ca.as_deref()))),
-        ("tls.handshake_timeout_ms", tls.map_or_else(String::new, |t| ms(t.handshake_timeout))),
+        ("tls.cert_file", path(tls.map(|t| t.files.cert.as_path()))),
+        ("tls.key_file", path(tls.map(|t| t.files.key.as_path()))),
+        ("tls.ca_cert_file", path(tls.and_then(|t| t.files.ca.as_deref()))),
+        (
+            "tls.handshake_timeout_ms",
+            ms(tls.map_or(crate::server::tls::DEFAULT_HANDSHAKE_TIMEOUT, |t| t.handshake_timeout)),
+        ),
         ("tls.only", tls.is_some_and(|t| t.only).to_string()),
         ("auth.failures_before_delay", auth.failures_before_delay.to_string()),
         ("auth.failure_delay_ms", ms(auth.delay)),
@@ -96,9 +98,9 @@ pub fn fixed_parameters(s: &Settings) -> Vec<(&'static str, String)> {
         // Redis's names for what rumor has or is.
         ("bind", bind.join(" ")),
         ("tls-port", tls.map_or(0, |t| t.listen.port()).to_string()),
-        ("tls-cert-file", tls_file(tls.map(|t| t.files.cert.as_path()))),
-        ("tls-key-file", tls_file(tls.map(|t| t.files.key.as_path()))),
-        ("tls-ca-cert-file", tls_file(tls.and_then(|t| t.files.ca.as_deref()))),
+        ("tls-cert-file", path(tls.map(|t| t.files.cert.as_path()))),
+        ("tls-key-file", path(tls.map(|t| t.files.key.as_path()))),
+        ("tls-ca-cert-file", path(tls.and_then(|t| t.files.ca.as_deref()))),
         ("protected-mode", yes_no(s.protected_mode)),
         ("databases", "1".to_owned()),
         ("save", String::new()),
