@@ -18,6 +18,9 @@ use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
 use crate::server::storage::{Fsync, MIN_OPEN_FILES, StaleData};
 use crate::server::tls::{self, TlsError, TlsFiles};
 
+mod parameters;
+pub use parameters::fixed_parameters;
+
 /// A configuration problem, worded to name the option at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -423,6 +426,12 @@ pub struct Settings {
     pub storage_open_files: usize,
     /// Keys that seal gossip; `None`: gossip in the clear.
     pub cluster_keys: Option<ClusterKeys>,
+    /// The file the cluster keys were read from: CONFIG GET shows where
+    /// they are, never what they are.
+    pub cluster_key_file: Option<PathBuf>,
+    /// The file the default user's password was read from, kept only for
+    /// CONFIG GET to name.
+    pub requirepass_file: Option<PathBuf>,
     /// Gossip on a non-loopback address without a key was asked for.
     pub insecure_gossip: bool,
     /// Inbound gossip stream limits.
@@ -514,6 +523,8 @@ impl Default for Settings {
             stale_data: StaleData::default(),
             storage_open_files: crate::server::storage::DEFAULT_OPEN_FILES,
             cluster_keys: None,
+            cluster_key_file: None,
+            requirepass_file: None,
             insecure_gossip: false,
             streams: StreamLimits::default(),
             tls: None,
@@ -549,6 +560,7 @@ impl Settings {
             return Err(invalid("name", format!("must be 1 to {MAX_NAME_BYTES} bytes without spaces")));
         }
         s.users = users;
+        s.requirepass_file = flags.requirepass_file.clone().or_else(|| file.requirepass_file.clone());
         s.node.seeds = if flags.seeds.is_empty() { file.seeds.unwrap_or_default() } else { flags.seeds.clone() };
         s.protected_mode = flags.protected_mode.or(file.protected_mode).unwrap_or(true);
         let au = &file.auth;
@@ -728,6 +740,7 @@ impl Settings {
         if let Some(path) = flags.cluster_key_file.clone().or(file.cluster_key_file) {
             let keys = ClusterKeys::load(&path).map_err(|e| invalid("cluster_key_file", e.to_string()))?;
             s.cluster_keys = Some(keys);
+            s.cluster_key_file = Some(path);
             // The envelope rides on every datagram: leave it room.
             s.node.max_datagram_bytes -= ENVELOPE_OVERHEAD;
             let swim = s.node.swim.max_packet_bytes.get() - ENVELOPE_OVERHEAD;

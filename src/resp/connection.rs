@@ -76,7 +76,7 @@ enum BatchEnd {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// A connection over `stream`, stopping when `shutdown` fires.
     pub(crate) fn new(stream: S, shared: Arc<Shared>, shutdown: Shutdown, session: Session) -> Self {
-        let mut parser = Parser::new(&shared.limits);
+        let mut parser = Parser::new(&shared.limits.current());
         parser.set_unauthenticated(session.auth_required(&shared));
         let registration = shared.clients.register(Arc::clone(&session.client), shared.clock.wall_ms());
         Connection {
@@ -123,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     tracing::info!(
                         peer = %self.session.peer,
                         unsent = self.output.len(),
-                        limit = self.shared.limits.output_buffer_limit_bytes,
+                        limit = self.shared.limits.output_buffer_limit_bytes(),
                         "closing a client over client_output_buffer_limit"
                     );
                     self.output.discard(RETAINED_BUFFER_BYTES);
@@ -136,7 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             let wanted = self.parser.bytes_wanted(self.input.len());
             self.input.reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
-            let idle = idle_wait(self.shared.limits.timeout);
+            let idle = idle_wait(self.shared.limits.timeout());
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read,
                 () = self.shutdown.wait() => return,
@@ -165,7 +165,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn run_batch(&mut self) -> BatchEnd {
         let Connection { stream, shared, shutdown, parser, session, input, output, pending, .. } = self;
         let shared: &Shared = shared;
-        let limit = shared.limits.output_buffer_limit_bytes;
+        // Read once a batch: a CONFIG SET applies from the next batch on.
+        let limit = shared.limits.output_buffer_limit_bytes();
+        parser.set_max_bulk_bytes(shared.limits.max_bulk_bytes());
         let mut start = 0;
         // Commands read the time when they run, not when the batch was
         // read: a batch can stall (on a client that does not read its
@@ -222,7 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if cmd::settle(shared, session, pending).await.is_err() {
                     break BatchEnd::StorageFailed;
                 }
-                if flush(stream, output, shutdown, shared.limits.timeout).await.is_err() {
+                if flush(stream, output, shutdown, shared.limits.timeout()).await.is_err() {
                     break BatchEnd::Io;
                 }
                 now_ms = shared.clock.wall_ms();
@@ -252,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        flush(&mut self.stream, &mut self.output, &mut self.shutdown, self.shared.limits.timeout).await
+        flush(&mut self.stream, &mut self.output, &mut self.shutdown, self.shared.limits.timeout()).await
     }
 
     /// After a protocol error: sends FIN behind the error reply, then reads

@@ -89,7 +89,8 @@ impl Executor {
             clock: Clock::start(),
             writes,
             control,
-            limits,
+            limits: limits.into(),
+            fixed_settings: Vec::new(),
             users: Users::new(UserSource::default_user(password.as_deref())),
             auth_throttle: AuthThrottle::new(AuthThrottleLimits::default()),
             protected_mode: false,
@@ -99,7 +100,7 @@ impl Executor {
             clients: Default::default(),
             transaction_gate: Default::default(),
         };
-        let mut parser = Parser::new(&shared.limits);
+        let mut parser = Parser::new(&shared.limits.current());
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 6379));
         let session = Session::new(id, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), local);
         parser.set_unauthenticated(session.auth_required(&shared));
@@ -122,7 +123,7 @@ impl Executor {
             failed => {
                 // The parser is part-way through what it was given: start
                 // the next call afresh.
-                self.parser = Parser::new(&self.shared.limits);
+                self.parser = Parser::new(&self.shared.limits.current());
                 self.parser.set_unauthenticated(self.session.auth_required(&self.shared));
                 return Err(failed.err().map_or(ExecError::Incomplete, ExecError::Protocol));
             }

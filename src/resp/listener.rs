@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use super::cmd::Session;
 use super::connection::Connection;
@@ -55,7 +55,6 @@ pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl
     let Listeners { plain, tls } = listeners;
     let (stop, _) = broadcast::channel::<()>(1);
     let (done, mut all_done) = mpsc::channel::<()>(1);
-    let slots = Arc::new(Semaphore::new(shared.limits.max_clients.min(Semaphore::MAX_PERMITS)));
     let refusals = Arc::new(Semaphore::new(MAX_POLITE_REFUSALS));
     let fallback_local = SocketAddr::from(([0, 0, 0, 0], 0));
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -89,18 +88,22 @@ pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl
             refuse(stream, tls.map(|tls| tls.acceptor()), &refusals, &done, PROTECTED_MODE_REPLY);
             continue;
         }
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        // Only this loop admits clients, so the gauge cannot rise between
+        // this check and the admission; `max_clients` is read afresh as
+        // CONFIG SET may change it (clients over a lowered limit stay).
+        let connected = shared.stats.connected_clients.load(Ordering::Relaxed);
+        if usize::try_from(connected).unwrap_or(usize::MAX) >= shared.limits.max_clients() {
             shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "refusing a client: max_clients reached");
             refuse(stream, tls.map(|tls| tls.acceptor()), &refusals, &done, MAX_CLIENTS_REPLY);
             continue;
-        };
+        }
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
         let local = stream.local_addr().unwrap_or(fallback_local);
         let id = shared.stats.total_connections_received.fetch_add(1, Ordering::Relaxed) + 1;
-        let admitted = Admitted::new(Arc::clone(&shared), slot, done.clone());
+        let admitted = Admitted::new(Arc::clone(&shared), done.clone());
         let shared = Arc::clone(&shared);
         let shutdown = Shutdown::new(stop.subscribe());
         let session = Session::on_socket(id, peer, local, socket_fd(&stream));
@@ -146,18 +149,17 @@ pub async fn serve_all(listeners: Listeners, shared: Arc<Shared>, shutdown: impl
 }
 
 /// What an admitted connection holds until its task ends, even by panic:
-/// its client slot, its part in the all-done channel, and its place in
-/// `connected_clients`.
+/// its part in the all-done channel and its place in `connected_clients`
+/// (which is what `max_clients` is checked against).
 struct Admitted {
     shared: Arc<Shared>,
-    _slot: OwnedSemaphorePermit,
     _done: mpsc::Sender<()>,
 }
 
 impl Admitted {
-    fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit, done: mpsc::Sender<()>) -> Self {
+    fn new(shared: Arc<Shared>, done: mpsc::Sender<()>) -> Self {
         shared.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
-        Admitted { shared, _slot: slot, _done: done }
+        Admitted { shared, _done: done }
     }
 }
 

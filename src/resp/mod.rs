@@ -35,6 +35,7 @@ mod connection;
 pub mod exec;
 mod glob;
 mod inline;
+pub mod limits;
 pub mod listener;
 mod num;
 mod output;

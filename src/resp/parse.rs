@@ -142,6 +142,14 @@ impl Parser {
         }
     }
 
+    /// Puts a new longest bulk in force (`CONFIG SET proto-max-bulk-len`)
+    /// for the bulk headers parsed from now on. The bound on a whole
+    /// request stays the one derived at creation, from the start value,
+    /// which is the most this may be raised to.
+    pub fn set_max_bulk_bytes(&mut self, max_bulk_bytes: usize) {
+        self.max_bulk_bytes = max_bulk_bytes;
+    }
+
     /// Applies Redis's tighter pre-`AUTH` bounds (10 arguments, 16 KiB
     /// bulks) to the frames parsed from now on.
     pub fn set_unauthenticated(&mut self, unauthenticated: bool) {

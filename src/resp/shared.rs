@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::acl::Users;
 use super::acl::throttle::AuthThrottle;
+use super::limits::LiveLimits;
 use crate::core::store::Store;
 use crate::server::clock::Clock;
 use crate::server::control::{Control, Replicate};
@@ -128,7 +129,7 @@ impl ClientStats {
 impl Shared {
     /// Whether the store is over `maxmemory`: one atomic read.
     pub fn over_maxmemory(&self) -> bool {
-        let max = self.limits.maxmemory;
+        let max = self.limits.maxmemory();
         max != 0 && self.store.used_bytes() as u64 > max
     }
 }
@@ -147,8 +148,11 @@ pub struct Shared {
     pub writes: mpsc::Sender<Replicate>,
     /// Questions for the driver task.
     pub control: mpsc::Sender<Control>,
-    /// Client limits.
-    pub limits: ClientLimits,
+    /// Client limits, some of which CONFIG SET changes.
+    pub limits: LiveLimits,
+    /// The settings fixed while the node runs, by name, for CONFIG GET
+    /// (see [`crate::config::fixed_parameters`]).
+    pub fixed_settings: Vec<(&'static str, String)>,
     /// The users clients authenticate as (from `requirepass` or the ACL file).
     pub users: Users,
     /// Slows AUTH down after failures from one address.
@@ -189,7 +193,7 @@ impl Shared {
             acl_denied_key: stats.acl_denied_key.load(Ordering::Relaxed),
             protected_mode_refusals: stats.protected_mode_refusals.load(Ordering::Relaxed),
             used_memory: self.store.used_bytes() as u64,
-            maxmemory: self.limits.maxmemory,
+            maxmemory: self.limits.maxmemory(),
             storage: self.storage.as_deref().map(|queue| {
                 let s = queue.stats();
                 StorageSnapshot {

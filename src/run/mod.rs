@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::config::Settings;
+use crate::config::{Settings, TlsSettings};
 use crate::core::membership::Identity;
 use crate::core::node::Node;
 use crate::core::start::DataDirAge;
@@ -156,7 +156,14 @@ pub async fn run(
         clock,
         writes: writes_tx,
         control: control_tx,
-        limits: settings.limits.clone(),
+        limits: settings.limits.clone().into(),
+        fixed_settings: crate::config::fixed_parameters(&Settings {
+            listen: listen.unwrap_or(settings.listen),
+            gossip,
+            metrics: bound.metrics,
+            tls: settings.tls.clone().map(|t| TlsSettings { listen: tls_addr.unwrap_or(t.listen), ..t }),
+            ..settings.clone()
+        }),
         users: crate::resp::acl::Users::new(settings.users.clone()),
         auth_throttle: crate::resp::acl::throttle::AuthThrottle::new(settings.auth_throttle.clone()),
         protected_mode: settings.protected_mode,

@@ -32,7 +32,7 @@ fn bit_of(value: &[u8], offset: u64) -> bool {
 /// bytes as needed.
 pub(super) fn setbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
-    let offset = bit_offset(args.arg(2), ctx.shared.limits.max_bulk_bytes)?;
+    let offset = bit_offset(args.arg(2), ctx.shared.limits.max_bulk_bytes())?;
     let on = match args.arg(3) {
         b"0" => false,
         b"1" => true,
@@ -64,7 +64,7 @@ pub(super) fn setbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandErr
 /// `GETBIT key offset`: 0 past the end or for a missing key.
 pub(super) fn getbit(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = ctx.key(args.arg(1))?;
-    let offset = bit_offset(args.arg(2), ctx.shared.limits.max_bulk_bytes)?;
+    let offset = bit_offset(args.arg(2), ctx.shared.limits.max_bulk_bytes())?;
     let value = ctx.shared.store.get(key, ctx.now_ms()).unwrap_or_default();
     reply::integer(ctx.out, i64::from(bit_of(&value, offset)));
     Ok(())

@@ -147,7 +147,7 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
     let uptime_s = shared.clock.mono().as_secs();
     let rss = resident_bytes();
     let used = shared.store.used_bytes() as u64;
-    let maxmemory = shared.limits.maxmemory;
+    let maxmemory = shared.limits.maxmemory();
     let keyspace = shared.store.keyspace(shared.clock.wall_ms());
     vec![
         section(
@@ -171,7 +171,7 @@ fn local_sections(ctx: &Ctx<'_>) -> Vec<InfoSection> {
             "Clients",
             [
                 ("connected_clients", load(&stats.connected_clients)),
-                ("maxclients", shared.limits.max_clients.to_string()),
+                ("maxclients", shared.limits.max_clients().to_string()),
                 ("blocked_clients", "0".to_owned()),
             ],
         ),

@@ -48,7 +48,7 @@ pub(super) fn lcs(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError>
     let a = ctx.shared.store.get(k1, now_ms).unwrap_or_default();
     let b = ctx.shared.store.get(k2, now_ms).unwrap_or_default();
     let cells = (a.len() + 1).saturating_mul(b.len() + 1);
-    if cells > ctx.shared.limits.max_bulk_bytes / std::mem::size_of::<u32>() {
+    if cells > ctx.shared.limits.max_bulk_bytes() / std::mem::size_of::<u32>() {
         return Err(CommandError::fixed(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));

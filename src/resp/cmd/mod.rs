@@ -6,8 +6,9 @@
 //! One file per family of commands: `string` (GET, SET, MGET, MSET),
 //! `keys` (DEL, EXISTS, DBSIZE, SCAN, KEYS), `expire` (EXPIRE and friends,
 //! TTL, PTTL, PERSIST), `session` (PING, ECHO, AUTH, HELLO, RESET,
-//! SELECT), `client` (CLIENT), `server` (CONFIG, MEMBERS, TIME), `command`
-//! (COMMAND, from this file's table) and `info` (INFO).
+//! SELECT), `client` (CLIENT), `config_cmd` (CONFIG), `server` (DEBUG,
+//! MEMBERS, TIME), `command` (COMMAND, from this file's table) and `info`
+//! (INFO).
 //!
 //! The executor encodes every reply in the session's protocol (RESP2 until
 //! `HELLO 3`) and drops the replies `CLIENT REPLY OFF|SKIP` asked not to
@@ -18,6 +19,7 @@ mod bits;
 pub(crate) mod category;
 mod client;
 mod command;
+mod config_cmd;
 mod expire;
 mod info;
 mod keys;
@@ -337,7 +339,7 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
             return Ok(Flow::Close);
         }
         Handler::Command => command::command(args, ctx),
-        Handler::Config => server::config(args, ctx),
+        Handler::Config => config_cmd::config(args, ctx),
         Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
         Handler::Info => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Info })),
         Handler::Wait => {
@@ -934,6 +936,8 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("get", -3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("set", -4, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("resetstat", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("rewrite", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("help", 2, SLOW),
     ]),
     spec("acl", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Acl).subcommands(&[
         sub("cat", -2, SLOW),
@@ -1203,7 +1207,7 @@ mod tests {
         use crate::resp::parse::Parser;
         let (shared, _writes) = super::testkit::shared(super::testkit::limits(), None);
         let mut session = Session::new(1, ([127, 0, 0, 1], 1).into(), ([127, 0, 0, 1], 2).into());
-        let mut parser = Parser::new(&shared.limits);
+        let mut parser = Parser::new(&shared.limits.current());
         let (mut out, mut pending) = (Output::default(), crate::server::control::Replicate::default());
         let mut run = |args: &[&[u8]], pending: &mut crate::server::control::Replicate| {
             let frame = super::testkit::frame(args);

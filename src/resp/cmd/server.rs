@@ -1,51 +1,11 @@
-//! Server settings and state that clients ask about, and the mesh view:
-//! CONFIG, TIME, MEMBERS.
+//! Server state that clients ask about, and the mesh view: DEBUG SLEEP,
+//! TIME, MEMBERS.
 
 use super::{CommandError, Ctx, is, unknown_subcommand};
-use crate::resp::glob;
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 use crate::server::control::Control;
-
-/// `CONFIG GET pattern…` answers the few parameters clients and tools ask
-/// about; `CONFIG SET` is refused, since limits come from the config file;
-/// `CONFIG RESETSTAT` zeroes the client side's counters (INFO's Stats).
-pub(super) fn config(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
-    let sub = args.arg(1);
-    if is(sub, "GET") {
-        let limits = &ctx.shared.limits;
-        let parameters = [
-            ("appendonly", "no".to_owned()),
-            ("databases", "1".to_owned()),
-            ("maxclients", limits.max_clients.to_string()),
-            ("maxmemory", limits.maxmemory.to_string()),
-            ("port", ctx.session.local.port().to_string()),
-            ("proto-max-bulk-len", limits.max_bulk_bytes.to_string()),
-            ("save", String::new()),
-            ("timeout", limits.timeout.map_or(0, |t| t.as_secs()).to_string()),
-            ("client-output-buffer-limit", format!("normal {} 0 0", limits.output_buffer_limit_bytes)),
-        ];
-        let matching: Vec<_> = parameters
-            .iter()
-            .filter(|(name, _)| args.iter_from(2).any(|pattern| glob::matches(pattern, name.as_bytes(), true)))
-            .collect();
-        reply::map(ctx.out, matching.len());
-        for (name, value) in matching {
-            reply::bulk(ctx.out, name.as_bytes());
-            reply::bulk(ctx.out, value.as_bytes());
-        }
-        Ok(())
-    } else if is(sub, "SET") {
-        Err(CommandError::fixed("ERR CONFIG SET is not supported: rumor reads its settings from the config file"))
-    } else if is(sub, "RESETSTAT") {
-        ctx.shared.stats.reset();
-        reply::ok(ctx.out);
-        Ok(())
-    } else {
-        Err(unknown_subcommand(args, "CONFIG"))
-    }
-}
 
 /// Redis 7's refusal of DEBUG from beyond loopback (its default
 /// `enable-debug-command` is `no`; rumor behaves as `local`).
@@ -153,28 +113,6 @@ mod tests {
         assert_eq!(h.run(&["DEBUG", "NOPE"]).await, "-ERR unknown subcommand 'NOPE'. Try DEBUG HELP.\r\n");
         h.connect_from(([10, 0, 0, 1], 5000).into());
         assert!(h.run(&["DEBUG", "SLEEP", "0"]).await.starts_with("-ERR DEBUG command not allowed."));
-    }
-
-    #[tokio::test]
-    async fn config_get_matches_parameters() {
-        let mut h = Harness::new();
-        assert_eq!(h.run(&["CONFIG", "GET", "save"]).await, "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
-        assert_eq!(h.run(&["CONFIG", "GET", "APPENDONLY"]).await, "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
-        assert_eq!(
-            h.run(&["CONFIG", "GET", "proto-max-*"]).await,
-            "*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n1048576\r\n"
-        );
-        let both = h.run(&["config", "get", "maxclients", "databases"]).await;
-        assert!(both.starts_with("*4\r\n"), "{both}");
-        assert!(both.contains("maxclients\r\n$2\r\n64\r\n"), "{both}");
-        assert!(h.run(&["CONFIG", "GET", "*"]).await.starts_with("*18\r\n"));
-        assert_eq!(h.run(&["CONFIG", "GET", "nothing"]).await, "*0\r\n");
-        assert!(h.run(&["CONFIG", "SET", "maxclients", "1"]).await.starts_with("-ERR CONFIG SET"));
-        assert_eq!(h.run(&["CONFIG", "SET", "x"]).await, "-ERR wrong number of arguments for 'config|set' command\r\n");
-        assert_eq!(h.run(&["CONFIG", "REWRITE"]).await, "-ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.\r\n");
-        h.run(&["HELLO", "3"]).await;
-        assert_eq!(h.run(&["CONFIG", "GET", "save"]).await, "%1\r\n$4\r\nsave\r\n$0\r\n\r\n", "a map in RESP3");
-        assert_eq!(h.run(&["CONFIG", "GET", "nothing"]).await, "%0\r\n");
     }
 
     #[tokio::test]

@@ -141,7 +141,7 @@ fn getex_option(args: Args<'_>) -> Result<GetexOption<'_>, CommandError> {
 pub(super) fn append(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     let key = Bytes::copy_from_slice(ctx.key(args.arg(1))?);
     let tail = args.arg(2);
-    let max = ctx.shared.limits.max_bulk_bytes;
+    let max = ctx.shared.limits.max_bulk_bytes();
     let (written, len) = ctx.shared.store.update(&key, ctx.now_ms(), |live| {
         let held: &[u8] = live.as_ref().map_or(&[], |l| l.value.as_ref());
         let len = held.len() + tail.len();
@@ -169,7 +169,7 @@ pub(super) fn setrange(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandE
     let offset = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
     let offset = usize::try_from(offset).map_err(|_| CommandError::fixed("ERR offset is out of range"))?;
     let patch = args.arg(3);
-    let max = ctx.shared.limits.max_bulk_bytes;
+    let max = ctx.shared.limits.max_bulk_bytes();
     let (written, len) = ctx.shared.store.update(&key, ctx.now_ms(), |live| {
         let held: &[u8] = live.as_ref().map_or(&[], |l| l.value.as_ref());
         // An empty patch changes nothing, and creates nothing.

@@ -82,7 +82,8 @@ fn shared_with_control(
         clock: Clock::start(),
         writes,
         control,
-        limits,
+        limits: limits.into(),
+        fixed_settings: crate::config::fixed_parameters(&crate::config::Settings::default()),
         users: Users::new(UserSource::default_user(password)),
         auth_throttle: AuthThrottle::new(AuthThrottleLimits::default()),
         protected_mode: true,
@@ -142,7 +143,13 @@ impl Harness {
         let local: SocketAddr = ([127, 0, 0, 1], 6380).into();
         let session = Session::new(7, peer, local);
         let registration = shared.clients.register(Arc::clone(&session.client), shared.clock.wall_ms());
-        Harness { parser: Parser::new(&shared.limits), shared, replicated, session, _registration: registration }
+        Harness {
+            parser: Parser::new(&shared.limits.current()),
+            shared,
+            replicated,
+            session,
+            _registration: registration,
+        }
     }
 
     /// The session as a client from `peer` would have it.

@@ -83,7 +83,7 @@ pub(super) fn queue(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>,
         Err(error) => Some(error),
         Ok(Some(flow)) => return flow,
         // The output-buffer limit bounds queued arguments too (0: no limit).
-        Ok(None) if queued.bytes + size > transaction_limit(ctx.shared.limits.output_buffer_limit_bytes) => {
+        Ok(None) if queued.bytes + size > transaction_limit(ctx.shared.limits.output_buffer_limit_bytes()) => {
             Some(CommandError::fixed("ERR transaction over the client output buffer limit"))
         }
         Ok(None) => None,
