@@ -317,11 +317,19 @@ impl Node {
             return;
         }
         self.note_local_batch(writes);
-        if self.membership.live_peers().len() <= self.config.direct_push_max {
-            let peers = self.membership.live_peers().to_vec();
-            self.push_to(peers, writes.to_vec(), 0);
+        let (peers, hops_left) = self.first_hop();
+        self.push_to(peers, writes.to_vec(), hops_left);
+    }
+
+    /// Who hears of a local change first, and with how many hops left:
+    /// every live peer in a mesh of at most `direct_push_max` (no
+    /// forwarding), else `fanout` random ones.
+    fn first_hop(&mut self) -> (Vec<SocketAddr>, u8) {
+        let live = self.membership.live_peers();
+        if live.len() <= self.config.direct_push_max {
+            (live.to_vec(), 0)
         } else {
-            self.push(writes.to_vec(), self.config.max_hops, &[]);
+            (choose_peers(live, self.config.fanout, &[], &mut self.rng), self.config.max_hops)
         }
     }
 
@@ -329,13 +337,8 @@ impl Node {
     /// pushed as writes are (see [`Node::handle_local_writes`]); sync
     /// rounds carry it to whoever the push misses.
     pub fn handle_local_flush(&mut self, upto: Timestamp, _now: Now) {
-        if self.membership.live_peers().len() <= self.config.direct_push_max {
-            let peers = self.membership.live_peers().to_vec();
-            self.send_flush(peers, upto, 0);
-        } else {
-            let peers = choose_peers(self.membership.live_peers(), self.config.fanout, &[], &mut self.rng);
-            self.send_flush(peers, upto, self.config.max_hops);
-        }
+        let (peers, hops_left) = self.first_hop();
+        self.send_flush(peers, upto, hops_left);
     }
 
     fn send_flush(&mut self, peers: Vec<SocketAddr>, upto: Timestamp, hops_left: u8) {
