@@ -191,7 +191,7 @@ mod tests {
     use crate::dev::status::NodeView;
 
     fn state(keys: u64) -> MeshState {
-        MeshState { nodes: vec![("node1".to_owned(), Some(NodeView { alive: 1, keys }))] }
+        MeshState { nodes: vec![("node1".to_owned(), Some(NodeView { alive: 1, keys, catching_up: false }))] }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What one reading of every node of a `rumor dev` mesh says, in one line:
-//! how many nodes answer, whether each sees every member alive, whether
-//! their key counts agree (convergence at a glance), and the commands and
+//! how many nodes answer, whether each sees every member alive, which are
+//! still catching up from their peers, whether their key counts agree (convergence at a glance), and the commands and
 //! gossip bytes per second since the last reading.
 
 use std::fmt;
@@ -19,6 +19,8 @@ pub struct NodeView {
     pub alive: u64,
     /// Keys holding a value on this node (DBSIZE).
     pub keys: u64,
+    /// Still catching up from its peers (clients get `-LOADING`).
+    pub catching_up: bool,
 }
 
 /// The mesh at one reading, rates aside: what a plain output compares to
@@ -97,10 +99,11 @@ impl Sampler {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let view = reports
-                    .get(i)
-                    .and_then(Option::as_ref)
-                    .map(|r| NodeView { alive: r.node.members.get(&alive).copied().unwrap_or(0), keys: r.node.keys });
+                let view = reports.get(i).and_then(Option::as_ref).map(|r| NodeView {
+                    alive: r.node.members.get(&alive).copied().unwrap_or(0),
+                    keys: r.node.keys,
+                    catching_up: r.node.catching_up,
+                });
                 (name.clone(), view)
             })
             .collect();
@@ -119,7 +122,9 @@ fn counters(reports: &[Option<NodeReport>], len: usize) -> Vec<Option<Counters>>
 
 /// `mesh: 3/3 nodes up · members alive everywhere · keys 1,204 everywhere ·
 /// 312 cmd/s · gossip 14 KB/s out`; fields that disagree name the nodes
-/// that differ (a few of them, then a count).
+/// that differ (a few of them, then a count), and nodes still catching up
+/// (answering `-LOADING`) are named, so that a whole line means every node
+/// serves.
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.state.nodes.len();
@@ -140,6 +145,11 @@ impl fmt::Display for Status {
         } else {
             let seen = partial.map(|(name, v)| format!("{name} sees {}/{total} alive", v.alive));
             write!(f, " · members: {}", some_of(seen))?;
+        }
+
+        let mut catching_up = up.iter().filter(|(_, v)| v.catching_up).map(|(name, _)| name.to_string()).peekable();
+        if catching_up.peek().is_some() {
+            write!(f, " · catching up: {}", some_of(catching_up))?;
         }
 
         let most = up.iter().map(|(_, v)| v.keys).max().unwrap_or(0);
@@ -237,6 +247,20 @@ mod tests {
         assert_eq!(sampler.sample(&[None, None, None], Duration::from_secs(2)).to_string(), {
             "mesh: 0/3 nodes up (no answer: node1, node2, node3)"
         });
+    }
+
+    #[test]
+    fn nodes_catching_up_are_named() {
+        let mut sampler = Sampler::new(names(3), &[], Duration::ZERO);
+        let mut now = [report(3, 0, 0, 0), report(3, 0, 0, 0), report(3, 0, 0, 0)];
+        for i in [0, 2] {
+            now[i].as_mut().unwrap().node.catching_up = true;
+        }
+        assert_eq!(
+            sampler.sample(&now, Duration::from_secs(1)).to_string(),
+            "mesh: 3/3 nodes up · members alive everywhere · catching up: node1, node3 · \
+             keys 0 everywhere · 0 cmd/s · gossip 0 B/s out"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::core::io::{Event, Transport};
+use crate::core::loading::CatchUpState;
 use crate::core::membership::MemberState;
 use crate::core::node::Node;
 use crate::core::store::Entry;
@@ -403,6 +404,7 @@ impl Driver {
             members,
             member_changes: self.member_changes,
             joined: self.node.is_joined(),
+            catching_up: store.catch_up() != CatchUpState::Done,
             send_errors: self.send_errors,
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             stream_connections_refused: self.stream_stats.refused.load(Ordering::Relaxed),

@@ -321,6 +321,9 @@ pub struct NodeSnapshot {
     pub member_changes: MemberChanges,
     /// Whether another member is active (we are part of a mesh).
     pub joined: bool,
+    /// Whether the node is still catching up from its peers (INFO's
+    /// `loading` or `async_loading`).
+    pub catching_up: bool,
     /// Gossip datagrams the socket failed to send.
     pub send_errors: u64,
     /// Gossip payloads refused for not being sealed with our cluster key.
@@ -552,6 +555,12 @@ impl Collector for ScrapeCollector {
         )?;
         counter(&mut e, "swim_rejected", "SWIM payloads refused (junk, our own, too big)", None, m.swim_rejected)?;
         gauge(&mut e, "joined", "1 while another member is active, 0 while this node is alone", u64::from(n.joined))?;
+        gauge(
+            &mut e,
+            "catching_up",
+            "1 while this node catches up from its peers after starting empty",
+            u64::from(n.catching_up),
+        )?;
 
         gauge(&mut e, "keys", "Keys holding a value", n.keys)?;
         gauge(
@@ -670,6 +679,7 @@ mod tests {
             members: [("alive".to_owned(), 2), ("suspect".to_owned(), 0)].into(),
             member_changes: MemberChanges { up: 3, down: 1, left: 2 },
             keys: 7,
+            catching_up: true,
             max_clock_drift_seen_ms: 1500,
             future_versions_refused: 4,
             ..NodeSnapshot::default()
@@ -706,6 +716,7 @@ mod tests {
         assert_eq!(value(&s, "rumor_members", Some(("state", "suspect"))), 0.0);
         assert_eq!(value(&s, "rumor_membership_changes_total", Some(("change", "up"))), 3.0);
         assert_eq!(value(&s, "rumor_keys", None), 7.0);
+        assert_eq!(value(&s, "rumor_catching_up", None), 1.0);
         assert_eq!(value(&s, "rumor_max_clock_drift_seen_seconds", None), 1.5);
         assert_eq!(value(&s, "rumor_future_versions_refused_total", None), 4.0);
         assert_eq!(value(&s, "rumor_gossip_sent_bytes_total", None), 0.0);
