@@ -176,7 +176,7 @@ fn a_killed_node_is_marked_down_and_a_restart_rejoins() {
             (state_of(observer, dead).as_deref() == Some("down")).then_some(())
         });
     }
-    // Same addresses, new process: a higher incarnation wins the address.
+    // Same addresses, new process: a greater life wins the address.
     nodes[2].spawn();
     wait_all_alive(&nodes, Duration::from_secs(15));
     // And it takes part in gossip again.

@@ -1,7 +1,7 @@
 //! One simulated machine: its address, its wall clock, its data dir if it
 //! has one, and the node that runs on it in its current life. A crash ends
 //! a life; a restart begins a new one on the same address with a higher
-//! incarnation, as a restarted `rumor serve` process would. Without a data
+//! life, as a restarted `rumor serve` process would. Without a data
 //! dir the crash loses the node's state and the restart has a fresh id;
 //! with one, the restart keeps the id and loads what the store held.
 
@@ -72,7 +72,8 @@ pub struct Host {
     pub persistent: bool,
     /// The data dir, once a persistent host has started.
     pub disk: Option<Arc<SimDisk>>,
-    incarnation: u64,
+    /// The life its last identity carried (start-up wall time, renewals).
+    identity_life: u64,
 }
 
 impl std::fmt::Debug for Host {
@@ -108,7 +109,7 @@ impl Host {
             suspicions_seen: 0,
             persistent: false,
             disk: None,
-            incarnation: 0,
+            identity_life: 0,
         }
     }
 
@@ -137,8 +138,8 @@ impl Host {
         }
         // Start-up wall time, as `rumor serve` uses; forced upward so a clock
         // stepped back cannot lose the address conflict to our old self.
-        self.incarnation = now.wall_ms.max(self.incarnation + 1);
-        let identity = Identity { id, addr: self.addr, incarnation: self.incarnation, name: self.name.as_str().into() };
+        self.identity_life = now.wall_ms.max(self.identity_life + 1);
+        let identity = Identity { id, addr: self.addr, life: self.identity_life, name: self.name.as_str().into() };
         let mut store = config.new_store(id);
         let mut discarded = false;
         let mut last_in_mesh_ms = None;

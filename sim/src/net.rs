@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumor::core::io::Transport;
-use rumor::core::wire::TAG_SWIM;
+use rumor::core::tag::TAG_SWIM;
 
 use crate::seed::{self, SimRng, chance, uniform};
 

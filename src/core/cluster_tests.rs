@@ -58,12 +58,7 @@ pub(super) fn addr(i: usize) -> SocketAddr {
 }
 
 pub(super) fn identity(i: usize) -> Identity {
-    Identity {
-        id: NodeId::from_random_bytes([i as u8 + 1; 16]),
-        addr: addr(i),
-        incarnation: 1,
-        name: format!("n{i}").into(),
-    }
+    Identity { id: NodeId::from_random_bytes([i as u8 + 1; 16]), addr: addr(i), life: 1, name: format!("n{i}").into() }
 }
 
 pub(super) fn config(seed_addr: SocketAddr, direct_push_max: usize) -> NodeConfig {
@@ -168,12 +163,12 @@ impl Cluster {
     }
 
     /// Node `i` starts again on its address, empty, with a new id and its
-    /// start time as its incarnation (as `rumor serve` does), announcing to
+    /// start time as its life (as `rumor serve` does), announcing to
     /// node 0.
     fn restart(&mut self, i: usize) {
         let id = NodeId::from_random_bytes([i as u8 + 101; 16]);
-        let incarnation = self.time().wall_ms;
-        let identity = Identity { id, addr: addr(i), incarnation, name: format!("n{i}").into() };
+        let life = self.time().wall_ms;
+        let identity = Identity { id, addr: addr(i), life, name: format!("n{i}").into() };
         self.nodes[i] = Some(self.new_node(identity, 1000 + i as u64));
     }
 
@@ -222,7 +217,7 @@ impl Cluster {
                 if self.sides.get(&to).unwrap_or(&0) != self.sides.get(&sender).unwrap_or(&0) {
                     continue;
                 }
-                let is_push = t.transport == Transport::Datagram && t.payload.first() == Some(&super::wire::TAG_GOSSIP);
+                let is_push = t.transport == Transport::Datagram && t.payload.first() == Some(&super::tag::TAG_GOSSIP);
                 if is_push && self.lossy_pushes.contains(&sender) {
                     continue;
                 }
@@ -785,7 +780,7 @@ fn strangers_swim_traffic_is_rate_limited_per_source() {
     let burst = super::strangers::StrangerLimits::default().packets_per_sec as usize;
     for i in 0..burst * 2 {
         // Junk SWIM from one stranger IP, many ports.
-        node.handle_datagram(SocketAddr::from(([127, 0, 0, 9], 1000 + i as u16)), &[super::wire::TAG_SWIM, 0xFF], now);
+        node.handle_datagram(SocketAddr::from(([127, 0, 0, 9], 1000 + i as u16)), &[super::tag::TAG_SWIM, 0xFF], now);
     }
     assert_eq!(node.gossip_stats().strangers_limited, burst as u64);
 }

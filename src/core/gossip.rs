@@ -109,8 +109,8 @@ pub fn choose_peers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::tag::TAG_GOSSIP;
     use crate::core::version::{NodeId, Timestamp, Version};
-    use crate::core::wire::TAG_GOSSIP;
     use rand::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
 

@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::io::{Event, Transmit, Transport};
+use super::tag::TAG_SWIM;
 use super::timer::TimerQueue;
 use super::version::NodeId;
-use super::wire::TAG_SWIM;
 
 /// Who a member is, as SWIM sees it.
 ///
-/// `incarnation` grows with every process start (the driver uses start-up
+/// `life` grows with every process start (the driver uses start-up
 /// wall-clock ms), so a node restarted on the same address wins foca's
 /// address conflict against its old, possibly still "alive", identity.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,22 +31,24 @@ pub struct Identity {
     /// Its gossip address (UDP for SWIM and rumors, TCP for streams).
     pub addr: SocketAddr,
     /// Grows on every start and on every renewal after being declared down.
-    pub incarnation: u64,
+    /// Not SWIM's incarnation (that is [`MemberRecord::incarnation`], the
+    /// count of refutations within one life).
+    pub life: u64,
     /// Human-readable name for `MEMBERS` and logs. Shared, not owned:
     /// foca clones the identity of every update it applies.
     pub name: Arc<str>,
 }
 
-/// Equal when id, incarnation and address are: the name is left out
+/// Equal when id, life and address are: the name is left out
 /// because foca compares identities on every update it applies, and names
 /// decoded from different packets are distinct `Arc`s, so comparing them
 /// costs a `memcmp` each time. Leaving it out is sound: a process keeps its
-/// name for its whole life and a new life starts with a new incarnation
+/// name for its whole life and a new life starts with a greater `life`
 /// (renewals bump it too), so two identities that agree on
-/// (id, incarnation, address) come from one life and carry one name.
+/// (id, life, address) come from one life and carry one name.
 impl PartialEq for Identity {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.incarnation == other.incarnation && self.addr == other.addr
+        self.id == other.id && self.life == other.life && self.addr == other.addr
     }
 }
 
@@ -89,7 +91,7 @@ impl foca::Identity for Identity {
     type Addr = AddrKey;
 
     fn renew(&self) -> Option<Self> {
-        Some(Identity { incarnation: self.incarnation + 1, ..self.clone() })
+        Some(Identity { life: self.life + 1, ..self.clone() })
     }
 
     fn addr(&self) -> AddrKey {
@@ -97,7 +99,7 @@ impl foca::Identity for Identity {
     }
 
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        (self.incarnation, self.id) > (adversary.incarnation, adversary.id)
+        (self.life, self.id) > (adversary.life, adversary.id)
     }
 }
 
@@ -221,11 +223,11 @@ pub struct MembershipStats {
     pub members_repaired: u64,
 }
 
-/// What one member adds to [`Membership::digest`]: its id and incarnation.
+/// What one member adds to [`Membership::digest`]: its id and life.
 fn identity_hash(identity: &Identity) -> u64 {
     let mut bytes = [0u8; 24];
     bytes[..16].copy_from_slice(identity.id.uuid().as_bytes());
-    bytes[16..].copy_from_slice(&identity.incarnation.to_le_bytes());
+    bytes[16..].copy_from_slice(&identity.life.to_le_bytes());
     xxh3_64(&bytes)
 }
 
@@ -397,7 +399,7 @@ impl Membership {
     /// Asks whoever listens at `addr` to let us in.
     pub fn announce<T: From<SwimTimer>>(&mut self, addr: SocketAddr, now: Duration, fx: Effects<'_, T>) {
         // foca accepts an Announce addressed to any identity with its address.
-        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, incarnation: 0, name: Arc::from("") };
+        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, life: 0, name: Arc::from("") };
         if let Err(error) = self.swim.announce(target, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -721,7 +723,7 @@ impl Membership {
             }
             OwnedNotification::Rejoin(identity) => {
                 self.stats.renewals += 1;
-                tracing::info!(incarnation = identity.incarnation, "rejoined with a renewed identity");
+                tracing::info!(life = identity.life, "rejoined with a renewed identity");
             }
         }
     }
@@ -760,11 +762,11 @@ mod tests {
         let a = Identity {
             id: NodeId::from_random_bytes([1; 16]),
             addr: "10.0.0.1:7000".parse().unwrap(),
-            incarnation: 5,
+            life: 5,
             name: Arc::from("a"),
         };
         assert_eq!(a, Identity { name: Arc::from("b"), ..a.clone() });
-        assert_ne!(a, Identity { incarnation: 6, ..a.clone() });
+        assert_ne!(a, Identity { life: 6, ..a.clone() });
         assert_ne!(a, Identity { addr: "10.0.0.1:7001".parse().unwrap(), ..a.clone() });
         assert_ne!(a, Identity { id: NodeId::from_random_bytes([2; 16]), ..a.clone() });
     }

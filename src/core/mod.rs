@@ -11,6 +11,7 @@
 //!   port's messages and their checks.
 //! - [`horizon`] — when a dead entry may be forgotten.
 //! - [`changes`] — the hook durable storage sees changes through.
+//! - [`tag`] — the byte that tells SWIM from rumor's messages.
 //! - [`timer`] — the deadline queue; [`io`] — what crosses the boundary.
 //! - [`start`] — a node's settings and their defaults, the store they
 //!   build, and the one rule for a data dir's age.
@@ -30,6 +31,7 @@ pub mod sabotage;
 pub mod start;
 pub mod store;
 pub mod strangers;
+pub mod tag;
 pub mod timer;
 pub mod version;
 pub mod wire;

@@ -143,8 +143,8 @@ mod arbitrary_input {
     use super::*;
     use crate::core::digest::TREE_FANOUT;
     use crate::core::store::Write;
+    use crate::core::tag::TAG_GOSSIP;
     use crate::core::version::{DeadlineStamp, EntryStamp, NodeId, Timestamp, Version};
-    use crate::core::wire::TAG_GOSSIP;
 
     /// Transmits one input (and the timer calls after it) may cause, at
     /// most: a sync answer is a handful of messages.

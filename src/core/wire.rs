@@ -12,12 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, leaf_of_hash};
 use super::entry::Entry;
 use super::membership::{Identity, MemberRecord};
+use super::tag::TAG_GOSSIP;
 use super::version::{EntryStamp, Timestamp};
-
-/// First byte of a foca (SWIM) payload.
-pub const TAG_SWIM: u8 = 0x01;
-/// First byte of a rumor [`Message`].
-pub const TAG_GOSSIP: u8 = 0x02;
 
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_BYTES: usize = 4;

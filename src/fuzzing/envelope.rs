@@ -10,7 +10,7 @@
 //! key of a rotating set opens, the first seals; and a sealed payload
 //! never starts like a plain one, so a node without a key drops it.
 
-use crate::core::wire::{TAG_GOSSIP, TAG_SWIM};
+use crate::core::tag::{TAG_GOSSIP, TAG_SWIM};
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD, KEY_BYTES, NotSealedForUs, SEALED_AGE_MAX_MS};
 
 use super::Shape;

@@ -28,8 +28,9 @@ use crate::core::loading::LoadingPolicy;
 use crate::core::membership::{Identity, MemberState, SwimConfig};
 use crate::core::node::{Node, NodeConfig};
 use crate::core::store::{Store, Write};
+use crate::core::tag::{TAG_GOSSIP, TAG_SWIM};
 use crate::core::version::NodeId;
-use crate::core::wire::{Message, TAG_GOSSIP, TAG_SWIM};
+use crate::core::wire::Message;
 
 use super::Shape;
 
@@ -68,7 +69,7 @@ fn stranger() -> SocketAddr {
 }
 
 fn identity(at: SocketAddr, id: u8) -> Identity {
-    Identity { id: NodeId::from_random_bytes([id; 16]), addr: at, incarnation: 1, name: format!("n{id}").into() }
+    Identity { id: NodeId::from_random_bytes([id; 16]), addr: at, life: 1, name: format!("n{id}").into() }
 }
 
 fn config() -> NodeConfig {

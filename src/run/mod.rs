@@ -144,7 +144,7 @@ pub async fn run(
     let storage_queue = data_dir.as_ref().map(|d| d.writer.queue.clone());
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
-    let identity = Identity { id, addr: gossip, incarnation: clock.wall_ms(), name: settings.name.as_str().into() };
+    let identity = Identity { id, addr: gossip, life: clock.wall_ms(), name: settings.name.as_str().into() };
     let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);

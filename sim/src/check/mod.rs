@@ -67,8 +67,8 @@ pub struct SeenMember {
     pub host: Option<usize>,
     /// The member's id.
     pub id: NodeId,
-    /// Its incarnation.
-    pub incarnation: u64,
+    /// Its life (start-up time, renewals).
+    pub life: u64,
     /// Alive, suspect or down.
     pub state: MemberState,
 }

@@ -28,8 +28,9 @@ use parking_lot::RwLock;
 use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
 use rumor::core::membership::MemberState;
 use rumor::core::store::Store;
+use rumor::core::tag::{TAG_GOSSIP, TAG_SWIM};
 use rumor::core::version::{NodeId, Version};
-use rumor::core::wire::{Message, TAG_GOSSIP, TAG_SWIM};
+use rumor::core::wire::Message;
 
 use super::{DRAIN_MAX, WRITE_BATCH_MAX};
 use crate::check::bounds::DisseminationTracker;

@@ -118,7 +118,7 @@ impl World {
                 .map(|m| SeenMember {
                     host: index_of(m.identity.addr),
                     id: m.identity.id,
-                    incarnation: m.identity.incarnation,
+                    life: m.identity.life,
                     state: m.state,
                 })
                 .collect();

@@ -26,9 +26,10 @@ pub use super::start::NodeConfig;
 use super::start::is_stale;
 use super::store::{Entry, FlushOutcome, MergeOutcome, SHARD_COUNT, Store};
 use super::strangers::StrangerGate;
+use super::tag::{TAG_GOSSIP, TAG_SWIM};
 use super::timer::TimerQueue;
 use super::version::Timestamp;
-use super::wire::{Message, TAG_GOSSIP, TAG_SWIM};
+use super::wire::Message;
 
 mod anti_entropy;
 mod confirm;
@@ -751,7 +752,7 @@ impl Node {
         {
             let away_ms = now.wall_ms.saturating_sub(since);
             // A member whose process started before we were cut off (its
-            // incarnation is its start-up wall time) kept the mesh going
+            // life is its start-up wall time) kept the mesh going
             // meanwhile, and has treated us as gone for good: it may have
             // forgotten deletes of keys we hold. A forgotten delete died
             // more than the tombstone TTL ago, so what we hold from since
@@ -764,7 +765,7 @@ impl Node {
                 .membership
                 .members()
                 .iter()
-                .any(|m| m.identity.addr != me && m.state == MemberState::Alive && m.identity.incarnation < since);
+                .any(|m| m.identity.addr != me && m.state == MemberState::Alive && m.identity.life < since);
             if lived_on {
                 let before_ms = now.wall_ms.saturating_sub(self.config.tombstone_ttl.as_millis() as u64);
                 let dropped = if self.config.sabotage.ttl_only_gc {

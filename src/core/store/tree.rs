@@ -1,8 +1,6 @@
 //! The digest tree over the store: kept in step as shards change, read by
 //! anti-entropy, and the leaf visits that build its sync messages.
 
-/// Where the nodes of `level` (1..`TREE_DEPTH`) start in
-/// [`Store::node_digests`]: after every shallower level's nodes.
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -13,6 +11,8 @@ use crate::core::digest::{LEAF_COUNT, TREE_DEPTH, TREE_FANOUT, key_hash, leaves_
 use crate::core::version::EntryStamp;
 use crate::core::wire::entry_size_bound;
 
+/// Where the nodes of `level` (1..`TREE_DEPTH`) start in
+/// [`Store::node_digests`]: after every shallower level's nodes.
 pub(super) const fn node_offset(level: u8) -> usize {
     let mut offset = 0;
     let mut l = 1;

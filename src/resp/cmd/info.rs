@@ -79,7 +79,7 @@ fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
                 ("node_id", shown(|i| i.id.to_string())),
                 ("node_name", shown(|i| i.name.to_string())),
                 ("gossip_addr", shown(|i| i.addr.to_string())),
-                ("incarnation", shown(|i| i.incarnation.to_string())),
+                ("life", shown(|i| i.life.to_string())),
                 ("joined", u8::from(node.joined).to_string()),
                 ("members_alive", members("alive")),
                 ("members_suspect", members("suspect")),
