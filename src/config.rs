@@ -10,12 +10,13 @@ use serde::Deserialize;
 
 use crate::core::loading::LoadingPolicy;
 use crate::core::node::NodeConfig;
+use crate::core::start::StaleData;
 use crate::core::wire::SYNC_MESSAGE_OVERHEAD_BYTES;
 use crate::resp::acl::{AuthThrottleLimits, UserSource};
 use crate::resp::shared::ClientLimits;
 use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 use crate::server::storage::codec::MAX_STORED_KEY_BYTES;
-use crate::server::storage::{Fsync, MIN_OPEN_FILES, StaleData};
+use crate::server::storage::{Fsync, MIN_OPEN_FILES};
 use crate::server::tls::{self, TlsError, TlsFiles};
 
 mod parameters;

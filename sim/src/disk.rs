@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rumor::core::changes::ReplayedLog;
-use rumor::core::store::Entry;
+use rumor::core::start::{DataDir, NodeMemory, Recording};
+use rumor::core::store::{Entry, Store};
 use rumor::core::version::NodeId;
 
 /// One host's data dir.
@@ -52,5 +53,42 @@ impl SimDisk {
 
     fn lock_last_in_mesh(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
         self.last_in_mesh_ms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A host's data dir as a starting node reads it, through the same
+/// [`DataDir`] steps `rumor serve` takes over fjall.
+#[derive(Debug)]
+pub struct Opening(pub Arc<SimDisk>);
+
+impl DataDir for Opening {
+    type Error = std::convert::Infallible;
+    type Running = ();
+
+    fn node_id(&mut self, _fresh: NodeId) -> Result<NodeId, Self::Error> {
+        Ok(self.0.node_id)
+    }
+
+    fn memory(&self) -> Result<NodeMemory, Self::Error> {
+        Ok(NodeMemory { last_in_mesh_ms: self.0.last_in_mesh_ms() })
+    }
+
+    fn discard_entries(&mut self) -> Result<(), Self::Error> {
+        self.0.discard_entries();
+        Ok(())
+    }
+
+    fn load_into(&mut self, store: &Store, now_ms: u64) -> Result<(), Self::Error> {
+        if let Some(upto) = self.0.log.flushed() {
+            store.restore_flushed(upto);
+        }
+        for (key, entry) in self.0.entries() {
+            store.restore(key, entry, now_ms);
+        }
+        Ok(())
+    }
+
+    fn start_change_log(self) -> Result<Recording<()>, Self::Error> {
+        Ok((self.0.log.clone(), ()))
     }
 }

@@ -14,14 +14,14 @@ use bytes::Bytes;
 use rumor::core::io::Now;
 use rumor::core::membership::Identity;
 use rumor::core::node::{Node, NodeConfig};
-use rumor::core::start::DataDirAge;
+use rumor::core::start::{StaleData, StartError, Started};
 use rumor::core::store::{Entry, Store};
 use rumor::core::version::{NodeId, Timestamp};
 use rumor::resp::exec::Executor;
 use rumor::resp::shared::ClientLimits;
 
 use crate::clock::NodeClock;
-use crate::disk::SimDisk;
+use crate::disk::{Opening, SimDisk};
 use crate::seed;
 
 /// Where a host is in its lifecycle.
@@ -128,49 +128,37 @@ impl Host {
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&seed::derive(run_seed, "node.id.hi", life_key).to_le_bytes());
         id[8..].copy_from_slice(&seed::derive(run_seed, "node.id.lo", life_key).to_le_bytes());
-        let mut id = NodeId::from_random_bytes(id);
+        let fresh_id = NodeId::from_random_bytes(id);
         let now = self.now(at);
-        match &self.disk {
-            // The id is kept in the data dir, as `rumor serve` keeps it.
-            Some(disk) => id = disk.node_id,
-            None if self.persistent => self.disk = Some(Arc::new(SimDisk::new(id))),
-            None => {}
+        if self.disk.is_none() && self.persistent {
+            self.disk = Some(Arc::new(SimDisk::new(fresh_id)));
         }
+        // As `--stale-data discard`: a stale dir is dropped and the node starts afresh.
+        let disk = self.disk.clone().map(Opening);
+        let started = match config.start_store(self.addr, fresh_id, disk, StaleData::Discard, now.wall_ms) {
+            Ok(started) => started,
+            Err(StartError::Stale { .. }) => unreachable!("a stale dir is discarded, not refused"),
+            Err(StartError::DataDir(never)) => match never {},
+        };
+        // The id is kept in the data dir, as `rumor serve` keeps it.
+        let id = started.store.writer();
         // Start-up wall time, as `rumor serve` uses; forced upward so a clock
         // stepped back cannot lose the address conflict to our old self.
         self.identity_life = now.wall_ms.max(self.identity_life + 1);
         let identity = Identity { id, addr: self.addr, life: self.identity_life, name: self.name.as_str().into() };
-        let mut store = config.new_store(id);
-        let mut discarded = false;
-        let mut last_in_mesh_ms = None;
-        if let Some(disk) = &self.disk {
-            last_in_mesh_ms = disk.last_in_mesh_ms();
-            if let DataDirAge::Stale { .. } = config.data_dir_age(self.addr, last_in_mesh_ms, now.wall_ms) {
-                // As `--stale-data discard`: start afresh.
-                disk.discard_entries();
-                last_in_mesh_ms = None;
-                discarded = true;
-            }
-            if let Some(upto) = disk.log.flushed() {
-                store.restore_flushed(upto);
-            }
-            for (key, entry) in disk.entries() {
-                store.restore(key, entry, now.wall_ms);
-            }
-            store = store.with_change_log(disk.log.clone());
-        }
+        let Started { store, memory, stale, .. } = started;
         let node_seed = seed::derive(run_seed, "node.core", life_key);
         let store = Arc::new(store);
         let client = Executor::new(1, &self.name, store.clone(), ClientLimits::default(), None);
         self.client = Some(Box::new(client));
-        self.node = Some(Box::new(Node::new(identity, config, store, node_seed, now, last_in_mesh_ms)));
+        self.node = Some(Box::new(Node::new(identity, config, store, node_seed, now, memory)));
         self.status = HostStatus::Up;
         self.wake_at = None;
         self.pending_writes.clear();
         self.hand_over_queued = false;
         self.pending_flush = None;
         self.suspicions_seen = 0;
-        discarded
+        stale.is_some()
     }
 
     /// Ends the current life; `gone` if it never comes back.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::io::{Now, Transmit, Transport};
 use super::membership::{Identity, MemberState, SwimConfig};
-use super::node::{Node, NodeConfig};
+use super::node::{Node, NodeConfig, NodeMemory};
 use super::sabotage::Sabotage;
 use super::store::Write;
 use super::version::NodeId;
@@ -154,7 +154,7 @@ impl Cluster {
         config.sync_budget_bytes = self.sync_budget_bytes;
         config.wait_tracked_keys = self.wait_tracked_keys;
         let store = Arc::new(config.new_store(identity.id));
-        Node::new(identity, config, store, seed, self.time(), None)
+        Node::new(identity, config, store, seed, self.time(), NodeMemory::default())
     }
 
     /// Node `i` crashes (its state is gone).

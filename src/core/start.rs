@@ -1,14 +1,21 @@
 //! A node's settings with their defaults, and the one way both drivers
-//! start a node: the store built from the settings, a data dir's age
-//! judged by one rule, and the node told when it was last in a mesh.
+//! start a node ([`NodeConfig::start_store`]): the store built from the
+//! settings, a data dir's age judged by one rule, what is kept loaded back,
+//! and what the node remembers of its last life handed on to it.
 //!
 //! `rumor serve` reads a data dir from fjall and the simulator from its
-//! simulated disk; everything decided about what they read is decided here,
-//! so the simulator starts nodes exactly as the server does.
+//! simulated disk, each behind [`DataDir`]; everything decided about what
+//! they read is decided here, so the simulator starts nodes exactly as the
+//! server does.
 
 use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::changes::ChangeLog;
 
 use super::loading::LoadingPolicy;
 use super::membership::SwimConfig;
@@ -181,6 +188,143 @@ impl NodeConfig {
     }
 }
 
+/// What to do with a data dir judged [`DataDirAge::Stale`]: it may hold
+/// keys the mesh deleted and has since forgotten, and loading it would
+/// bring them back — or the whole mesh was down as long, and nothing was
+/// deleted meanwhile. Only the operator knows which (`--stale-data`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StaleData {
+    /// Do not start; say what to do.
+    #[default]
+    Refuse,
+    /// Drop its entries and bootstrap from the peers.
+    Discard,
+    /// Load it as it is (the whole mesh was down).
+    Keep,
+}
+
+/// What a node remembers of its last life beside its entries, kept in its
+/// data dir and handed to [`super::node::Node::new`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeMemory {
+    /// When it was last in a mesh (None: never, a fresh dir, or a dir it
+    /// starts afresh from).
+    pub last_in_mesh_ms: Option<u64>,
+}
+
+/// A data dir as starting a node needs it. `rumor serve` implements it over
+/// fjall, the simulator over its simulated disk; [`NodeConfig::start_store`]
+/// is the one caller.
+pub trait DataDir: Sized {
+    /// Why the data dir could not be read.
+    type Error;
+    /// What the driver keeps of the data dir while the node runs (the
+    /// storage thread, for `rumor serve`).
+    type Running;
+    /// The node id kept in the dir, or `fresh`, kept from now on, for a new one.
+    fn node_id(&mut self, fresh: NodeId) -> Result<NodeId, Self::Error>;
+    /// What the node remembered when it stopped.
+    fn memory(&self) -> Result<NodeMemory, Self::Error>;
+    /// Drops every entry and what the node remembered (its id stays).
+    fn discard_entries(&mut self) -> Result<(), Self::Error>;
+    /// Restores everything kept — the last flush, the entries, the clock's
+    /// lease — into `store`, at wall time `now_ms`.
+    fn load_into(&mut self, store: &Store, now_ms: u64) -> Result<(), Self::Error>;
+    /// Starts recording the store's changes; the log is attached to the
+    /// store before any client or peer can change it.
+    fn start_change_log(self) -> Result<Recording<Self::Running>, Self::Error>;
+}
+
+/// The change log a store reports to, and what the driver keeps running
+/// to write it.
+pub type Recording<R> = (Arc<dyn ChangeLog>, R);
+
+/// A store ready for [`super::node::Node::new`], and what went with it.
+#[derive(Debug)]
+pub struct Started<R> {
+    /// The store, with what the data dir kept and its change log attached.
+    pub store: Store,
+    /// What the node remembers of its last life.
+    pub memory: NodeMemory,
+    /// The running data dir, if the node has one.
+    pub data_dir: Option<R>,
+    /// The data dir was judged stale and, as asked, discarded or kept.
+    pub stale: Option<DataDirAge>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartError<E> {
+    /// The data dir is stale and [`StaleData::Refuse`] is in force.
+    Stale {
+        /// How long ago the node was last in a mesh.
+        away_ms: u64,
+        /// The `member_gone_after` it was judged by.
+        gone_after_ms: u64,
+    },
+    /// The data dir could not be read.
+    DataDir(E),
+}
+
+impl<E> From<E> for StartError<E> {
+    fn from(error: E) -> Self {
+        StartError::DataDir(error)
+    }
+}
+
+impl NodeConfig {
+    /// Builds the store of a node at gossip address `me` at wall time
+    /// `now_ms`, from its data dir if it has one (`fresh_id` is its id
+    /// otherwise, or for a new dir): the dir's age judged by
+    /// [`NodeConfig::data_dir_age`], a stale one refused, discarded or
+    /// kept as `stale_data` says, what it kept loaded, its change log
+    /// attached. A node that starts afresh from a stale dir remembers
+    /// nothing of its last life: nothing it holds now may be discarded again
+    /// when it joins.
+    pub fn start_store<D: DataDir>(
+        &self,
+        me: SocketAddr,
+        fresh_id: NodeId,
+        data_dir: Option<D>,
+        stale_data: StaleData,
+        now_ms: u64,
+    ) -> Result<Started<D::Running>, StartError<D::Error>> {
+        let Some(mut dir) = data_dir else {
+            return Ok(Started {
+                store: self.new_store(fresh_id),
+                memory: NodeMemory::default(),
+                data_dir: None,
+                stale: None,
+            });
+        };
+        let id = dir.node_id(fresh_id)?;
+        let mut memory = dir.memory()?;
+        let age = self.data_dir_age(me, memory.last_in_mesh_ms, now_ms);
+        let stale = match age {
+            DataDirAge::Current => None,
+            DataDirAge::Stale { away_ms, gone_after_ms } => {
+                match stale_data {
+                    StaleData::Refuse => return Err(StartError::Stale { away_ms, gone_after_ms }),
+                    StaleData::Discard => {
+                        tracing::warn!(away_ms, gone_after_ms, "the data dir is stale: discarding its entries");
+                        dir.discard_entries()?;
+                    }
+                    StaleData::Keep => {
+                        tracing::warn!(away_ms, gone_after_ms, "the data dir is stale: keeping it, as asked");
+                    }
+                }
+                memory = NodeMemory::default();
+                Some(age)
+            }
+        };
+        let store = self.new_store(id);
+        dir.load_into(&store, now_ms)?;
+        let (log, running) = dir.start_change_log()?;
+        Ok(Started { store: store.with_change_log(log), memory, data_dir: Some(running), stale })
+    }
+}
+
 /// Whether a node last in a mesh at `last_in_mesh_ms` has, at `now_ms`,
 /// been away longer than `gone_after_ms`.
 pub(crate) fn is_stale(last_in_mesh_ms: u64, now_ms: u64, gone_after_ms: u64) -> bool {
@@ -190,6 +334,7 @@ pub(crate) fn is_stale(last_in_mesh_ms: u64, now_ms: u64, gone_after_ms: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::changes::ReplayedLog;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))
@@ -210,6 +355,82 @@ mod tests {
         assert_eq!(config.data_dir_age(me, Some(1_000_000), 10), DataDirAge::Current);
         let alone = NodeConfig { seeds: vec![me], ..config };
         assert_eq!(alone.data_dir_age(me, Some(0), 1 << 40), DataDirAge::Current, "a mesh of its own");
+    }
+
+    /// A data dir in memory: what a store's change log recorded, and when
+    /// its node was last in a mesh.
+    #[derive(Debug)]
+    struct MemoryDir {
+        id: NodeId,
+        log: Arc<ReplayedLog>,
+        last_in_mesh_ms: Option<u64>,
+    }
+
+    impl DataDir for &mut MemoryDir {
+        type Error = &'static str;
+        type Running = ();
+
+        fn node_id(&mut self, _fresh: NodeId) -> Result<NodeId, Self::Error> {
+            Ok(self.id)
+        }
+
+        fn memory(&self) -> Result<NodeMemory, Self::Error> {
+            Ok(NodeMemory { last_in_mesh_ms: self.last_in_mesh_ms })
+        }
+
+        fn discard_entries(&mut self) -> Result<(), Self::Error> {
+            self.log.clear();
+            self.last_in_mesh_ms = None;
+            Ok(())
+        }
+
+        fn load_into(&mut self, store: &Store, now_ms: u64) -> Result<(), Self::Error> {
+            for (key, entry) in self.log.entries() {
+                store.restore(key, entry, now_ms);
+            }
+            Ok(())
+        }
+
+        fn start_change_log(self) -> Result<Recording<()>, Self::Error> {
+            Ok((self.log.clone(), ()))
+        }
+    }
+
+    #[test]
+    fn a_node_starts_from_its_data_dir_as_its_age_and_the_stale_data_choice_say() {
+        let (me, hour) = (addr(1), 3_600_000);
+        let config =
+            NodeConfig { member_gone_after: Duration::from_secs(3600), seeds: vec![addr(2)], ..Default::default() };
+        let kept_id = NodeId::from_bytes([7; 16]);
+        let mut dir = MemoryDir { id: kept_id, log: Arc::default(), last_in_mesh_ms: None };
+        let fresh = NodeId::from_bytes([1; 16]);
+        let key = bytes::Bytes::from_static(b"k");
+        // A first life writes through the change log it was given.
+        let started = config.start_store(me, fresh, Some(&mut dir), StaleData::Refuse, 10 * hour).unwrap();
+        assert_eq!(started.store.writer(), kept_id, "the id kept in the dir, not the fresh one");
+        let put = super::super::store::Write::Put { value: bytes::Bytes::from_static(b"v"), expires_at_ms: None };
+        started.store.update(&key, 10 * hour, |_| (Some(put), ())).unwrap();
+        dir.last_in_mesh_ms = Some(10 * hour);
+
+        let current = config.start_store(me, fresh, Some(&mut dir), StaleData::Refuse, 10 * hour + 1).unwrap();
+        assert!(current.store.get(&key, 10 * hour + 1).is_some(), "a current dir is loaded");
+        assert_eq!((current.memory.last_in_mesh_ms, current.stale), (Some(10 * hour), None));
+
+        let later = 12 * hour;
+        let refused = config.start_store(me, fresh, Some(&mut dir), StaleData::Refuse, later).unwrap_err();
+        assert_eq!(refused, StartError::Stale { away_ms: 2 * hour, gone_after_ms: hour });
+
+        let kept = config.start_store(me, fresh, Some(&mut dir), StaleData::Keep, later).unwrap();
+        assert!(kept.store.get(&key, later).is_some(), "kept as asked");
+        assert_eq!(kept.memory, NodeMemory::default(), "a node kept from a stale dir starts afresh");
+        assert!(kept.stale.is_some());
+
+        let discarded = config.start_store(me, fresh, Some(&mut dir), StaleData::Discard, later).unwrap();
+        assert!(discarded.store.get(&key, later).is_none(), "discarded as asked");
+        assert_eq!((discarded.memory, dir.last_in_mesh_ms), (NodeMemory::default(), None));
+
+        let memory_only = config.start_store::<&mut MemoryDir>(me, fresh, None, StaleData::Refuse, later).unwrap();
+        assert_eq!((memory_only.store.writer(), memory_only.memory), (fresh, NodeMemory::default()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::cluster_tests::{addr, config, identity};
 use super::io::Now;
-use super::node::{GossipStats, Node};
+use super::node::{GossipStats, Node, NodeMemory};
 use super::store::Store;
 use super::wire::{Message, SyncRefusal};
 
@@ -29,7 +29,7 @@ fn feed(datagram: Vec<u8>) -> (GossipStats, usize) {
     std::thread::spawn(move || {
         let me = identity(0);
         let store = Arc::new(Store::new(me.id, 500));
-        let mut node = Node::new(me, config(addr(0), 16), store, 7, now(0), None);
+        let mut node = Node::new(me, config(addr(0), 16), store, 7, now(0), NodeMemory::default());
         let mut sent = 0;
         node.handle_datagram(addr(9), &datagram, now(1));
         for step in 0..20 {
@@ -213,7 +213,7 @@ mod arbitrary_input {
             let put = Write::Put { value: Bytes::from_static(b"value"), expires_at_ms: None };
             store.update(&key, EPOCH_MS, |_| (Some(put), ())).expect("a fresh version");
         }
-        Node::new(me, config(addr(0), 16), store, 7, now(0), None)
+        Node::new(me, config(addr(0), 16), store, 7, now(0), NodeMemory::default())
     }
 
     /// Feeds each payload as a datagram or a frame, then a few timer calls;

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crate::core::io::{Now, Transport};
 use crate::core::loading::LoadingPolicy;
 use crate::core::membership::{Identity, MemberState, SwimConfig};
-use crate::core::node::{Node, NodeConfig};
+use crate::core::node::{Node, NodeConfig, NodeMemory};
 use crate::core::store::{Store, Write};
 use crate::core::tag::{TAG_GOSSIP, TAG_SWIM};
 use crate::core::version::NodeId;
@@ -97,7 +97,7 @@ fn node() -> Node {
         let stored = store.update(&Bytes::from(format!("key:{i}")), EPOCH_MS, |_| (Some(put), ()));
         assert!(stored.is_ok(), "a small put is stored");
     }
-    let mut node = Node::new(identity(me(), 1), config(), store, 7, now(0), None);
+    let mut node = Node::new(identity(me(), 1), config(), store, 7, now(0), NodeMemory::default());
     node.restore_members(&[identity(member(), 2)], now(0));
     node
 }

@@ -27,8 +27,8 @@ use tracing::Instrument;
 
 use crate::config::{Settings, TlsSettings};
 use crate::core::membership::Identity;
-use crate::core::node::Node;
-use crate::core::start::DataDirAge;
+use crate::core::node::{Node, NodeMemory};
+use crate::core::start::{DataDir, Recording, StartError, Started};
 use crate::core::store::Store;
 use crate::core::version::NodeId;
 use crate::resp::listener::Listeners;
@@ -37,7 +37,7 @@ use crate::server::clock::Clock;
 use crate::server::driver::{DriverOptions, Inputs};
 use crate::server::driver_thread::{self, DriverParts};
 use crate::server::metrics::{self, Metrics};
-use crate::server::storage::{self, StaleData, Storage, StorageError, Writer};
+use crate::server::storage::{self, Fsync, Storage, StorageError, Writer};
 use crate::server::{metrics_http, stream, tls};
 use handle::NodeHandle;
 
@@ -132,16 +132,10 @@ pub async fn run(
 
     let (id_bytes, seed) = os_randomness();
     let fresh_id = NodeId::from_random_bytes(id_bytes);
-    let (store, data_dir) = match &settings.data_dir {
-        Some(dir) => {
-            let (store, data_dir) = open_data_dir(dir.clone(), fresh_id, &settings, clock).await?;
-            (store, Some(data_dir))
-        }
-        None => (settings.node.new_store(fresh_id), None),
-    };
+    let Started { store, memory, data_dir, .. } = start_store(fresh_id, &settings, clock).await?;
     let id = store.writer();
     let store = Arc::new(store);
-    let storage_queue = data_dir.as_ref().map(|d| d.writer.queue.clone());
+    let storage_queue = data_dir.as_ref().map(|writer| writer.queue.clone());
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
     let identity = Identity { id, addr: gossip, life: clock.wall_ms(), name: settings.name.as_str().into() };
@@ -196,8 +190,7 @@ pub async fn run(
     let (plain, tls) = (listen.map_or_else(none, |a| a.to_string()), tls_addr.map_or_else(none, |a| a.to_string()));
     tracing::info!(name = %settings.name, %id, listen = %plain, %tls, %gossip, seeds = ?settings.node.seeds, "node starting");
 
-    let last_in_mesh_ms = data_dir.as_ref().and_then(|d| d.last_in_mesh_ms);
-    let node = Node::new(identity, settings.node.clone(), store, seed, clock.now(), last_in_mesh_ms);
+    let node = Node::new(identity, settings.node.clone(), store, seed, clock.now(), memory);
     let (stop_clients, clients_stopped) = oneshot::channel::<()>();
     // Every log line of this node carries its name (several share a process
     // under `rumor dev`).
@@ -280,8 +273,8 @@ pub async fn run(
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
-    if let Some(DataDir { writer, dir, .. }) = data_dir {
-        let Writer { queue, thread } = writer;
+    if let Some(Writer { queue, thread }) = data_dir {
+        let dir = queue.dir().to_owned();
         queue.stop();
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         if queue.has_failed() {
@@ -306,53 +299,36 @@ async fn reload_on_sighup(tls: Arc<tls::Tls>, mut hangups: tokio::signal::unix::
     }
 }
 
-/// An open data dir and its storage thread.
-struct DataDir {
+/// A data dir being opened: fjall behind the core's [`DataDir`], so that
+/// the core decides what is done with what it holds.
+struct Opening {
     dir: PathBuf,
-    writer: Writer,
-    /// When this node was last in a mesh, as the data dir remembers.
-    last_in_mesh_ms: Option<u64>,
+    storage: Storage,
+    fsync: Fsync,
+    clock: Clock,
+    /// Entries loaded, for INFO.
+    loaded: u64,
 }
 
-/// Opens the data dir, loads it into the store the node's settings make
-/// (with the node id kept there, or `fresh_id` for a new dir), and starts
-/// the storage thread. A dir judged stale ([`crate::core::node::NodeConfig::data_dir_age`]) is
-/// refused, discarded or kept as `stale_data` says. Runs on a blocking thread:
-/// loading a large dir takes a while, and logs its progress each second.
-async fn open_data_dir(
-    dir: PathBuf,
-    fresh_id: NodeId,
-    settings: &Settings,
-    clock: Clock,
-) -> Result<(Store, DataDir), ServerError> {
-    let (fsync, stale_data, open_files) = (settings.fsync, settings.stale_data, settings.storage_open_files);
-    let (node, gossip) = (settings.node.clone(), settings.gossip);
-    let open = move || -> Result<(Store, DataDir), StorageError> {
-        let storage = Storage::open_with_files(&dir, open_files)?;
-        let id = storage.node_id(fresh_id)?;
-        let mut last_in_mesh_ms = storage.last_in_mesh_ms()?;
-        let now_ms = clock.wall_ms();
-        if let DataDirAge::Stale { away_ms, gone_after_ms } = node.data_dir_age(gossip, last_in_mesh_ms, now_ms) {
-            let hours = |ms: u64| ms as f64 / 3_600_000.0;
-            match stale_data {
-                StaleData::Refuse => {
-                    return Err(StorageError::Stale { dir, away_h: hours(away_ms), ttl_h: hours(gone_after_ms) });
-                }
-                StaleData::Discard => {
-                    tracing::warn!(away_ms, gone_after_ms, "the data dir is stale: discarding its entries");
-                    storage.discard_entries()?;
-                }
-                StaleData::Keep => {
-                    tracing::warn!(away_ms, gone_after_ms, "the data dir is stale: keeping it, as asked");
-                }
-            }
-            // Either way the node starts afresh: nothing it holds now may
-            // be discarded again when it joins.
-            last_in_mesh_ms = None;
-        }
-        let store = node.new_store(id);
-        tracing::info!(dir = %dir.display(), %fsync, "loading the data dir");
-        let loaded = storage.load_into(&store, &clock, storage::LOAD_REPORT_EVERY, |p| {
+impl DataDir for Opening {
+    type Error = StorageError;
+    type Running = Writer;
+
+    fn node_id(&mut self, fresh: NodeId) -> Result<NodeId, StorageError> {
+        self.storage.node_id(fresh)
+    }
+
+    fn memory(&self) -> Result<NodeMemory, StorageError> {
+        Ok(NodeMemory { last_in_mesh_ms: self.storage.last_in_mesh_ms()? })
+    }
+
+    fn discard_entries(&mut self) -> Result<(), StorageError> {
+        self.storage.discard_entries()
+    }
+
+    fn load_into(&mut self, store: &Store, _now_ms: u64) -> Result<(), StorageError> {
+        tracing::info!(dir = %self.dir.display(), fsync = %self.fsync, "loading the data dir");
+        let loaded = self.storage.load_into(store, &self.clock, storage::LOAD_REPORT_EVERY, |p| {
             let storage::LoadProgress { percent, loaded, expected, per_second } = p;
             tracing::info!(
                 percent,
@@ -369,13 +345,44 @@ async fn open_data_dir(
             "loaded {} entries in {took:.1?}",
             loaded.entries
         );
-        let writer = storage.start_writer(fsync, clock)?;
-        writer.queue.stats().loaded.store(loaded.entries, std::sync::atomic::Ordering::Relaxed);
-        let store = store.with_change_log(writer.queue.clone());
-        Ok((store, DataDir { dir, writer, last_in_mesh_ms }))
+        self.loaded = loaded.entries;
+        Ok(())
+    }
+
+    fn start_change_log(self) -> Result<Recording<Writer>, StorageError> {
+        let writer = self.storage.start_writer(self.fsync, self.clock)?;
+        writer.queue.stats().loaded.store(self.loaded, std::sync::atomic::Ordering::Relaxed);
+        Ok((writer.queue.clone(), writer))
+    }
+}
+
+/// Starts the node's store (see
+/// [`crate::core::start::NodeConfig::start_store`]) from its data dir if it
+/// has one, with the node id kept there, or `fresh_id`. Runs on a blocking
+/// thread: loading a large dir takes a while, and logs its progress each
+/// second.
+async fn start_store(fresh_id: NodeId, settings: &Settings, clock: Clock) -> Result<Started<Writer>, ServerError> {
+    let (fsync, stale_data, open_files) = (settings.fsync, settings.stale_data, settings.storage_open_files);
+    let (node, gossip, dir) = (settings.node.clone(), settings.gossip, settings.data_dir.clone());
+    let open = move || -> Result<Started<Writer>, StorageError> {
+        let opening = match &dir {
+            Some(dir) => {
+                let storage = Storage::open_with_files(dir, open_files)?;
+                Some(Opening { dir: dir.clone(), storage, fsync, clock, loaded: 0 })
+            }
+            None => None,
+        };
+        node.start_store(gossip, fresh_id, opening, stale_data, clock.wall_ms()).map_err(|error| match error {
+            StartError::DataDir(error) => error,
+            StartError::Stale { away_ms, gone_after_ms } => {
+                let hours = |ms: u64| ms as f64 / 3_600_000.0;
+                let dir = dir.unwrap_or_default();
+                StorageError::Stale { dir, away_h: hours(away_ms), ttl_h: hours(gone_after_ms) }
+            }
+        })
     };
     match tokio::task::spawn_blocking(open).await {
-        Ok(opened) => Ok(opened?),
+        Ok(started) => Ok(started?),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }

@@ -22,8 +22,8 @@ use super::horizon::{Horizon, Presence};
 use super::io::{Event, Now, Transmit, Transport};
 use super::loading::Loading;
 use super::membership::{Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimTimer};
-pub use super::start::NodeConfig;
 use super::start::is_stale;
+pub use super::start::{NodeConfig, NodeMemory};
 use super::store::{Entry, FlushOutcome, MergeOutcome, SHARD_COUNT, Store};
 use super::strangers::StrangerGate;
 use super::tag::{TAG_GOSSIP, TAG_SWIM};
@@ -210,9 +210,9 @@ macro_rules! effects {
 }
 
 impl Node {
-    /// A node that starts announcing to its seeds at once. A node started
-    /// from a data dir whose age was judged current (see
-    /// [`NodeConfig::data_dir_age`]) is given the time it was last in a
+    /// A node that starts announcing to its seeds at once, with `memory`
+    /// from [`NodeConfig::start_store`]. A node started from a data dir
+    /// whose age was judged current remembers when it was last in a
     /// mesh: until it rejoins it counts as away since then, and if it
     /// rejoins more than `member_gone_after` later it drops its old entries
     /// as after a long partition.
@@ -222,7 +222,7 @@ impl Node {
         store: Arc<Store>,
         seed: u64,
         now: Now,
-        last_in_mesh_ms: Option<u64>,
+        memory: NodeMemory,
     ) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let swim_rng = Xoshiro256PlusPlus::seed_from_u64(rng.next_u64());
@@ -250,7 +250,7 @@ impl Node {
             stats: GossipStats::default(),
             sweep_cursor: 0,
             // A mesh of its own was never away.
-            isolated_since_ms: last_in_mesh_ms.filter(|_| !alone),
+            isolated_since_ms: memory.last_in_mesh_ms.filter(|_| !alone),
             sync_continuations: BTreeSet::new(),
             pending_leaves: BTreeMap::new(),
             horizon,

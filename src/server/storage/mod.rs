@@ -66,22 +66,6 @@ impl std::fmt::Display for Fsync {
     }
 }
 
-/// What to do with a data dir last in a mesh longer ago than the tombstone
-/// TTL: it may hold keys the mesh deleted and has since forgotten, and
-/// loading it would bring them back — or the whole mesh was down as long,
-/// and nothing was deleted meanwhile. Only the operator knows which.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum StaleData {
-    /// Do not start; say what to do.
-    #[default]
-    Refuse,
-    /// Drop its entries and bootstrap from the peers.
-    Discard,
-    /// Load it as it is (the whole mesh was down).
-    Keep,
-}
-
 /// Why the data dir could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
