@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rumor::core::changes::ReplayedLog;
+use rumor::core::horizon::{KeptMember, decode_kept, encode_kept};
 use rumor::core::start::{DataDir, NodeMemory, Recording};
 use rumor::core::store::{Entry, Store};
 use rumor::core::version::NodeId;
@@ -21,12 +22,14 @@ pub struct SimDisk {
     /// What the store's change log wrote.
     pub log: Arc<ReplayedLog>,
     last_in_mesh_ms: Mutex<Option<u64>>,
+    /// The members that may come back, encoded as `rumor serve` keeps them.
+    kept_members: Mutex<Vec<u8>>,
 }
 
 impl SimDisk {
     /// An empty data dir for a node with id `node_id`.
     pub fn new(node_id: NodeId) -> Self {
-        SimDisk { node_id, log: Arc::default(), last_in_mesh_ms: Mutex::new(None) }
+        SimDisk { node_id, log: Arc::default(), last_in_mesh_ms: Mutex::new(None), kept_members: Mutex::default() }
     }
 
     /// What it holds, in key order.
@@ -34,11 +37,26 @@ impl SimDisk {
         self.log.entries()
     }
 
-    /// Drops every entry and when it was last in a mesh (the node id
-    /// stays), as `--stale-data discard` does.
+    /// Drops every entry, when it was last in a mesh and the members it
+    /// kept (the node id stays), as `--stale-data discard` does.
     pub fn discard_entries(&self) {
         self.log.clear();
         *self.lock_last_in_mesh() = None;
+        lock(&self.kept_members).clear();
+    }
+
+    /// Keeps the members that may come back.
+    pub fn note_kept_members(&self, members: &[KeptMember]) {
+        *lock(&self.kept_members) = encode_kept(members);
+    }
+
+    /// The members kept, read back as a starting node reads them.
+    pub fn kept_members(&self) -> Vec<KeptMember> {
+        let bytes = lock(&self.kept_members);
+        if bytes.is_empty() {
+            return Vec::new();
+        }
+        decode_kept(&bytes).expect("the simulated disk holds what encode_kept wrote")
     }
 
     /// Notes that the node was in a mesh at `wall_ms`.
@@ -52,8 +70,12 @@ impl SimDisk {
     }
 
     fn lock_last_in_mesh(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.last_in_mesh_ms.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.last_in_mesh_ms)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A host's data dir as a starting node reads it, through the same
@@ -70,7 +92,7 @@ impl DataDir for Opening {
     }
 
     fn memory(&self) -> Result<NodeMemory, Self::Error> {
-        Ok(NodeMemory { last_in_mesh_ms: self.0.last_in_mesh_ms() })
+        Ok(NodeMemory { last_in_mesh_ms: self.0.last_in_mesh_ms(), members: self.0.kept_members() })
     }
 
     fn discard_entries(&mut self) -> Result<(), Self::Error> {

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::changes::ReplayedLog;
+use super::horizon::KeptMember;
 use super::io::{Now, Transmit, Transport};
 use super::membership::{Identity, MemberState, SwimConfig};
 use super::node::{Node, NodeConfig, NodeMemory};
 use super::sabotage::Sabotage;
+use super::start::{DataDir, Recording, StaleData};
 use super::store::Write;
 use super::version::NodeId;
 
@@ -51,6 +54,60 @@ struct Cluster {
     in_mesh_notes: BTreeMap<usize, Vec<u64>>,
     /// `wait_tracked_keys` of nodes added from now on.
     wait_tracked_keys: usize,
+    /// `forget_down_after` of nodes added from now on.
+    forget_down_after: Duration,
+    /// The data dirs of nodes that have one.
+    disks: BTreeMap<usize, MemoryDir>,
+}
+
+/// A data dir in memory: what a store's change log recorded, when its node
+/// was last in a mesh, and the members it kept. A crash keeps all of it.
+#[derive(Debug)]
+pub(super) struct MemoryDir {
+    pub(super) id: NodeId,
+    pub(super) log: Arc<ReplayedLog>,
+    pub(super) last_in_mesh_ms: Option<u64>,
+    pub(super) members: Vec<KeptMember>,
+}
+
+impl MemoryDir {
+    pub(super) fn new(id: NodeId) -> Self {
+        MemoryDir { id, log: Arc::default(), last_in_mesh_ms: None, members: Vec::new() }
+    }
+}
+
+impl DataDir for &mut MemoryDir {
+    type Error = &'static str;
+    type Running = ();
+
+    fn node_id(&mut self, _fresh: NodeId) -> Result<NodeId, Self::Error> {
+        Ok(self.id)
+    }
+
+    fn memory(&self) -> Result<NodeMemory, Self::Error> {
+        Ok(NodeMemory { last_in_mesh_ms: self.last_in_mesh_ms, members: self.members.clone() })
+    }
+
+    fn discard_entries(&mut self) -> Result<(), Self::Error> {
+        self.log.clear();
+        self.last_in_mesh_ms = None;
+        self.members.clear();
+        Ok(())
+    }
+
+    fn load_into(&mut self, store: &super::store::Store, now_ms: u64) -> Result<(), Self::Error> {
+        if let Some(upto) = self.log.flushed() {
+            store.restore_flushed(upto);
+        }
+        for (key, entry) in self.log.entries() {
+            store.restore(key, entry, now_ms);
+        }
+        Ok(())
+    }
+
+    fn start_change_log(self) -> Result<Recording<()>, Self::Error> {
+        Ok((self.log.clone(), ()))
+    }
 }
 
 pub(super) fn addr(i: usize) -> SocketAddr {
@@ -103,6 +160,8 @@ impl Cluster {
             seeds: None,
             in_mesh_notes: BTreeMap::new(),
             wait_tracked_keys: NodeConfig::default().wait_tracked_keys,
+            forget_down_after: SwimConfig::default().forget_down_after,
+            disks: BTreeMap::new(),
         };
         for _ in 0..n {
             cluster.add_node();
@@ -140,6 +199,34 @@ impl Cluster {
     }
 
     fn new_node(&self, identity: Identity, seed: u64) -> Node {
+        let config = self.node_config();
+        let store = Arc::new(config.new_store(identity.id));
+        Node::new(identity, config, store, seed, self.time(), NodeMemory::default())
+    }
+
+    /// Adds a node with a data dir.
+    fn add_persistent_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        self.disks.insert(i, MemoryDir::new(identity(i).id));
+        self.nodes.push(None);
+        self.start_from_disk(i);
+        i
+    }
+
+    /// Node `i` starts from its data dir, as `rumor serve --data-dir` does
+    /// (see [`NodeConfig::start_store`]), with its start time as its life.
+    fn start_from_disk(&mut self, i: usize) {
+        let (config, now) = (self.node_config(), self.time());
+        let disk = self.disks.get_mut(&i).expect("a node with a data dir");
+        let started = config.start_store(addr(i), disk.id, Some(disk), StaleData::Discard, now.wall_ms).unwrap();
+        let life = now.wall_ms;
+        let identity = Identity { id: started.store.writer(), addr: addr(i), life, name: format!("n{i}").into() };
+        let store = Arc::new(started.store);
+        self.nodes[i] = Some(Node::new(identity, config, store, 2000 + i as u64, now, started.memory));
+    }
+
+    /// The settings of nodes added from now on.
+    fn node_config(&self) -> NodeConfig {
         let mut config = config(addr(0), self.direct_push_max);
         if self.no_seeds {
             config.seeds.clear();
@@ -153,8 +240,8 @@ impl Cluster {
         config.max_stream_bytes = self.max_stream_bytes;
         config.sync_budget_bytes = self.sync_budget_bytes;
         config.wait_tracked_keys = self.wait_tracked_keys;
-        let store = Arc::new(config.new_store(identity.id));
-        Node::new(identity, config, store, seed, self.time(), NodeMemory::default())
+        config.swim.forget_down_after = self.forget_down_after;
+        config
     }
 
     /// Node `i` crashes (its state is gone).
@@ -187,6 +274,14 @@ impl Cluster {
         while node.poll_event().is_some() {}
         if let Some(wall_ms) = node.poll_in_mesh() {
             self.in_mesh_notes.entry(i).or_default().push(wall_ms);
+            if let Some(disk) = self.disks.get_mut(&i) {
+                disk.last_in_mesh_ms = Some(wall_ms);
+            }
+        }
+        if let Some(members) = node.poll_kept_members()
+            && let Some(disk) = self.disks.get_mut(&i)
+        {
+            disk.members = members;
         }
     }
 
@@ -608,6 +703,92 @@ fn a_node_gone_for_good_drops_what_the_mesh_may_have_forgotten() {
     for i in 0..3 {
         assert_eq!(cluster.read(i, "doomed"), None, "node {i} brought the deleted key back");
     }
+}
+
+/// A restarted node holds its dead entries as from its restart, so its peer
+/// may forget them first. Offering them back to that peer (which takes a
+/// forgotten entry back, to forget it again) passed them back and forth for
+/// ever, never forgotten on both sides at once.
+#[test]
+fn dead_entries_are_forgotten_on_both_sides_after_a_restart() {
+    let mut cluster = Cluster::new(0);
+    cluster.tombstone_ttl = Duration::from_secs(5);
+    for _ in 0..2 {
+        cluster.add_persistent_node();
+    }
+    cluster.run_for(Duration::from_secs(3));
+    for k in 0..20 {
+        cluster.write(0, leak(format!("k{k}")), "v");
+    }
+    cluster.run_for(Duration::from_secs(1));
+    for k in 0..20 {
+        cluster.delete(0, leak(format!("k{k}")));
+    }
+    cluster.run_for(Duration::from_secs(1));
+    cluster.crash(1);
+    cluster.start_from_disk(1);
+    let both_rid = (0..120).any(|_| {
+        cluster.run_for(Duration::from_secs(1));
+        cluster.entries(0).is_empty() && cluster.entries(1).is_empty()
+    });
+    let held = (cluster.entries(0).len(), cluster.entries(1).len());
+    assert!(both_rid, "dead entries still held after 2 minutes: {held:?}");
+}
+
+/// The membership forgets a down member after `forget_down_after` (an
+/// hour by default), long before `member_gone_after`. A node restarted from
+/// its data dir after that hears of the away member from nobody; unless its
+/// data dir kept the member, it forgets a delete the member lacks, and the
+/// member's return brings the deleted key back.
+fn restart_while_a_member_is_away(keep_members: bool) -> Cluster {
+    let mut cluster = Cluster::new(0);
+    cluster.tombstone_ttl = Duration::from_secs(5);
+    cluster.member_gone_after = Duration::from_secs(3600);
+    cluster.forget_down_after = Duration::from_secs(10);
+    for _ in 0..3 {
+        cluster.add_persistent_node();
+    }
+    cluster.run_for(Duration::from_secs(3));
+    cluster.write(0, "doomed", "old");
+    cluster.run_for(Duration::from_secs(1));
+    assert_eq!(cluster.read(2, "doomed").as_deref(), Some(&b"old"[..]));
+    // Node 2 stops, its data dir holding the old value.
+    cluster.crash(2);
+    cluster.delete(0, "doomed");
+    // The others forget node 2 as a member, then restart one after the other.
+    cluster.run_for(Duration::from_secs(30));
+    assert!(!cluster.states_seen_by(0).contains_key(&addr(2)), "the membership forgot node 2");
+    for i in 0..2 {
+        if !keep_members {
+            cluster.disks.get_mut(&i).unwrap().members.clear();
+        }
+        cluster.crash(i);
+        cluster.start_from_disk(i);
+        cluster.run_for(Duration::from_secs(3));
+    }
+    // Past the TTL and whole sweeps: forgotten on both at once, if it may be.
+    let forgotten = (0..300).any(|_| {
+        cluster.run_for(Duration::from_secs(1));
+        cluster.entries(0).is_empty() && cluster.entries(1).is_empty()
+    });
+    assert_eq!(forgotten, !keep_members, "the tombstone is forgotten only without node 2 kept");
+    cluster.start_from_disk(2);
+    cluster.run_for(Duration::from_secs(10));
+    cluster
+}
+
+#[test]
+fn a_restart_keeps_the_members_that_may_come_back_and_their_deletes() {
+    let cluster = restart_while_a_member_is_away(true);
+    for i in 0..3 {
+        assert_eq!(cluster.read(i, "doomed"), None, "node {i} brought the deleted key back");
+    }
+}
+
+#[test]
+fn without_the_kept_members_a_restart_brings_a_delete_back() {
+    let cluster = restart_while_a_member_is_away(false);
+    assert!((0..3).any(|i| cluster.read(i, "doomed").is_some()), "the scenario shows the defect it guards against");
 }
 
 /// A cluster of one node under the given frame limit and sync budget,

@@ -21,9 +21,18 @@
 //! `Node`). A member whose gossip address is taken by a new node id is gone
 //! at once: a node keeps its id across restarts only with its data dir, so
 //! a new id on the same address means the old one's data is gone.
+//!
+//! The members that may come back outlive a restart: a data dir keeps them
+//! ([`KeptMember`]), since the membership forgets a down member long before
+//! `member_gone_after` (foca's `forget_down_after`, an hour by default), and
+//! a node restarted after that would hear of it from nobody — and forget
+//! deletes it lacks. Their matches are not kept: a restored member has
+//! matched nothing, which only holds dead entries longer.
 
 use ::core::net::SocketAddr; // an address value; the core opens no socket
 use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
 
 use super::digest::{TREE_FANOUT, leaves_under};
 use super::version::NodeId;
@@ -64,6 +73,28 @@ struct Peer {
     away_since_ms: Option<u64>,
 }
 
+/// A member that may come back, as a data dir keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptMember {
+    /// Its node id.
+    pub id: NodeId,
+    /// Its gossip address.
+    pub addr: SocketAddr,
+    /// Wall ms since which it has been down or left (None: it was there).
+    pub away_since_ms: Option<u64>,
+}
+
+/// The kept members as a data dir stores them.
+pub fn encode_kept(members: &[KeptMember]) -> Vec<u8> {
+    postcard::to_stdvec(members).unwrap_or_default()
+}
+
+/// Kept members read back from a data dir; `None` if the bytes are not
+/// what [`encode_kept`] wrote.
+pub fn decode_kept(bytes: &[u8]) -> Option<Vec<KeptMember>> {
+    postcard::from_bytes(bytes).ok()
+}
+
 /// A member's standing, as the horizon needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presence {
@@ -86,6 +117,9 @@ pub struct Horizon {
     /// back (a node restarted from its data dir has not met its peers yet),
     /// so nothing is forgotten — unless it is alone by design.
     known: bool,
+    /// The members that may come back changed since the last
+    /// [`Horizon::take_changed`].
+    changed: bool,
 }
 
 impl Horizon {
@@ -99,7 +133,41 @@ impl Horizon {
             gone: BTreeSet::new(),
             member_gone_after_ms,
             known: alone,
+            changed: false,
         }
+    }
+
+    /// Takes the members a data dir kept, at start-up (`now_ms`), as not
+    /// yet matched anywhere. One that was there when the node stopped
+    /// counts as away from now: it may have gone since, and the time it
+    /// went is not known.
+    pub fn restore(&mut self, kept: &[KeptMember], now_ms: u64) {
+        for member in kept {
+            let peer = Peer {
+                addr: member.addr,
+                matched_s: Box::new([0; SUBTREES]),
+                away_since_ms: Some(member.away_since_ms.unwrap_or(now_ms)),
+            };
+            if let Some(replaced) = self.peers.insert(member.id, peer) {
+                self.by_addr.remove(&replaced.addr);
+            }
+            self.by_addr.insert(member.addr, member.id);
+            self.known = true;
+        }
+    }
+
+    /// The members that may come back, if they changed since the last call:
+    /// a driver with a data dir keeps them there.
+    pub fn take_changed(&mut self) -> Option<Vec<KeptMember>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let kept = self
+            .peers
+            .iter()
+            .map(|(id, peer)| KeptMember { id: *id, addr: peer.addr, away_since_ms: peer.away_since_ms })
+            .collect();
+        Some(kept)
     }
 
     /// Takes the current members (self excluded) as the membership reports
@@ -127,20 +195,22 @@ impl Horizon {
                     }
                 }
             }
-            let peer = self.peers.entry(id).or_insert_with(|| Peer {
-                addr,
-                matched_s: Box::new([0; SUBTREES]),
-                away_since_ms: None,
+            let changed = &mut self.changed;
+            let peer = self.peers.entry(id).or_insert_with(|| {
+                *changed = true;
+                Peer { addr, matched_s: Box::new([0; SUBTREES]), away_since_ms: None }
             });
             match presence {
-                Presence::Present => peer.away_since_ms = None,
+                Presence::Present => *changed |= peer.away_since_ms.take().is_some(),
                 Presence::Away => {
+                    *changed |= peer.away_since_ms.is_none();
                     peer.away_since_ms.get_or_insert(now_ms);
                 }
             }
             if peer.addr != addr {
                 self.by_addr.remove(&peer.addr);
                 peer.addr = addr;
+                self.changed = true;
             }
             if let Some(previous) = self.by_addr.insert(addr, id)
                 && previous != id
@@ -148,6 +218,7 @@ impl Horizon {
             {
                 self.peers.remove(&previous);
                 gone.push(previous);
+                self.changed = true;
             }
         }
         // Forgotten by the membership too: it cannot be listed again as away.
@@ -167,6 +238,7 @@ impl Horizon {
             }
             self.gone.insert(id);
             gone.push(id);
+            self.changed = true;
         }
         gone
     }
@@ -259,6 +331,41 @@ mod tests {
         assert_eq!(gone, vec![id(1)]);
         assert_eq!(horizon.members(), 1);
         assert_eq!(horizon.subtree_horizons()[0], 0, "the new node has matched nothing yet");
+    }
+
+    #[test]
+    fn kept_members_outlive_a_restart_and_hold_the_horizon_back() {
+        let mut horizon = Horizon::new(60_000, false);
+        assert_eq!(horizon.take_changed(), None);
+        horizon.reconcile([(id(1), addr(1), Presence::Present), (id(2), addr(2), Presence::Away)], 1_000);
+        let kept = horizon.take_changed().expect("two new members");
+        assert_eq!(
+            kept,
+            vec![
+                KeptMember { id: id(1), addr: addr(1), away_since_ms: None },
+                KeptMember { id: id(2), addr: addr(2), away_since_ms: Some(1_000) },
+            ]
+        );
+        horizon.note_match(addr(1), 0..256, 5_000);
+        horizon.reconcile([(id(1), addr(1), Presence::Present), (id(2), addr(2), Presence::Away)], 6_000);
+        assert_eq!(horizon.take_changed(), None, "matches are not kept");
+        assert_eq!(decode_kept(&encode_kept(&kept)).as_ref(), Some(&kept));
+        assert_eq!(decode_kept(&[0xFF; 3]), None);
+
+        // After a restart the membership lists only member 1.
+        let mut restarted = Horizon::new(60_000, false);
+        restarted.restore(&kept, 30_000);
+        restarted.reconcile([(id(1), addr(1), Presence::Present)], 30_000);
+        restarted.note_match(addr(1), 0..256, 31_000);
+        assert_eq!(restarted.subtree_horizons()[0], 0, "member 2 may come back: nothing is forgotten");
+        // Member 2 is gone for good `member_gone_after` after it went away.
+        assert_eq!(restarted.reconcile([(id(1), addr(1), Presence::Present)], 61_001), vec![id(2)]);
+        assert_eq!(restarted.subtree_horizons()[0], 31_000);
+        // One that was there when we stopped counts as away from the restart.
+        let mut again = Horizon::new(60_000, false);
+        again.restore(&kept, 100_000);
+        assert_eq!(again.reconcile([], 160_000), vec![id(2)], "away since 1,000: gone long ago");
+        assert_eq!(again.reconcile([], 160_001), vec![id(1)]);
     }
 
     #[test]

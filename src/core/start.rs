@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::changes::ChangeLog;
 
+use super::horizon::KeptMember;
 use super::loading::LoadingPolicy;
 use super::membership::SwimConfig;
 use super::sabotage::Sabotage;
@@ -211,6 +212,9 @@ pub struct NodeMemory {
     /// When it was last in a mesh (None: never, a fresh dir, or a dir it
     /// starts afresh from).
     pub last_in_mesh_ms: Option<u64>,
+    /// The members that might come back, as [`super::node::Node::poll_kept_members`]
+    /// last reported them.
+    pub members: Vec<KeptMember>,
 }
 
 /// A data dir as starting a node needs it. `rumor serve` implements it over
@@ -375,7 +379,7 @@ mod tests {
         }
 
         fn memory(&self) -> Result<NodeMemory, Self::Error> {
-            Ok(NodeMemory { last_in_mesh_ms: self.last_in_mesh_ms })
+            Ok(NodeMemory { last_in_mesh_ms: self.last_in_mesh_ms, members: Vec::new() })
         }
 
         fn discard_entries(&mut self) -> Result<(), Self::Error> {

@@ -319,7 +319,7 @@ impl DataDir for Opening {
     }
 
     fn memory(&self) -> Result<NodeMemory, StorageError> {
-        Ok(NodeMemory { last_in_mesh_ms: self.storage.last_in_mesh_ms()? })
+        Ok(NodeMemory { last_in_mesh_ms: self.storage.last_in_mesh_ms()?, members: self.storage.kept_members()? })
     }
 
     fn discard_entries(&mut self) -> Result<(), StorageError> {

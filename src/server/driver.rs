@@ -337,6 +337,11 @@ impl Driver {
         {
             storage.note_in_mesh(wall_ms);
         }
+        if let Some(members) = self.node.poll_kept_members()
+            && let Some(storage) = &self.storage
+        {
+            storage.note_kept_members(&members);
+        }
     }
 
     /// Logs how far a catch-up through anti-entropy has come, if one is on.

@@ -355,6 +355,11 @@ pub(super) fn drain(
     {
         disk.note_in_mesh(wall_ms);
     }
+    if let Some(members) = node.poll_kept_members()
+        && let Some(disk) = &host.disk
+    {
+        disk.note_kept_members(&members);
+    }
     if transmits > DRAIN_MAX || events > DRAIN_MAX {
         let detail = format!("n{} produced more than {DRAIN_MAX} transmits or events from one input", host.index);
         out.insert(first, Effect::Runaway(detail));

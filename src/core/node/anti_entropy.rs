@@ -47,10 +47,10 @@ impl Node {
 
     /// The next chunk of a round a budget cut short: the leaves left over,
     /// or a new round if none are.
-    pub(super) fn continue_sync_with(&mut self, peer: SocketAddr) {
+    pub(super) fn continue_sync_with(&mut self, peer: SocketAddr, now_ms: u64) {
         self.sync_continuations.remove(&peer);
         match self.pending_leaves.remove(&peer) {
-            Some(leaves) => self.send_leaf_versions(peer, &leaves),
+            Some(leaves) => self.send_leaf_versions(peer, &leaves, now_ms),
             None => self.start_sync(peer),
         }
     }
@@ -178,7 +178,7 @@ impl Node {
         }
         let sender = self.membership.identity().addr;
         if level + 1 == TREE_DEPTH {
-            self.send_leaf_versions(peer, &differing);
+            self.send_leaf_versions(peer, &differing, now_ms);
         } else {
             // Within the frame limit: the positions left out still differ
             // next round, which descends to them once these are repaired.
@@ -192,8 +192,9 @@ impl Node {
 
     /// At the differing leaves: sends what we hold there as version
     /// summaries, within the byte budget.
-    pub(super) fn send_leaf_versions(&mut self, peer: SocketAddr, leaves: &[u32]) {
-        let (included, versions) = self.store.leaf_versions(leaves, self.summary_budget(), self.summary_limit());
+    pub(super) fn send_leaf_versions(&mut self, peer: SocketAddr, leaves: &[u32], now_ms: u64) {
+        let (included, versions) =
+            self.store.leaf_versions(leaves, now_ms, self.summary_budget(), self.summary_limit());
         if included.is_empty() {
             return;
         }
@@ -204,11 +205,17 @@ impl Node {
 
     /// Compares a peer's summaries with ours: sends what it lacks, asks for
     /// what we lack. Only differing entries travel.
-    pub(super) fn handle_sync_versions(&mut self, peer: SocketAddr, leaves: &[u32], versions: Vec<(u64, EntryStamp)>) {
+    pub(super) fn handle_sync_versions(
+        &mut self,
+        peer: SocketAddr,
+        leaves: &[u32],
+        versions: Vec<(u64, EntryStamp)>,
+        now_ms: u64,
+    ) {
         // Our side of the comparison is budgeted too: an empty peer sends no
         // summaries for every leaf, and comparing all of ours at once would
         // cost the whole store per chunk.
-        let (included, ours) = self.store.leaf_versions(leaves, self.summary_budget(), self.summary_limit());
+        let (included, ours) = self.store.leaf_versions(leaves, now_ms, self.summary_budget(), self.summary_limit());
         if included.is_empty() {
             return;
         }
@@ -237,17 +244,18 @@ impl Node {
             let sender = self.membership.identity().addr;
             self.send_sync(peer, Message::SyncWant { sender, leaves: leaves.to_vec(), key_hashes: wanted });
         }
-        self.send_entries(peer, leaves, &to_send);
+        self.send_entries(peer, leaves, &to_send, now_ms);
     }
 
     /// Sends our entries of `hashes` in `leaves`, within the byte budget; if
     /// the budget cut them short, another round follows at once.
-    pub(super) fn send_entries(&mut self, peer: SocketAddr, leaves: &[u32], hashes: &BTreeSet<u64>) {
+    pub(super) fn send_entries(&mut self, peer: SocketAddr, leaves: &[u32], hashes: &BTreeSet<u64>, now_ms: u64) {
         if hashes.is_empty() {
             return;
         }
         let limit = self.frame_room(1);
-        let (covered, entries) = self.store.entries_by_hash(leaves, hashes, self.config.sync_budget_bytes, limit);
+        let sync_budget = self.config.sync_budget_bytes;
+        let (covered, entries) = self.store.entries_by_hash(leaves, hashes, now_ms, sync_budget, limit);
         self.continue_sync(peer, &leaves[covered..]);
         self.stats.sync_entries_sent += entries.len() as u64;
         let held = self.store.entry_count() as u64;

@@ -18,7 +18,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::gossip::{Packed, choose_peers, pack};
-use super::horizon::{Horizon, Presence};
+use super::horizon::{Horizon, KeptMember, Presence};
 use super::io::{Event, Now, Transmit, Transport};
 use super::loading::Loading;
 use super::membership::{Effects, Identity, MemberState, MemberView, Membership, MembershipStats, SwimTimer};
@@ -227,7 +227,8 @@ impl Node {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let swim_rng = Xoshiro256PlusPlus::seed_from_u64(rng.next_u64());
         let alone = config.seeds.iter().all(|seed| *seed == identity.addr);
-        let horizon = Horizon::new(config.member_gone_after.as_millis() as u64, alone);
+        let mut horizon = Horizon::new(config.member_gone_after.as_millis() as u64, alone);
+        horizon.restore(&memory.members, now.wall_ms);
         store.publish_horizons(&horizon.subtree_horizons());
         let membership = Membership::new(identity, &config.swim, swim_rng);
         let strangers = StrangerGate::new(config.strangers);
@@ -368,7 +369,7 @@ impl Node {
                 }
                 NodeTimer::Announce(_) => {}
                 NodeTimer::Sync => self.sync_round(now),
-                NodeTimer::SyncWith(peer) => self.continue_sync_with(peer),
+                NodeTimer::SyncWith(peer) => self.continue_sync_with(peer, now.wall_ms),
                 NodeTimer::ConfirmRetry => self.confirm_retry(now),
                 NodeTimer::Handoff => {
                     if !self.handoff_done() {
@@ -423,6 +424,14 @@ impl Node {
     /// second while the node is not cut off, and on leaving.
     pub fn poll_in_mesh(&mut self) -> Option<u64> {
         self.in_mesh_note.take()
+    }
+
+    /// The members that may come back with what they hold, if they changed
+    /// since the last call: a driver with a data dir keeps them there, and
+    /// the next start hands them back ([`NodeMemory::members`]), so that a
+    /// restart does not forget a member the mesh no longer lists.
+    pub fn poll_kept_members(&mut self) -> Option<Vec<KeptMember>> {
+        self.horizon.take_changed()
     }
 
     /// The next thing to send. Membership traffic comes first; pushes are
@@ -574,10 +583,12 @@ impl Node {
                 }
                 self.handle_sync_digests(peer, level, &nodes, &digests, caught_up, now.wall_ms);
             }
-            Message::SyncVersions { sender: _, leaves, versions } => self.handle_sync_versions(peer, &leaves, versions),
+            Message::SyncVersions { sender: _, leaves, versions } => {
+                self.handle_sync_versions(peer, &leaves, versions, now.wall_ms)
+            }
             Message::SyncWant { sender: _, leaves, key_hashes } => {
                 let wanted: BTreeSet<u64> = key_hashes.into_iter().collect();
-                self.send_entries(peer, &leaves, &wanted);
+                self.send_entries(peer, &leaves, &wanted, now.wall_ms);
             }
             Message::MembersDigest { sender: _, digest } => {
                 if digest != self.membership.digest() {

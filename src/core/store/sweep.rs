@@ -70,23 +70,35 @@ impl Store {
         outcome
     }
 
+    /// The horizon of shard `index`'s subtree (see `core::horizon`).
+    pub(super) fn shard_horizon(&self, index: usize) -> u64 {
+        if self.sabotage.ttl_only_gc {
+            u64::MAX
+        } else {
+            self.horizons[index / (SHARD_COUNT / SUBTREES)].load(Ordering::Relaxed)
+        }
+    }
+
+    /// Whether a dead `entry` held since `held_since_ms` may be forgotten
+    /// at `now_ms` under `horizon`: held since before the horizon, for
+    /// longer than the tombstone TTL, and dead for longer than that.
+    pub(super) fn may_forget(&self, entry: &Entry, held_since_ms: u64, horizon: u64, now_ms: u64) -> bool {
+        let ttl = self.tombstone_ttl_ms;
+        held_since_ms < horizon
+            && held_since_ms.saturating_add(ttl) < now_ms
+            && Self::dead_since(entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms)
+    }
+
     /// Forgets the dead entries of shard `index` that have been held since
     /// before its subtree's horizon, for longer than the tombstone TTL, and
     /// died longer than the TTL ago; returns how many.
     fn forget_dead(&self, index: usize, shard: &mut Shard, now_ms: u64) -> u64 {
-        let horizon = if self.sabotage.ttl_only_gc {
-            u64::MAX
-        } else {
-            self.horizons[index / (SHARD_COUNT / SUBTREES)].load(Ordering::Relaxed)
-        };
-        let ttl = self.tombstone_ttl_ms;
+        let horizon = self.shard_horizon(index);
         let Shard { dead, leaves, digest, .. } = shard;
         let mut forgotten = 0;
         dead.retain(|record| {
-            let (key, entry, held_since_ms) = (record.key(), record.entry(), record.held_since_ms());
-            let forget = held_since_ms < horizon
-                && held_since_ms.saturating_add(ttl) < now_ms
-                && Self::dead_since(&entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms);
+            let (key, entry) = (record.key(), record.entry());
+            let forget = self.may_forget(&entry, record.held_since_ms(), horizon, now_ms);
             if forget {
                 let hash = entry_hash(key, &entry.stamp());
                 leaves[Slot::of(key).leaf] ^= hash;

@@ -251,12 +251,12 @@ fn equal_contents_give_equal_digests_whatever_the_order() {
         assert_eq!(b.children_digests(level, node), crate::core::digest::children_digests(&leaves, level, node));
     }
     let leaf = leaf_of_hash(key_hash(b"k7"));
-    let (leaves, versions) = b.leaf_versions(&[leaf], 1, usize::MAX);
+    let (leaves, versions) = b.leaf_versions(&[leaf], 0, 1, usize::MAX);
     assert_eq!(leaves, vec![leaf]);
     let changed = b.entry(b"k7").unwrap().stamp();
     assert!(versions.contains(&(key_hash(b"k7"), changed)));
     let wanted = [key_hash(b"k7")].into_iter().collect();
-    let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, usize::MAX, usize::MAX);
+    let (covered, entries) = b.entries_by_hash(&[leaf], &wanted, 0, usize::MAX, usize::MAX);
     assert_eq!(covered, 1);
     assert_eq!(entries, vec![(key.clone(), b.entry(b"k7").unwrap())]);
 }

@@ -134,6 +134,7 @@ impl Store {
     fn visit_leaves(
         &self,
         leaves: &[u32],
+        now_ms: u64,
         budget: usize,
         limit: usize,
         cost: impl Fn(&[u8], &Entry) -> usize,
@@ -158,7 +159,17 @@ impl Store {
             let shard = self.shards[shard_index].read();
             let mut by_leaf: Vec<Vec<(&[u8], Held<'_>)>> = vec![Vec::new(); LEAVES_PER_SHARD];
             let live = shard.live.iter().map(|(key, entry)| (key.as_ref(), Held::Live(entry)));
-            let dead = shard.dead.iter().map(|dead| (dead.key(), Held::Dead(dead.entry())));
+            // A dead entry the sweep may forget is as good as forgotten:
+            // offered to a peer that forgot it already, it would be taken
+            // back there, forgotten again, and offered back to us once we
+            // forgot it, by turns, and neither side would ever be rid of it.
+            let horizon = self.shard_horizon(shard_index);
+            let dead = shard
+                .dead
+                .iter()
+                .map(|dead| (dead.key(), dead.entry(), dead.held_since_ms()))
+                .filter(|(_, entry, held_since_ms)| !self.may_forget(entry, *held_since_ms, horizon, now_ms))
+                .map(|(key, entry, _)| (key, Held::Dead(entry)));
             for (key, held) in live.chain(dead) {
                 let slot = Slot::of(key).leaf;
                 if wanted & (1 << slot) != 0 {
@@ -210,12 +221,14 @@ impl Store {
     pub fn leaf_versions(
         &self,
         leaves: &[u32],
+        now_ms: u64,
         budget_bytes: usize,
         limit_bytes: usize,
     ) -> (Vec<u32>, Vec<(u64, EntryStamp)>) {
         let mut versions = Vec::new();
         let visited = self.visit_leaves(
             leaves,
+            now_ms,
             budget_bytes,
             limit_bytes,
             |_, _| VERSION_SUMMARY_BYTES,
@@ -237,12 +250,13 @@ impl Store {
         &self,
         leaves: &[u32],
         hashes: &std::collections::BTreeSet<u64>,
+        now_ms: u64,
         budget_bytes: usize,
         limit_bytes: usize,
     ) -> (usize, Vec<(Bytes, Entry)>) {
         let mut entries = Vec::new();
         let cost = |k: &[u8], e: &Entry| if hashes.contains(&key_hash(k)) { entry_size_bound(k, e) } else { 0 };
-        let visited = self.visit_leaves(leaves, budget_bytes, limit_bytes, cost, |k, e| {
+        let visited = self.visit_leaves(leaves, now_ms, budget_bytes, limit_bytes, cost, |k, e| {
             if hashes.contains(&key_hash(k)) {
                 entries.push((Bytes::copy_from_slice(k), e.clone()));
             }

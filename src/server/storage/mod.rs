@@ -18,6 +18,7 @@ use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions};
 use serde::Deserialize;
 
+use crate::core::horizon::{KeptMember, decode_kept};
 use crate::core::store::Store;
 use crate::core::version::{NodeId, Timestamp};
 use crate::server::clock::Clock;
@@ -31,6 +32,10 @@ pub(crate) const META_LAST_IN_MESH: &[u8] = b"last_in_mesh_ms";
 /// Meta key: a timestamp above every version this node has issued (see
 /// [`writer::ChangeQueue::note_clock`]).
 pub(crate) const META_HLC_LEASE: &[u8] = b"hlc_lease";
+
+/// Meta key: the members that may come back (see
+/// [`crate::core::horizon::KeptMember`]), as `encode_kept` wrote them.
+pub(crate) const META_KEPT_MEMBERS: &[u8] = b"kept_members";
 
 /// Meta key: the latest FLUSHALL taken (a packed timestamp, 8 bytes
 /// big-endian); entries written at or before it are not loaded.
@@ -213,11 +218,20 @@ impl Storage {
         }
     }
 
-    /// Drops every stored entry and when it was last in a mesh (the node
-    /// id stays): what is written from now on is fresh.
+    /// The members that may come back, as the node last kept them.
+    pub fn kept_members(&self) -> Result<Vec<KeptMember>, StorageError> {
+        match self.meta.get(META_KEPT_MEMBERS).map_err(|e| self.fjall(e))? {
+            Some(bytes) => decode_kept(&bytes).ok_or_else(|| self.meta_error("kept_members")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Drops every stored entry, when it was last in a mesh and the members
+    /// it kept (the node id stays): what is written from now on is fresh.
     pub fn discard_entries(&self) -> Result<(), StorageError> {
         self.entries.clear().map_err(|e| self.fjall(e))?;
         self.meta.remove(META_LAST_IN_MESH).map_err(|e| self.fjall(e))?;
+        self.meta.remove(META_KEPT_MEMBERS).map_err(|e| self.fjall(e))?;
         self.db.persist(fjall::PersistMode::SyncAll).map_err(|e| self.fjall(e))
     }
 

@@ -21,8 +21,9 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::codec;
-use super::{Fsync, META_FLUSHED, META_HLC_LEASE, META_LAST_IN_MESH};
+use super::{Fsync, META_FLUSHED, META_HLC_LEASE, META_KEPT_MEMBERS, META_LAST_IN_MESH};
 use crate::core::changes::{Change, ChangeLog};
+use crate::core::horizon::{KeptMember, encode_kept};
 use crate::core::store::Entry;
 use crate::core::version::Timestamp;
 use crate::server::clock::Clock;
@@ -48,6 +49,8 @@ enum Record {
     InMesh(u64),
     /// A packed timestamp above every version issued so far.
     ClockLease(u64),
+    /// The members that may come back, encoded.
+    KeptMembers(Vec<u8>),
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +127,12 @@ impl ChangeQueue {
     /// changes, read back at the next start (see `Storage::last_in_mesh_ms`).
     pub fn note_in_mesh(&self, wall_ms: u64) {
         self.push(Record::InMesh(wall_ms));
+    }
+
+    /// Notes the members that may come back (see
+    /// [`crate::core::node::Node::poll_kept_members`]), read back at the next start.
+    pub fn note_kept_members(&self, members: &[KeptMember]) {
+        self.push(Record::KeptMembers(encode_kept(members)));
     }
 
     /// Notes a lease on the node's clock, `reading` plus [`CLOCK_LEASE`]:
@@ -367,6 +376,7 @@ impl WriterThread {
                 },
                 Record::InMesh(wall_ms) => batch.insert(&self.meta, META_LAST_IN_MESH, wall_ms.to_be_bytes()),
                 Record::ClockLease(packed) => batch.insert(&self.meta, META_HLC_LEASE, packed.to_be_bytes()),
+                Record::KeptMembers(bytes) => batch.insert(&self.meta, META_KEPT_MEMBERS, bytes),
                 Record::Clear => {
                     // A clear is not a batch item: write what came before
                     // it, clear, and go on with a fresh batch.
