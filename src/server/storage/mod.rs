@@ -394,6 +394,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_members_that_may_come_back_outlive_a_restart_and_a_discard_drops_them() {
+        use crate::core::horizon::KeptMember;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, writer, _, _) = open(dir.path(), Fsync::Everysec);
+        let member = |n: u8, away_since_ms| KeptMember {
+            id: NodeId::from_bytes([n; 16]),
+            addr: std::net::SocketAddr::from(([127, 0, 0, n], 7000)),
+            away_since_ms,
+        };
+        writer.queue.note_kept_members(&[member(1, None)]);
+        let kept = vec![member(1, None), member(2, Some(1_700_000_000_000))];
+        writer.queue.note_kept_members(&kept);
+        writer.queue.wait_written().await.unwrap();
+        stop(writer);
+        let storage = Storage::open(dir.path()).unwrap();
+        assert_eq!(storage.kept_members().unwrap(), kept, "the last list noted");
+        storage.discard_entries().unwrap();
+        assert_eq!(storage.kept_members().unwrap(), Vec::new());
+    }
+
+    #[tokio::test]
     async fn a_clear_and_forgotten_tombstones_reach_the_disk() {
         let dir = tempfile::tempdir().unwrap();
         let (store, writer, _, _) = open(dir.path(), Fsync::Everysec);
