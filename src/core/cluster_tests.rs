@@ -643,7 +643,25 @@ fn a_two_two_split_longer_than_the_ttl_loses_nothing_and_brings_nothing_back() {
     assert_nothing_lost_nothing_back(&cluster, 2);
 }
 
-/// The rule before the horizon fails both ways: the test above can fail.
+/// The split the isolation rule lost C's acknowledged writes in: C, alone
+/// on its side, counted as cut off.
+#[test]
+fn a_two_one_split_longer_than_the_ttl_loses_nothing_and_brings_nothing_back() {
+    let cluster = long_split(&[&[0, 1], &[2]], Sabotage::default());
+    assert_nothing_lost_nothing_back(&cluster, 2);
+    for node in cluster.nodes.iter().flatten() {
+        assert_eq!(node.gossip_stats().stale_state_discarded, 0);
+    }
+}
+
+/// The rule before the horizon fails both ways: the tests above can fail.
+#[test]
+#[should_panic(expected = "node")]
+fn the_ttl_only_rule_fails_a_two_one_split() {
+    let cluster = long_split(&[&[0, 1], &[2]], Sabotage { ttl_only_gc: true, ..Sabotage::default() });
+    assert_nothing_lost_nothing_back(&cluster, 2);
+}
+
 #[test]
 #[should_panic(expected = "node")]
 fn the_ttl_only_rule_loses_writes_or_brings_deletes_back_after_a_long_split() {
