@@ -338,7 +338,7 @@ pub(crate) fn is_stale(last_in_mesh_ms: u64, now_ms: u64, gone_after_ms: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::changes::ReplayedLog;
+    use crate::core::cluster_tests::MemoryDir;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))
@@ -361,52 +361,13 @@ mod tests {
         assert_eq!(alone.data_dir_age(me, Some(0), 1 << 40), DataDirAge::Current, "a mesh of its own");
     }
 
-    /// A data dir in memory: what a store's change log recorded, and when
-    /// its node was last in a mesh.
-    #[derive(Debug)]
-    struct MemoryDir {
-        id: NodeId,
-        log: Arc<ReplayedLog>,
-        last_in_mesh_ms: Option<u64>,
-    }
-
-    impl DataDir for &mut MemoryDir {
-        type Error = &'static str;
-        type Running = ();
-
-        fn node_id(&mut self, _fresh: NodeId) -> Result<NodeId, Self::Error> {
-            Ok(self.id)
-        }
-
-        fn memory(&self) -> Result<NodeMemory, Self::Error> {
-            Ok(NodeMemory { last_in_mesh_ms: self.last_in_mesh_ms, members: Vec::new() })
-        }
-
-        fn discard_entries(&mut self) -> Result<(), Self::Error> {
-            self.log.clear();
-            self.last_in_mesh_ms = None;
-            Ok(())
-        }
-
-        fn load_into(&mut self, store: &Store, now_ms: u64) -> Result<(), Self::Error> {
-            for (key, entry) in self.log.entries() {
-                store.restore(key, entry, now_ms);
-            }
-            Ok(())
-        }
-
-        fn start_change_log(self) -> Result<Recording<()>, Self::Error> {
-            Ok((self.log.clone(), ()))
-        }
-    }
-
     #[test]
     fn a_node_starts_from_its_data_dir_as_its_age_and_the_stale_data_choice_say() {
         let (me, hour) = (addr(1), 3_600_000);
         let config =
             NodeConfig { member_gone_after: Duration::from_secs(3600), seeds: vec![addr(2)], ..Default::default() };
         let kept_id = NodeId::from_bytes([7; 16]);
-        let mut dir = MemoryDir { id: kept_id, log: Arc::default(), last_in_mesh_ms: None };
+        let mut dir = MemoryDir::new(kept_id);
         let fresh = NodeId::from_bytes([1; 16]);
         let key = bytes::Bytes::from_static(b"k");
         // A first life writes through the change log it was given.
