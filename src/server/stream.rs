@@ -34,8 +34,12 @@ use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 const QUEUE_PER_PEER: usize = 1024;
 /// How long to wait for a peer to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Largest piece of a frame's body reserved and read at once.
-const READ_PIECE_BYTES: usize = 1024 * 1024;
+/// Largest piece of a frame's body reserved and read at once: what a
+/// connection that sent a frame's header and stalls holds of the budget.
+/// Small, so that stalled connections up to the cap (256 by default) hold
+/// a fraction of the budget (16 MiB of 128 MiB) even without a cluster key,
+/// when every frame counts as authenticated.
+const READ_PIECE_BYTES: usize = 64 * 1024;
 /// Connections refused over the cap that are logged as warnings before
 /// they go to debug.
 const REFUSAL_WARNINGS: u64 = 10;
@@ -423,15 +427,15 @@ mod tests {
         let budget = Arc::new(Semaphore::new(1 << 20));
         let (mut a, mut a_in) = accepted_pair(&listener).await;
         let (mut b, mut b_in) = accepted_pair(&listener).await;
-        a.write_all(&vec![1u8; 900 << 10]).await.unwrap();
+        a.write_all(&vec![1u8; 1000 << 10]).await.unwrap();
         b.write_all(&vec![2u8; 900 << 10]).await.unwrap();
         let reading_a = {
             let budget = budget.clone();
             tokio::spawn(async move { read_body(&mut a_in, 8 << 20, &budget).await.map(|_| ()) })
         };
-        // A frame announced as 8 MiB holds what arrived of it, within twice
-        // that, and never more than the budget.
-        eventually(|| budget.available_permits() <= (1 << 20) - (900 << 10)).await;
+        // A frame announced as 8 MiB holds what arrived of it, within a
+        // piece, and never more than the budget.
+        eventually(|| budget.available_permits() == 0).await;
         let b_read = tokio::time::timeout(Duration::from_millis(200), read_body(&mut b_in, 8 << 20, &budget)).await;
         assert!(b_read.is_err(), "b waits for budget while a holds it");
         drop(a);
@@ -440,6 +444,37 @@ mod tests {
         b.write_all(&[3u8; 1000]).await.unwrap();
         let (body, _held) = read_body(&mut b_in, (900 << 10) + 1000, &budget).await.unwrap();
         assert_eq!(body.len(), (900 << 10) + 1000);
+    }
+
+    /// Without a cluster key every frame counts as authenticated, so a
+    /// stranger may announce the largest frame and stall: each such
+    /// connection holds one piece of the budget, and the cap's worth of
+    /// them leaves room for a member's frame.
+    #[tokio::test]
+    async fn stalled_frames_each_hold_one_small_piece_of_the_budget() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let budget_bytes = 4 << 20;
+        let budget = Arc::new(Semaphore::new(budget_bytes));
+        let mut stalled = Vec::new();
+        for _ in 0..32 {
+            let (mut sender, mut receiver) = accepted_pair(&listener).await;
+            sender.write_all(b"12345").await.unwrap();
+            let budget = budget.clone();
+            let reading = tokio::spawn(async move { read_body(&mut receiver, 64 << 20, &budget).await.map(|_| ()) });
+            stalled.push((sender, reading));
+        }
+        eventually(|| budget.available_permits() <= budget_bytes - 32 * READ_PIECE_BYTES).await;
+        let (mut member, mut member_in) = accepted_pair(&listener).await;
+        member.write_all(&vec![7u8; 1 << 20]).await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(5), read_body(&mut member_in, 1 << 20, &budget)).await;
+        let (body, held) = read.expect("the member's frame is not starved").unwrap();
+        assert_eq!(body.len(), 1 << 20);
+        assert_eq!(budget.available_permits(), budget_bytes - 32 * READ_PIECE_BYTES - (1 << 20));
+        drop(held);
+        for (sender, reading) in stalled {
+            drop(sender);
+            assert!(reading.await.unwrap().is_err());
+        }
     }
 
     /// Waits up to 5 s for `check`: counters are bumped just after a
