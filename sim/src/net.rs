@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumor::core::io::Transport;
-use rumor::core::tag::TAG_SWIM;
+use rumor::core::tag::is_swim;
 
 use crate::seed::{self, SimRng, chance, uniform};
 
@@ -287,7 +287,7 @@ impl Network {
         host.bytes_out += len;
         match transport {
             Transport::Stream => host.frames_out += 1,
-            Transport::Datagram if payload.first() == Some(&TAG_SWIM) => {
+            Transport::Datagram if is_swim(payload) => {
                 host.swim_packets_out += 1;
                 host.swim_bytes_out += len;
             }

@@ -984,6 +984,44 @@ fn strangers_swim_traffic_is_rate_limited_per_source() {
     assert_eq!(node.gossip_stats().strangers_limited, burst as u64);
 }
 
+/// What a node sends a stranger is at most three times what the stranger
+/// sent: a node's own (padded) announce gets the members' list, the same
+/// announce unpadded — what a forged source would cost us — gets nothing.
+#[test]
+fn an_answer_to_a_stranger_is_at_most_three_times_its_request() {
+    let mut cluster = Cluster::formed(12, &[]);
+    cluster.run_for(Duration::from_secs(2));
+    for i in 0..12 {
+        sent_to(&mut cluster, i);
+    }
+    let now = cluster.time();
+    let announce_of = |i: usize| {
+        let config = config(addr(0), 16);
+        let store = Arc::new(config.new_store(identity(i).id));
+        let mut joining = Node::new(identity(i), config, store, i as u64, now, NodeMemory::default());
+        joining.handle_timeout(now);
+        std::iter::from_fn(|| joining.poll_transmit()).find(|t| t.to == addr(0)).unwrap().payload
+    };
+    let seed = cluster.nodes[0].as_mut().unwrap();
+    let mut answer = |from: SocketAddr, payload: &[u8]| -> Vec<usize> {
+        seed.handle_datagram(from, payload, now);
+        std::iter::from_fn(|| seed.poll_transmit()).filter(|t| t.to == from).map(|t| t.payload.len()).collect()
+    };
+    let padded = announce_of(40);
+    assert_eq!((padded[0], padded.len()), (super::tag::TAG_SWIM_PADDED, super::tag::PADDED_SWIM_BYTES));
+    let to_padded = answer(addr(40), &padded);
+    assert!(to_padded.iter().sum::<usize>() <= 3 * padded.len());
+    let unpadded = announce_of(41);
+    let plain = [&[super::tag::TAG_SWIM][..], super::tag::unpad_swim(&unpadded[1..]).unwrap()].concat();
+    let to_plain = answer(addr(41), &plain);
+    assert!(to_plain.iter().sum::<usize>() <= 3 * plain.len(), "{to_plain:?} for {} bytes", plain.len());
+    assert!(
+        to_padded.iter().any(|&len| len > plain.len() * 3),
+        "the padded announce gets the members' list, over the cap of a plain one: {to_padded:?}"
+    );
+    assert_eq!(cluster.nodes[0].as_ref().unwrap().gossip_stats().stranger_answers_dropped, 1);
+}
+
 /// A member whose clock is broken (or who is hostile) pushes entries stamped
 /// with the last timestamp there is: they are refused, and the key keeps
 /// what clients wrote, SET and DEL included.

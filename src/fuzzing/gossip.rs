@@ -28,7 +28,7 @@ use crate::core::loading::LoadingPolicy;
 use crate::core::membership::{Identity, MemberState, SwimConfig};
 use crate::core::node::{Node, NodeConfig, NodeMemory};
 use crate::core::store::{Store, Write};
-use crate::core::tag::{TAG_GOSSIP, TAG_SWIM};
+use crate::core::tag::{TAG_GOSSIP, TAG_SWIM, is_swim};
 use crate::core::version::NodeId;
 use crate::core::wire::Message;
 
@@ -199,8 +199,7 @@ fn drain(node: &mut Node, sources: &BTreeSet<SocketAddr>) -> usize {
             Transport::Datagram => {
                 assert!(transmit.payload.len() <= MAX_DATAGRAM_BYTES, "a datagram of {}", transmit.payload.len());
                 assert!(
-                    known.contains(&transmit.to)
-                        || (sources.contains(&transmit.to) && transmit.payload.first() == Some(&TAG_SWIM)),
+                    known.contains(&transmit.to) || (sources.contains(&transmit.to) && is_swim(&transmit.payload)),
                     "a datagram to {} which is neither a member nor (for SWIM) a source",
                     transmit.to
                 );

@@ -486,6 +486,13 @@ impl Collector for ScrapeCollector {
         )?;
         counter(
             &mut e,
+            "gossip_stranger_answers_dropped",
+            "Answers to non-members dropped: over three times the size of their request",
+            None,
+            g.stranger_answers_dropped,
+        )?;
+        counter(
+            &mut e,
             "gossip_stream_connections_refused",
             "Inbound gossip stream connections closed at once: the cap was reached",
             None,

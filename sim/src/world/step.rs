@@ -28,7 +28,7 @@ use parking_lot::RwLock;
 use rumor::core::io::{Event as NodeEvent, Transmit, Transport};
 use rumor::core::membership::MemberState;
 use rumor::core::store::Store;
-use rumor::core::tag::{TAG_GOSSIP, TAG_SWIM};
+use rumor::core::tag::{TAG_GOSSIP, TAG_SWIM, TAG_SWIM_PADDED};
 use rumor::core::version::{NodeId, Version};
 use rumor::core::wire::Message;
 
@@ -259,7 +259,7 @@ fn note_applied(host: usize, store: &Store, payload: &[u8], shared: &StepView, o
     let keys: Vec<Bytes> = match payload.split_first() {
         // Membership traffic carries no entries: nothing to look at
         // (it was most packets, each looking at every missing write).
-        Some((&TAG_SWIM, _)) => return,
+        Some((&TAG_SWIM | &TAG_SWIM_PADDED, _)) => return,
         Some((&TAG_GOSSIP, body)) => match Message::decode_body(body) {
             Ok(Message::Push { entries, .. }) => entries.into_iter().map(|(k, _)| k).collect(),
             // Repair traffic: look at every write this host still lacks.

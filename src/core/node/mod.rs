@@ -26,7 +26,7 @@ use super::start::is_stale;
 pub use super::start::{NodeConfig, NodeMemory};
 use super::store::{Entry, FlushOutcome, MergeOutcome, SHARD_COUNT, Store};
 use super::strangers::StrangerGate;
-use super::tag::{TAG_GOSSIP, TAG_SWIM};
+use super::tag::{STRANGER_ANSWER_FACTOR, TAG_GOSSIP, TAG_SWIM, TAG_SWIM_PADDED, pad_swim, unpad_swim};
 use super::timer::TimerQueue;
 use super::version::Timestamp;
 use super::wire::Message;
@@ -140,6 +140,9 @@ pub struct GossipStats {
     pub strangers_refused: u64,
     /// SWIM packets from strangers dropped over their rate limit.
     pub strangers_limited: u64,
+    /// Answers to strangers dropped for being over
+    /// [`STRANGER_ANSWER_FACTOR`] times the request's size.
+    pub stranger_answers_dropped: u64,
     /// FLUSHALLs taken from peers.
     pub flushes_applied: u64,
 }
@@ -277,14 +280,8 @@ impl Node {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         match data.split_first() {
-            Some((&TAG_SWIM, body)) => {
-                if self.membership.is_member(from) || self.strangers.admit(from.ip(), now.mono) {
-                    self.membership.handle_data(from, body, now.mono, effects!(self));
-                } else {
-                    self.stats.strangers_limited += 1;
-                    tracing::debug!(%from, "SWIM packet from a stranger over its rate limit dropped");
-                }
-            }
+            Some((&TAG_SWIM, body)) => self.handle_swim(from, Some(body), data.len(), now),
+            Some((&TAG_SWIM_PADDED, body)) => self.handle_swim(from, unpad_swim(body), data.len(), now),
             Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, Via::Datagram, body, now),
             Some((tag, _)) => {
                 self.stats.decode_errors += 1;
@@ -293,6 +290,47 @@ impl Node {
             None => self.stats.decode_errors += 1,
         }
         self.after_input(now);
+    }
+
+    /// A foca payload (`None`: a padded one that did not hold together) in
+    /// a datagram of `request_bytes`.
+    fn handle_swim(&mut self, from: SocketAddr, body: Option<&[u8]>, request_bytes: usize, now: Now) {
+        let Some(body) = body else {
+            self.stats.decode_errors += 1;
+            return;
+        };
+        if self.membership.is_member(from) {
+            self.membership.handle_data(from, body, now.mono, effects!(self));
+        } else if self.strangers.admit(from.ip(), now.mono) {
+            let queued = self.transmits.len();
+            self.membership.handle_data(from, body, now.mono, effects!(self));
+            self.cap_answers_to_stranger(from, queued, request_bytes);
+        } else {
+            self.stats.strangers_limited += 1;
+            tracing::debug!(%from, "SWIM packet from a stranger over its rate limit dropped");
+        }
+    }
+
+    /// Drops what the last input queued (from `queued` on) for the stranger
+    /// at `to` past [`STRANGER_ANSWER_FACTOR`] times its `request_bytes`: a
+    /// source can be forged, and what we send there must not be much more
+    /// than what was sent to us.
+    fn cap_answers_to_stranger(&mut self, to: SocketAddr, queued: usize, request_bytes: usize) {
+        let mut room = request_bytes.saturating_mul(STRANGER_ANSWER_FACTOR);
+        let mut index = queued;
+        while index < self.transmits.len() {
+            let transmit = &self.transmits[index];
+            if transmit.to != to {
+                index += 1;
+            } else if transmit.payload.len() <= room {
+                room -= transmit.payload.len();
+                index += 1;
+            } else {
+                self.transmits.remove(index);
+                self.stats.stranger_answers_dropped += 1;
+                tracing::debug!(%to, request_bytes, "answer to a stranger over its size cap dropped");
+            }
+        }
     }
 
     /// A frame arrived on a TCP stream to the gossip port (length prefix
@@ -698,7 +736,15 @@ impl Node {
             delay
         };
         for target in targets {
+            let queued = self.transmits.len();
             self.membership.announce(target, now.mono, effects!(self));
+            // Padded, so that the members' list a seed answers with is
+            // within the cap on answers to strangers.
+            for transmit in self.transmits.range_mut(queued..).filter(|t| t.to == target) {
+                if transmit.payload.first() == Some(&TAG_SWIM) {
+                    transmit.payload = pad_swim(&transmit.payload).into();
+                }
+            }
         }
         self.announce_generation += 1;
         self.timers.schedule(now.mono + delay, NodeTimer::Announce(self.announce_generation));

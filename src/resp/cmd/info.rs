@@ -111,6 +111,7 @@ fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
                 ("stream_frames_dropped", node.stream_frames_dropped.to_string()),
                 ("strangers_refused", g.strangers_refused.to_string()),
                 ("strangers_limited", g.strangers_limited.to_string()),
+                ("stranger_answers_dropped", g.stranger_answers_dropped.to_string()),
                 ("stream_connections_refused", node.stream_connections_refused.to_string()),
                 ("stream_timeouts", node.stream_timeouts.to_string()),
                 ("sync_rounds", g.sync_rounds.to_string()),
