@@ -369,7 +369,7 @@ async fn open_data_dir(
             "loaded {} entries in {took:.1?}",
             loaded.entries
         );
-        let writer = storage.start_writer(fsync, clock)?;
+        let writer = storage.start_writer(fsync, clock, store.hlc())?;
         writer.queue.stats().loaded.store(loaded.entries, std::sync::atomic::Ordering::Relaxed);
         let store = store.with_change_log(writer.queue.clone());
         Ok((store, DataDir { dir, writer, last_in_mesh_ms }))
