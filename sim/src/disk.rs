@@ -110,7 +110,7 @@ impl DataDir for Opening {
         Ok(())
     }
 
-    fn start_change_log(self) -> Result<Recording<()>, Self::Error> {
+    fn start_change_log(self, _store: &Store) -> Result<Recording<()>, Self::Error> {
         Ok((self.0.log.clone(), ()))
     }
 }

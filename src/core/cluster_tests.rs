@@ -105,7 +105,7 @@ impl DataDir for &mut MemoryDir {
         Ok(())
     }
 
-    fn start_change_log(self) -> Result<Recording<()>, Self::Error> {
+    fn start_change_log(self, _store: &super::store::Store) -> Result<Recording<()>, Self::Error> {
         Ok((self.log.clone(), ()))
     }
 }

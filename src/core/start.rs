@@ -235,9 +235,10 @@ pub trait DataDir: Sized {
     /// Restores everything kept — the last flush, the entries, the clock's
     /// lease — into `store`, at wall time `now_ms`.
     fn load_into(&mut self, store: &Store, now_ms: u64) -> Result<(), Self::Error>;
-    /// Starts recording the store's changes; the log is attached to the
-    /// store before any client or peer can change it.
-    fn start_change_log(self) -> Result<Recording<Self::Running>, Self::Error>;
+    /// Starts recording `store`'s changes (and, for `rumor serve`, leasing
+    /// its clock); the log is attached to the store before any client or
+    /// peer can change it.
+    fn start_change_log(self, store: &Store) -> Result<Recording<Self::Running>, Self::Error>;
 }
 
 /// The change log a store reports to, and what the driver keeps running
@@ -324,7 +325,7 @@ impl NodeConfig {
         };
         let store = self.new_store(id);
         dir.load_into(&store, now_ms)?;
-        let (log, running) = dir.start_change_log()?;
+        let (log, running) = dir.start_change_log(&store)?;
         Ok(Started { store: store.with_change_log(log), memory, data_dir: Some(running), stale })
     }
 }

@@ -30,6 +30,12 @@ impl Timestamp {
         Timestamp(ms << LOGICAL_BITS)
     }
 
+    /// The last timestamp of wall-clock millisecond `ms` (logical counter
+    /// at its maximum): a lease covers its whole millisecond.
+    pub fn end_of_ms(ms: u64) -> Self {
+        Timestamp(Timestamp::from_physical_ms(ms.min(u64::MAX >> LOGICAL_BITS)).0 | ((1 << LOGICAL_BITS) - 1))
+    }
+
     /// Rebuilds a timestamp from its packed form (as sent on the wire).
     pub fn from_packed(packed: u64) -> Self {
         Timestamp(packed)
@@ -187,7 +193,8 @@ mod tests {
 
     #[test]
     fn logical_overflow_carries_into_physical() {
-        let last_of_ms = Timestamp::from_packed((7 << LOGICAL_BITS) | 0xFFFF);
+        let last_of_ms = Timestamp::end_of_ms(7);
+        assert_eq!(last_of_ms, Timestamp::from_packed((7 << LOGICAL_BITS) | 0xFFFF));
         let next = last_of_ms.checked_next().unwrap();
         assert_eq!(next.physical_ms(), 8);
         assert_eq!(next.logical(), 0);

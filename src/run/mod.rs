@@ -349,8 +349,8 @@ impl DataDir for Opening {
         Ok(())
     }
 
-    fn start_change_log(self) -> Result<Recording<Writer>, StorageError> {
-        let writer = self.storage.start_writer(self.fsync, self.clock)?;
+    fn start_change_log(self, store: &Store) -> Result<Recording<Writer>, StorageError> {
+        let writer = self.storage.start_writer(self.fsync, self.clock, store.hlc())?;
         writer.queue.stats().loaded.store(self.loaded, std::sync::atomic::Ordering::Relaxed);
         Ok((writer.queue.clone(), writer))
     }

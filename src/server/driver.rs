@@ -144,6 +144,11 @@ impl Driver {
             // After every input: the WAITs it satisfied, or that timed out.
             self.waits.settle(&mut self.node, self.clock.now());
             self.drain().await;
+            // After every input, not on a timer: a wall clock that jumped
+            // forward, or a peer's reading the clock followed, stalls local
+            // writes at the lease until the next one is synced, and the
+            // first write after the jump wakes the driver (its Replicate).
+            self.renew_clock_lease();
             if let Some(storage) = &self.storage {
                 // Gossip and sync merges do not wait on storage one by one
                 // as clients do: if they outrun the disk, pause here — but
@@ -208,17 +213,11 @@ impl Driver {
                     }
                     self.answer(question);
                 }
-                _ = progress.tick() => {
-                    self.report_catch_up();
-                    if let Some(storage) = &self.storage {
-                        storage.note_clock(self.node.store().clock_reading());
-                    }
-                }
+                _ = progress.tick() => self.report_catch_up(),
             }
         }
-        if let Some(storage) = &self.storage {
-            storage.note_clock(self.node.store().clock_reading());
-        }
+        // No lease at the stop: the clock issued nothing past the last one
+        // synced, which is what the next start reads.
         // Writes acknowledged to clients but not yet pushed go out before we leave.
         while let Ok(writes_in) = writes.try_recv() {
             self.take_local(writes_in, &mut batch);
@@ -233,6 +232,14 @@ impl Driver {
         self.drain().await;
         self.streams.close(STREAM_FLUSH_DEADLINE).await;
         tracing::info!(name = %self.node.identity().name, "left the mesh");
+    }
+
+    /// Notes a new clock lease with the data dir if the clock is near the
+    /// last one (see [`ChangeQueue::renew_clock_lease`]).
+    fn renew_clock_lease(&self) {
+        if let Some(storage) = &self.storage {
+            storage.renew_clock_lease(self.node.store().clock_reading(), self.clock.wall_ms());
+        }
     }
 
     /// A memory-only node's writes live only in its peers once it exits:

@@ -39,7 +39,7 @@ impl Store {
     /// after every write this node has made or taken. Returns it, to be
     /// disseminated.
     pub fn flush_local(&self, now_ms: u64) -> Result<Timestamp, WriteError> {
-        let mut upto = self.hlc.tick(now_ms).ok_or(WriteError::VersionExhausted)?;
+        let mut upto = self.hlc.tick(now_ms)?;
         // After the last flush even if it came from a clock ahead of ours.
         if upto <= self.flushed() {
             upto = self.flushed().checked_next().ok_or(WriteError::VersionExhausted)?;

@@ -25,7 +25,7 @@ use parking_lot::RwLock;
 use super::changes::{Change, ChangeLog};
 use super::digest::TREE_DEPTH;
 
-use super::hlc::{DriftExceeded, Hlc};
+use super::hlc::{DriftExceeded, Hlc, NoTimestamp};
 use super::horizon::SUBTREES;
 use super::loading::CatchUpState;
 use super::sabotage::Sabotage;
@@ -85,6 +85,21 @@ pub enum WriteError {
     /// is left: storing one that is not greater would be undone by merge.
     #[error("no version greater than the one held for the key is left")]
     VersionExhausted,
+    /// The clock has issued every timestamp its durable lease covers (the
+    /// wall clock jumped ahead of it, or a peer's reading took the clock
+    /// past it), and the next lease is not durable yet: nothing was
+    /// written. Transient — the driver renews the lease at once.
+    #[error("the clock is at the end of its durable lease")]
+    ClockAtLease,
+}
+
+impl From<NoTimestamp> for WriteError {
+    fn from(refused: NoTimestamp) -> Self {
+        match refused {
+            NoTimestamp::Exhausted => WriteError::VersionExhausted,
+            NoTimestamp::AtCeiling => WriteError::ClockAtLease,
+        }
+    }
 }
 
 /// Default bound on how far ahead of our wall clock a remote version may
@@ -370,7 +385,8 @@ impl Store {
     ///
     /// Returns the entry written (to be disseminated), if any, and what
     /// `decide` returned; or, when no greater version is left
-    /// ([`WriteError::VersionExhausted`]), nothing is written.
+    /// ([`WriteError::VersionExhausted`]) or the clock is at its lease
+    /// ([`WriteError::ClockAtLease`]), nothing is written.
     pub fn update<R>(
         &self,
         key: &Bytes,
@@ -459,7 +475,7 @@ impl Store {
         // Greater than what the key holds, and than the last flush: a flush
         // from a peer whose clock is ahead (further than the drift the
         // clock follows) must not swallow the writes made after it here.
-        let mut timestamp = self.hlc.tick(now_ms).ok_or(WriteError::VersionExhausted)?;
+        let mut timestamp = self.hlc.tick(now_ms)?;
         let floor = existing.map_or(Timestamp::ZERO, |held| held.last_stamped()).max(self.flushed());
         if floor >= timestamp {
             timestamp = floor.checked_next().ok_or(WriteError::VersionExhausted)?;

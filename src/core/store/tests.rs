@@ -588,6 +588,22 @@ mod far_future_tests {
         assert_eq!(store.update(&key, NOW, |_| (put("mine"), ())), Err(WriteError::VersionExhausted));
         assert_eq!(store.entry(b"k"), Some(last));
     }
+
+    #[test]
+    fn a_write_past_the_clock_lease_fails_stores_nothing_and_goes_through_once_it_is_raised() {
+        let store = Store::new(node(1), 500);
+        let lease = Timestamp::end_of_ms(NOW);
+        let ceiling = store.hlc().limit_to(lease);
+        store.hlc().raise_to(lease);
+        let key = Bytes::from_static(b"k");
+        assert_eq!(store.update(&key, NOW + 3_600_000, |_| (put("late"), ())), Err(WriteError::ClockAtLease));
+        assert_eq!(store.flush_local(NOW + 3_600_000), Err(WriteError::ClockAtLease));
+        assert_eq!(store.entry(b"k"), None);
+        assert_eq!(store.flushed(), Timestamp::ZERO);
+        ceiling.raise_to(Timestamp::end_of_ms(NOW + 3_605_000));
+        store.update(&key, NOW + 3_600_000, |_| (put("late"), ())).unwrap();
+        assert_eq!(store.version(b"k").unwrap().timestamp, Timestamp::from_physical_ms(NOW + 3_600_000));
+    }
 }
 
 #[test]

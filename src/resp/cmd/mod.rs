@@ -512,6 +512,11 @@ impl From<WriteError> for CommandError {
             WriteError::VersionExhausted => CommandError::fixed(
                 "ERR the key's version cannot be advanced (a version at the end of the clock's range is held); nothing was written",
             ),
+            // Redis's word for a refusal to retry shortly; clients that
+            // retry on it (cluster clients do) need nothing new.
+            WriteError::ClockAtLease => CommandError::fixed(
+                "TRYAGAIN the clock is at the end of the lease kept in the data dir (the wall clock jumped ahead?) and the next is not on disk yet; nothing was written, retry shortly",
+            ),
         }
     }
 }
@@ -1067,6 +1072,22 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_past_the_clock_lease_gets_tryagain_and_stores_nothing() {
+        let mut h = Harness::new();
+        let lease = crate::core::version::Timestamp::end_of_ms(h.now_ms() - 10_000);
+        let ceiling = h.shared.store.hlc().limit_to(lease);
+        h.shared.store.hlc().raise_to(lease);
+        let reply = h.run(&["SET", "k", "v"]).await;
+        assert!(
+            reply.starts_with("-TRYAGAIN the clock is at the end of the lease") && reply.ends_with("retry shortly\r\n"),
+            "{reply}"
+        );
+        assert_eq!(h.run(&["EXISTS", "k"]).await, ":0\r\n");
+        ceiling.raise_to(crate::core::version::Timestamp::end_of_ms(h.now_ms() + 60_000));
+        assert_eq!(h.run(&["SET", "k", "v"]).await, "+OK\r\n");
     }
 
     #[tokio::test]

@@ -18,19 +18,20 @@ use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions};
 use serde::Deserialize;
 
+use crate::core::hlc::Hlc;
 use crate::core::horizon::{KeptMember, decode_kept};
 use crate::core::store::Store;
 use crate::core::version::{NodeId, Timestamp};
 use crate::server::clock::Clock;
-pub use writer::{ChangeQueue, StorageFailed, StorageStats, Writer};
+pub use writer::{CLOCK_LEASE, CLOCK_LEASE_RENEW_MARGIN, ChangeQueue, StorageFailed, StorageStats, Writer};
 
 /// `meta` key of the node id (16 bytes).
 const META_NODE_ID: &[u8] = b"node_id";
 /// `meta` key of the last time this node was in a mesh (wall ms, 8 bytes
 /// big-endian).
 pub(crate) const META_LAST_IN_MESH: &[u8] = b"last_in_mesh_ms";
-/// Meta key: a timestamp above every version this node has issued (see
-/// [`writer::ChangeQueue::note_clock`]).
+/// Meta key: the clock lease, a timestamp at or above every version this
+/// node has issued (see [`writer::ChangeQueue::renew_clock_lease`]).
 pub(crate) const META_HLC_LEASE: &[u8] = b"hlc_lease";
 
 /// Meta key: the members that may come back (see
@@ -277,7 +278,8 @@ impl Storage {
         // Versions issued before a power loss may be on peers but not on
         // this disk; after a clock step back the clock would issue them
         // again for other content, and digests (key and version only)
-        // would never tell. The lease is above all of them.
+        // would never tell. The lease is at or above all of them: the
+        // clock issued nothing past the last lease synced.
         if let Some(bytes) = self.meta.get(META_HLC_LEASE).map_err(|e| self.fjall(e))? {
             let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| self.meta_error("hlc_lease"))?;
             store.hlc().raise_to(Timestamp::from_packed(u64::from_be_bytes(bytes)));
@@ -286,9 +288,19 @@ impl Storage {
     }
 
     /// Starts the storage thread, which from now on writes every change
-    /// the store reports to its change log.
-    pub fn start_writer(self, fsync: Fsync, clock: Clock) -> Result<Writer, StorageError> {
-        writer::start(self.dir, self.db, self.entries, self.meta, fsync, clock).map_err(StorageError::Thread)
+    /// the store reports to its change log, and puts `hlc` (the store's
+    /// clock, loaded) under a ceiling: a first lease, [`CLOCK_LEASE`] past
+    /// the clock or the wall clock, is synced here, and the clock issues
+    /// nothing past the last lease synced from now on.
+    pub fn start_writer(self, fsync: Fsync, clock: Clock, hlc: &Hlc) -> Result<Writer, StorageError> {
+        let reading_ms = clock.wall_ms().max(hlc.last().physical_ms());
+        let lease = Timestamp::end_of_ms(reading_ms.saturating_add(CLOCK_LEASE.as_millis() as u64));
+        self.meta.insert(META_HLC_LEASE, lease.packed().to_be_bytes()).map_err(|e| self.fjall(e))?;
+        self.db.persist(fjall::PersistMode::SyncAll).map_err(|e| self.fjall(e))?;
+        let ceiling = hlc.limit_to(lease);
+        let Storage { dir, db, entries, meta } = self;
+        writer::start(writer::Start { dir, db, entries, meta, fsync, clock, lease, ceiling })
+            .map_err(StorageError::Thread)
     }
 
     fn fjall(&self, source: fjall::Error) -> StorageError {
@@ -327,7 +339,7 @@ mod tests {
         let last_in_mesh = storage.last_in_mesh_ms().unwrap();
         let store = Store::new(id, 500);
         storage.load_into(&store, &clock, LOAD_REPORT_EVERY, |_| {}).unwrap();
-        let writer = storage.start_writer(fsync, clock).unwrap();
+        let writer = storage.start_writer(fsync, clock, store.hlc()).unwrap();
         (store.with_change_log(writer.queue.clone()), writer, id, last_in_mesh)
     }
 
@@ -344,17 +356,82 @@ mod tests {
     async fn the_clock_never_issues_a_version_again_after_a_restart_and_a_step_back() {
         let dir = tempfile::tempdir().unwrap();
         let (store, writer, _, _) = open(dir.path(), Fsync::Everysec);
-        let before_crash = 1_700_000_100_000;
-        let issued = store.hlc().tick(before_crash);
-        writer.queue.note_clock(store.clock_reading());
+        let before_crash = Clock::start().wall_ms();
+        let issued = store.hlc().tick(before_crash).unwrap();
+        writer.queue.renew_clock_lease(store.clock_reading(), before_crash);
         writer.queue.wait_written().await.unwrap();
         stop(writer);
 
         let (reloaded, writer, _, _) = open(dir.path(), Fsync::Everysec);
         assert!(reloaded.entry_count() == 0, "the write itself was lost");
         let stepped_back = before_crash - 60_000;
-        assert!(reloaded.hlc().tick(stepped_back) > issued);
+        assert!(reloaded.hlc().tick(stepped_back).unwrap() > issued);
         stop(writer);
+    }
+
+    /// The wall clock jumps an hour forward while the node writes, the node
+    /// loses power before a lease covering those writes is durable, and it
+    /// restarts with the wall clock back where it was: every version it
+    /// issues then is still greater than every version it issued before.
+    #[tokio::test]
+    async fn a_forward_clock_jump_before_a_crash_is_never_issued_again_after_a_step_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _, _) = open(dir.path(), Fsync::Always);
+        let start = Clock::start().wall_ms();
+        let jumped = start + 3_600_000;
+        store.update(&Bytes::from_static(b"before"), start, |_| (put(b"v", None), ())).unwrap();
+        writer.queue.renew_clock_lease(store.clock_reading(), start);
+        writer.queue.wait_written().await.unwrap();
+        let mut issued = Vec::new();
+        for i in 0..1_000u32 {
+            let key = Bytes::from(format!("jumped{i}"));
+            if store.update(&key, jumped, |_| (put(b"v", None), ())).is_ok() {
+                issued.push(store.version(&key).unwrap().timestamp);
+            }
+        }
+        assert!(!issued.is_empty(), "writes go on while the clock is ahead of its lease");
+        // Power lost here: the writes stamped after the jump reached peers,
+        // not this disk, and no lease later than the last durable one was.
+        stop(writer);
+
+        let (reloaded, writer, _, _) = open(dir.path(), Fsync::Always);
+        let before_crash = issued.iter().max().copied().unwrap();
+        for i in 0..1_000u32 {
+            let key = Bytes::from(format!("after{i}"));
+            reloaded.update(&key, start, |_| (put(b"w", None), ())).unwrap();
+            let after = reloaded.version(&key).unwrap().timestamp;
+            assert!(after > before_crash, "{after} issued again after the restart, at or below {before_crash}");
+        }
+        stop(writer);
+    }
+
+    /// After a forward jump, a renewed lease lets the clock follow the wall
+    /// clock again once it is synced — in every mode, `no` included, so a
+    /// sync is counted even there.
+    #[tokio::test]
+    async fn a_renewed_lease_once_synced_lets_the_clock_follow_a_jumped_wall_clock() {
+        for fsync in [Fsync::Always, Fsync::Everysec, Fsync::No] {
+            let dir = tempfile::tempdir().unwrap();
+            let start = Clock::start().wall_ms();
+            let (store, writer, _, _) = open(dir.path(), fsync);
+            let first_lease = store.hlc().ceiling();
+            assert!(first_lease.physical_ms() >= start + CLOCK_LEASE.as_millis() as u64, "{fsync}: {first_lease}");
+            assert!(!writer.queue.renew_clock_lease(store.clock_reading(), start), "{fsync}: not due yet");
+            let jumped = start + 3_600_000;
+            let plateau = store.hlc().tick(jumped).unwrap();
+            assert_eq!(plateau.physical_ms(), first_lease.physical_ms(), "{fsync}");
+            let syncs = writer.queue.stats().syncs.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(writer.queue.renew_clock_lease(store.clock_reading(), jumped), "{fsync}");
+            writer.queue.wait_written().await.unwrap();
+            assert!(writer.queue.stats().syncs.load(std::sync::atomic::Ordering::Relaxed) > syncs, "{fsync}");
+            let lease = store.hlc().ceiling();
+            assert_eq!(lease, Timestamp::end_of_ms(jumped + CLOCK_LEASE.as_millis() as u64), "{fsync}");
+            assert_eq!(store.hlc().tick(jumped), Ok(Timestamp::from_physical_ms(jumped)), "{fsync}");
+            stop(writer);
+            let storage = Storage::open(dir.path()).unwrap();
+            let kept = storage.meta.get(META_HLC_LEASE).unwrap().unwrap();
+            assert_eq!(kept.as_ref(), lease.packed().to_be_bytes(), "{fsync}: the lease in force is the one kept");
+        }
     }
 
     #[tokio::test]

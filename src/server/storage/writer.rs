@@ -9,6 +9,11 @@
 //! committed: flushed to the OS in every mode, so that a killed process
 //! loses nothing acknowledged, and `fdatasync`ed as well with `fsync always`,
 //! so that a power cut loses nothing either.
+//!
+//! The thread also keeps the clock's lease: a batch carrying one is synced
+//! in every mode before the clock's [`Ceiling`] is raised to it, so that the
+//! clock never issues a timestamp a power cut could take the lease back
+//! from (see [`ChangeQueue::renew_clock_lease`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use tokio::sync::watch;
 use super::codec;
 use super::{Fsync, META_FLUSHED, META_HLC_LEASE, META_KEPT_MEMBERS, META_LAST_IN_MESH};
 use crate::core::changes::{Change, ChangeLog};
+use crate::core::hlc::Ceiling;
 use crate::core::horizon::{KeptMember, encode_kept};
 use crate::core::store::Entry;
 use crate::core::version::Timestamp;
@@ -31,10 +37,15 @@ use crate::server::clock::Clock;
 /// How often `fsync everysec` syncs the journal, when anything was written.
 const EVERYSEC: Duration = Duration::from_secs(1);
 
-/// How far above the clock's reading a noted lease is: notes come every
-/// second and reach the disk within another (`everysec`), so 5 s leaves
-/// room for a late note.
+/// How far above the clock's reading (or the wall clock, if that is ahead)
+/// a noted lease is.
 pub const CLOCK_LEASE: Duration = Duration::from_secs(5);
+
+/// A lease is renewed once the reading is within this much of the last one
+/// noted: about every 2 s while the wall clock runs normally, which leaves
+/// 3 s for the note to be synced (a journal sync takes milliseconds, tens
+/// on a busy disk) before the clock would plateau at the lease.
+pub const CLOCK_LEASE_RENEW_MARGIN: Duration = Duration::from_secs(3);
 
 /// One queued change.
 #[derive(Debug)]
@@ -47,7 +58,7 @@ enum Record {
     Flush(Timestamp),
     /// The last time (wall ms) this node was seen in a mesh.
     InMesh(u64),
-    /// A packed timestamp above every version issued so far.
+    /// A packed timestamp the clock may issue up to once it is synced.
     ClockLease(u64),
     /// The members that may come back, encoded.
     KeptMembers(Vec<u8>),
@@ -96,6 +107,9 @@ pub struct ChangeQueue {
     stats: StorageStats,
     fsync: Fsync,
     dir: PathBuf,
+    /// The greatest clock lease queued (packed); the clock's ceiling
+    /// follows it once the storage thread has synced it.
+    lease_noted: AtomicU64,
 }
 
 impl ChangeLog for ChangeQueue {
@@ -135,14 +149,27 @@ impl ChangeQueue {
         self.push(Record::KeptMembers(encode_kept(members)));
     }
 
-    /// Notes a lease on the node's clock, `reading` plus [`CLOCK_LEASE`]:
-    /// the next start issues no version below it, whatever the wall clock
-    /// says then. Noted every second, and synced as any change is, the
-    /// lease stays ahead of every version issued before a crash unless the
-    /// wall clock jumps forward by more than the lease between two notes.
-    pub fn note_clock(&self, reading: Timestamp) {
-        let lease = Timestamp::from_physical_ms(reading.physical_ms().saturating_add(CLOCK_LEASE.as_millis() as u64));
-        self.push(Record::ClockLease(lease.packed().max(reading.packed())));
+    /// Notes a new lease on the node's clock when the clock is near the
+    /// last one noted: the end of the millisecond [`CLOCK_LEASE`] past the
+    /// greater of the clock's `reading` and `wall_ms`. Returns whether it
+    /// noted one. Cheap when it does not: call it after every input.
+    ///
+    /// The lease is what the next start raises the clock to, whatever the
+    /// wall clock says then, and the clock issues nothing past the last
+    /// lease synced (its [`Ceiling`]): so every version issued before a
+    /// power cut is below the lease the restart reads. A wall clock that
+    /// jumps forward makes the clock plateau at the ceiling (its logical
+    /// counter advancing) until the lease noted here is synced.
+    pub fn renew_clock_lease(&self, reading: Timestamp, wall_ms: u64) -> bool {
+        let reading_ms = wall_ms.max(reading.physical_ms());
+        let noted = Timestamp::from_packed(self.lease_noted.load(Ordering::Acquire));
+        if reading_ms.saturating_add(CLOCK_LEASE_RENEW_MARGIN.as_millis() as u64) <= noted.physical_ms() {
+            return false;
+        }
+        let lease = Timestamp::end_of_ms(reading_ms.saturating_add(CLOCK_LEASE.as_millis() as u64));
+        self.lease_noted.fetch_max(lease.packed(), Ordering::AcqRel);
+        self.push(Record::ClockLease(lease.packed()));
+        true
     }
 
     /// Changes queued and not yet taken by the storage thread.
@@ -229,15 +256,23 @@ pub struct Writer {
     pub thread: std::thread::JoinHandle<()>,
 }
 
+/// Where the storage thread starts: the dir, and the clock lease already
+/// synced there with the ceiling that follows the leases it syncs.
+pub(super) struct Start {
+    pub(super) dir: PathBuf,
+    pub(super) db: Database,
+    pub(super) entries: Keyspace,
+    pub(super) meta: Keyspace,
+    pub(super) fsync: Fsync,
+    pub(super) clock: Clock,
+    pub(super) lease: Timestamp,
+    pub(super) ceiling: Ceiling,
+}
+
 /// Starts the storage thread for `db`.
-pub(super) fn start(
-    dir: PathBuf,
-    db: Database,
-    entries: Keyspace,
-    meta: Keyspace,
-    fsync: Fsync,
-    clock: Clock,
-) -> std::io::Result<Writer> {
+pub(super) fn start(start: Start) -> std::io::Result<Writer> {
+    let Start { dir, db, entries, meta, fsync, clock, lease, ceiling } = start;
+    debug_assert!(ceiling.at() >= lease, "the first lease is synced before the thread starts");
     let queue = Arc::new(ChangeQueue {
         queue: Mutex::new(Queue::default()),
         wake: Condvar::new(),
@@ -245,10 +280,11 @@ pub(super) fn start(
         stats: StorageStats::default(),
         fsync,
         dir,
+        lease_noted: AtomicU64::new(lease.packed()),
     });
     let thread_queue = queue.clone();
     let thread = std::thread::Builder::new().name("rumor-storage".into()).spawn(move || {
-        let mut thread = WriterThread { db, entries, meta, queue: thread_queue, clock };
+        let mut thread = WriterThread { db, entries, meta, queue: thread_queue, clock, ceiling, lease_written: lease };
         // Marks the queue failed however the thread ends early — an error
         // or a panic — so that waiting clients and the node stop rather
         // than wait forever.
@@ -289,6 +325,11 @@ struct WriterThread {
     meta: Keyspace,
     queue: Arc<ChangeQueue>,
     clock: Clock,
+    /// The clock's ceiling, raised to each lease once it is synced.
+    ceiling: Ceiling,
+    /// The greatest lease written: the one kept never goes down, whatever
+    /// order two racing notes arrive in.
+    lease_written: Timestamp,
 }
 
 impl WriterThread {
@@ -312,8 +353,23 @@ impl WriterThread {
                 (std::mem::take(&mut queue.records), queue.recorded, queue.stopping)
             };
             if !records.is_empty() {
-                self.write(records)?;
+                let lease = self.write(records)?;
                 unsynced = fsync != Fsync::Always;
+                if let Some(lease) = lease {
+                    // Synced in every mode before the clock may use it: a
+                    // lease lost to a power cut would let the restarted
+                    // node issue again what it issued under it. With
+                    // `always` the batch is synced already.
+                    if unsynced {
+                        self.db.persist(PersistMode::SyncData)?;
+                        self.queue.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                        last_sync = self.clock.mono();
+                        unsynced = false;
+                    }
+                    self.ceiling.raise_to(lease);
+                }
+                // After the ceiling: a wait for these changes ends with the
+                // lease among them in force.
                 self.queue.progress.send_modify(|p| p.written = upto);
             }
             let sync_due = self.clock.mono() >= last_sync + EVERYSEC;
@@ -358,12 +414,14 @@ impl WriterThread {
         batch.commit()
     }
 
-    /// Writes `records` in order, as one batch between clears.
-    fn write(&mut self, records: Vec<Record>) -> Result<(), fjall::Error> {
+    /// Writes `records` in order, as one batch between clears. Returns the
+    /// greatest clock lease among them, if any.
+    fn write(&mut self, records: Vec<Record>) -> Result<Option<Timestamp>, fjall::Error> {
         let fsync = self.queue.fsync;
         let count = records.len() as u64;
         let durability = Some(if fsync == Fsync::Always { PersistMode::SyncData } else { PersistMode::Buffer });
         let mut batch = self.db.batch().durability(durability);
+        let mut lease = None;
         for record in records {
             match record {
                 Record::Put(key, entry) => match codec::stored_key(&key) {
@@ -375,7 +433,11 @@ impl WriterThread {
                     None => too_long(&key),
                 },
                 Record::InMesh(wall_ms) => batch.insert(&self.meta, META_LAST_IN_MESH, wall_ms.to_be_bytes()),
-                Record::ClockLease(packed) => batch.insert(&self.meta, META_HLC_LEASE, packed.to_be_bytes()),
+                Record::ClockLease(packed) => {
+                    self.lease_written = self.lease_written.max(Timestamp::from_packed(packed));
+                    lease = Some(self.lease_written);
+                    batch.insert(&self.meta, META_HLC_LEASE, self.lease_written.packed().to_be_bytes());
+                }
                 Record::KeptMembers(bytes) => batch.insert(&self.meta, META_KEPT_MEMBERS, bytes),
                 Record::Clear => {
                     // A clear is not a batch item: write what came before
@@ -399,6 +461,6 @@ impl WriterThread {
         if fsync == Fsync::Always {
             stats.syncs.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(lease)
     }
 }
