@@ -323,7 +323,7 @@ fn extra(name: &str) -> Extra {
         "object|encoding" | "object|freq" | "object|idletime" | "object|refcount" => {
             Extra { flags: &["readonly"], tips: NONDETERMINISTIC, key_specs: Some(&[(None, &["RO"], 2, 0, 1)]) }
         }
-        "debug|sleep" => Extra { flags: &["admin", "noscript", "loading", "stale"], ..none },
+        "debug|sleep" | "debug|help" => Extra { flags: &["admin", "noscript", "loading", "stale"], ..none },
         _ => none,
     }
 }

@@ -293,8 +293,10 @@ fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, Comman
         Handler::Bitpos => bits::bitpos(args, ctx),
         Handler::Lcs => lcs::lcs(args, ctx),
         Handler::Debug => {
-            let delay = server::debug_sleep(args, ctx)?;
-            return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Sleep(delay) }));
+            if let Some(delay) = server::debug(args, ctx)? {
+                return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Sleep(delay) }));
+            }
+            Ok(())
         }
         Handler::Object => object::object(args, ctx),
         Handler::Randomkey => object::randomkey(ctx),
@@ -932,11 +934,10 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("info", -2, SLOW.with(CONNECTION)),
         sub("help", 2, SLOW.with(CONNECTION)),
     ]),
-    spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[sub(
-        "sleep",
-        3,
-        ADMIN.with(SLOW).with(DANGEROUS),
-    )]),
+    spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[
+        sub("sleep", 3, ADMIN.with(SLOW).with(DANGEROUS)),
+        sub("help", 2, ADMIN.with(SLOW).with(DANGEROUS)),
+    ]),
     spec("config", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Config).subcommands(&[
         sub("get", -3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("set", -4, ADMIN.with(SLOW).with(DANGEROUS)),

@@ -14,13 +14,21 @@ const DEBUG_NOT_LOCAL: &str = "ERR DEBUG command not allowed. If the enable-debu
     then restart the server.";
 
 /// `DEBUG SLEEP seconds` (fractions allowed): how long this connection
-/// waits before its `OK`. Only from loopback clients. Unlike Redis, only
-/// this connection waits, not the whole node.
-pub(super) fn debug_sleep(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<std::time::Duration, CommandError> {
+/// waits before its `OK` (None: `DEBUG HELP`, answered here). Only from
+/// loopback clients. Unlike Redis, only this connection waits, not the
+/// whole node.
+pub(super) fn debug(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Option<std::time::Duration>, CommandError> {
     if !ctx.session.peer.ip().is_loopback() {
         return Err(CommandError::fixed(DEBUG_NOT_LOCAL));
     }
-    if !is(args.arg(1), "SLEEP") {
+    if is(args.arg(1), "HELP") && args.len() == 2 {
+        reply::array(ctx.out, DEBUG_HELP.len());
+        for line in DEBUG_HELP {
+            reply::simple(ctx.out, line.as_bytes());
+        }
+        return Ok(None);
+    }
+    if !is(args.arg(1), "SLEEP") || args.len() != 3 {
         return Err(unknown_subcommand(args, "DEBUG"));
     }
     let seconds: f64 = std::str::from_utf8(args.arg(2))
@@ -28,8 +36,19 @@ pub(super) fn debug_sleep(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<std::time
         .and_then(|text| text.parse().ok())
         .filter(|s: &f64| s.is_finite() && *s >= 0.0)
         .ok_or(CommandError::fixed("ERR value is not a valid float"))?;
-    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| CommandError::fixed("ERR value is not a valid float"))
+    let delay = std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| CommandError::fixed("ERR value is not a valid float"))?;
+    Ok(Some(delay))
 }
+
+/// What `DEBUG HELP` answers: the subcommands rumor has, in Redis's shape.
+const DEBUG_HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "SLEEP <seconds>",
+    "    Delay this connection's reply for <seconds> (decimals allowed); other clients are served meanwhile.",
+    "HELP",
+    "    Prints this help.",
+];
 
 /// `TIME`: the node's wall clock as Redis answers it, seconds and
 /// microseconds, each a bulk string. The executor's clock is read in
@@ -111,6 +130,8 @@ mod tests {
             assert_eq!(h.run(&["DEBUG", "SLEEP", bad]).await, "-ERR value is not a valid float\r\n", "{bad}");
         }
         assert_eq!(h.run(&["DEBUG", "NOPE"]).await, "-ERR unknown subcommand 'NOPE'. Try DEBUG HELP.\r\n");
+        let help = h.run(&["DEBUG", "HELP"]).await;
+        assert!(help.starts_with("*5\r\n+DEBUG <subcommand>") && help.contains("+SLEEP <seconds>\r\n"), "{help}");
         h.connect_from(([10, 0, 0, 1], 5000).into());
         assert!(h.run(&["DEBUG", "SLEEP", "0"]).await.starts_with("-ERR DEBUG command not allowed."));
     }
