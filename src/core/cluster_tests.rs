@@ -984,6 +984,49 @@ fn strangers_swim_traffic_is_rate_limited_per_source() {
     assert_eq!(node.gossip_stats().strangers_limited, burst as u64);
 }
 
+/// A SWIM payload (tag byte on) from `src` to `dst` carrying `message` and
+/// no updates, encoded as foca encodes its own.
+fn swim_packet(src: Identity, dst: Identity, message: foca::Message<Identity>) -> Vec<u8> {
+    use foca::Codec;
+    let header = foca::Header { src, src_incarnation: 0, dst, message };
+    let mut payload = vec![super::tag::TAG_SWIM];
+    foca::PostcardCodec.encode_header(&header, &mut payload).unwrap();
+    payload
+}
+
+/// foca answers `PingReq { target }` with an `IndirectPing` to `target`
+/// and `IndirectAck { target }` with a `ForwardedAck` to it: from anyone
+/// but a member about a member, that is a send to an address a message
+/// names.
+#[test]
+fn swim_never_sends_to_an_address_a_strangers_message_names() {
+    let mut cluster = Cluster::formed(3, &[]);
+    let _ = sent_to(&mut cluster, 0);
+    let now = cluster.time();
+    let stranger = Identity { addr: SocketAddr::from(([127, 0, 0, 9], 9000)), ..identity(9) };
+    let named = Identity { addr: SocketAddr::from(([10, 9, 9, 9], 1234)), ..identity(8) };
+    let node = cluster.nodes[0].as_mut().unwrap();
+    let me = node.identity().clone();
+    let rejected = node.membership_stats().swim_redirects_refused;
+    let ping_req = foca::Message::PingReq { target: named.clone(), probe_number: 1 };
+    let indirect_ack = foca::Message::IndirectAck { target: named.clone(), probe_number: 1 };
+    for message in [ping_req, indirect_ack] {
+        node.handle_datagram(stranger.addr, &swim_packet(stranger.clone(), me.clone(), message.clone()), now);
+        // A member may not point us at a stranger either.
+        node.handle_datagram(addr(1), &swim_packet(identity(1), me.clone(), message), now);
+    }
+    let sent = sent_to(&mut cluster, 0);
+    assert!(!sent.contains(&named.addr), "sent to the address a message named: {sent:?}");
+    let node = cluster.nodes[0].as_mut().unwrap();
+    assert_eq!(node.membership_stats().swim_redirects_refused, rejected + 4);
+    // Between members, indirect probes go on: asked by one member to probe
+    // another, we ping it.
+    let probe = foca::Message::PingReq { target: identity(2), probe_number: 1 };
+    node.handle_datagram(addr(1), &swim_packet(identity(1), me, probe), now);
+    assert!(sent_to(&mut cluster, 0).contains(&addr(2)), "a member's indirect probe is carried out");
+    assert_eq!(cluster.nodes[0].as_ref().unwrap().membership_stats().swim_redirects_refused, rejected + 4);
+}
+
 /// A member whose clock is broken (or who is hostile) pushes entries stamped
 /// with the last timestamp there is: they are refused, and the key keeps
 /// what clients wrote, SET and DEL included.
