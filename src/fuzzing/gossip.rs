@@ -276,7 +276,9 @@ pub fn check(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::digest::LEAF_COUNT;
+    use crate::core::digest::{LEAF_COUNT, key_hash, leaf_of_hash};
+    use crate::core::entry::Entry;
+    use crate::core::version::{DeadlineStamp, EntryStamp, Timestamp, Version};
     use proptest::prelude::*;
 
     fn framed(mode: u8, body: &[u8]) -> Vec<u8> {
@@ -286,13 +288,92 @@ mod tests {
         out
     }
 
+    /// A timestamp near the node's clock (so entries are not refused as
+    /// from the far future) or anywhere.
+    fn timestamp() -> impl Strategy<Value = Timestamp> {
+        prop_oneof![
+            3 => (0u64..10_000).prop_map(|ms| Timestamp::from_physical_ms(EPOCH_MS - 5_000 + ms)),
+            1 => any::<u64>().prop_map(Timestamp::from_packed),
+        ]
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        (timestamp(), 0u8..4)
+            .prop_map(|(timestamp, writer)| Version { timestamp, writer: NodeId::from_random_bytes([writer; 16]) })
+    }
+
+    /// A key the node holds (or one it does not) with a value, a tombstone
+    /// or a deadline.
+    fn entry() -> impl Strategy<Value = (Bytes, Entry)> {
+        let key = (0..KEYS + 16).prop_map(|i| Bytes::from(format!("key:{i}")));
+        let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16).prop_map(Bytes::from));
+        let expires = proptest::option::of((0u64..20_000).prop_map(|ms| EPOCH_MS - 5_000 + ms));
+        (key, value, version(), expires, timestamp()).prop_map(|(key, value, version, expires_at_ms, set_at)| {
+            (key, Entry { value, version, expires_at_ms, deadline_set_at: set_at })
+        })
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<(Bytes, Entry)>> {
+        proptest::collection::vec(entry(), 0..6)
+    }
+
+    /// Key hashes, mostly of keys the node holds, and the leaves they fall
+    /// in (sometimes a leaf too many or too few, to be refused).
+    fn hashed_leaves() -> impl Strategy<Value = (Vec<u32>, Vec<u64>)> {
+        let hash = prop_oneof![(0..KEYS + 16).prop_map(|i| key_hash(format!("key:{i}").as_bytes())), any::<u64>()];
+        (proptest::collection::btree_set(hash, 0..6), 0u8..8).prop_map(|(hashes, skew)| {
+            let mut leaves: Vec<u32> = hashes.iter().map(|h| leaf_of_hash(*h)).collect();
+            leaves.dedup();
+            match skew {
+                0 => leaves.push(LEAF_COUNT as u32),
+                1 => {
+                    leaves.pop();
+                }
+                _ => {}
+            }
+            (leaves, hashes.into_iter().collect())
+        })
+    }
+
     /// Messages a member could send, encoded (tag byte off): the short run
     /// gets past the decoder far more often than random bytes do.
     fn message() -> impl Strategy<Value = Vec<u8>> {
         let leaves = proptest::collection::btree_set(0..LEAF_COUNT as u32 + 2, 0..6)
             .prop_map(|set| set.into_iter().collect::<Vec<u32>>());
         let hashes = proptest::collection::vec(any::<u64>(), 0..6);
+        let stamped = (hashed_leaves(), proptest::collection::vec((version(), timestamp()), 6)).prop_map(
+            |((leaves, hashes), stamps)| {
+                let versions = hashes
+                    .into_iter()
+                    .zip(stamps)
+                    .map(|(hash, (value, set_at))| {
+                        (hash, EntryStamp { value, deadline: DeadlineStamp { set_at, expires_at_ms: None } })
+                    })
+                    .collect();
+                Message::SyncVersions { sender: member(), leaves, versions }
+            },
+        );
+        let confirm = (any::<u64>(), 0u32..4, 1u32..5, entries(), prop_oneof![Just(0usize), Just(16), 0usize..20])
+            .prop_flat_map(|(round, part, parts, entries, digests)| {
+                proptest::collection::vec(any::<u64>(), digests).prop_map(move |digests| Message::Confirm {
+                    sender: member(),
+                    round,
+                    part,
+                    parts,
+                    entries: entries.clone(),
+                    digests,
+                })
+            });
         prop_oneof![
+            (any::<u8>(), entries()).prop_map(|(hops_left, entries)| Message::Push {
+                sender: member(),
+                hops_left,
+                entries
+            }),
+            stamped,
+            (entries(), any::<u64>()).prop_map(|(entries, held)| Message::SyncEntries { entries, held }),
+            confirm,
+            (any::<u64>(), 0u32..4).prop_map(|(round, part)| Message::Confirmed { sender: member(), round, part }),
             (0u8..5, proptest::collection::vec(0u32..300, 0..4), proptest::collection::vec(any::<u64>(), 0..40))
                 .prop_map(|(level, nodes, digests)| Message::SyncDigests {
                     sender: member(),
