@@ -920,7 +920,24 @@ fn strangers_may_not_push_sync_or_speak_of_membership() {
         &Message::Members { sender: stranger, members: vec![record], reply: true }.encode(),
         now,
     );
-    assert_eq!(node.gossip_stats().strangers_refused, 7);
+    // A Flush would wipe the store; a Confirm carries entries and asks for
+    // an answer; a Confirmed would count as a member's confirmation.
+    let upto = super::version::Timestamp::from_physical_ms(now.wall_ms);
+    node.handle_datagram(stranger, &Message::Flush { sender: stranger, hops_left: 3, upto }.encode(), now);
+    let Message::Push { entries, .. } = Message::decode_body(&stranger_push(stranger)[1..]).unwrap() else {
+        unreachable!()
+    };
+    let confirm = Message::Confirm { sender: stranger, round: 1, part: 0, parts: 1, entries, digests: vec![] }.encode();
+    node.handle_datagram(stranger, &confirm, now);
+    node.handle_frame(stranger_tcp, &confirm, now);
+    node.handle_datagram(stranger, &Message::Confirmed { sender: stranger, round: 1, part: 0 }.encode(), now);
+    assert_eq!(node.gossip_stats().strangers_refused, 11);
+    assert_eq!(node.gossip_stats().flushes_applied, 0);
+    assert_eq!(
+        node.store().get(b"secret", now.wall_ms).as_deref(),
+        Some(&b"v"[..]),
+        "a stranger's Flush wiped the store"
+    );
     assert_eq!(node.store().get(b"planted", now.wall_ms), None);
     assert!(sent_to(&mut cluster, 0).is_empty(), "nothing is answered, to anyone");
     let seen = cluster.states_seen_by(0);
