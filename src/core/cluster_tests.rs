@@ -920,7 +920,24 @@ fn strangers_may_not_push_sync_or_speak_of_membership() {
         &Message::Members { sender: stranger, members: vec![record], reply: true }.encode(),
         now,
     );
-    assert_eq!(node.gossip_stats().strangers_refused, 7);
+    // A Flush would wipe the store; a Confirm carries entries and asks for
+    // an answer; a Confirmed would count as a member's confirmation.
+    let upto = super::version::Timestamp::from_physical_ms(now.wall_ms);
+    node.handle_datagram(stranger, &Message::Flush { sender: stranger, hops_left: 3, upto }.encode(), now);
+    let Message::Push { entries, .. } = Message::decode_body(&stranger_push(stranger)[1..]).unwrap() else {
+        unreachable!()
+    };
+    let confirm = Message::Confirm { sender: stranger, round: 1, part: 0, parts: 1, entries, digests: vec![] }.encode();
+    node.handle_datagram(stranger, &confirm, now);
+    node.handle_frame(stranger_tcp, &confirm, now);
+    node.handle_datagram(stranger, &Message::Confirmed { sender: stranger, round: 1, part: 0 }.encode(), now);
+    assert_eq!(node.gossip_stats().strangers_refused, 11);
+    assert_eq!(node.gossip_stats().flushes_applied, 0);
+    assert_eq!(
+        node.store().get(b"secret", now.wall_ms).as_deref(),
+        Some(&b"v"[..]),
+        "a stranger's Flush wiped the store"
+    );
     assert_eq!(node.store().get(b"planted", now.wall_ms), None);
     assert!(sent_to(&mut cluster, 0).is_empty(), "nothing is answered, to anyone");
     let seen = cluster.states_seen_by(0);
@@ -1020,6 +1037,49 @@ fn an_answer_to_a_stranger_is_at_most_three_times_its_request() {
         "the padded announce gets the members' list, over the cap of a plain one: {to_padded:?}"
     );
     assert_eq!(cluster.nodes[0].as_ref().unwrap().gossip_stats().stranger_answers_dropped, 1);
+}
+
+/// A SWIM payload (tag byte on) from `src` to `dst` carrying `message` and
+/// no updates, encoded as foca encodes its own.
+fn swim_packet(src: Identity, dst: Identity, message: foca::Message<Identity>) -> Vec<u8> {
+    use foca::Codec;
+    let header = foca::Header { src, src_incarnation: 0, dst, message };
+    let mut payload = vec![super::tag::TAG_SWIM];
+    foca::PostcardCodec.encode_header(&header, &mut payload).unwrap();
+    payload
+}
+
+/// foca answers `PingReq { target }` with an `IndirectPing` to `target`
+/// and `IndirectAck { target }` with a `ForwardedAck` to it: from anyone
+/// but a member about a member, that is a send to an address a message
+/// names.
+#[test]
+fn swim_never_sends_to_an_address_a_strangers_message_names() {
+    let mut cluster = Cluster::formed(3, &[]);
+    let _ = sent_to(&mut cluster, 0);
+    let now = cluster.time();
+    let stranger = Identity { addr: SocketAddr::from(([127, 0, 0, 9], 9000)), ..identity(9) };
+    let named = Identity { addr: SocketAddr::from(([10, 9, 9, 9], 1234)), ..identity(8) };
+    let node = cluster.nodes[0].as_mut().unwrap();
+    let me = node.identity().clone();
+    let rejected = node.membership_stats().swim_redirects_refused;
+    let ping_req = foca::Message::PingReq { target: named.clone(), probe_number: 1 };
+    let indirect_ack = foca::Message::IndirectAck { target: named.clone(), probe_number: 1 };
+    for message in [ping_req, indirect_ack] {
+        node.handle_datagram(stranger.addr, &swim_packet(stranger.clone(), me.clone(), message.clone()), now);
+        // A member may not point us at a stranger either.
+        node.handle_datagram(addr(1), &swim_packet(identity(1), me.clone(), message), now);
+    }
+    let sent = sent_to(&mut cluster, 0);
+    assert!(!sent.contains(&named.addr), "sent to the address a message named: {sent:?}");
+    let node = cluster.nodes[0].as_mut().unwrap();
+    assert_eq!(node.membership_stats().swim_redirects_refused, rejected + 4);
+    // Between members, indirect probes go on: asked by one member to probe
+    // another, we ping it.
+    let probe = foca::Message::PingReq { target: identity(2), probe_number: 1 };
+    node.handle_datagram(addr(1), &swim_packet(identity(1), me, probe), now);
+    assert!(sent_to(&mut cluster, 0).contains(&addr(2)), "a member's indirect probe is carried out");
+    assert_eq!(cluster.nodes[0].as_ref().unwrap().membership_stats().swim_redirects_refused, rejected + 4);
 }
 
 /// A member whose clock is broken (or who is hostile) pushes entries stamped

@@ -9,7 +9,9 @@ use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Codec, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
+use foca::{
+    AccumulatingRuntime, Codec, Foca, Member, Message, NoCustomBroadcast, OwnedNotification, PostcardCodec, State,
+};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -221,6 +223,9 @@ pub struct MembershipStats {
     pub leaves: u64,
     /// Member records taken from a peer's list that gossip had not brought.
     pub members_repaired: u64,
+    /// SWIM payloads refused for asking us to send to an address that is
+    /// not a listed member's (`PingReq`, `IndirectAck`).
+    pub swim_redirects_refused: u64,
 }
 
 /// What one member adds to [`Membership::digest`]: its id and life.
@@ -357,6 +362,15 @@ impl Membership {
     /// sender and takes that identity in as alive, so a packet whose named
     /// sender is not at its real source is refused: otherwise one forged
     /// packet would make us send to any host, or invent a member there.
+    ///
+    /// Every other answer foca gives goes to that sender, except two that
+    /// go to an identity inside the message: `PingReq { target }` (an
+    /// `IndirectPing` to `target`) and `IndirectAck { target }` (a
+    /// `ForwardedAck` to it). Those are refused unless `target`'s address
+    /// is a member we already list (down or not; checked before the
+    /// packet's own updates are applied, so a packet cannot list its
+    /// target first): indirect probes run between members, and a stranger
+    /// (or a member) cannot aim our packets at any other host.
     pub fn handle_data<T: From<SwimTimer>>(
         &mut self,
         from: SocketAddr,
@@ -365,12 +379,19 @@ impl Membership {
         fx: Effects<'_, T>,
     ) {
         match Codec::<Identity>::decode_header(&mut PostcardCodec, data) {
-            Ok(header) if header.src.addr == from => {}
-            Ok(header) => {
+            Ok(header) if header.src.addr != from => {
                 self.stats.swim_rejected += 1;
                 tracing::debug!(%from, named = %header.src.addr, "SWIM packet naming a sender not at its source");
                 return;
             }
+            Ok(foca::Header {
+                message: Message::PingReq { target, .. } | Message::IndirectAck { target, .. }, ..
+            }) if !self.is_known(target.addr) => {
+                self.stats.swim_redirects_refused += 1;
+                tracing::debug!(%from, named = %target.addr, "SWIM packet asking us to send to a non-member refused");
+                return;
+            }
+            Ok(_) => {}
             Err(error) => {
                 self.stats.swim_rejected += 1;
                 tracing::debug!(%from, %error, "SWIM payload rejected");

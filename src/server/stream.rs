@@ -521,4 +521,44 @@ mod tests {
         eventually(|| stats.timed_out.load(Ordering::Relaxed) == 2).await;
         acceptor.abort();
     }
+
+    /// A frame's body must arrive within `frame_timeout` of its header,
+    /// however steadily its bytes trickle in: a byte every 20 ms keeps the
+    /// connection busy but the frame of 1000 bytes is closed at 200 ms,
+    /// long before the first-frame and idle timeouts (30 s).
+    #[tokio::test]
+    async fn a_frame_body_trickled_in_is_closed_at_the_frame_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = StreamLimits {
+            first_frame_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_millis(200),
+            ..StreamLimits::default()
+        };
+        let rules = rules(limits);
+        let stats = rules.stats.clone();
+        let (frames_tx, mut frames) = mpsc::channel(8);
+        let acceptor = tokio::spawn(accept_frames(listener, rules, frames_tx));
+        let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
+        writer.write_all(&1000u32.to_be_bytes()).await.unwrap();
+        let trickle = async {
+            // 250 bytes at one per 20 ms: 5 s, never the whole body.
+            for _ in 0..250 {
+                if writer.write_all(b"x").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let mut byte = [0u8; 1];
+        let closed = tokio::select! {
+            read = reader.read(&mut byte) => matches!(read, Ok(0) | Err(_)),
+            () = trickle => false,
+        };
+        assert!(closed, "a frame body trickled in for 5 s was not cut off");
+        eventually(|| stats.timed_out.load(Ordering::Relaxed) == 1).await;
+        assert!(frames.try_recv().is_err(), "no frame is delivered");
+        acceptor.abort();
+    }
 }

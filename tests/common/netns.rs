@@ -7,6 +7,11 @@
 //!
 //! Only addresses of these namespaces (10.213.K.0/24, K chosen per lab) are
 //! ever targets.
+//!
+//! Where namespaces cannot be created the tests that need them skip with a
+//! message, unless `RUMOR_REQUIRE_NETNS=1` (set by `.ci/run`, which runs as
+//! root): then they fail, so a CI that lost the ability does not pass them
+//! silently.
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -62,9 +67,16 @@ pub struct Lab {
 
 impl Lab {
     /// `hosts` namespaces on a bridge, or `None` (with a message) when this
-    /// process cannot create namespaces.
+    /// process cannot create namespaces; panics instead with
+    /// `RUMOR_REQUIRE_NETNS=1`.
     pub fn new(hosts: usize) -> Option<Lab> {
         if !available() {
+            let required = std::env::var("RUMOR_REQUIRE_NETNS").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "network namespaces are required (RUMOR_REQUIRE_NETNS=1) but this process cannot create them: needs \
+                 root and iproute2"
+            );
             eprintln!("SKIPPED: needs root and iproute2 to create network namespaces");
             return None;
         }

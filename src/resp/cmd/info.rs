@@ -91,6 +91,7 @@ fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
                 ("members_repaired", m.members_repaired.to_string()),
                 ("identity_renewals", m.renewals.to_string()),
                 ("swim_rejected", m.swim_rejected.to_string()),
+                ("swim_redirects_refused", m.swim_redirects_refused.to_string()),
             ],
         ),
         section(
