@@ -101,12 +101,7 @@ impl DataDir for Opening {
     }
 
     fn load_into(&mut self, store: &Store, now_ms: u64) -> Result<(), Self::Error> {
-        if let Some(upto) = self.0.log.flushed() {
-            store.restore_flushed(upto);
-        }
-        for (key, entry) in self.0.entries() {
-            store.restore(key, entry, now_ms);
-        }
+        store.restore_replayed(&self.0.log, now_ms);
         Ok(())
     }
 

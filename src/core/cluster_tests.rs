@@ -96,12 +96,7 @@ impl DataDir for &mut MemoryDir {
     }
 
     fn load_into(&mut self, store: &super::store::Store, now_ms: u64) -> Result<(), Self::Error> {
-        if let Some(upto) = self.log.flushed() {
-            store.restore_flushed(upto);
-        }
-        for (key, entry) in self.log.entries() {
-            store.restore(key, entry, now_ms);
-        }
+        store.restore_replayed(&self.log, now_ms);
         Ok(())
     }
 

@@ -280,8 +280,11 @@ impl Node {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         match data.split_first() {
-            Some((&TAG_SWIM, body)) => self.handle_swim(from, Some(body), data.len(), now),
-            Some((&TAG_SWIM_PADDED, body)) => self.handle_swim(from, unpad_swim(body), data.len(), now),
+            Some((&TAG_SWIM, body)) => self.handle_swim(from, body, data.len(), now),
+            Some((&TAG_SWIM_PADDED, body)) => match unpad_swim(body) {
+                Some(body) => self.handle_swim(from, body, data.len(), now),
+                None => self.stats.decode_errors += 1,
+            },
             Some((&TAG_GOSSIP, body)) => self.handle_gossip(from, Via::Datagram, body, now),
             Some((tag, _)) => {
                 self.stats.decode_errors += 1;
@@ -292,13 +295,8 @@ impl Node {
         self.after_input(now);
     }
 
-    /// A foca payload (`None`: a padded one that did not hold together) in
-    /// a datagram of `request_bytes`.
-    fn handle_swim(&mut self, from: SocketAddr, body: Option<&[u8]>, request_bytes: usize, now: Now) {
-        let Some(body) = body else {
-            self.stats.decode_errors += 1;
-            return;
-        };
+    /// A foca payload that came in a datagram of `request_bytes`.
+    fn handle_swim(&mut self, from: SocketAddr, body: &[u8], request_bytes: usize, now: Now) {
         if self.membership.is_member(from) {
             self.membership.handle_data(from, body, now.mono, effects!(self));
         } else if self.strangers.admit(from.ip(), now.mono) {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use super::changes::{Change, ChangeLog};
+use super::changes::{Change, ChangeLog, ReplayedLog};
 use super::digest::TREE_DEPTH;
 
 use super::hlc::{DriftExceeded, Hlc, NoTimestamp};
@@ -336,6 +336,17 @@ impl Store {
         if let Some(entry) = entry {
             shard.put(&key, entry, now_ms, slot, &self.totals);
             self.publish(slot.shard, &mut shard, Some(slot.leaf));
+        }
+    }
+
+    /// Restores what a [`ReplayedLog`] holds — its flush, then its
+    /// entries — as a data dir kept in memory is loaded at start.
+    pub fn restore_replayed(&self, log: &ReplayedLog, now_ms: u64) {
+        if let Some(upto) = log.flushed() {
+            self.restore_flushed(upto);
+        }
+        for (key, entry) in log.entries() {
+            self.restore(key, entry, now_ms);
         }
     }
 

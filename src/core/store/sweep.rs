@@ -89,9 +89,8 @@ impl Store {
             && Self::dead_since(entry, now_ms).is_some_and(|died| died.saturating_add(ttl) < now_ms)
     }
 
-    /// Forgets the dead entries of shard `index` that have been held since
-    /// before its subtree's horizon, for longer than the tombstone TTL, and
-    /// died longer than the TTL ago; returns how many.
+    /// Forgets the dead entries of shard `index` that it may
+    /// ([`Store::may_forget`]); returns how many.
     fn forget_dead(&self, index: usize, shard: &mut Shard, now_ms: u64) -> u64 {
         let horizon = self.shard_horizon(index);
         let Shard { dead, leaves, digest, .. } = shard;
