@@ -2,8 +2,11 @@
 //! over at least 200,000 keys, more on a machine fast enough to need them
 //! for a command to last over half a second (as a plain MATCH over a few
 //! million keys would in a release build), run back to back from as many
-//! clients as the node has cores; the node's SWIM must still answer every probe in
-//! time (150 ms by default), so its peers never suspect it.
+//! clients as the node has cores, and a third runs the same KEYS inside
+//! MULTI/EXEC, which holds every other command of the node back while it
+//! runs — two more clients' GETs wait for it, one per core. The node's
+//! SWIM must still answer every probe in time (150 ms by default), so its
+//! peers never suspect it.
 #![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
 
 mod common;
@@ -24,9 +27,18 @@ const DEFAULT_KEYS: usize = 200_000;
 const MSET_PAIRS: usize = 1_000;
 /// How long the long commands run: several suspicion timeouts (1 s by default).
 const BUSY_FOR: Duration = Duration::from_secs(6);
-/// Clients running long commands at once: one per core keeps every
-/// client-side worker busy.
-const BUSY_CLIENTS: usize = 2;
+/// Clients running long commands at once, by what they run: KEYS and SCAN
+/// (one per core keeps every client-side worker busy), KEYS inside EXEC,
+/// and GETs that wait for the EXECs (one per core).
+const BUSY_CLIENTS: [Busy; 5] = [Busy::Keys, Busy::Scan, Busy::KeysInExec, Busy::Get, Busy::Get];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Busy {
+    Keys,
+    Scan,
+    KeysInExec,
+    Get,
+}
 /// A MATCH that finds nothing: the keys end in a digit.
 const RARE_MATCH: &str = "*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*x";
 /// The others' suspicion counters must hold still this long before the
@@ -131,17 +143,25 @@ fn long_keys_and_scans_raise_no_suspicion() {
     let stop = Arc::new(AtomicBool::new(false));
     let longest_ms = Arc::new(AtomicU64::new(0));
     let commands = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = (0..BUSY_CLIENTS)
-        .map(|c| {
+    let workers: Vec<_> = BUSY_CLIENTS
+        .into_iter()
+        .map(|busy_with| {
             let (stop, longest_ms, commands) = (stop.clone(), longest_ms.clone(), commands.clone());
             let mut con = busy.connect();
             let _ = con.set_read_timeout(Some(Duration::from_secs(60)));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    if c % 2 == 0 {
+                    if busy_with == Busy::Keys {
                         let found: Vec<String> = redis::cmd("KEYS").arg(RARE_MATCH).query(&mut con).expect("KEYS");
                         assert!(found.is_empty());
+                    } else if busy_with == Busy::KeysInExec {
+                        let (found,): (Vec<String>,) =
+                            redis::pipe().atomic().cmd("KEYS").arg(RARE_MATCH).query(&mut con).expect("EXEC");
+                        assert!(found.is_empty());
+                    } else if busy_with == Busy::Get {
+                        let _: Option<String> = redis::cmd("GET").arg("session:0:user:0").query(&mut con).expect("GET");
+                        continue;
                     } else {
                         // One SCAN call over every shard with a MATCH that finds nothing.
                         let (_, found): (u64, Vec<String>) = redis::cmd("SCAN")

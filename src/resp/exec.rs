@@ -81,7 +81,7 @@ impl Executor {
     pub fn new(id: u64, name: &str, store: Arc<Store>, limits: ClientLimits, password: Option<String>) -> Self {
         // Never sent on: the writes come back to the caller, and questions
         // for the driver are refused before they are asked.
-        let (writes, _) = mpsc::channel(1);
+        let (writes, _) = crate::server::handover::channel(1);
         let (control, _) = mpsc::channel(1);
         let shared = Shared {
             name: name.to_owned(),

@@ -15,7 +15,9 @@
 //! - [`acl`] — users, passwords and permissions (Redis's ACL model), the
 //!   ACL file, the AUTH failure throttle.
 //! - `cmd` — the command executor (dispatch: synchronous, it leaves any
-//!   waiting to its caller) and the commands, one family per file.
+//!   waiting to its caller) and the commands, one family per file;
+//!   `blocking` — long commands and gate waits kept off the workers, where
+//!   the node's driver runs.
 //! - [`exec`] — the executor for callers without a connection (the
 //!   simulator's clients): one command's bytes in, its reply and the writes
 //!   it acknowledged out.
@@ -29,6 +31,7 @@
 //! `writes` channel before the client is answered.
 
 pub mod acl;
+mod blocking;
 pub mod clients;
 mod cmd;
 mod connection;

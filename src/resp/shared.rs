@@ -14,7 +14,8 @@ use super::acl::throttle::AuthThrottle;
 use super::limits::LiveLimits;
 use crate::core::store::Store;
 use crate::server::clock::Clock;
-use crate::server::control::{Control, Replicate};
+use crate::server::control::Control;
+use crate::server::handover;
 use crate::server::metrics::{ClientSnapshot, CommandMetrics, StorageSnapshot};
 use crate::server::storage::ChangeQueue;
 
@@ -143,9 +144,9 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// The real clock.
     pub clock: Clock,
-    /// Local writes to disseminate. Bounded: a full channel makes writers
+    /// Local writes to disseminate. Bounded: a full queue makes writers
     /// wait, which is the backpressure that keeps memory bounded.
-    pub writes: mpsc::Sender<Replicate>,
+    pub writes: handover::Sender,
     /// Questions for the driver task.
     pub control: mpsc::Sender<Control>,
     /// Client limits, some of which CONFIG SET changes.

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use super::cmd::testkit::{self, frame};
 use super::serve;
 use crate::resp::shared::{ClientLimits, Shared};
-use crate::server::control::Replicate;
+use crate::server::handover;
 
 /// A running `serve`.
 struct Server {
@@ -67,7 +67,7 @@ impl Server {
     }
 }
 
-async fn drain(mut writes: mpsc::Receiver<Replicate>, count: Arc<AtomicUsize>) {
+async fn drain(writes: handover::Receiver, count: Arc<AtomicUsize>) {
     while let Some(batch) = writes.recv().await {
         count.fetch_add(batch.writes.len(), Ordering::Relaxed);
     }
@@ -402,7 +402,7 @@ async fn shutdown_closes_idle_connections_and_stops_accepting() {
 async fn shutdown_lets_a_running_command_finish() {
     // A writes channel of one that nobody drains yet: the first SET fills
     // it, the second waits on dissemination (backpressure) mid-batch.
-    let (shared, mut writes) = testkit::shared_with_capacity(testkit::limits(), None, 1);
+    let (shared, writes) = testkit::shared_with_capacity(testkit::limits(), None, 1);
     let server = Server::start_on(shared).await;
     let mut c = server.connect().await;
     c.write_all(b"SET a 1\r\n").await.unwrap();

@@ -4,7 +4,7 @@
 //! dir if there is one (its storage thread then writes every change),
 //! starts the client listener (plain, TLS or both; TLS files reloaded on
 //! SIGHUP), the gossip stream acceptor, the metrics endpoint if asked for,
-//! and the driver that owns the core, on a thread of its own; on shutdown
+//! and the driver that owns the core, a task beside the clients; on shutdown
 //! it stops clients (in-flight commands finish) and the metrics endpoint
 //! first, hands the clients' last writes to gossip, leaves the mesh, and
 //! syncs the data dir.
@@ -34,11 +34,10 @@ use crate::core::version::NodeId;
 use crate::resp::listener::Listeners;
 use crate::resp::shared::{ClientStats, Shared};
 use crate::server::clock::Clock;
-use crate::server::driver::{DriverOptions, Inputs};
-use crate::server::driver_thread::{self, DriverParts};
+use crate::server::driver::{Driver, DriverOptions, Inputs};
 use crate::server::metrics::{self, Metrics};
 use crate::server::storage::{self, Fsync, Storage, StorageError, Writer};
-use crate::server::{metrics_http, stream, tls};
+use crate::server::{handover, metrics_http, stream, tls};
 use handle::NodeHandle;
 
 /// Channel depth for stream frames and control questions.
@@ -57,9 +56,6 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
-    /// The driver's thread or its runtime could not be started.
-    #[error("cannot start the membership thread: {0}")]
-    DriverThread(std::io::Error),
     /// The data dir could not be opened or loaded.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -139,7 +135,7 @@ pub async fn run(
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
     let identity = Identity { id, addr: gossip, life: clock.wall_ms(), name: settings.name.as_str().into() };
-    let (writes_tx, writes) = mpsc::channel(settings.write_queue.get());
+    let (writes_tx, writes) = handover::channel(settings.write_queue.get());
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);
     let metrics =
@@ -263,9 +259,10 @@ pub async fn run(
         stream_idle_close: settings.streams.idle_timeout / 2,
         handoff_wait: settings.stop_handoff.filter(|_| data_dir.is_none()),
     };
-    let udp = udp.into_std().map_err(|e| bind("gossip", gossip, e))?;
-    let parts = DriverParts { node, udp, clock, options, inputs: Inputs { writes, control, frames } };
-    driver_thread::run(parts, stop, span).await.map_err(ServerError::DriverThread)?;
+    // On the clients' runtime, beside their connections: handing it their
+    // writes costs no thread switch, and the commands that run long go off
+    // the workers instead (`crate::resp::blocking`).
+    Driver::new(node, udp, clock, options).run(Inputs { writes, control, frames }, stop).instrument(span).await;
     acceptor.abort();
     if let Some(reloader) = reloader {
         reloader.abort();

@@ -22,6 +22,7 @@ use crate::server::catch_up::{CatchUp, CatchUpReport};
 use crate::server::clock::Clock;
 use crate::server::control::{Control, Replicate};
 use crate::server::envelope::ClusterKeys;
+use crate::server::handover;
 use crate::server::metrics::{MemberChanges, NodeSnapshot};
 use crate::server::storage::ChangeQueue;
 use crate::server::stream::{StreamPool, StreamStats};
@@ -43,7 +44,7 @@ const RECEIVE_BURST: usize = 256;
 /// The driver's inputs besides the UDP socket.
 pub struct Inputs {
     /// Local writes from connection tasks.
-    pub writes: mpsc::Receiver<Replicate>,
+    pub writes: handover::Receiver,
     /// Questions from connection tasks.
     pub control: mpsc::Receiver<Control>,
     /// Frames from gossip streams.
@@ -134,7 +135,7 @@ impl Driver {
     /// client listener has finished), so that nothing acknowledged is left
     /// behind in the channel.
     pub async fn run(mut self, inputs: Inputs, stop: impl Future<Output = ()>) {
-        let Inputs { mut writes, mut control, mut frames } = inputs;
+        let Inputs { writes, mut control, mut frames } = inputs;
         let mut buf = vec![0u8; DATAGRAM_BUFFER_BYTES];
         let mut batch = Vec::with_capacity(self.write_batch_max);
         let mut stop = pin!(stop);
@@ -183,33 +184,19 @@ impl Driver {
                     Err(error) => tracing::debug!(%error, "gossip recv failed"),
                 },
                 () = sleep => self.node.handle_timeout(self.clock.now()),
-                Some(writes_in) = writes.recv() => {
-                    self.take_local(writes_in, &mut batch);
-                    // Let the connection tasks get their writes in first:
-                    // giving up the CPU once (the driver has a thread of its
-                    // own, so the clients' workers run meanwhile) turns many
-                    // one-entry datagrams into a few full ones when clients
-                    // do not pipeline.
-                    std::thread::yield_now();
-                    while batch.len() < self.write_batch_max {
-                        match writes.try_recv() {
-                            Ok(writes_in) => self.take_local(writes_in, &mut batch),
-                            Err(_) => break,
-                        }
-                    }
-                    self.node.handle_local_writes(&batch, self.clock.now());
-                    batch.clear();
+                () = writes.ready() => {
+                    // Let the other connections with commands read get
+                    // their writes in first: when clients do not pipeline,
+                    // one push then carries many writes, not one.
+                    tokio::task::yield_now().await;
+                    self.hand_local_writes(&writes, self.write_batch_max, &mut batch);
                 }
                 Some((from, frame)) = frames.recv() => self.node.handle_frame(from, &frame, self.clock.now()),
                 Some(question) = control.recv() => {
                     if matches!(question, Control::Wait { .. }) {
-                        // The connection's writes went into the channel
-                        // before its WAIT: hand them to the node first.
-                        while let Ok(writes_in) = writes.try_recv() {
-                            self.take_local(writes_in, &mut batch);
-                        }
-                        self.node.handle_local_writes(&batch, self.clock.now());
-                        batch.clear();
+                        // The connection's writes were queued before its
+                        // WAIT: hand them to the node first.
+                        self.hand_local_writes(&writes, usize::MAX, &mut batch);
                     }
                     self.answer(question);
                 }
@@ -219,12 +206,7 @@ impl Driver {
         // No lease at the stop: the clock issued nothing past the last one
         // synced, which is what the next start reads.
         // Writes acknowledged to clients but not yet pushed go out before we leave.
-        while let Ok(writes_in) = writes.try_recv() {
-            self.take_local(writes_in, &mut batch);
-        }
-        if !batch.is_empty() {
-            self.node.handle_local_writes(&batch, self.clock.now());
-        }
+        self.hand_local_writes(&writes, usize::MAX, &mut batch);
         if let Some(wait) = self.handoff_wait {
             self.hand_off(&mut frames, wait).await;
         }
@@ -370,15 +352,21 @@ impl Driver {
         }
     }
 
-    /// Adds a connection's batch to `batch`; a FLUSHALL in it goes out at
-    /// once (the writes before it in `batch` are gone from the store, and
-    /// pushing them still does no harm: receivers that took the flush
-    /// refuse them).
-    fn take_local(&mut self, local: Replicate, batch: &mut Vec<(Bytes, Entry)>) {
-        if let Some(upto) = local.flushed {
-            self.node.handle_local_flush(upto, self.clock.now());
+    /// Hands the node the connections' queued batches, up to `writes_max`
+    /// writes. A FLUSHALL among them goes out as it is met (the writes
+    /// before it are gone from the store, and pushing them still does no
+    /// harm: receivers that took the flush refuse them).
+    fn hand_local_writes(&mut self, writes: &handover::Receiver, writes_max: usize, batch: &mut Vec<(Bytes, Entry)>) {
+        writes.take(writes_max, |local: Replicate| {
+            if let Some(upto) = local.flushed {
+                self.node.handle_local_flush(upto, self.clock.now());
+            }
+            batch.extend(local.writes);
+        });
+        if !batch.is_empty() {
+            self.node.handle_local_writes(batch, self.clock.now());
+            batch.clear();
         }
-        batch.extend(local.writes);
     }
 
     fn answer(&mut self, question: Control) {

@@ -158,7 +158,10 @@ fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     }
     // Shared while a command runs; EXEC holds it exclusively instead.
     let shared = ctx.shared;
-    let _gate = (!matches!(spec.handler, Handler::Exec)).then(|| shared.transaction_gate.read());
+    let _gate = (!matches!(spec.handler, Handler::Exec)).then(|| {
+        let gate = &shared.transaction_gate;
+        gate.try_read().unwrap_or_else(|| crate::resp::blocking::off_workers(|| gate.read()))
+    });
     let (flow, failed) = match run(slot, spec, sub.map(|(_, sub)| sub), args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
@@ -266,9 +269,34 @@ fn check(
     Ok(None)
 }
 
+/// Keys past which a multi-key command runs off the workers.
+const LONG_KEY_COUNT: usize = 256;
+
+/// Whether a command may take long enough (milliseconds, or seconds over
+/// millions of keys) to run off the client workers, where the node's driver
+/// runs (see [`crate::resp::blocking`]): the keyspace walks, EXEC's queue,
+/// the string algorithms over whole values, and multi-key commands with
+/// many keys.
+fn runs_long(handler: Handler, args: Args<'_>) -> bool {
+    match handler {
+        Handler::Keys | Handler::Scan | Handler::Flush | Handler::Exec | Handler::Bitop | Handler::Lcs => true,
+        Handler::Mget | Handler::Mset | Handler::Msetnx | Handler::Del | Handler::Exists => args.len() > LONG_KEY_COUNT,
+        _ => false,
+    }
+}
+
 /// Runs a checked command.
 fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     ctx.session.commands += 1;
+    if runs_long(spec.handler, args) {
+        crate::resp::blocking::off_workers(|| run_handler(spec, args, ctx))
+    } else {
+        run_handler(spec, args, ctx)
+    }
+}
+
+/// Calls the command's function.
+fn run_handler(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     match spec.handler {
         Handler::Get => string::get(args, ctx),
         Handler::Set => string::set(args, ctx),

@@ -18,6 +18,7 @@ use crate::resp::parse::Parser;
 use crate::resp::shared::{ClientLimits, ClientStats, Shared};
 use crate::server::clock::Clock;
 use crate::server::control::{Control, Replicate};
+use crate::server::handover;
 use crate::server::metrics::NodeSnapshot;
 
 /// Small limits, so tests can reach them.
@@ -37,7 +38,7 @@ pub(crate) const MEMBERS: [&str; 2] = ["test-node 127.0.0.1:7946 alive", "other 
 
 /// A `Shared` with a real store; a task answers control questions while
 /// the `Shared` lives. Returns the receiving end of the writes channel.
-pub(crate) fn shared(limits: ClientLimits, password: Option<&str>) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
+pub(crate) fn shared(limits: ClientLimits, password: Option<&str>) -> (Arc<Shared>, handover::Receiver) {
     shared_with_capacity(limits, password, WRITES_CAPACITY)
 }
 
@@ -46,7 +47,7 @@ pub(crate) fn shared_with_capacity(
     limits: ClientLimits,
     password: Option<&str>,
     writes_capacity: usize,
-) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
+) -> (Arc<Shared>, handover::Receiver) {
     let (control, mut questions) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(question) = questions.recv().await {
@@ -74,8 +75,8 @@ fn shared_with_control(
     password: Option<&str>,
     control: mpsc::Sender<Control>,
     writes_capacity: usize,
-) -> (Arc<Shared>, mpsc::Receiver<Replicate>) {
-    let (writes, replicated) = mpsc::channel(writes_capacity);
+) -> (Arc<Shared>, handover::Receiver) {
+    let (writes, replicated) = handover::channel(writes_capacity);
     let shared = Shared {
         name: "test-node".to_owned(),
         store: Arc::new(Store::new(NodeId::from_random_bytes([1; 16]), 500)),
@@ -101,7 +102,7 @@ pub(crate) struct Harness {
     /// The node state the commands run on.
     pub(crate) shared: Arc<Shared>,
     /// Writes handed to dissemination.
-    pub(crate) replicated: mpsc::Receiver<Replicate>,
+    pub(crate) replicated: handover::Receiver,
     session: Session,
     parser: Parser,
     /// Keeps the session in the node's registry, as a connection is.
@@ -138,7 +139,7 @@ impl Harness {
         Self::from_parts(shared_with_control(limits(), None, control, WRITES_CAPACITY))
     }
 
-    fn from_parts((shared, replicated): (Arc<Shared>, mpsc::Receiver<Replicate>)) -> Self {
+    fn from_parts((shared, replicated): (Arc<Shared>, handover::Receiver)) -> Self {
         let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
         let local: SocketAddr = ([127, 0, 0, 1], 6380).into();
         let session = Session::new(7, peer, local);
@@ -209,7 +210,7 @@ impl Harness {
     /// with whether each is a delete.
     pub(crate) fn replicated(&mut self) -> Vec<(String, bool)> {
         let mut writes = Vec::new();
-        while let Ok(batch) = self.replicated.try_recv() {
+        while let Some(batch) = self.replicated.try_recv() {
             for (key, entry) in batch.writes {
                 writes.push((String::from_utf8_lossy(&key).into_owned(), entry.value.is_none()));
             }

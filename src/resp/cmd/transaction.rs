@@ -191,7 +191,8 @@ pub(super) fn exec(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
         return Err(CommandError::fixed("EXECABORT Transaction discarded because of previous errors."));
     }
     let shared = ctx.shared;
-    let _exclusive = shared.transaction_gate.write();
+    let gate = &shared.transaction_gate;
+    let _exclusive = gate.try_write().unwrap_or_else(|| crate::resp::blocking::off_workers(|| gate.write()));
     if watched.iter().any(|w| state_of(ctx, &w.key) != w.seen) {
         reply::null_array(ctx.out);
         return Ok(Flow::Continue);
