@@ -45,6 +45,9 @@ struct Cluster {
     sync_budget_bytes: usize,
     /// Stream frames dropped for being over the limit.
     oversized_dropped: u64,
+    /// Packets sent to addresses that are no node's: what a node must never
+    /// do but for its seeds.
+    strays: Vec<SocketAddr>,
     /// Nodes whose gossip datagrams (pushes) are all lost; SWIM's and
     /// streams still arrive.
     lossy_pushes: Vec<usize>,
@@ -151,6 +154,7 @@ impl Cluster {
             max_stream_bytes: 1 << 20,
             sync_budget_bytes: 64 * 1024,
             oversized_dropped: 0,
+            strays: Vec::new(),
             lossy_pushes: Vec::new(),
             seeds: None,
             in_mesh_notes: BTreeMap::new(),
@@ -298,7 +302,10 @@ impl Cluster {
             self.now = self.now.max(next);
             if next_packet == Some(next) {
                 let ((_, _), (_, from, t)) = self.in_flight.pop_first().unwrap();
-                let to = (t.to.port() - 7000) as usize;
+                let Some(to) = t.to.port().checked_sub(7000).map(usize::from).filter(|&to| addr(to) == t.to) else {
+                    self.strays.push(t.to);
+                    continue;
+                };
                 let sender = (from.port() - 7000) as usize;
                 let now = self.time();
                 if self.cut_off.contains(&to) || self.cut_off.contains(&sender) {
@@ -1042,6 +1049,38 @@ fn swim_packet(src: Identity, dst: Identity, message: foca::Message<Identity>) -
     let mut payload = vec![super::tag::TAG_SWIM];
     foca::PostcardCodec.encode_header(&header, &mut payload).unwrap();
     payload
+}
+
+/// foca lists as down any identity a member's gossip names down, and on
+/// its own announces to the members it lists as down every few seconds
+/// (which is how a mesh split by a partition finds itself again): one
+/// member's packet naming 10.9.9.9:1234 down would draw a packet there
+/// every 5 s, from every node it reached, for as long as foca lists it.
+#[test]
+fn a_members_down_update_about_a_stranger_draws_no_packets_there() {
+    use foca::Codec;
+    let mut cluster = Cluster::formed(3, &[]);
+    let named = Identity { addr: SocketAddr::from(([10, 9, 9, 9], 1234)), ..identity(8) };
+    let now = cluster.time();
+    let node = cluster.nodes[0].as_mut().unwrap();
+    let me = node.identity().clone();
+    let mut packet = swim_packet(identity(1), me, foca::Message::Gossip);
+    packet.extend_from_slice(&1u16.to_be_bytes());
+    foca::PostcardCodec.encode_member(&foca::Member::new(named, 0, foca::State::Down), &mut packet).unwrap();
+    node.handle_datagram(addr(1), &packet, now);
+    cluster.collect(0);
+    cluster.run_for(Duration::from_secs(30));
+    assert_eq!(cluster.strays, [], "packets to an address only a message named");
+    assert!(cluster.nodes[0].as_ref().unwrap().membership_stats().swim_announces_refused > 0);
+    // Announces to a member we saw up and then down go on: a partition
+    // heals through them.
+    cluster.cut_off.push(2);
+    cluster.run_for(Duration::from_secs(10));
+    assert_eq!(cluster.states_seen_by(0).get(&addr(2)), Some(&MemberState::Down));
+    cluster.cut_off.clear();
+    cluster.run_for(Duration::from_secs(15));
+    assert_eq!(cluster.states_seen_by(0).get(&addr(2)), Some(&MemberState::Alive), "the mesh found itself again");
+    assert_eq!(cluster.strays, []);
 }
 
 /// foca answers `PingReq { target }` with an `IndirectPing` to `target`

@@ -226,6 +226,15 @@ pub struct MembershipStats {
     /// SWIM payloads refused for asking us to send to an address that is
     /// not a listed member's (`PingReq`, `IndirectAck`).
     pub swim_redirects_refused: u64,
+    /// Announces foca would have sent to an identity we never saw up,
+    /// listed as down only because a message said so.
+    pub swim_announces_refused: u64,
+}
+
+/// The identity an announce to `addr` is addressed to: foca accepts one
+/// addressed to any identity at its address, and we know none there yet.
+fn announce_target(addr: SocketAddr) -> Identity {
+    Identity { id: NodeId::from_random_bytes([0; 16]), addr, life: 0, name: Arc::from("") }
 }
 
 /// What one member adds to [`Membership::digest`]: its id and life.
@@ -420,7 +429,7 @@ impl Membership {
     /// Asks whoever listens at `addr` to let us in.
     pub fn announce<T: From<SwimTimer>>(&mut self, addr: SocketAddr, now: Duration, fx: Effects<'_, T>) {
         // foca accepts an Announce addressed to any identity with its address.
-        let target = Identity { id: NodeId::from_random_bytes([0; 16]), addr, life: 0, name: Arc::from("") };
+        let target = announce_target(addr);
         if let Err(error) = self.swim.announce(target, &mut self.runtime) {
             self.note_error(&error);
         }
@@ -647,6 +656,11 @@ impl Membership {
 
     fn drain<T: From<SwimTimer>>(&mut self, now: Duration, fx: Effects<'_, T>) {
         while let Some((to, data)) = self.runtime.to_send() {
+            if self.is_announce_to_a_stranger(&to, &data) {
+                self.stats.swim_announces_refused += 1;
+                tracing::debug!(to = %to.addr, "announce to a down identity we never saw up not sent");
+                continue;
+            }
             let mut payload = Vec::with_capacity(data.len() + 1);
             payload.push(TAG_SWIM);
             payload.extend_from_slice(&data);
@@ -667,6 +681,24 @@ impl Membership {
         if changed || recount {
             self.members_digest = self.swim.iter_members().map(|m| identity_hash(m.id())).fold(0, u64::wrapping_add);
         }
+    }
+
+    /// foca lists as down any identity a member's gossip names down, and on
+    /// its own sends an Announce to a random down member every few seconds
+    /// (how a mesh split by a partition finds itself again). Sent to an
+    /// identity we never saw up, that would be a packet every few seconds,
+    /// from every node the gossip reached, to an address only a message
+    /// named. So foca's announces go only to the members we list (seen up,
+    /// and not yet forgotten) and to the addresses we were asked to announce
+    /// to ([`Membership::announce`]'s placeholder identity).
+    fn is_announce_to_a_stranger(&self, to: &Identity, data: &[u8]) -> bool {
+        if self.known.contains_key(&to.addr) || *to == announce_target(to.addr) {
+            return false;
+        }
+        matches!(
+            Codec::<Identity>::decode_header(&mut PostcardCodec, data),
+            Ok(foca::Header { message: Message::Announce, .. })
+        )
     }
 
     /// Drops down members listed longer than `forget_down_after`.

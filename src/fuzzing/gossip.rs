@@ -428,18 +428,14 @@ mod tests {
     /// SWIM payloads (mode byte, tag byte off) addressed to the node's own
     /// identity, as foca encodes them, from the member or the stranger
     /// under its own name (so they pass the sender check and reach foca's
-    /// handlers), with a few membership updates after the header.
-    ///
-    /// The updates are alive or suspect only. A member's Down update about
-    /// an address we never listed is kept by foca, which then sends it
-    /// periodic announces (`periodic_announce_to_down_members`) although
-    /// the node does not list it: a known gap, not yet closed, that would
-    /// fail the destination property here.
+    /// handlers), with a few membership updates after the header: alive,
+    /// suspect or down (foca keeps a down identity it never knew, and on
+    /// its own announces to its down members every few seconds: the node
+    /// must not send those to an address only a message named).
     fn swim() -> impl Strategy<Value = (u8, Vec<u8>)> {
-        let update = (swim_identity(), any::<u16>(), any::<bool>()).prop_map(|(id, incarnation, suspect)| {
-            let state = if suspect { foca::State::Suspect } else { foca::State::Alive };
-            foca::Member::new(id, incarnation, state)
-        });
+        let state = prop_oneof![Just(foca::State::Alive), Just(foca::State::Suspect), Just(foca::State::Down)];
+        let update = (swim_identity(), any::<u16>(), state)
+            .prop_map(|(id, incarnation, state)| foca::Member::new(id, incarnation, state));
         (any::<bool>(), 0u8..8, swim_message(), proptest::collection::vec(update, 0..3)).prop_map(
             |(from_member, advance, message, updates)| {
                 use foca::Codec;

@@ -568,6 +568,13 @@ impl Collector for ScrapeCollector {
             None,
             m.swim_redirects_refused,
         )?;
+        counter(
+            &mut e,
+            "swim_announces_refused",
+            "SWIM announces not sent to a down identity this node never saw up",
+            None,
+            m.swim_announces_refused,
+        )?;
         gauge(&mut e, "joined", "1 while another member is active, 0 while this node is alone", u64::from(n.joined))?;
         gauge(
             &mut e,

@@ -92,6 +92,7 @@ fn node_sections(node: &NodeSnapshot) -> [InfoSection; 2] {
                 ("identity_renewals", m.renewals.to_string()),
                 ("swim_rejected", m.swim_rejected.to_string()),
                 ("swim_redirects_refused", m.swim_redirects_refused.to_string()),
+                ("swim_announces_refused", m.swim_announces_refused.to_string()),
             ],
         ),
         section(
