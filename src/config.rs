@@ -249,7 +249,7 @@ pub struct GossipFile {
     pub wait_tracked_keys: Option<usize>,
     /// Local writes handed to gossip per batch.
     pub write_batch_max: Option<usize>,
-    /// Capacity of the channel from clients to gossip.
+    /// Batches the hand-over from clients to gossip holds before writers wait.
     pub write_queue: Option<usize>,
     /// Gossip socket send and receive buffer size, bytes.
     pub socket_buffer_bytes: Option<usize>,
@@ -412,7 +412,7 @@ pub struct Settings {
     pub limits: ClientLimits,
     /// Local writes handed to gossip per batch.
     pub write_batch_max: NonZeroUsize,
-    /// Capacity of the channel from clients to gossip.
+    /// Batches the hand-over from clients to gossip holds before writers wait.
     pub write_queue: NonZeroUsize,
     /// Gossip socket send and receive buffer size, bytes.
     pub socket_buffer_bytes: usize,

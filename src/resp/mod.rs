@@ -28,7 +28,7 @@
 //!
 //! Reads go straight to the store from the connection's task; a write is
 //! applied to the store, then handed to dissemination on the bounded
-//! `writes` channel before the client is answered.
+//! `writes` hand-over queue before the client is answered.
 
 pub mod acl;
 mod blocking;

@@ -232,7 +232,7 @@ pub async fn run(
     drop(shared);
 
     // The driver stops once clients are done, so their last writes are in
-    // the channel before it leaves.
+    // the hand-over queue before it leaves.
     let failure_queue = storage_queue.clone();
     let stop = async move {
         let storage_failed = async {

@@ -133,7 +133,7 @@ impl Driver {
     ///
     /// `stop` should complete only once no client can write any more (the
     /// client listener has finished), so that nothing acknowledged is left
-    /// behind in the channel.
+    /// behind in the hand-over queue.
     pub async fn run(mut self, inputs: Inputs, stop: impl Future<Output = ()>) {
         let Inputs { writes, mut control, mut frames } = inputs;
         let mut buf = vec![0u8; DATAGRAM_BUFFER_BYTES];

@@ -596,7 +596,7 @@ impl Ctx<'_> {
 /// (one command's writes may take it past this: MSET's are queued whole).
 pub(crate) const PENDING_WRITES_MAX: usize = 1024;
 
-/// Hands queued writes to dissemination. Waits while the channel is full:
+/// Hands queued writes to dissemination. Waits while the queue is full:
 /// that wait is the backpressure that bounds its memory.
 pub(crate) async fn replicate(shared: &Shared, pending: &mut Replicate) {
     if pending.is_empty() {
