@@ -4,7 +4,9 @@
 //! million keys would in a release build), run back to back from as many
 //! clients as the node has cores, and a third runs the same KEYS inside
 //! MULTI/EXEC, which holds every other command of the node back while it
-//! runs — two more clients' GETs wait for it, one per core. The node's
+//! runs — two more clients' GETs wait for it, one per core, and a crowd of
+//! 600 connections sends a GET each on every round (more waiters than
+//! tokio's blocking pool has threads). The node's
 //! SWIM must still answer every probe in time (150 ms by default), so its
 //! peers never suspect it.
 #![allow(clippy::disallowed_methods, reason = "black-box tests time real processes")]
@@ -41,6 +43,9 @@ enum Busy {
 }
 /// A MATCH that finds nothing: the keys end in a digit.
 const RARE_MATCH: &str = "*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*[a-z]*[0-9]*x";
+/// Connections in the crowd that waits for the EXECs.
+const CROWD: usize = 600;
+
 /// The others' suspicion counters must hold still this long before the
 /// long commands start: replicating the load can itself stir suspicion.
 const SETTLED_FOR: Duration = Duration::from_secs(2);
@@ -160,7 +165,8 @@ fn long_keys_and_scans_raise_no_suspicion() {
                             redis::pipe().atomic().cmd("KEYS").arg(RARE_MATCH).query(&mut con).expect("EXEC");
                         assert!(found.is_empty());
                     } else if busy_with == Busy::Get {
-                        let _: Option<String> = redis::cmd("GET").arg("session:0:user:0").query(&mut con).expect("GET");
+                        let _: Option<String> =
+                            redis::cmd("GET").arg("session:00000000:user:000000").query(&mut con).expect("GET");
                         continue;
                     } else {
                         // One SCAN call over every shard with a MATCH that finds nothing.
@@ -180,6 +186,31 @@ fn long_keys_and_scans_raise_no_suspicion() {
             })
         })
         .collect();
+    let crowd = {
+        let stop = stop.clone();
+        let mut streams: Vec<std::net::TcpStream> = (0..CROWD)
+            .map(|_| {
+                let stream = std::net::TcpStream::connect(busy.client).expect("crowd connection");
+                stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+                stream
+            })
+            .collect();
+        std::thread::spawn(move || {
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for stream in &mut streams {
+                    stream.write_all(b"GET session:00000000:user:000000\r\n").expect("crowd GET");
+                }
+                for stream in &mut streams {
+                    let mut reply = [0u8; 14];
+                    std::io::Read::read_exact(stream, &mut reply).expect("crowd reply");
+                    assert_eq!(&reply, b"$8\r\nvvvvvvvv\r\n", "a GET's reply");
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
     // Watch the others' view of the busy node the whole time.
     let started = Instant::now();
     let mut seen_suspect = None;
@@ -198,12 +229,13 @@ fn long_keys_and_scans_raise_no_suspicion() {
     for worker in workers {
         worker.join().expect("busy client");
     }
+    let crowd_rounds = crowd.join().expect("crowd");
     let after: Vec<u64> = nodes[1..].iter().map(suspicions).collect();
     let longest = longest_ms.load(Ordering::Relaxed);
     let ran = commands.load(Ordering::Relaxed);
     report(&format!(
         "{ran} long commands over {n} keys in {BUSY_FOR:?}, the longest {longest} ms; \
-         suspicions of the others before {before:?}, after {after:?}"
+         suspicions of the others before {before:?}, after {after:?}; {crowd_rounds} rounds of {CROWD} GETs"
     ));
     // The test only means something if the commands were long.
     assert!(longest >= LONG_COMMAND.as_millis() as u64 / 2, "the long commands took only {longest} ms: load more keys");

@@ -3,10 +3,11 @@
 //!
 //! The node's driver (SWIM, gossip, timers) is a task on the same runtime
 //! as the client connections, and its probes must be answered within a
-//! probe timeout (150 ms by default). A KEYS or SCAN over millions of keys
-//! takes seconds, and a command waiting for an EXEC blocks its thread; on
-//! every worker at once they would leave the driver no thread to run on, and
-//! the mesh would declare a busy node down. So such work runs under
+//! probe timeout (150 ms by default). A KEYS over millions of keys takes
+//! seconds; on every worker at once such commands would leave the driver no
+//! thread to run on, and the mesh would declare a busy node down. (Waits
+//! never take a thread: a command waiting for an EXEC waits as a task, see
+//! [`crate::resp::gate`].) So such work runs under
 //! `block_in_place`: its worker hands its queue (the driver, if it is
 //! there) to a fresh worker first, and the OS schedules the long command
 //! beside it. The short commands that make up most of a node's load stay

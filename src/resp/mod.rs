@@ -16,8 +16,8 @@
 //!   ACL file, the AUTH failure throttle.
 //! - `cmd` — the command executor (dispatch: synchronous, it leaves any
 //!   waiting to its caller) and the commands, one family per file;
-//!   `blocking` — long commands and gate waits kept off the workers, where
-//!   the node's driver runs.
+//!   `blocking` — long commands kept off the workers, where the node's
+//!   driver runs; `gate` — the node-wide gate that makes EXEC atomic.
 //! - [`exec`] — the executor for callers without a connection (the
 //!   simulator's clients): one command's bytes in, its reply and the writes
 //!   it acknowledged out.
@@ -36,6 +36,7 @@ pub mod clients;
 mod cmd;
 mod connection;
 pub mod exec;
+mod gate;
 mod glob;
 mod inline;
 pub mod limits;

@@ -172,7 +172,7 @@ pub struct Shared {
     /// Held shared by every command while it runs and exclusively by
     /// EXEC, so a transaction runs with no other command of this node
     /// between its own.
-    pub transaction_gate: parking_lot::RwLock<()>,
+    pub transaction_gate: crate::resp::gate::TransactionGate,
     /// The client connections, for CLIENT LIST and CLIENT KILL.
     pub clients: crate::resp::clients::Clients,
 }

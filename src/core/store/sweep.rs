@@ -154,20 +154,25 @@ impl Store {
 
     /// One step of a SCAN: live keys accepted by `filter`, from shard
     /// `cursor` on, whole shards at a time until at least `count` keys are
-    /// gathered. Returns the next cursor, 0 when the walk is complete.
+    /// gathered or, as Redis bounds a SCAN call's work, ten times `count`
+    /// entries were looked at (a MATCH that finds little must not walk the
+    /// whole store in one call). Returns the next cursor, 0 when the walk
+    /// is complete.
     ///
     /// Every key present for the whole walk is returned exactly once, since
     /// a shard is read entirely under one lock.
     pub fn scan(&self, cursor: u64, count: usize, now_ms: u64, filter: impl Fn(&[u8]) -> bool) -> (u64, Vec<Bytes>) {
         let mut keys = Vec::new();
         let mut index = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let mut looked_at = 0usize;
         while index < self.shards.len() {
             let shard = self.shards[index].read();
             keys.extend(
                 shard.live.iter().filter(|(k, e)| e.live_value(now_ms).is_some() && filter(k)).map(|(k, _)| k.clone()),
             );
+            looked_at = looked_at.saturating_add(shard.live.len());
             index += 1;
-            if keys.len() >= count {
+            if keys.len() >= count || looked_at >= count.saturating_mul(10) {
                 break;
             }
         }

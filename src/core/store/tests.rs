@@ -182,6 +182,38 @@ fn scan_returns_every_live_key_once() {
     assert_eq!(seen.len(), 5_000);
 }
 
+/// As Redis's, a SCAN call whose MATCH finds little stops after looking at
+/// about ten times COUNT entries, rather than walking the whole store.
+#[test]
+fn a_scan_call_that_finds_little_looks_at_a_bounded_number_of_entries() {
+    let store = Store::new(node(1), 500);
+    for i in 0..50_000u32 {
+        let key = Bytes::from(format!("key:{i}"));
+        store.update(&key, 1, |_| (put("v"), ())).unwrap();
+    }
+    let looked_at = std::cell::Cell::new(0usize);
+    let (mut cursor, mut found) = (0, Vec::new());
+    let mut calls = 0;
+    loop {
+        looked_at.set(0);
+        let (next, keys) = store.scan(cursor, 10, 1, |key| {
+            looked_at.set(looked_at.get() + 1);
+            key == b"key:123"
+        });
+        calls += 1;
+        // Whole shards of about 50 entries each: at most 100 entries and
+        // one shard more.
+        assert!(looked_at.get() <= 100 + 200, "one call looked at {} entries", looked_at.get());
+        found.extend(keys);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(found, [Bytes::from_static(b"key:123")], "the walk still finds what matches");
+    assert!(calls > 100, "{calls} calls");
+}
+
 /// Every node's children, at every level, against the leaf array.
 fn assert_tree_matches_leaves(store: &Store) {
     let leaves = store.leaf_digests();

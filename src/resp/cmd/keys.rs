@@ -165,10 +165,14 @@ pub(super) fn scan(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandError
         }
         index += 2;
     }
-    let (next, keys) = ctx
-        .shared
-        .store
-        .scan(cursor, count, ctx.now_ms(), |key| strings_only && pattern.is_none_or(|p| glob::matches(p, key, false)));
+    let now_ms = ctx.now_ms();
+    let walk = || {
+        ctx.shared
+            .store
+            .scan(cursor, count, now_ms, |key| strings_only && pattern.is_none_or(|p| glob::matches(p, key, false)))
+    };
+    // A COUNT that asks for much walks much: off the client workers.
+    let (next, keys) = if count > LONG_SCAN_COUNT { crate::resp::blocking::off_workers(walk) } else { walk() };
     reply::array(ctx.out, 2);
     reply::bulk_u64(ctx.out, next);
     write_keys(ctx, &keys);
@@ -194,6 +198,10 @@ fn write_keys(ctx: &mut Ctx<'_>, keys: &[Bytes]) {
 
 /// SCAN's COUNT when none is given (Redis's default).
 const DEFAULT_SCAN_COUNT: usize = 10;
+
+/// A SCAN COUNT past which the call runs off the client workers (it may
+/// look at ten times as many entries).
+const LONG_SCAN_COUNT: usize = 1000;
 
 #[cfg(test)]
 mod tests {

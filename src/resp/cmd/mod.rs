@@ -75,9 +75,15 @@ pub(crate) struct Asked {
 }
 
 /// The commands that wait: MEMBERS and INFO ask the driver; an AUTH from
-/// an address that failed recently waits out its delay first.
+/// an address that failed recently waits out its delay first; a command
+/// that finds the transaction gate closed, or an EXEC that finds it held,
+/// waits for it (see [`crate::resp::gate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Question {
+    /// Run the command once the gate lets it pass shared.
+    Gate,
+    /// Run the EXEC once the gate lets it pass alone.
+    Exec,
     Members,
     Info,
     /// AUTH after this wait.
@@ -156,13 +162,22 @@ fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     if ctx.session.transaction.is_some() && !transaction::runs_at_once(spec.handler) {
         return transaction::queue(slot, spec, sub.map(|(_, sub)| sub), args, ctx);
     }
-    // Shared while a command runs; EXEC holds it exclusively instead.
+    // Shared while a command runs; EXEC holds it alone instead.
     let shared = ctx.shared;
-    let _gate = (!matches!(spec.handler, Handler::Exec)).then(|| {
-        let gate = &shared.transaction_gate;
-        gate.try_read().unwrap_or_else(|| crate::resp::blocking::off_workers(|| gate.read()))
-    });
-    let (flow, failed) = match run(slot, spec, sub.map(|(_, sub)| sub), args, ctx) {
+    let _pass = match spec.handler {
+        Handler::Exec => None,
+        _ => match shared.transaction_gate.try_shared() {
+            Some(pass) => Some(pass),
+            None => return Flow::Ask(Asked { slot, question: Question::Gate }),
+        },
+    };
+    run_counted(slot, spec, sub.map(|(_, sub)| sub), args, ctx)
+}
+
+/// Runs a known command, counts it, and asks for a hand-over once enough
+/// writes are queued.
+fn run_counted(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
+    let (flow, failed) = match run(slot, spec, sub, args, ctx) {
         // Counted once answered.
         Ok(Flow::Ask(question)) => return Flow::Ask(Asked { slot, ..question }),
         Ok(flow) => (flow, false),
@@ -180,6 +195,42 @@ fn dispatch(args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
 pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> Flow {
     let (replies, mark) = (ctx.session.replies, ctx.out.len());
     let answered = match asked.question {
+        Question::Gate => {
+            let flow = {
+                let _pass = ctx.shared.transaction_gate.shared().await;
+                ctx.now_ms = ctx.shared.clock.wall_ms();
+                match lookup(args.arg(0)) {
+                    Some((slot, spec)) => run_counted(slot, spec, spec.subcommand(args).map(|(_, sub)| sub), args, ctx),
+                    None => Flow::Continue,
+                }
+            };
+            return match flow {
+                // It waits on something else too (INFO asks the driver).
+                Flow::Ask(then) => Box::pin(answer(then, args, ctx)).await,
+                flow => {
+                    silence(ctx, replies, mark);
+                    flow
+                }
+            };
+        }
+        Question::Exec => {
+            let pass = ctx.shared.transaction_gate.exclusive().await;
+            ctx.now_ms = ctx.shared.clock.wall_ms();
+            let long = transaction::queue_is_long(ctx);
+            let ran = if long {
+                crate::resp::blocking::off_workers(|| transaction::run_exec(ctx, pass))
+            } else {
+                transaction::run_exec(ctx, pass)
+            };
+            match ran {
+                Ok(flow) => {
+                    ctx.session.tally.count(asked.slot, false);
+                    silence(ctx, replies, mark);
+                    return flow;
+                }
+                Err(error) => Err(error),
+            }
+        }
         Question::Members => server::members(ctx).await,
         Question::Info => info::info(args, ctx).await,
         Question::Auth(delay) => {
@@ -269,18 +320,29 @@ fn check(
     Ok(None)
 }
 
-/// Keys past which a multi-key command runs off the workers.
+/// Keys (or queued commands) past which a command runs off the workers.
 const LONG_KEY_COUNT: usize = 256;
+
+/// Bytes of a value past which a command that walks or copies it runs off
+/// the workers (BITCOUNT in BIT units steps through 64 MiB in ~0.9 s).
+const LONG_VALUE_BYTES: usize = 1 << 20;
 
 /// Whether a command may take long enough (milliseconds, or seconds over
 /// millions of keys) to run off the client workers, where the node's driver
-/// runs (see [`crate::resp::blocking`]): the keyspace walks, EXEC's queue,
-/// the string algorithms over whole values, and multi-key commands with
-/// many keys.
-fn runs_long(handler: Handler, args: Args<'_>) -> bool {
+/// runs (see [`crate::resp::blocking`]): the keyspace walks, the string
+/// algorithms over whole values, commands that walk or copy a large value,
+/// and commands with many keys or a long transaction queue. SCAN bounds
+/// its own work, and goes off the workers when its COUNT asks for much.
+fn runs_long(handler: Handler, args: Args<'_>, ctx: &Ctx<'_>) -> bool {
     match handler {
-        Handler::Keys | Handler::Scan | Handler::Flush | Handler::Exec | Handler::Bitop | Handler::Lcs => true,
-        Handler::Mget | Handler::Mset | Handler::Msetnx | Handler::Del | Handler::Exists => args.len() > LONG_KEY_COUNT,
+        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs => true,
+        Handler::Mget | Handler::Mset | Handler::Msetnx | Handler::Del | Handler::Exists | Handler::Watch => {
+            args.len() > LONG_KEY_COUNT
+        }
+        Handler::Exec => transaction::queue_is_long(ctx),
+        Handler::Bitcount | Handler::Bitpos | Handler::Setbit | Handler::Setrange | Handler::Append => {
+            ctx.shared.store.get(args.arg(1), ctx.now_ms).is_some_and(|value| value.len() > LONG_VALUE_BYTES)
+        }
         _ => false,
     }
 }
@@ -288,7 +350,7 @@ fn runs_long(handler: Handler, args: Args<'_>) -> bool {
 /// Runs a checked command.
 fn handle(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     ctx.session.commands += 1;
-    if runs_long(spec.handler, args) {
+    if runs_long(spec.handler, args, ctx) {
         crate::resp::blocking::off_workers(|| run_handler(spec, args, ctx))
     } else {
         run_handler(spec, args, ctx)

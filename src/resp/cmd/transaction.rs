@@ -22,8 +22,9 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{CommandError, Ctx, Flow, Handler, Spec, Sub, check, handle, lookup};
+use super::{Asked, CommandError, Ctx, Flow, Handler, Question, Spec, Sub, check, handle, lookup};
 use crate::core::version::{Timestamp, Version};
+use crate::resp::gate::Pass;
 use crate::resp::parse::Args;
 use crate::resp::reply;
 
@@ -183,16 +184,35 @@ pub(super) fn unwatch(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
 /// `EXEC`: the queued commands' replies as one array, or `EXECABORT`, or
 /// the null array when a watched key changed.
 pub(super) fn exec(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+    match &ctx.session.transaction {
+        None => return Err(CommandError::fixed("ERR EXEC without MULTI")),
+        Some(queued) if queued.doomed => {
+            ctx.session.transaction = None;
+            ctx.session.watched.clear();
+            return Err(CommandError::fixed("EXECABORT Transaction discarded because of previous errors."));
+        }
+        Some(_) => {}
+    }
+    let shared = ctx.shared;
+    match shared.transaction_gate.try_exclusive() {
+        Some(pass) => run_exec(ctx, pass),
+        // The connection waits for the gate, then calls `run_exec`.
+        None => Ok(Flow::Ask(Asked { slot: 0, question: Question::Exec })),
+    }
+}
+
+/// Whether the queued transaction is long enough to run off the client
+/// workers (each long command in it goes off them on its own anyway).
+pub(super) fn queue_is_long(ctx: &Ctx<'_>) -> bool {
+    ctx.session.transaction.as_ref().is_some_and(|queued| queued.commands.len() > super::LONG_KEY_COUNT)
+}
+
+/// Runs the queued transaction, holding the gate alone.
+pub(super) fn run_exec(ctx: &mut Ctx<'_>, _alone: Pass<'_>) -> Result<Flow, CommandError> {
     let Some(queued) = ctx.session.transaction.take() else {
         return Err(CommandError::fixed("ERR EXEC without MULTI"));
     };
     let watched = std::mem::take(&mut ctx.session.watched);
-    if queued.doomed {
-        return Err(CommandError::fixed("EXECABORT Transaction discarded because of previous errors."));
-    }
-    let shared = ctx.shared;
-    let gate = &shared.transaction_gate;
-    let _exclusive = gate.try_write().unwrap_or_else(|| crate::resp::blocking::off_workers(|| gate.write()));
     if watched.iter().any(|w| state_of(ctx, &w.key) != w.seen) {
         reply::null_array(ctx.out);
         return Ok(Flow::Continue);
