@@ -20,7 +20,7 @@ use crate::server::control::Replicate;
 /// receiver for the driver.
 pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let queue = Arc::new(Queue {
-        state: Mutex::new(State { batches: VecDeque::new(), writes: 0, senders: 1, receiver_gone: false }),
+        state: Mutex::new(State { batches: VecDeque::new(), senders: 1, receiver_gone: false }),
         driver: Notify::new(),
         room: Notify::new(),
         capacity: capacity.max(1),
@@ -42,8 +42,6 @@ struct Queue {
 #[derive(Debug)]
 struct State {
     batches: VecDeque<Replicate>,
-    /// Writes in `batches`.
-    writes: usize,
     /// Live [`Sender`]s: with none left and the queue empty,
     /// [`Receiver::recv`] ends.
     senders: usize,
@@ -84,7 +82,6 @@ impl Sender {
                     return Err(Closed(batch));
                 }
                 if state.batches.len() < queue.capacity {
-                    state.writes += batch.writes.len();
                     state.batches.push_back(batch);
                     let first = state.batches.len() == 1;
                     drop(state);
@@ -151,7 +148,6 @@ impl Receiver {
                 && let Some(batch) = state.batches.pop_front()
             {
                 writes += batch.writes.len().max(1);
-                state.writes -= batch.writes.len();
                 taken.push(batch);
             }
             !state.batches.is_empty()
@@ -172,12 +168,7 @@ impl Receiver {
 
     /// The oldest queued batch, if any.
     pub fn try_recv(&self) -> Option<Replicate> {
-        let batch = {
-            let mut state = self.queue.lock();
-            let batch = state.batches.pop_front()?;
-            state.writes -= batch.writes.len();
-            batch
-        };
+        let batch = self.queue.lock().batches.pop_front()?;
         self.queue.room.notify_waiters();
         Some(batch)
     }
