@@ -216,13 +216,7 @@ pub(crate) async fn answer(asked: Asked, args: Args<'_>, ctx: &mut Ctx<'_>) -> F
         Question::Exec => {
             let pass = ctx.shared.transaction_gate.exclusive().await;
             ctx.now_ms = ctx.shared.clock.wall_ms();
-            let long = transaction::queue_is_long(ctx);
-            let ran = if long {
-                crate::resp::blocking::off_workers(|| transaction::run_exec(ctx, pass))
-            } else {
-                transaction::run_exec(ctx, pass)
-            };
-            match ran {
+            match crate::resp::blocking::off_workers(|| transaction::run_exec(ctx, pass)) {
                 Ok(flow) => {
                     ctx.session.tally.count(asked.slot, false);
                     silence(ctx, replies, mark);
@@ -320,7 +314,7 @@ fn check(
     Ok(None)
 }
 
-/// Keys (or queued commands) past which a command runs off the workers.
+/// Keys past which a command runs off the workers.
 const LONG_KEY_COUNT: usize = 256;
 
 /// Bytes of a value past which a command that walks or copies it runs off
@@ -331,15 +325,16 @@ const LONG_VALUE_BYTES: usize = 1 << 20;
 /// millions of keys) to run off the client workers, where the node's driver
 /// runs (see [`crate::resp::blocking`]): the keyspace walks, the string
 /// algorithms over whole values, commands that walk or copy a large value,
-/// and commands with many keys or a long transaction queue. SCAN bounds
+/// commands with many keys, and EXEC. SCAN bounds
 /// its own work, and goes off the workers when its COUNT asks for much.
 fn runs_long(handler: Handler, args: Args<'_>, ctx: &Ctx<'_>) -> bool {
     match handler {
-        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs => true,
+        // EXEC: its queue's work has no bound short of running it (256
+        // BITCOUNTs over 1 MiB values take a second).
+        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs | Handler::Exec => true,
         Handler::Mget | Handler::Mset | Handler::Msetnx | Handler::Del | Handler::Exists | Handler::Watch => {
             args.len() > LONG_KEY_COUNT
         }
-        Handler::Exec => transaction::queue_is_long(ctx),
         Handler::Bitcount | Handler::Bitpos | Handler::Setbit | Handler::Setrange | Handler::Append => {
             ctx.shared.store.get(args.arg(1), ctx.now_ms).is_some_and(|value| value.len() > LONG_VALUE_BYTES)
         }

@@ -201,12 +201,6 @@ pub(super) fn exec(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
     }
 }
 
-/// Whether the queued transaction is long enough to run off the client
-/// workers (each long command in it goes off them on its own anyway).
-pub(super) fn queue_is_long(ctx: &Ctx<'_>) -> bool {
-    ctx.session.transaction.as_ref().is_some_and(|queued| queued.commands.len() > super::LONG_KEY_COUNT)
-}
-
 /// Runs the queued transaction, holding the gate alone.
 pub(super) fn run_exec(ctx: &mut Ctx<'_>, _alone: Pass<'_>) -> Result<Flow, CommandError> {
     let Some(queued) = ctx.session.transaction.take() else {
