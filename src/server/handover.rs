@@ -161,11 +161,6 @@ impl Receiver {
         taken.into_iter().for_each(&mut each);
     }
 
-    /// Takes every queued batch.
-    pub fn take_all(&self, each: impl FnMut(Replicate)) {
-        self.take(usize::MAX, each);
-    }
-
     /// The oldest queued batch, if any.
     pub fn try_recv(&self) -> Option<Replicate> {
         let batch = self.queue.lock().batches.pop_front()?;
@@ -221,7 +216,7 @@ mod tests {
     async fn one_wake(receiver: &Receiver) -> Vec<Bytes> {
         tokio::time::timeout(DEADLINE, receiver.ready()).await.expect("the driver is woken");
         let mut keys = Vec::new();
-        receiver.take_all(|b| keys.extend(b.writes.into_iter().map(|(k, _)| k)));
+        receiver.take(usize::MAX, |b| keys.extend(b.writes.into_iter().map(|(k, _)| k)));
         keys
     }
 
@@ -234,7 +229,7 @@ mod tests {
 
     fn take_now(receiver: &Receiver) -> usize {
         let mut n = 0;
-        receiver.take_all(|b| n += b.writes.len());
+        receiver.take(usize::MAX, |b| n += b.writes.len());
         n
     }
 
