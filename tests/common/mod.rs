@@ -7,12 +7,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port free for both TCP and UDP on 127.0.0.1 (the gossip port uses both).
+/// A port free for both TCP and UDP on 127.0.0.1 (the gossip port uses both),
+/// and never handed out before in this test process: a node that is down
+/// for a restart leaves its ports free, and the kernel may offer them to the
+/// next caller, whose node would then fail to bind once the first is back.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
         let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
             return port;
         }
     }
@@ -96,10 +105,17 @@ impl Node {
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("start rumor"));
-        let client = self.client;
-        wait_for(&format!("{} to accept clients", self.name), Duration::from_secs(20), || {
-            std::net::TcpStream::connect(client).ok()
-        });
+        // The log goes into the panic message, as CI keeps nothing else.
+        let started = Instant::now();
+        while std::net::TcpStream::connect(self.client).is_err() {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
+                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let how = exited.map_or("did not accept clients in 20 s".to_owned(), |s| format!("exited with {s}"));
+                panic!("{} {how}; its log:\n{text}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if self.wait_ready {
             let mut con = self.connect();
             wait_for(&format!("{} to catch up and serve keys", self.name), Duration::from_secs(30), || {
