@@ -336,9 +336,26 @@ fn runs_long(handler: Handler, args: Args<'_>, ctx: &Ctx<'_>) -> bool {
             args.len() > LONG_KEY_COUNT
         }
         Handler::Bitcount | Handler::Bitpos | Handler::Setbit | Handler::Setrange | Handler::Append => {
-            ctx.shared.store.get(args.arg(1), ctx.now_ms).is_some_and(|value| value.len() > LONG_VALUE_BYTES)
+            let stored = ctx.shared.store.get(args.arg(1), ctx.now_ms).map_or(0, |value| value.len());
+            stored.max(grown_len(handler, args, stored)) > LONG_VALUE_BYTES
         }
         _ => false,
+    }
+}
+
+/// The length a value of `stored` bytes would have after a command that
+/// grows it: growing a small value to 512 MiB zeroes or copies all of it,
+/// however small it was. Arguments that do not parse count as no growth
+/// (the command refuses them at once).
+fn grown_len(handler: Handler, args: Args<'_>, stored: usize) -> usize {
+    let number = |arg: &[u8]| std::str::from_utf8(arg).ok().and_then(|s| s.parse::<usize>().ok());
+    match handler {
+        Handler::Setbit => number(args.arg(2)).map_or(0, |bit| bit / 8 + 1),
+        Handler::Setrange if !args.arg(3).is_empty() => {
+            number(args.arg(2)).map_or(0, |offset| offset.saturating_add(args.arg(3).len()))
+        }
+        Handler::Append => stored.saturating_add(args.arg(2).len()),
+        _ => 0,
     }
 }
 
@@ -1086,6 +1103,26 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests {
     use super::testkit::Harness;
+
+    #[tokio::test]
+    async fn commands_that_grow_a_value_past_a_mebibyte_run_off_the_workers() {
+        let limits = super::testkit::limits();
+        let mut h = Harness::with_limits(crate::resp::shared::ClientLimits { max_bulk_bytes: 4 << 20, ..limits });
+        let big = (2usize << 20).to_string();
+        let bits = (16usize << 20).to_string();
+        let mib = "x".repeat((1 << 20) + 1);
+        assert!(!h.runs_long(&["SETRANGE", "k", "10", "x"]));
+        assert!(h.runs_long(&["SETRANGE", "k", &big, "x"]), "zeroes 2 MiB though nothing is stored");
+        assert!(!h.runs_long(&["SETRANGE", "k", &big, ""]), "an empty value writes nothing");
+        assert!(!h.runs_long(&["SETBIT", "k", "10", "1"]));
+        assert!(h.runs_long(&["SETBIT", "k", &bits, "1"]));
+        assert!(!h.runs_long(&["SETBIT", "k", "nonsense", "1"]));
+        assert!(!h.runs_long(&["APPEND", "k", "x"]));
+        assert_eq!(h.run(&["SET", "k", &mib]).await, "+OK\r\n");
+        assert!(h.runs_long(&["APPEND", "k", "x"]), "copies the MiB held");
+        assert!(h.runs_long(&["BITCOUNT", "k"]));
+        assert!(!h.runs_long(&["BITCOUNT", "other"]));
+    }
 
     #[tokio::test]
     async fn names_are_case_insensitive() {

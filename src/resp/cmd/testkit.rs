@@ -175,7 +175,8 @@ impl Harness {
         self.run_raw(args).await.0
     }
 
-    async fn run_raw(&mut self, args: &[&[u8]]) -> (Vec<u8>, Flow) {
+    /// `args` as a parsed request frame.
+    fn frame(&mut self, args: &[&[u8]]) -> Vec<u8> {
         let mut frame = format!("*{}\r\n", args.len()).into_bytes();
         for arg in args {
             frame.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
@@ -183,6 +184,29 @@ impl Harness {
             frame.extend_from_slice(b"\r\n");
         }
         assert_eq!(self.parser.parse(&frame), Ok(Some(frame.len())));
+        frame
+    }
+
+    /// Whether the command would run off the client workers.
+    pub(crate) fn runs_long(&mut self, args: &[&str]) -> bool {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let frame = self.frame(&args);
+        let mut out = Output::default();
+        let mut pending = Replicate::default();
+        let ctx = Ctx {
+            shared: &self.shared,
+            session: &mut self.session,
+            out: &mut out,
+            pending: &mut pending,
+            now_ms: self.shared.clock.wall_ms(),
+        };
+        let args = self.parser.args(&frame);
+        let (_, spec) = super::lookup(args.arg(0)).expect("a known command");
+        super::runs_long(spec.handler, args, &ctx)
+    }
+
+    async fn run_raw(&mut self, args: &[&[u8]]) -> (Vec<u8>, Flow) {
+        let frame = self.frame(args);
         let mut out = Output::default();
         let mut pending = Replicate::default();
         let mut ctx = Ctx {
