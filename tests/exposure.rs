@@ -56,7 +56,7 @@ fn frame(message: &Message) -> Vec<u8> {
 #[test]
 fn a_strangers_push_is_not_applied() {
     let node = Node::start("lonely", &[]);
-    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind(("127.0.0.1", free_port())).unwrap();
     let sender = stranger.local_addr().unwrap();
     let push = Message::Push { sender, hops_left: 0, entries: vec![(Bytes::from_static(b"planted"), entry("evil"))] };
     let before = packets_in(&node);

@@ -10,7 +10,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Node, mesh, state_of, wait_for};
+use common::{Node, free_port, mesh, state_of, wait_for};
 use rumor::core::wire::Message;
 
 /// The datagram from the report: SyncVersions naming leaf 65,536, no versions.
@@ -59,7 +59,7 @@ fn crafted_sync_datagrams_are_refused_and_the_node_keeps_serving() {
     let nodes = mesh(2);
     let (target, peer) = (&nodes[0], &nodes[1]);
     let pid = target.pid();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let socket = UdpSocket::bind(("127.0.0.1", free_port())).unwrap();
     let before = rss_kib(pid);
     let datagrams = datagrams();
     for datagram in &datagrams {

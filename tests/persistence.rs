@@ -156,8 +156,11 @@ fn a_restart_keeps_the_node_id_the_data_and_deadlines() {
 fn a_second_node_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = start("owner", &[], &data_dir_args(dir.path(), "everysec"));
+    // Ports from free_port, never 0: a port the kernel picks may be one
+    // handed to a node of a parallel test that has not bound it yet.
+    let (listen, gossip) = (format!("127.0.0.1:{}", common::free_port()), format!("127.0.0.1:{}", common::free_port()));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rumor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", &listen, "--gossip", &gossip, "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -237,8 +240,9 @@ fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
     });
 
     // By default a stale data dir is refused, with what to do about it.
+    let (listen, gossip) = (format!("127.0.0.1:{}", common::free_port()), format!("127.0.0.1:{}", common::free_port()));
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_rumor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--seed", &a.gossip.to_string()])
+        .args(["serve", "--listen", &listen, "--gossip", &gossip, "--seed", &a.gossip.to_string()])
         .args(&b_args)
         .output()
         .unwrap();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::changes::ReplayedLog;
 use super::horizon::KeptMember;
-use super::io::{Now, Transmit, Transport};
+use super::io::{Event, Now, Transmit, Transport};
 use super::membership::{Identity, MemberState, SwimConfig};
 use super::node::{Node, NodeConfig, NodeMemory};
 use super::sabotage::Sabotage;
@@ -461,6 +461,45 @@ fn a_node_that_leaves_is_listed_as_left_not_down() {
     for i in (0..10).filter(|i| *i != 7) {
         assert_eq!(cluster.states_seen_by(i)[&addr(7)], MemberState::Left, "node {i}");
     }
+}
+
+/// The leaver's goodbye can arrive after a third member's news that it
+/// went down (that member heard the goodbye first, and passed the Down
+/// on): it is still a leave, and said so.
+#[test]
+fn a_goodbye_heard_after_the_members_down_is_still_a_leave() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_for(Duration::from_secs(3));
+    let now = cluster.time();
+    let leaver = cluster.nodes[2].as_mut().unwrap();
+    leaver.leave(now);
+    let mut held = Vec::new();
+    while let Some(t) = leaver.poll_transmit() {
+        if t.to == addr(0) {
+            held.push(t);
+        } else {
+            cluster.in_flight.insert((cluster.now + LATENCY, cluster.seq), (2, addr(2), t));
+            cluster.seq += 1;
+        }
+    }
+    cluster.nodes[2] = None;
+    cluster.run_for(Duration::from_secs(2));
+    assert_eq!(cluster.states_seen_by(0)[&addr(2)], MemberState::Down, "node 0 heard of the Down from node 1");
+
+    let observer = cluster.nodes[0].as_mut().unwrap();
+    assert!(!held.is_empty(), "the leaver spoke to node 0");
+    for t in held {
+        observer.handle_datagram(addr(2), &t.payload, now);
+    }
+    let mut events = Vec::new();
+    while let Some(event) = observer.poll_event() {
+        events.push(event);
+    }
+    assert_eq!(cluster.states_seen_by(0)[&addr(2)], MemberState::Left);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::MemberDown { addr: a, left: true, .. } if *a == addr(2))),
+        "the late goodbye is told as a leave: {events:?}"
+    );
 }
 
 #[test]

@@ -527,6 +527,13 @@ impl Membership {
         if !known.left {
             known.left = true;
             self.stats.leaves += 1;
+            // Already down: a member that heard the goodbye before us passed
+            // the Down on, and it overtook the goodbye. Told once more, as
+            // the leave it was (the down is counted already).
+            if known.down_since.is_some() {
+                let (name, addr) = (identity.name.to_string(), identity.addr);
+                fx.events.push_back(Event::MemberDown { name, addr, left: true });
+            }
         }
         let member = self.swim.iter_membership_state().find(|m| m.id() == identity && m.state() != State::Down);
         if let Some(member) = member.cloned() {

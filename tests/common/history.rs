@@ -2,8 +2,8 @@
 //!
 //! Each key is written by one client through one node, so the node's
 //! clock orders that key's writes as the client issued them: the key's
-//! final value must be its last acknowledged write, or a later write whose
-//! outcome the client never learned. The one allowed exception is a write
+//! final value must be its last acknowledged write, a later write, or a
+//! write whose outcome the client never learned. The one allowed exception is a write
 //! acknowledged by a memory-only node that was `kill -9`ed shortly after,
 //! before it could pass the write on: those are counted and named apart.
 #![allow(dead_code)]
@@ -123,9 +123,15 @@ impl History {
                 Op::Del => None,
             };
             let actual = final_state.get(key).cloned();
-            // Acceptable: the last acknowledged write, or any later one.
+            // Acceptable: the last acknowledged write, or any later one, or
+            // any write whose outcome the client never learned: a client
+            // that timed out reconnects, and a request left on the old
+            // connection (of a paused node, say) may run after the new
+            // connection's, and be stamped later.
             let from = last_acked.unwrap_or(0);
-            let mut acceptable: Vec<Option<String>> = ops[from..].iter().map(|r| outcome(&r.op)).collect();
+            let unknown_before = ops[..from].iter().filter(|r| !r.acked);
+            let mut acceptable: Vec<Option<String>> =
+                ops[from..].iter().chain(unknown_before).map(|r| outcome(&r.op)).collect();
             if last_acked.is_none() {
                 acceptable.push(None);
             }
@@ -134,9 +140,11 @@ impl History {
             }
             let Some(index) = last_acked else { continue };
             let acked = ops[index];
+            // From the write's start: the client notes its end after reading
+            // the reply, which may be after a kill that came just after the ack.
             let lost_with_node = kills
                 .iter()
-                .any(|(node, at)| *node == acked.node && *at >= acked.end && *at <= acked.end + kill_window);
+                .any(|(node, at)| *node == acked.node && *at >= acked.start && *at <= acked.end + kill_window);
             let line = format!("key {key}: final {actual:?}, last acknowledged {:?} on node {}", acked.op, acked.node);
             if lost_with_node {
                 verdict.lost_with_node.push(line);

@@ -105,14 +105,12 @@ impl Node {
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("start rumor"));
-        // The log goes into the panic message, as CI keeps nothing else.
         let started = Instant::now();
         while std::net::TcpStream::connect(self.client).is_err() {
             let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
-                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
                 let how = exited.map_or("did not accept clients in 20 s".to_owned(), |s| format!("exited with {s}"));
-                panic!("{} {how}; its log:\n{text}", self.name);
+                panic!("{} {how}; the end of its log:\n{}", self.name, self.log_tail());
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -180,7 +178,17 @@ impl Node {
     /// A fresh client connection.
     pub fn connect(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.client)).expect("client");
-        client.get_connection_with_timeout(Duration::from_secs(5)).expect("connect")
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to {}: {e}; the end of its log:\n{}", self.name, self.log_tail()))
+    }
+
+    /// The last few KiB of the node's log: CI keeps nothing else.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let start = text.len().saturating_sub(4096);
+        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        text[start..].to_owned()
     }
 
     /// The node's log so far, for failure messages.
