@@ -31,9 +31,9 @@ fn connected(con: &mut redis::Connection) -> u64 {
 }
 
 /// A raw connection's first line from the node, if it sends one
-/// unasked (a refusal) within a moment; `None` if it waits for a command.
+/// unasked (a refusal) within 5 s; `None` if it waits for a command.
 fn greeting(stream: &TcpStream) -> Option<String> {
-    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut line = String::new();
     match BufReader::new(stream).read_line(&mut line) {
         Ok(n) if n > 0 => Some(line.trim_end().to_owned()),

@@ -171,7 +171,10 @@ fn idle_connections_and_half_sent_frames_leave_the_node_serving_in_bounded_memor
     report(&format!("exposure: RSS {} MB before, {} MB under siege", rss_before / 1024, rss_after / 1024));
     assert!(rss_after < rss_before + 64 * 1024, "RSS grew from {rss_before} kB to {rss_after} kB");
     // The mesh still works: the friend sees the node alive and gets its writes.
-    assert_eq!(state_of(&second, first.gossip).as_deref(), Some("alive"));
+    // (A probe missed under the siege's load may leave it suspect a moment.)
+    wait_for("the friend to see the node alive", Duration::from_secs(10), || {
+        (state_of(&second, first.gossip).as_deref() == Some("alive")).then_some(())
+    });
     let mut friend = second.connect();
     wait_for("the write to reach the friend", Duration::from_secs(10), || {
         let got: Option<String> = redis::cmd("GET").arg("still").query(&mut friend).ok()?;

@@ -123,7 +123,7 @@ fn a_lone_node_serves_at_once() {
 #[test]
 fn with_no_peer_to_catch_up_from_a_node_serves_after_loading_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), "[anti_entropy]\nloading_wait_ms = 2000\n");
+    let config = config_file(dir.path(), "[anti_entropy]\nloading_wait_ms = 5000\n");
     let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let started = Instant::now();
     let node = Node::start_loading("lonely", &[nobody], &["--config", &config]);
@@ -136,7 +136,7 @@ fn with_no_peer_to_catch_up_from_a_node_serves_after_loading_wait() {
     wait_for("the node to stop loading", Duration::from_secs(15), || {
         (persistence_field(&mut con, "loading") == "0").then_some(())
     });
-    assert!(started.elapsed() >= Duration::from_millis(1_900), "served after {:?}", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_millis(4_900), "served after {:?}", started.elapsed());
     assert_eq!(redis_cli(&node, &["GET", "k"]), "");
     assert_eq!(redis_cli(&node, &["SET", "k", "v"]), "OK");
     assert!(node.log_text().contains("no caught-up peer answered within loading_wait_ms"), "{}", node.log_text());
@@ -146,7 +146,7 @@ fn with_no_peer_to_catch_up_from_a_node_serves_after_loading_wait() {
 #[test]
 fn loading_serve_answers_at_once_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), "[anti_entropy]\nloading = \"serve\"\nloading_wait_ms = 2000\n");
+    let config = config_file(dir.path(), "[anti_entropy]\nloading = \"serve\"\nloading_wait_ms = 5000\n");
     let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let node = Node::start_loading("partial", &[nobody], &["--config", &config]);
     let mut con = node.connect();
