@@ -154,6 +154,33 @@ fn a_pipelining_client_that_never_reads_stalls_only_itself() {
     assert_eq!(pong, "PONG");
 }
 
+/// `CONFIG SET timeout` reaches connections already idle, as Redis's does:
+/// one idle since before the change is closed once idle for the new
+/// timeout, without sending anything first.
+#[test]
+fn a_timeout_set_at_run_time_closes_clients_already_idle() {
+    let node = Node::start("late-timeout", &[]);
+    let mut idle = TcpStream::connect(node.client).unwrap();
+    idle.write_all(b"PING\r\n").unwrap();
+    let mut reply = [0u8; 7];
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+    // Idle under no timeout for a while first.
+    assert!(!closed_by_peer(&mut idle));
+    let mut admin = node.connect();
+    let set: String = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(1).query(&mut admin).unwrap();
+    assert_eq!(set, "OK");
+    let changed = Instant::now();
+    wait_for("the client idle since before the change to be closed", Duration::from_secs(5), || {
+        closed_by_peer(&mut idle).then_some(())
+    });
+    report(&format!("idle client closed {:?} after CONFIG SET timeout 1", changed.elapsed()));
+    let mut fresh = node.connect();
+    let pong: String = redis::cmd("PING").query(&mut fresh).unwrap();
+    assert_eq!(pong, "PONG", "the node goes on");
+}
+
 #[test]
 fn idle_clients_are_closed_after_timeout() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,8 @@
 //! what changes rarely (the name, the library, the user, the protocol) is
 //! behind a mutex that only those commands and CLIENT LIST take. A kill is
 //! a flag and a wake-up: the killed connection closes itself when it next
-//! waits, so no connection ever touches another's socket.
+//! waits, so no connection ever touches another's socket. A wake-up alone
+//! tells an idle connection that `timeout` changed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,7 +50,8 @@ pub(crate) struct Client {
     last_command: AtomicUsize,
     described: Mutex<Described>,
     killed: AtomicBool,
-    kill: Notify,
+    /// A kill, or a change of `timeout` for it to wait under.
+    wake: Notify,
 }
 
 /// What a connection's own commands set and CLIENT LIST shows.
@@ -124,6 +126,15 @@ impl Clients {
         killed
     }
 
+    /// Wakes every connection to wait out its idle time under the
+    /// `timeout` now in force: Redis applies a new timeout to clients
+    /// already idle, too.
+    pub(crate) fn timeout_changed(&self) {
+        for client in self.lock().values() {
+            client.wake.notify_one();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, ById> {
         lock(&self.by_id)
     }
@@ -176,7 +187,7 @@ impl Client {
             last_command: AtomicUsize::new(usize::MAX),
             described: Mutex::new(Described { user: "default".to_owned(), ..Described::default() }),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            wake: Notify::new(),
         }
     }
 
@@ -198,17 +209,18 @@ impl Client {
         self.killed.load(Ordering::Relaxed)
     }
 
-    /// Completes once the connection is killed (at once if it already is).
-    pub(crate) async fn wait_killed(&self) {
-        while !self.killed() {
-            self.kill.notified().await;
+    /// Completes at the next kill or change of `timeout` (at once if the
+    /// connection is killed already).
+    pub(crate) async fn woken(&self) {
+        if !self.killed() {
+            self.wake.notified().await;
         }
     }
 
     fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
         // A stored permit: a connection not waiting yet still wakes.
-        self.kill.notify_one();
+        self.wake.notify_one();
     }
 
     fn age_secs(&self, now_ms: u64) -> u64 {
@@ -294,7 +306,7 @@ mod tests {
         let a = client(1, 1000);
         let _r = clients.register(Arc::clone(&a), 0);
         assert_eq!(clients.kill(&KillFilter { id: Some(1), ..KillFilter::default() }, 0), 1);
-        tokio::time::timeout(std::time::Duration::from_secs(5), a.wait_killed()).await.expect("woken");
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.woken()).await.expect("woken");
     }
 
     #[test]

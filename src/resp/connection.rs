@@ -13,7 +13,8 @@
 //! `client_output_buffer_limit` (Redis's hard limit for normal clients)
 //! gets the connection closed; and buffers grown by one large request are
 //! released afterwards. A client idle for `timeout` — nothing read from it
-//! and nothing written to it — is closed, as Redis's `timeout` does. A
+//! and nothing written to it — is closed, as Redis's `timeout` does, under
+//! the value in force: `CONFIG SET timeout` wakes idle connections. A
 //! client another one killed (`CLIENT KILL`) is closed when it next waits
 //! for input, after its batch in hand is answered.
 //!
@@ -136,17 +137,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             let wanted = self.parser.bytes_wanted(self.input.len());
             self.input.reserve(wanted.clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES));
-            let idle = idle_wait(self.shared.limits.timeout());
-            let read = tokio::select! {
-                read = self.stream.read_buf(&mut self.input) => read,
-                () = self.shutdown.wait() => return,
-                () = self.session.client.wait_killed() => {
-                    tracing::debug!(peer = %self.session.peer, "closing a client: CLIENT KILL");
-                    return;
-                }
-                () = idle => {
-                    tracing::debug!(peer = %self.session.peer, "closing an idle client (timeout)");
-                    return;
+            let idle_since = self.shared.clock.mono();
+            let mut idle_for = self.shared.limits.timeout();
+            let read = loop {
+                tokio::select! {
+                    read = self.stream.read_buf(&mut self.input) => break read,
+                    () = self.shutdown.wait() => return,
+                    () = self.session.client.woken() => {
+                        if self.session.client.killed() {
+                            tracing::debug!(peer = %self.session.peer, "closing a client: CLIENT KILL");
+                            return;
+                        }
+                        // `timeout` changed: what is left of the new one.
+                        let idle = self.shared.clock.mono().saturating_sub(idle_since);
+                        idle_for = self.shared.limits.timeout().map(|t| t.saturating_sub(idle));
+                    }
+                    () = idle_wait(idle_for) => {
+                        tracing::debug!(peer = %self.session.peer, "closing an idle client (timeout)");
+                        return;
+                    }
                 }
             };
             match read {

@@ -180,6 +180,7 @@ fn set_all(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), SetError> {
         }
         changes.push((name, setting, form, text));
     }
+    let timeout_changes = changes.iter().any(|&(_, setting, ..)| setting == Setting::Timeout);
     ctx.shared.limits.change(|limits| {
         let at_start = ctx.shared.limits.at_start();
         for &(name, setting, form, text) in &changes {
@@ -198,7 +199,11 @@ fn set_all(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), SetError> {
             ));
         }
         Ok(())
-    })
+    })?;
+    if timeout_changes {
+        ctx.shared.clients.timeout_changed();
+    }
+    Ok(())
 }
 
 /// Puts one parameter's value into `limits`, or says why it is refused.
