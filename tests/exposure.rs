@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Node, free_port, report, state_of, wait_all_alive, wait_for};
+use common::{Node, free_port, report, wait_all_alive, wait_for};
 use rumor::core::store::Entry;
 use rumor::core::version::{NodeId, Timestamp, Version};
 use rumor::core::wire::Message;
@@ -171,10 +171,7 @@ fn idle_connections_and_half_sent_frames_leave_the_node_serving_in_bounded_memor
     report(&format!("exposure: RSS {} MB before, {} MB under siege", rss_before / 1024, rss_after / 1024));
     assert!(rss_after < rss_before + 64 * 1024, "RSS grew from {rss_before} kB to {rss_after} kB");
     // The mesh still works: the friend sees the node alive and gets its writes.
-    // (A probe missed under the siege's load may leave it suspect a moment.)
-    wait_for("the friend to see the node alive", Duration::from_secs(10), || {
-        (state_of(&second, first.gossip).as_deref() == Some("alive")).then_some(())
-    });
+    common::wait_alive(&second, first.gossip, Duration::from_secs(10));
     let mut friend = second.connect();
     wait_for("the write to reach the friend", Duration::from_secs(10), || {
         let got: Option<String> = redis::cmd("GET").arg("still").query(&mut friend).ok()?;

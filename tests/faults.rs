@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::history::{History, Op, Record};
+use common::history::{History, Op, Outcome, Record};
 use common::netns::Lab;
 use common::{members, wait_for};
 use redis::Commands;
@@ -172,7 +172,7 @@ fn spawn_writer(
             if result.is_err() {
                 con = None;
             }
-            history.record(Record { client, node, key, op, start, end, acked: result.is_ok() });
+            history.record(Record { client, node, key, op, start, end, outcome: Outcome::of(&result) });
             ops += 1;
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -329,7 +329,7 @@ fn the_history_checker_can_fail() {
         op,
         start: at(start),
         end: at(start + 1),
-        acked: true,
+        outcome: Outcome::Acked,
     };
     history.record(record("lost", Op::Set("a".into()), 0, 0));
     history.record(record("lost", Op::Set("b".into()), 10, 0));
@@ -338,19 +338,31 @@ fn the_history_checker_can_fail() {
     history.record(record("fine", Op::Set("v".into()), 0, 1));
     // A write whose client timed out may still run after the client's next,
     // acknowledged one: not a violation.
-    history.record(Record { acked: false, ..record("late", Op::Set("u".into()), 0, 1) });
+    history.record(Record { outcome: Outcome::Unknown, ..record("late", Op::Set("u".into()), 0, 1) });
     history.record(record("late", Op::Set("w".into()), 10, 1));
+    // A refused DEL never ran: the acknowledged SET after it is lost.
+    history.record(Record { outcome: Outcome::Refused, ..record("refused", Op::Del, 0, 1) });
+    history.record(record("refused", Op::Set("s".into()), 10, 1));
+    // Nor does one after the last acknowledged write hide its loss.
+    history.record(record("refused-after", Op::Set("t".into()), 0, 1));
+    history.record(Record { outcome: Outcome::Refused, ..record("refused-after", Op::Del, 10, 1) });
     let node_view: BTreeMap<String, String> = [("lost", "a"), ("deleted", "x"), ("fine", "v"), ("late", "u")]
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
     let verdict = history.check(std::slice::from_ref(&node_view), KILL_WINDOW);
-    assert_eq!(verdict.violations.len(), 2, "{verdict:?}");
+    assert_eq!(verdict.violations.len(), 4, "{verdict:?}");
     assert!(verdict.lost_with_node.is_empty());
 
     history.killed_at(0, at(20));
     let verdict = history.check(std::slice::from_ref(&node_view), KILL_WINDOW);
-    assert_eq!((verdict.violations.len(), verdict.lost_with_node.len()), (1, 1), "{verdict:?}");
+    assert_eq!((verdict.violations.len(), verdict.lost_with_node.len()), (3, 1), "{verdict:?}");
+
+    // A write of unknown outcome on a node killed before the next one ran
+    // died with the node: it cannot be the last.
+    history.killed_at(1, at(5));
+    let verdict = history.check(std::slice::from_ref(&node_view), KILL_WINDOW);
+    assert!(verdict.violations.iter().any(|v| v.starts_with("key late:")), "{verdict:?}");
 
     let mut other = node_view.clone();
     other.insert("fine".into(), "w".into());

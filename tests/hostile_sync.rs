@@ -10,7 +10,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Node, free_port, mesh, state_of, wait_for};
+use common::{Node, free_port, mesh, wait_for};
 use rumor::core::wire::Message;
 
 /// The datagram from the report: SyncVersions naming leaf 65,536, no versions.
@@ -81,9 +81,7 @@ fn crafted_sync_datagrams_are_refused_and_the_node_keeps_serving() {
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
     assert!(info_gossip(target).is_some(), "INFO gossip did not answer");
-    wait_for("the peer to see the target alive", Duration::from_secs(10), || {
-        (state_of(peer, target.gossip).as_deref() == Some("alive")).then_some(())
-    });
+    common::wait_alive(peer, target.gossip, Duration::from_secs(10));
     let grown = peak.saturating_sub(before);
     common::report(&format!("RSS {before} KiB before, peak {peak} KiB over 4 s after {sent} crafted datagrams"));
     assert!(grown < 20 * 1024, "RSS grew {grown} KiB");

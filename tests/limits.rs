@@ -154,31 +154,78 @@ fn a_pipelining_client_that_never_reads_stalls_only_itself() {
     assert_eq!(pong, "PONG");
 }
 
+/// A raw connection that has had its PING answered, and so waits for input.
+fn answered_ping(node: &Node) -> TcpStream {
+    let mut stream = TcpStream::connect(node.client).unwrap();
+    stream.write_all(b"PING\r\n").unwrap();
+    let mut reply = [0u8; 7];
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+    stream
+}
+
 /// `CONFIG SET timeout` reaches connections already idle, as Redis's does:
-/// one idle since before the change is closed once idle for the new
-/// timeout, without sending anything first.
+/// one idle for longer than the new timeout is closed at once, one idle
+/// for less once it has been idle that long, without sending anything.
 #[test]
 fn a_timeout_set_at_run_time_closes_clients_already_idle() {
     let node = Node::start("late-timeout", &[]);
-    let mut idle = TcpStream::connect(node.client).unwrap();
-    idle.write_all(b"PING\r\n").unwrap();
-    let mut reply = [0u8; 7];
-    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    idle.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"+PONG\r\n");
-    // Idle under no timeout for a while first.
-    assert!(!closed_by_peer(&mut idle));
+    let mut long_idle = answered_ping(&node);
+    // The idleness is the setup: 3 s under no timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut short_idle = answered_ping(&node);
     let mut admin = node.connect();
-    let set: String = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(1).query(&mut admin).unwrap();
+    let set: String = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(2).query(&mut admin).unwrap();
     assert_eq!(set, "OK");
     let changed = Instant::now();
-    wait_for("the client idle since before the change to be closed", Duration::from_secs(5), || {
-        closed_by_peer(&mut idle).then_some(())
+    wait_for("the client idle for 3 s to be closed", Duration::from_secs(5), || {
+        closed_by_peer(&mut long_idle).then_some(())
     });
-    report(&format!("idle client closed {:?} after CONFIG SET timeout 1", changed.elapsed()));
+    let long_closed = changed.elapsed();
+    assert!(!closed_by_peer(&mut short_idle), "idle for less than the new timeout");
+    wait_for("the client idle since the change to be closed", Duration::from_secs(5), || {
+        closed_by_peer(&mut short_idle).then_some(())
+    });
+    let short_closed = changed.elapsed();
+    report(&format!(
+        "after CONFIG SET timeout 2: idle 3 s closed after {long_closed:?}, idle 0 s after {short_closed:?}"
+    ));
+    // A fresh 2 s wait would close it after 2 s.
+    assert!(long_closed < Duration::from_secs(1), "closed {long_closed:?} after the change");
+    assert!(short_closed >= Duration::from_millis(1_500), "closed {short_closed:?} after the change");
     let mut fresh = node.connect();
     let pong: String = redis::cmd("PING").query(&mut fresh).unwrap();
     assert_eq!(pong, "PONG", "the node goes on");
+}
+
+/// CLIENT KILL closes a client the node is stuck writing to (it reads
+/// none of its replies), with no `timeout` to give up on it.
+#[test]
+fn client_kill_closes_a_client_that_reads_nothing() {
+    let node = Node::start("kill-writer", &[]);
+    let mut admin = node.connect();
+    let big = vec![b'x'; 1 << 20];
+    let () = redis::cmd("SET").arg("big").arg(&big).query(&mut admin).unwrap();
+    let mut greedy = TcpStream::connect(node.client).unwrap();
+    greedy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    greedy.write_all(b"CLIENT ID\r\n").unwrap();
+    let mut line = [0u8; 64];
+    let n = greedy.read(&mut line).unwrap();
+    let id: u64 = String::from_utf8_lossy(&line[1..n]).trim().parse().expect("an id");
+    // 32 MiB of replies it never reads: more than the socket buffers hold.
+    greedy.write_all(&b"GET big\r\n".repeat(32)).unwrap();
+    wait_for("the first reply to arrive", Duration::from_secs(5), || {
+        (greedy.peek(&mut line).unwrap_or(0) > 0).then_some(())
+    });
+    let listed = |admin: &mut redis::Connection| -> bool {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(admin).unwrap();
+        list.lines().any(|l| l.starts_with(&format!("id={id} ")))
+    };
+    assert!(listed(&mut admin));
+    let killed: u64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut admin).unwrap();
+    assert_eq!(killed, 1);
+    wait_for("the killed client to be gone", Duration::from_secs(5), || (!listed(&mut admin)).then_some(()));
 }
 
 #[test]

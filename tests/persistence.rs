@@ -152,13 +152,18 @@ fn a_restart_keeps_the_node_id_the_data_and_deadlines() {
     assert!(node.log_text().contains("loaded 5 entries"), "{}", node.log_text());
 }
 
+/// A client and a gossip address for a `rumor serve` started by hand: from
+/// free_port, never port 0, which the kernel may pick from the ports handed
+/// to a node of a parallel test that has not bound them yet.
+fn spare_addresses() -> (String, String) {
+    (format!("127.0.0.1:{}", common::free_port()), format!("127.0.0.1:{}", common::free_port()))
+}
+
 #[test]
 fn a_second_node_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = start("owner", &[], &data_dir_args(dir.path(), "everysec"));
-    // Ports from free_port, never 0: a port the kernel picks may be one
-    // handed to a node of a parallel test that has not bound it yet.
-    let (listen, gossip) = (format!("127.0.0.1:{}", common::free_port()), format!("127.0.0.1:{}", common::free_port()));
+    let (listen, gossip) = spare_addresses();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rumor"))
         .args(["serve", "--listen", &listen, "--gossip", &gossip, "--data-dir"])
         .arg(dir.path())
@@ -240,7 +245,7 @@ fn data_older_than_the_tombstone_ttl_is_not_brought_back() {
     });
 
     // By default a stale data dir is refused, with what to do about it.
-    let (listen, gossip) = (format!("127.0.0.1:{}", common::free_port()), format!("127.0.0.1:{}", common::free_port()));
+    let (listen, gossip) = spare_addresses();
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_rumor"))
         .args(["serve", "--listen", &listen, "--gossip", &gossip, "--seed", &a.gossip.to_string()])
         .args(&b_args)

@@ -16,7 +16,8 @@
 //! and nothing written to it — is closed, as Redis's `timeout` does, under
 //! the value in force: `CONFIG SET timeout` wakes idle connections. A
 //! client another one killed (`CLIENT KILL`) is closed when it next waits
-//! for input, after its batch in hand is answered.
+//! for input, after its batch in hand is answered, or while its replies
+//! wait for it to read them.
 //!
 //! The connection is generic over its byte stream, so a plain TCP client
 //! and a TLS one run the same code, monomorphised: the plain path has no
@@ -30,7 +31,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::clients::Registration;
+use super::clients::{Client, Registration};
 use super::cmd::{self, Ctx, Flow, Session};
 use super::output::Output;
 use super::parse::{Parser, ProtocolError};
@@ -233,7 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if cmd::settle(shared, session, pending).await.is_err() {
                     break BatchEnd::StorageFailed;
                 }
-                if flush(stream, output, shutdown, shared.limits.timeout()).await.is_err() {
+                if flush(stream, output, shutdown, &session.client, shared).await.is_err() {
                     break BatchEnd::Io;
                 }
                 now_ms = shared.clock.wall_ms();
@@ -263,7 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        flush(&mut self.stream, &mut self.output, &mut self.shutdown, self.shared.limits.timeout()).await
+        flush(&mut self.stream, &mut self.output, &mut self.shutdown, &self.session.client, &self.shared).await
     }
 
     /// After a protocol error: sends FIN behind the error reply, then reads
@@ -292,26 +293,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
 /// Writes `output` out. If the node starts shutting down meanwhile, a
 /// client that does not read gets [`SHUTDOWN_WRITE_GRACE`] more, so it
-/// cannot hold shutdown up; with an idle `timeout`, a client that takes
-/// none of it for that long is given up on. Buffers grown past
-/// [`RETAINED_BUFFER_BYTES`] are released.
+/// cannot hold shutdown up; with an idle `timeout` (the one in force: a
+/// change wakes the write), a client that takes none of it for that long is
+/// given up on; a client killed meanwhile is closed without the rest.
+/// Buffers grown past [`RETAINED_BUFFER_BYTES`] are released.
 async fn flush<S: AsyncWrite + Unpin>(
     stream: &mut S,
     output: &mut Output,
     shutdown: &mut Shutdown,
-    timeout: Option<Duration>,
+    client: &Client,
+    shared: &Shared,
 ) -> io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
-    let written = tokio::select! {
-        biased;
-        written = write_out(stream, output, timeout) => written,
-        () = shutdown.wait() => {
-            // `write_out` advances `output` as it goes: this resumes it.
-            tokio::time::timeout(SHUTDOWN_WRITE_GRACE, write_out(stream, output, timeout))
-                .await
-                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    // `write_out` advances `output` as it goes: a new one resumes it.
+    let written = loop {
+        tokio::select! {
+            biased;
+            written = write_out(stream, output, shared.limits.timeout()) => break written,
+            () = shutdown.wait() => {
+                break tokio::time::timeout(SHUTDOWN_WRITE_GRACE, write_out(stream, output, shared.limits.timeout()))
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+            }
+            () = client.woken() => {
+                if client.killed() {
+                    break Err(io::ErrorKind::ConnectionAborted.into());
+                }
+            }
         }
     };
     output.discard(RETAINED_BUFFER_BYTES);

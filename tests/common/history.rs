@@ -2,8 +2,9 @@
 //!
 //! Each key is written by one client through one node, so the node's
 //! clock orders that key's writes as the client issued them: the key's
-//! final value must be its last acknowledged write, a later write, or a
-//! write whose outcome the client never learned. The one allowed exception is a write
+//! final value must be its last acknowledged write, a later write the node
+//! did not refuse, or an earlier write whose outcome the client never
+//! learned, if it may have run late. The one allowed exception is a write
 //! acknowledged by a memory-only node that was `kill -9`ed shortly after,
 //! before it could pass the write on: those are counted and named apart.
 #![allow(dead_code)]
@@ -32,8 +33,30 @@ pub struct Record {
     pub op: Op,
     pub start: Duration,
     pub end: Duration,
-    /// The node acknowledged it (false: error or timeout, outcome unknown).
-    pub acked: bool,
+    pub outcome: Outcome,
+}
+
+/// What the client learned of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The node acknowledged it.
+    Acked,
+    /// The node answered with an error (`-LOADING`, `-OOM`, …): it did not run.
+    Refused,
+    /// A timeout or a dropped connection: it may have run, even later.
+    Unknown,
+}
+
+impl Outcome {
+    /// The outcome of a client call: a server's error reply is a refusal,
+    /// anything else that failed is unknown.
+    pub fn of<T>(result: &redis::RedisResult<T>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Acked,
+            Err(e) if e.code().is_some() => Outcome::Refused,
+            Err(_) => Outcome::Unknown,
+        }
+    }
 }
 
 /// Operations and faults, timed from one start.
@@ -84,7 +107,11 @@ impl History {
                 r.node,
                 r.key,
                 r.op,
-                if r.acked { "ok" } else { "unknown" }
+                match r.outcome {
+                    Outcome::Acked => "ok",
+                    Outcome::Refused => "refused",
+                    Outcome::Unknown => "unknown",
+                }
             );
         }
         let _ = std::fs::write(path, text);
@@ -114,24 +141,30 @@ impl History {
             by_key.entry(&r.key).or_default().push(r);
         }
         verdict.keys = by_key.len();
-        verdict.acked = records.iter().filter(|r| r.acked).count();
+        verdict.acked = records.iter().filter(|r| r.outcome == Outcome::Acked).count();
         for (key, mut ops) in by_key {
             ops.sort_by_key(|r| r.start);
-            let last_acked = ops.iter().rposition(|r| r.acked);
+            let last_acked = ops.iter().rposition(|r| r.outcome == Outcome::Acked);
             let outcome = |op: &Op| match op {
                 Op::Set(v) => Some(v.clone()),
                 Op::Del => None,
             };
             let actual = final_state.get(key).cloned();
-            // Acceptable: the last acknowledged write, or any later one, or
-            // any write whose outcome the client never learned: a client
-            // that timed out reconnects, and a request left on the old
-            // connection (of a paused node, say) may run after the new
-            // connection's, and be stamped later.
+            // Acceptable: the last acknowledged write, or any later one the
+            // node did not refuse, or an earlier one whose outcome the client
+            // never learned: a client that timed out reconnects, and a
+            // request left on the old connection may run after the new
+            // connection's, and be stamped later — unless its node was
+            // killed in between, and the request with it.
             let from = last_acked.unwrap_or(0);
-            let unknown_before = ops[..from].iter().filter(|r| !r.acked);
+            let may_run_late = |r: &&&Record| {
+                let next_start = last_acked.map_or(Duration::MAX, |i| ops[i].start);
+                r.outcome == Outcome::Unknown
+                    && !kills.iter().any(|(node, at)| *node == r.node && *at >= r.start && *at <= next_start)
+            };
+            let later = ops[from..].iter().filter(|r| r.outcome != Outcome::Refused);
             let mut acceptable: Vec<Option<String>> =
-                ops[from..].iter().chain(unknown_before).map(|r| outcome(&r.op)).collect();
+                later.chain(ops[..from].iter().filter(may_run_late)).map(|r| outcome(&r.op)).collect();
             if last_acked.is_none() {
                 acceptable.push(None);
             }

@@ -226,6 +226,14 @@ pub fn state_of(observer: &Node, gossip: SocketAddr) -> Option<String> {
     members(&mut con).into_iter().find(|(_, addr, _)| *addr == gossip.to_string()).map(|(_, _, state)| state)
 }
 
+/// Waits until `observer` lists the member at `gossip` alive: after a load
+/// a missed probe may leave it suspect a moment.
+pub fn wait_alive(observer: &Node, gossip: SocketAddr, deadline: Duration) {
+    wait_for(&format!("{} to see {gossip} alive", observer.name), deadline, || {
+        (state_of(observer, gossip).as_deref() == Some("alive")).then_some(())
+    });
+}
+
 /// Starts `n` nodes that all seed through the first one, and waits until
 /// every node sees every other alive.
 pub fn mesh(n: usize) -> Vec<Node> {

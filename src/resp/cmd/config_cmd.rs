@@ -180,7 +180,7 @@ fn set_all(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), SetError> {
         }
         changes.push((name, setting, form, text));
     }
-    let timeout_changes = changes.iter().any(|&(_, setting, ..)| setting == Setting::Timeout);
+    let timeout_before = ctx.shared.limits.timeout();
     ctx.shared.limits.change(|limits| {
         let at_start = ctx.shared.limits.at_start();
         for &(name, setting, form, text) in &changes {
@@ -200,7 +200,7 @@ fn set_all(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), SetError> {
         }
         Ok(())
     })?;
-    if timeout_changes {
+    if ctx.shared.limits.timeout() != timeout_before {
         ctx.shared.clients.timeout_changed();
     }
     Ok(())

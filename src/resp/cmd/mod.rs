@@ -337,18 +337,20 @@ fn runs_long(handler: Handler, args: Args<'_>, ctx: &Ctx<'_>) -> bool {
         }
         Handler::Bitcount | Handler::Bitpos | Handler::Setbit | Handler::Setrange | Handler::Append => {
             let stored = ctx.shared.store.get(args.arg(1), ctx.now_ms).map_or(0, |value| value.len());
-            stored.max(grown_len(handler, args, stored)) > LONG_VALUE_BYTES
+            // Growth past max_bulk_bytes is refused at once.
+            let grown = Some(grown_len(handler, args, stored)).filter(|&n| n <= ctx.shared.limits.max_bulk_bytes());
+            stored.max(grown.unwrap_or(0)) > LONG_VALUE_BYTES
         }
         _ => false,
     }
 }
 
 /// The length a value of `stored` bytes would have after a command that
-/// grows it: growing a small value to 512 MiB zeroes or copies all of it,
-/// however small it was. Arguments that do not parse count as no growth
-/// (the command refuses them at once).
+/// grows it: growing a small value to 64 MiB zeroes or copies all of it,
+/// however small it was. Arguments that do not parse as the command reads
+/// them count as no growth (it refuses them at once).
 fn grown_len(handler: Handler, args: Args<'_>, stored: usize) -> usize {
-    let number = |arg: &[u8]| std::str::from_utf8(arg).ok().and_then(|s| s.parse::<usize>().ok());
+    let number = |arg: &[u8]| crate::resp::num::parse_i64(arg).and_then(|n| usize::try_from(n).ok());
     match handler {
         Handler::Setbit => number(args.arg(2)).map_or(0, |bit| bit / 8 + 1),
         Handler::Setrange if !args.arg(3).is_empty() => {
@@ -1117,6 +1119,9 @@ mod tests {
         assert!(!h.runs_long(&["SETBIT", "k", "10", "1"]));
         assert!(h.runs_long(&["SETBIT", "k", &bits, "1"]));
         assert!(!h.runs_long(&["SETBIT", "k", "nonsense", "1"]));
+        assert!(!h.runs_long(&["SETBIT", "k", &format!("+{bits}"), "1"]), "refused as SETBIT reads it");
+        let past_limit = (8usize << 20).to_string();
+        assert!(!h.runs_long(&["SETRANGE", "k", &past_limit, "x"]), "past max_bulk_bytes: refused at once");
         assert!(!h.runs_long(&["APPEND", "k", "x"]));
         assert_eq!(h.run(&["SET", "k", &mib]).await, "+OK\r\n");
         assert!(h.runs_long(&["APPEND", "k", "x"]), "copies the MiB held");
