@@ -7,24 +7,34 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port free for both TCP and UDP on 127.0.0.1 (the gossip port uses both),
-/// and never handed out before in this test process: a node that is down
-/// for a restart leaves its ports free, and the kernel may offer them to the
-/// next caller, whose node would then fail to bind once the first is back.
+/// A port free for both TCP and UDP on 127.0.0.1 (the gossip port uses
+/// both), below the kernel's ephemeral range and never handed out before in
+/// this test process. A node down for a restart leaves its ports free: from
+/// the ephemeral range, the kernel could give them to any socket bound to
+/// port 0 or any outgoing connection meanwhile, and the node would fail to
+/// bind once back; below it, only this function hands them out.
 pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-        let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            continue;
-        }
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
+    static HANDED_OUT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(1_024).min(10_000);
+    assert!(span >= 1_000, "the ephemeral port range starts at {ephemeral_low}: no room below it for test ports");
+    let base = ephemeral_low - span;
+    let mut next = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    // Test binaries run one after another: each starts at its own offset,
+    // away from the ports of the one before, whose sockets may linger.
+    let count = next.get_or_insert(std::process::id() % span);
+    for _ in 0..span {
+        let port = u16::try_from(base + *count % span).expect("below 65536");
+        *count += 1;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        if tcp.is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    panic!("no free port between {base} and {ephemeral_low}");
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` at the deadline.
