@@ -1628,6 +1628,51 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("unknown", &["FOO", "FOO a b", "foo a b c d e f g h", "SET{}", "GETT {}a", "CLIENT FOO bar"]),
+    // Payloads redis-server 7.0 answered to DUMP: "hello", 123 (an integer
+    // encoding) and 40 a's (LZF). Each server's own DUMP output is
+    // compared in `dump_payloads_restore_across_rumor_and_redis`.
+    (
+        "restore",
+        &[
+            "RESTORE {}a 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a",
+            "GET {}a",
+            "TTL {}a",
+            "RESTORE {}a 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a",
+            "RESTORE {}a 0 \\x00\\xc0\\x7b\\x0a\\x00H\\xe2S\\xe1\\x00zg\\xb9 REPLACE",
+            "GET {}a",
+            "RESTORE {}b 0 \\x00\\xc3\\x09\\x28\\x01aa\\xe0\\x1b\\x00\\x01aa\\x0a\\x00\\xcf\\x09\\x2f\\xaa\\xae\\x25\\x83\\x1d",
+            "GET {}b",
+            "RESTORE {}c 100000 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a",
+            "near:PTTL {}c",
+            "RESTORE {}d 1 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a ABSTTL",
+            "EXISTS {}d",
+            "RESTORE {}a 1 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a ABSTTL REPLACE",
+            "EXISTS {}a",
+            "DUMP {}missing",
+            "RESTORE {}e -1 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a",
+            "RESTORE {}e x \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a",
+            "RESTORE {}e 0 abc",
+            "RESTORE {}e 0 hello\\smoto\\smoto\\sblah\\sblah",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a IDLETIME 1 FREQ 2",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a FREQ 2 IDLETIME 1",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a FREQ 300",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a FREQ -1",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a IDLETIME -1",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a IDLETIME x",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a IDLETIME",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a bogus",
+            "RESTORE {}e 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a REPLACE ABSTTL IDLETIME 5",
+            "GET {}e",
+            "SET {}f v",
+            "RESTORE {}f -1 abc",
+            "RESTORE {}f 0 abc REPLACE",
+            "RESTORE {}f 0 \\x00\\x05hello\\x0a\\x00cr\\xdfve4\\s\\x0a REPLACE FREQ 3",
+            "GET {}f",
+            "RESTORE {}g",
+            "DUMP",
+            "cmdinfo:COMMAND INFO dump restore",
+        ],
+    ),
 ];
 
 /// Replies that differ by design: (name, setup commands that agree, the
@@ -1872,6 +1917,82 @@ fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// rumor's `proto-max-bulk-len`, for the Redis it is compared with.
+fn max_bulk(rumor: &Node) -> String {
+    let mut con = Con::open(rumor.client).unwrap();
+    let raw = con.call(&["CONFIG", "GET", "proto-max-bulk-len"]).unwrap();
+    let Value::Agg(_, items) = parse(&raw) else { panic!("CONFIG GET: {raw:?}") };
+    let [_, Value::Bulk(_, Some(value))] = items.as_slice() else { panic!("CONFIG GET: {raw:?}") };
+    String::from_utf8(value.clone()).unwrap()
+}
+
+/// Each server restores the other's DUMP of the same values, and reads
+/// back the value: text, integers in each encoding and past them, binary,
+/// compressible values (Redis compresses those past 20 bytes with LZF),
+/// and large ones.
+#[test]
+fn dump_payloads_restore_across_rumor_and_redis() {
+    let rumor = Node::start("dump", &[]);
+    let Some(redis) = Redis::start(&max_bulk(&rumor)) else {
+        assert!(!redis_required(), "redis-server is not installed and RUMOR_REQUIRE_REDIS=1");
+        common::report("SKIPPED dump/restore against redis: redis-server is not installed");
+        return;
+    };
+    let mut noisy = Vec::with_capacity(300_000);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    while noisy.len() < 300_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        noisy.push(if seed.is_multiple_of(3) { b'x' } else { seed as u8 });
+    }
+    let values: Vec<Vec<u8>> = [
+        &b"hello"[..],
+        b"",
+        b"0",
+        b"-128",
+        b"127",
+        b"-32768",
+        b"65535",
+        b"-2147483648",
+        b"2147483648",
+        b"007",
+        b"+1",
+        b"1.5",
+        b"a\r\nb\x00c",
+        &[b'a'; 40],
+        &[0u8; 20_000],
+        b"the quick brown fox jumps over the lazy dog, the quick brown fox jumps over the lazy dog",
+        &noisy,
+    ]
+    .into_iter()
+    .map(<[u8]>::to_vec)
+    .collect();
+    let (mut r, mut m) = (Con::open(redis.addr).unwrap(), Con::open(rumor.client).unwrap());
+    let bulk = |raw: Vec<u8>| -> Vec<u8> {
+        let Value::Bulk(_, Some(bytes)) = parse(&raw) else {
+            panic!("not a bulk: {:?}", String::from_utf8_lossy(&raw))
+        };
+        bytes
+    };
+    for (i, value) in values.iter().enumerate() {
+        let key = format!("dump:{i}");
+        let copy = format!("dump:{i}:copy");
+        for con in [&mut r, &mut m] {
+            assert_eq!(con.call(&[b"SET", key.as_bytes(), value]).unwrap(), b"+OK\r\n");
+        }
+        let from_redis = bulk(r.call(&["DUMP", &key]).unwrap());
+        let from_rumor = bulk(m.call(&["DUMP", &key]).unwrap());
+        for (con, payload, who) in
+            [(&mut m, &from_redis, "rumor restores Redis's"), (&mut r, &from_rumor, "Redis restores rumor's")]
+        {
+            let restored = con.call(&[b"RESTORE", copy.as_bytes(), b"0", payload]).unwrap();
+            assert_eq!(restored, b"+OK\r\n", "{who} DUMP of value {i}: {}", String::from_utf8_lossy(&restored));
+            assert_eq!(&bulk(con.call(&["GET", &copy]).unwrap()), value, "{who} DUMP of value {i}");
+        }
+    }
+}
+
 fn redis_required() -> bool {
     std::env::var("RUMOR_REQUIRE_REDIS").is_ok_and(|v| v == "1")
 }
@@ -1879,14 +2000,7 @@ fn redis_required() -> bool {
 #[test]
 fn replies_match_redis_7() {
     let rumor = Node::start("parity", &[]);
-    let max_bulk = {
-        let mut con = Con::open(rumor.client).unwrap();
-        let raw = con.call(&["CONFIG", "GET", "proto-max-bulk-len"]).unwrap();
-        let Value::Agg(_, items) = parse(&raw) else { panic!("CONFIG GET: {raw:?}") };
-        let [_, Value::Bulk(_, Some(value))] = items.as_slice() else { panic!("CONFIG GET: {raw:?}") };
-        String::from_utf8(value.clone()).unwrap()
-    };
-    let Some(redis) = Redis::start(&max_bulk) else {
+    let Some(redis) = Redis::start(&max_bulk(&rumor)) else {
         assert!(!redis_required(), "redis-server is not installed and RUMOR_REQUIRE_REDIS=1");
         common::report("SKIPPED redis_parity: redis-server is not installed (apt-get install redis-server)");
         return;

@@ -292,6 +292,8 @@ fn extra(name: &str) -> Extra {
             key_specs: Some(&[(None, &["OW", "update"], 2, 0, 1), (None, &["RO", "access"], 3, -1, 1)]),
             ..none
         },
+        "dump" => Extra { tips: &["nondeterministic_output"], ..none },
+        "restore" => Extra { key_specs: Some(&[(None, &["OW", "update"], 1, 0, 1)]), ..none },
         "copy" => {
             Extra { key_specs: Some(&[(None, &["RO", "access"], 1, 0, 1), (None, &["OW", "update"], 2, 0, 1)]), ..none }
         }

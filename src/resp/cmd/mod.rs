@@ -20,6 +20,7 @@ pub(crate) mod category;
 mod client;
 mod command;
 mod config_cmd;
+mod dump;
 mod expire;
 mod info;
 mod keys;
@@ -331,11 +332,12 @@ fn runs_long(handler: Handler, args: Args<'_>, ctx: &Ctx<'_>) -> bool {
     match handler {
         // EXEC: its queue's work has no bound short of running it (256
         // BITCOUNTs over 1 MiB values take a second).
-        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs | Handler::Exec => true,
+        // RESTORE: a small payload can decompress to 64 MiB.
+        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs | Handler::Exec | Handler::Restore => true,
         Handler::Mget | Handler::Mset | Handler::Msetnx | Handler::Del | Handler::Exists | Handler::Watch => {
             args.len() > LONG_KEY_COUNT
         }
-        Handler::Bitcount | Handler::Bitpos | Handler::Setbit | Handler::Setrange | Handler::Append => {
+        Handler::Bitcount | Handler::Bitpos | Handler::Setbit | Handler::Setrange | Handler::Append | Handler::Dump => {
             let stored = ctx.shared.store.get(args.arg(1), ctx.now_ms).map_or(0, |value| value.len());
             // Growth past max_bulk_bytes is refused at once.
             let grown = Some(grown_len(handler, args, stored)).filter(|&n| n <= ctx.shared.limits.max_bulk_bytes());
@@ -411,6 +413,8 @@ fn run_handler(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, C
         Handler::Unwatch => transaction::unwatch(ctx),
         Handler::Rename { nx } => keys::rename(args, ctx, nx),
         Handler::Copy => keys::copy(args, ctx),
+        Handler::Dump => dump::dump(args, ctx),
+        Handler::Restore => dump::restore(args, ctx),
         Handler::Setnx => string_update::setnx(args, ctx),
         Handler::Setex(unit) => string_update::setex(args, ctx, unit),
         Handler::Getset => string_update::getset(args, ctx),
@@ -721,6 +725,8 @@ fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
 enum Handler {
     Get,
     Set,
+    Dump,
+    Restore,
     Mget,
     Mset,
     Msetnx,
@@ -967,6 +973,8 @@ pub(crate) const COMMANDS: &[Spec] = &[
         KeyAccess::ReadWrite,
     ),
     spec("copy", -3, KEYSPACE.with(WRITE).with(SLOW), DENY_OOM, Handler::Copy).keys(1, 2, 1, KeyAccess::ReadWrite),
+    spec("dump", 2, KEYSPACE.with(READ).with(SLOW), NONE, Handler::Dump).keys(1, 1, 1, R),
+    spec("restore", -4, KEYSPACE.with(WRITE).with(SLOW).with(DANGEROUS), DENY_OOM, Handler::Restore).keys(1, 1, 1, W),
     spec("touch", -2, KEYSPACE.with(READ).with(FAST), NONE, Handler::Exists).keys(1, -1, 1, R),
     spec("setnx", 3, WRITE.with(STRING).with(FAST), DENY_OOM, Handler::Setnx).keys(1, 1, 1, W),
     spec("setex", 4, WRITE.with(STRING).with(SLOW), DENY_OOM, Handler::Setex(expire::Unit::Seconds)).keys(1, 1, 1, W),
@@ -1126,6 +1134,8 @@ mod tests {
         assert_eq!(h.run(&["SET", "k", &mib]).await, "+OK\r\n");
         assert!(h.runs_long(&["APPEND", "k", "x"]), "copies the MiB held");
         assert!(h.runs_long(&["BITCOUNT", "k"]));
+        assert!(h.runs_long(&["DUMP", "k"]), "a checksum over the MiB");
+        assert!(!h.runs_long(&["DUMP", "other"]));
         assert!(!h.runs_long(&["BITCOUNT", "other"]));
     }
 
