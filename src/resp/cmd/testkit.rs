@@ -109,6 +109,16 @@ pub(crate) struct Harness {
     _registration: crate::resp::clients::Registration,
 }
 
+/// A command's context on the harness's node and session, at the clock's time.
+fn context<'a>(
+    shared: &'a Shared,
+    session: &'a mut Session,
+    out: &'a mut Output,
+    pending: &'a mut Replicate,
+) -> Ctx<'a> {
+    Ctx { shared, session, out, pending, now_ms: shared.clock.wall_ms() }
+}
+
 impl Harness {
     /// A harness with test limits and no password.
     pub(crate) fn new() -> Self {
@@ -191,15 +201,8 @@ impl Harness {
     pub(crate) fn runs_long(&mut self, args: &[&str]) -> bool {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let frame = self.frame(&args);
-        let mut out = Output::default();
-        let mut pending = Replicate::default();
-        let ctx = Ctx {
-            shared: &self.shared,
-            session: &mut self.session,
-            out: &mut out,
-            pending: &mut pending,
-            now_ms: self.shared.clock.wall_ms(),
-        };
+        let (mut out, mut pending) = (Output::default(), Replicate::default());
+        let ctx = context(&self.shared, &mut self.session, &mut out, &mut pending);
         let args = self.parser.args(&frame);
         let (_, spec) = super::lookup(args.arg(0)).expect("a known command");
         super::runs_long(spec.handler, args, &ctx)
@@ -207,15 +210,8 @@ impl Harness {
 
     async fn run_raw(&mut self, args: &[&[u8]]) -> (Vec<u8>, Flow) {
         let frame = self.frame(args);
-        let mut out = Output::default();
-        let mut pending = Replicate::default();
-        let mut ctx = Ctx {
-            shared: &self.shared,
-            session: &mut self.session,
-            out: &mut out,
-            pending: &mut pending,
-            now_ms: self.shared.clock.wall_ms(),
-        };
+        let (mut out, mut pending) = (Output::default(), Replicate::default());
+        let mut ctx = context(&self.shared, &mut self.session, &mut out, &mut pending);
         let args = self.parser.args(&frame);
         let mut flow = execute(args, &mut ctx);
         if let Flow::Ask(asked) = flow {
