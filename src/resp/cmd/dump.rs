@@ -43,6 +43,7 @@ const ENC_LZF: u8 = 3;
 
 static CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_REDIS);
 
+const BUSY_KEY: CommandError = CommandError::fixed("BUSYKEY Target key name already exists.");
 const WRONG_PAYLOAD: CommandError = CommandError::fixed("ERR DUMP payload version or checksum are wrong");
 const BAD_FORMAT: CommandError = CommandError::fixed("ERR Bad data format");
 const TOO_LONG: CommandError = CommandError::fixed("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
@@ -92,25 +93,37 @@ pub(super) fn restore(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<(), CommandEr
         index += 1;
     }
     let now_ms = ctx.now_ms();
+    // Checked here for Redis's order of errors, and again as the value is
+    // written: a SET between the two is not overwritten.
     if !replace && ctx.shared.store.get(&key, now_ms).is_some() {
-        return Err(CommandError::fixed("BUSYKEY Target key name already exists."));
+        return Err(BUSY_KEY);
     }
     let ttl = parse_i64(args.arg(2)).ok_or(CommandError::NotInteger)?;
-    let ttl = u64::try_from(ttl).map_err(|_| CommandError::fixed("ERR Invalid TTL value, must be >= 0"))?;
+    if ttl < 0 {
+        return Err(CommandError::fixed("ERR Invalid TTL value, must be >= 0"));
+    }
     let value = deserialize(args.arg(3), ctx.shared.limits.max_bulk_bytes())?;
     let deadline = match ttl {
         0 => None,
-        at if absolute => Some(at),
-        after => Some(now_ms.saturating_add(after)),
+        at if absolute => Some(at.unsigned_abs()),
+        // Past the end of Redis's signed milliseconds: Redis's sum wraps
+        // negative and the key is taken as expired at once; so here.
+        after => Some(i64::try_from(now_ms).ok().and_then(|now| now.checked_add(after)).map_or(0, i64::unsigned_abs)),
     };
-    let (written, ()) = ctx.shared.store.update(&key, now_ms, |live| {
+    let (written, busy) = ctx.shared.store.update(&key, now_ms, |live| {
+        if !replace && live.is_some() {
+            return (None, true);
+        }
         let write = match deadline {
             // Already past: the key is gone (REPLACE deleted it).
             Some(at) if at <= now_ms => live.is_some().then_some(Write::Delete),
             expires_at_ms => Some(Write::Put { value, expires_at_ms }),
         };
-        (write, ())
+        (write, false)
     })?;
+    if busy {
+        return Err(BUSY_KEY);
+    }
     ctx.replicate(key, written);
     reply::ok(ctx.out);
     Ok(())
@@ -186,6 +199,60 @@ fn deserialize(payload: &[u8], max_len: usize) -> Result<Bytes, CommandError> {
         return Err(BAD_FORMAT);
     }
     Ok(value)
+}
+
+/// The most bytes one byte of an LZF stream expands to: a back-reference
+/// of 3 bytes copies at most 264.
+pub(super) const LZF_MAX_EXPANSION: usize = 88;
+
+/// Decompresses an LZF stream (liblzf's format, which Redis writes) into
+/// exactly `len` bytes, or `None`. The output grows as it is produced,
+/// never past `len`: a stream that fails early costs what it produced.
+fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut rest = input;
+    while let Some((&ctrl, after)) = rest.split_first() {
+        rest = after;
+        let ctrl = usize::from(ctrl);
+        if ctrl < 1 << 5 {
+            // A literal run of ctrl + 1 bytes.
+            let (run, after) = rest.split_at_checked(ctrl + 1)?;
+            rest = after;
+            grow(&mut out, run.len(), len)?;
+            out.extend_from_slice(run);
+        } else {
+            // A back-reference: length in the top 3 bits (7: one more byte
+            // adds to it), distance in the low 5 and the next byte.
+            let mut run = ctrl >> 5;
+            if run == 7 {
+                let (&more, after) = rest.split_first()?;
+                rest = after;
+                run += usize::from(more);
+            }
+            let (&low, after) = rest.split_first()?;
+            rest = after;
+            let back = ((ctrl & 0x1f) << 8 | usize::from(low)) + 1;
+            let run = run + 2;
+            let start = out.len().checked_sub(back)?;
+            grow(&mut out, run, len)?;
+            // Byte by byte: the source may overlap what is being written.
+            for i in start..start + run {
+                out.push(out[i]);
+            }
+        }
+    }
+    (out.len() == len).then_some(out)
+}
+
+/// Makes room for `extra` more bytes in `out`, doubling but never past
+/// `len`; `None` if `extra` would pass it.
+fn grow(out: &mut Vec<u8>, extra: usize, len: usize) -> Option<()> {
+    let wanted = out.len().checked_add(extra).filter(|&n| n <= len)?;
+    if wanted > out.capacity() {
+        let target = wanted.max(out.capacity().saturating_mul(2)).min(len);
+        out.reserve_exact(target - out.len());
+    }
+    Some(())
 }
 
 /// RDB object types other than strings, by family.
@@ -270,14 +337,16 @@ impl<'a> Reader<'a> {
                 let compressed_len = usize::try_from(self.plain_len()?).map_err(|_| BAD_FORMAT)?;
                 let len = usize::try_from(self.plain_len()?).map_err(|_| BAD_FORMAT)?;
                 let compressed = self.take(compressed_len).ok_or(BAD_FORMAT)?;
-                // Bounded before anything is allocated for it.
                 if len > max_len {
                     return Err(TOO_LONG);
                 }
-                match lzf::decompress(compressed, len) {
-                    Ok(value) if value.len() == len => Ok(Bytes::from(value)),
-                    _ => Err(BAD_FORMAT),
+                // No LZF stream expands past this: a length beyond it is a
+                // lie, and allocating for it would let a 20-byte payload
+                // cost 64 MiB.
+                if len > compressed.len().saturating_mul(LZF_MAX_EXPANSION) {
+                    return Err(BAD_FORMAT);
                 }
+                lzf_decompress(compressed, len).map(Bytes::from).ok_or(BAD_FORMAT)
             }
             Len::Encoded(_) => Err(BAD_FORMAT),
         }
@@ -385,6 +454,15 @@ mod tests {
         ] {
             assert_eq!(wrong(&sealed(body, 9)), bad, "{body:?}");
         }
+        // 64 MiB declared over 2 compressed bytes: a lie, refused before
+        // anything is allocated for it.
+        let lying = sealed(b"\x00\xc3\x02\x80\x04\x00\x00\x00\x01a", 9);
+        let refused = deserialize(&lying, 64 << 20).err().map(|e| {
+            let mut out = bytes::BytesMut::new();
+            e.write(&mut out);
+            out
+        });
+        assert_eq!(refused.as_deref(), Some(&b"-ERR Bad data format\r\n"[..]));
         let declared_huge = sealed(b"\x00\xc3\x02\x81\x00\x00\x00\x10\x00\x00\x00\x00\x01aa", 9);
         assert_eq!(
             wrong(&declared_huge),

@@ -332,8 +332,9 @@ fn runs_long(handler: Handler, args: Args<'_>, ctx: &Ctx<'_>) -> bool {
     match handler {
         // EXEC: its queue's work has no bound short of running it (256
         // BITCOUNTs over 1 MiB values take a second).
-        // RESTORE: a small payload can decompress to 64 MiB.
-        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs | Handler::Exec | Handler::Restore => true,
+        Handler::Keys | Handler::Flush | Handler::Bitop | Handler::Lcs | Handler::Exec => true,
+        // What its payload may decompress to.
+        Handler::Restore => args.arg(3).len().saturating_mul(dump::LZF_MAX_EXPANSION) > LONG_VALUE_BYTES,
         Handler::Mget | Handler::Mset | Handler::Msetnx | Handler::Del | Handler::Exists | Handler::Watch => {
             args.len() > LONG_KEY_COUNT
         }
@@ -1136,6 +1137,8 @@ mod tests {
         assert!(h.runs_long(&["BITCOUNT", "k"]));
         assert!(h.runs_long(&["DUMP", "k"]), "a checksum over the MiB");
         assert!(!h.runs_long(&["DUMP", "other"]));
+        assert!(!h.runs_long(&["RESTORE", "r", "0", "small"]));
+        assert!(h.runs_long(&["RESTORE", "r", "0", &"x".repeat(12_000)]), "may decompress past 1 MiB");
         assert!(!h.runs_long(&["BITCOUNT", "other"]));
     }
 
