@@ -56,3 +56,51 @@ fn a_lone_memory_only_node_says_its_writes_die_with_it() {
     assert!(started.elapsed() < Duration::from_secs(3), "no wait without a peer: {:?}", started.elapsed());
     assert!(alone.log_text().contains("no live peer: the writes only this memory-only node holds are lost with it"));
 }
+
+/// `SHUTDOWN` from a client stops the node as SIGTERM does: the client's
+/// connection closes without a reply (as Redis's), the process exits
+/// cleanly after handing its writes to its peer, and the peer lists it as
+/// left, not failed. Inside MULTI, and with options that conflict, it is
+/// refused and the node goes on.
+#[test]
+fn shutdown_from_a_client_leaves_the_mesh_and_exits() {
+    use std::io::{Read, Write};
+
+    let keeper = Node::start("keeper", &[]);
+    let leaver = Node::start("leaver", &[keeper.gossip]);
+    let mut nodes = vec![keeper, leaver];
+    wait_all_alive(&nodes, Duration::from_secs(20));
+    let mut con = nodes[1].connect();
+    let refusal = |con: &mut redis::Connection, args: &[&str]| -> String {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query::<String>(con).expect_err("refused").to_string()
+    };
+    assert!(refusal(&mut con, &["SHUTDOWN", "ABORT"]).contains("No shutdown in progress."));
+    assert!(refusal(&mut con, &["SHUTDOWN", "SAVE", "NOSAVE"]).contains("syntax error"));
+    let () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let queued = refusal(&mut con, &["SHUTDOWN"]);
+    assert!(queued.contains("Command not allowed inside a transaction"), "{queued}");
+    let exec = refusal(&mut con, &["EXEC"]);
+    assert!(exec.contains("Transaction discarded"), "{exec}");
+    let () = redis::cmd("SET").arg("last").arg("write").query(&mut con).unwrap();
+
+    let mut raw = std::net::TcpStream::connect(nodes[1].client).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    raw.write_all(b"SHUTDOWN NOSAVE\r\n").unwrap();
+    let mut reply = Vec::new();
+    let _ = raw.read_to_end(&mut reply);
+    assert!(reply.is_empty(), "no reply, the connection closes: {:?}", String::from_utf8_lossy(&reply));
+    let status = nodes[1].wait_exit();
+    assert!(status.success(), "{status:?}");
+    let log = nodes[1].log_text();
+    assert!(log.contains("stopping: SHUTDOWN from a client") && log.contains("left the mesh"), "{log}");
+    let gone = nodes[1].gossip;
+    common::wait_for("the keeper to list the leaver as left", Duration::from_secs(10), || {
+        (common::state_of(&nodes[0], gone).as_deref() == Some("left")).then_some(())
+    });
+    let last: Option<String> = redis::cmd("GET").arg("last").query(&mut nodes[0].connect()).unwrap();
+    assert_eq!(last.as_deref(), Some("write"), "handed to the peer before it stopped");
+}

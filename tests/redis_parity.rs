@@ -1628,6 +1628,22 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("unknown", &["FOO", "FOO a b", "foo a b c d e f g h", "SET{}", "GETT {}a", "CLIENT FOO bar"]),
+    // Only the refusals: a SHUTDOWN that works would stop either server.
+    (
+        "shutdown_refusals",
+        &[
+            "SHUTDOWN ABORT",
+            "SHUTDOWN NOSAVE SAVE",
+            "SHUTDOWN SAVE NOSAVE NOW",
+            "SHUTDOWN ABORT NOW",
+            "SHUTDOWN now now abort",
+            "SHUTDOWN bogus",
+            "MULTI",
+            "SHUTDOWN",
+            "EXEC",
+            "cmdinfo:COMMAND INFO shutdown",
+        ],
+    ),
     // Payloads redis-server 7.0 answered to DUMP: "hello", 123 (an integer
     // encoding) and 40 a's (LZF). Each server's own DUMP output is
     // compared in `dump_payloads_restore_across_rumor_and_redis`.

@@ -99,6 +99,7 @@ impl Executor {
             storage: None,
             clients: Default::default(),
             transaction_gate: Default::default(),
+            shutdown_requested: Default::default(),
         };
         let mut parser = Parser::new(&shared.limits.current());
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 6379));

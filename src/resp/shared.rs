@@ -175,6 +175,8 @@ pub struct Shared {
     pub transaction_gate: crate::resp::gate::TransactionGate,
     /// The client connections, for CLIENT LIST and CLIENT KILL.
     pub clients: crate::resp::clients::Clients,
+    /// Notified by `SHUTDOWN`: the node stops as on SIGTERM.
+    pub shutdown_requested: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {

@@ -162,6 +162,7 @@ pub async fn run(
         storage: storage_queue.clone(),
         clients: Default::default(),
         transaction_gate: Default::default(),
+        shutdown_requested: Default::default(),
     });
     on_bound(bound, NodeHandle::new(&shared));
     if settings.cluster_keys.is_none() && !gossip.ip().is_loopback() {
@@ -229,6 +230,7 @@ pub async fn run(
         };
         tokio::spawn(metrics_http::serve(listener, render, stopped).instrument(span.clone()))
     });
+    let shutdown_requested = shared.shutdown_requested.clone();
     drop(shared);
 
     // The driver stops once clients are done, so their last writes are in
@@ -243,6 +245,7 @@ pub async fn run(
         };
         tokio::select! {
             () = shutdown => {}
+            () = shutdown_requested.notified() => tracing::info!("stopping: SHUTDOWN from a client"),
             () = storage_failed => tracing::error!("stopping: the data dir can no longer be written"),
         }
         tracing::info!("shutting down: finishing client commands");

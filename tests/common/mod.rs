@@ -149,8 +149,14 @@ impl Node {
 
     /// SIGTERM, then wait for the process to exit; returns its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit by itself (20 s, then it is killed);
+    /// returns its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -158,7 +164,7 @@ impl Node {
             }
             if start.elapsed() > Duration::from_secs(20) {
                 let _ = child.kill();
-                panic!("{} did not exit after SIGTERM", self.name);
+                panic!("{} did not exit within 20 s", self.name);
             }
             std::thread::sleep(Duration::from_millis(10));
         }

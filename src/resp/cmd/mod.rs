@@ -449,6 +449,7 @@ fn run_handler(spec: &Spec, args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, C
             reply::ok(ctx.out);
             return Ok(Flow::Close);
         }
+        Handler::Shutdown => return server::shutdown(args, ctx),
         Handler::Command => command::command(args, ctx),
         Handler::Config => config_cmd::config(args, ctx),
         Handler::Members => return Ok(Flow::Ask(Asked { slot: UNKNOWN_SLOT, question: Question::Members })),
@@ -726,6 +727,7 @@ fn unknown_subcommand(args: Args<'_>, container: &str) -> CommandError {
 enum Handler {
     Get,
     Set,
+    Shutdown,
     Dump,
     Restore,
     Mget,
@@ -1047,6 +1049,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("info", -2, SLOW.with(CONNECTION)),
         sub("help", 2, SLOW.with(CONNECTION)),
     ]),
+    spec("shutdown", -1, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Shutdown),
     spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[
         sub("sleep", 3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("help", 2, ADMIN.with(SLOW).with(DANGEROUS)),

@@ -1,7 +1,7 @@
 //! Server state that clients ask about, and the mesh view: DEBUG SLEEP,
 //! TIME, MEMBERS.
 
-use super::{CommandError, Ctx, is, unknown_subcommand};
+use super::{CommandError, Ctx, Flow, is, unknown_subcommand};
 use crate::resp::num::parse_i64;
 use crate::resp::parse::Args;
 use crate::resp::reply;
@@ -49,6 +49,37 @@ const DEBUG_HELP: &[&str] = &[
     "HELP",
     "    Prints this help.",
 ];
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: the node leaves the
+/// mesh and stops as on SIGTERM (with a data dir, synced whatever the
+/// options say), and this connection closes without a reply, as Redis's
+/// does. A stop once asked for is not waiting on anything a client could
+/// abort, so ABORT finds none in progress.
+pub(super) fn shutdown(args: Args<'_>, ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    for option in args.iter_from(1) {
+        if is(option, "SAVE") {
+            save = true;
+        } else if is(option, "NOSAVE") {
+            nosave = true;
+        } else if is(option, "NOW") || is(option, "FORCE") {
+            other = true;
+        } else if is(option, "ABORT") {
+            abort = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if (save && nosave) || (abort && (save || nosave || other)) {
+        return Err(CommandError::Syntax);
+    }
+    if abort {
+        return Err(CommandError::fixed("ERR No shutdown in progress."));
+    }
+    tracing::warn!(peer = %ctx.session.peer, "SHUTDOWN from a client");
+    ctx.shared.shutdown_requested.notify_one();
+    Ok(Flow::Close)
+}
 
 /// `TIME`: the node's wall clock as Redis answers it, seconds and
 /// microseconds, each a bulk string. The executor's clock is read in
@@ -118,6 +149,24 @@ pub(super) async fn members(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{Harness, MEMBERS};
+
+    #[tokio::test]
+    async fn shutdown_asks_the_node_to_stop_and_closes_without_a_reply() {
+        let mut h = Harness::new();
+        let asked = h.shared.shutdown_requested.clone();
+        assert_eq!(h.run(&["SHUTDOWN", "ABORT"]).await, "-ERR No shutdown in progress.\r\n");
+        for conflicting in [&["SHUTDOWN", "SAVE", "NOSAVE"][..], &["SHUTDOWN", "ABORT", "NOW"], &["SHUTDOWN", "x"]] {
+            assert_eq!(h.run(conflicting).await, "-ERR syntax error\r\n", "{conflicting:?}");
+        }
+        assert_eq!(h.run(&["MULTI"]).await, "+OK\r\n");
+        assert_eq!(h.run(&["SHUTDOWN"]).await, "-ERR Command not allowed inside a transaction\r\n");
+        assert_eq!(h.run(&["EXEC"]).await, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        let not_yet = tokio::time::timeout(std::time::Duration::from_millis(10), asked.notified()).await;
+        assert!(not_yet.is_err(), "no stop asked for yet");
+        let (reply, flow) = h.run_flow(&["SHUTDOWN", "NOSAVE", "NOW"]).await;
+        assert_eq!((reply.as_str(), flow), ("", super::super::Flow::Close));
+        tokio::time::timeout(std::time::Duration::from_secs(1), asked.notified()).await.expect("asked to stop");
+    }
 
     #[tokio::test]
     async fn debug_sleep_waits_this_connection_only_from_loopback() {

@@ -93,6 +93,7 @@ fn shared_with_control(
         storage: None,
         clients: Default::default(),
         transaction_gate: Default::default(),
+        shutdown_requested: Default::default(),
     };
     (Arc::new(shared), replicated)
 }

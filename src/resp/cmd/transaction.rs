@@ -83,6 +83,10 @@ pub(super) fn queue(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>,
     let refusal = match checked {
         Err(error) => Some(error),
         Ok(Some(flow)) => return flow,
+        // Redis's NO_MULTI: the node would stop mid-transaction.
+        Ok(None) if spec.handler == Handler::Shutdown => {
+            Some(CommandError::fixed("ERR Command not allowed inside a transaction"))
+        }
         // The output-buffer limit bounds queued arguments too (0: no limit).
         Ok(None) if queued.bytes + size > transaction_limit(ctx.shared.limits.output_buffer_limit_bytes()) => {
             Some(CommandError::fixed("ERR transaction over the client output buffer limit"))
