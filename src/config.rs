@@ -251,6 +251,8 @@ pub struct GossipFile {
     pub write_batch_max: Option<usize>,
     /// Batches the hand-over from clients to gossip holds before writers wait.
     pub write_queue: Option<usize>,
+    /// Bytes of keys and values the hand-over holds before writers wait.
+    pub write_queue_bytes: Option<usize>,
     /// Gossip socket send and receive buffer size, bytes.
     pub socket_buffer_bytes: Option<usize>,
 }
@@ -414,6 +416,9 @@ pub struct Settings {
     pub write_batch_max: NonZeroUsize,
     /// Batches the hand-over from clients to gossip holds before writers wait.
     pub write_queue: NonZeroUsize,
+    /// Bytes of keys and values the hand-over holds before writers wait
+    /// (one batch is always taken, however large).
+    pub write_queue_bytes: usize,
     /// Gossip socket send and receive buffer size, bytes.
     pub socket_buffer_bytes: usize,
     /// Directory for durable storage; `None`: memory only.
@@ -518,6 +523,7 @@ impl Default for Settings {
             limits,
             write_batch_max: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             write_queue: NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
+            write_queue_bytes: 64 * 1024 * 1024,
             socket_buffer_bytes: 4 * 1024 * 1024,
             data_dir: None,
             fsync: Fsync::default(),
@@ -648,6 +654,7 @@ impl Settings {
                 .ok_or_else(|| invalid("dissemination.write_queue", "must be at least 1".into()))?;
         }
 
+        set_limit(&mut s.write_queue_bytes, g.write_queue_bytes, "dissemination.write_queue_bytes")?;
         set_limit(&mut s.socket_buffer_bytes, g.socket_buffer_bytes, "dissemination.socket_buffer_bytes")?;
 
         let a = file.anti_entropy;

@@ -64,6 +64,7 @@ pub fn fixed_parameters(s: &Settings) -> Vec<(&'static str, String)> {
         ("dissemination.wait_tracked_keys", node.wait_tracked_keys.to_string()),
         ("dissemination.write_batch_max", s.write_batch_max.to_string()),
         ("dissemination.write_queue", s.write_queue.to_string()),
+        ("dissemination.write_queue_bytes", s.write_queue_bytes.to_string()),
         ("dissemination.socket_buffer_bytes", s.socket_buffer_bytes.to_string()),
         ("anti_entropy.sync_interval_ms", ms(node.sync_interval)),
         ("anti_entropy.sync_budget_bytes", node.sync_budget_bytes.to_string()),

@@ -81,7 +81,7 @@ impl Executor {
     pub fn new(id: u64, name: &str, store: Arc<Store>, limits: ClientLimits, password: Option<String>) -> Self {
         // Never sent on: the writes come back to the caller, and questions
         // for the driver are refused before they are asked.
-        let (writes, _) = crate::server::handover::channel(1);
+        let (writes, _) = crate::server::handover::channel(1, usize::MAX);
         let (control, _) = mpsc::channel(1);
         let shared = Shared {
             name: name.to_owned(),
@@ -155,7 +155,7 @@ impl Executor {
             let len = chunk.len();
             self.out.advance(len);
         }
-        let Replicate { writes, flushed } = std::mem::take(&mut self.pending);
+        let Replicate { writes, flushed, .. } = std::mem::take(&mut self.pending);
         Ok(Executed { reply, writes, flushed, closed })
     }
 }

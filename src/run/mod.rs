@@ -135,7 +135,7 @@ pub async fn run(
     // Start-up wall time orders restarts on one address: each run's identity
     // beats the last in foca's address conflict.
     let identity = Identity { id, addr: gossip, life: clock.wall_ms(), name: settings.name.as_str().into() };
-    let (writes_tx, writes) = handover::channel(settings.write_queue.get());
+    let (writes_tx, writes) = handover::channel(settings.write_queue.get(), settings.write_queue_bytes);
     let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
     let (frames_tx, frames) = mpsc::channel(CONTROL_QUEUE);
     let metrics =

@@ -18,6 +18,9 @@ pub struct Replicate {
     /// The latest FLUSHALL among them, if any (every write of the batch
     /// before it is already gone; the ones after it stay).
     pub flushed: Option<Timestamp>,
+    /// Bytes of the keys and values in `writes`: what the batch holds
+    /// until gossip has sent it, bounded on the way there.
+    pub bytes: usize,
 }
 
 impl Replicate {

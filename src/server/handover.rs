@@ -6,8 +6,10 @@
 //! so tokio runs it after the tasks already ready — the other connections
 //! with commands read): when clients do not pipeline, one wake-up and one
 //! push then carry the writes of every connection of the round instead of
-//! one connection's. A queue of `capacity` batches makes senders wait,
-//! which is the backpressure that bounds its memory.
+//! one connection's. A queue of `capacity` batches, or of `capacity_bytes`
+//! bytes of keys and values, makes senders wait, which is the backpressure
+//! that bounds its memory (a batch into an empty queue is always taken,
+//! however large).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,12 +20,13 @@ use crate::server::control::Replicate;
 
 /// The hand-over's two ends: cloned senders for connections, the one
 /// receiver for the driver.
-pub fn channel(capacity: usize) -> (Sender, Receiver) {
+pub fn channel(capacity: usize, capacity_bytes: usize) -> (Sender, Receiver) {
     let queue = Arc::new(Queue {
-        state: Mutex::new(State { batches: VecDeque::new(), senders: 1, receiver_gone: false }),
+        state: Mutex::new(State { batches: VecDeque::new(), bytes: 0, senders: 1, receiver_gone: false }),
         driver: Notify::new(),
         room: Notify::new(),
         capacity: capacity.max(1),
+        capacity_bytes,
     });
     (Sender { queue: queue.clone() }, Receiver { queue })
 }
@@ -37,11 +40,15 @@ struct Queue {
     room: Notify,
     /// Batches the queue holds at most.
     capacity: usize,
+    /// Bytes of keys and values the queue holds at most, but for one batch.
+    capacity_bytes: usize,
 }
 
 #[derive(Debug)]
 struct State {
     batches: VecDeque<Replicate>,
+    /// [`Replicate::bytes`] over `batches`.
+    bytes: usize,
     /// Live [`Sender`]s: with none left and the queue empty,
     /// [`Receiver::recv`] ends.
     senders: usize,
@@ -81,7 +88,9 @@ impl Sender {
                 if state.receiver_gone {
                     return Err(Closed(batch));
                 }
-                if state.batches.len() < queue.capacity {
+                let room_for_bytes = state.bytes == 0 || state.bytes + batch.bytes <= queue.capacity_bytes;
+                if state.batches.len() < queue.capacity && room_for_bytes {
+                    state.bytes += batch.bytes;
                     state.batches.push_back(batch);
                     let first = state.batches.len() == 1;
                     drop(state);
@@ -148,6 +157,7 @@ impl Receiver {
                 && let Some(batch) = state.batches.pop_front()
             {
                 writes += batch.writes.len().max(1);
+                state.bytes -= batch.bytes;
                 taken.push(batch);
             }
             !state.batches.is_empty()
@@ -163,7 +173,12 @@ impl Receiver {
 
     /// The oldest queued batch, if any.
     pub fn try_recv(&self) -> Option<Replicate> {
-        let batch = self.queue.lock().batches.pop_front()?;
+        let batch = {
+            let mut state = self.queue.lock();
+            let batch = state.batches.pop_front()?;
+            state.bytes -= batch.bytes;
+            batch
+        };
         self.queue.room.notify_waiters();
         Some(batch)
     }
@@ -209,7 +224,7 @@ mod tests {
         let timestamp = Timestamp::from_physical_ms(1);
         let version = Version { timestamp, writer: NodeId::from_bytes([1; 16]) };
         let tombstone = Entry { value: None, version, expires_at_ms: None, deadline_set_at: timestamp };
-        Replicate { writes: vec![(Bytes::from(key.to_owned()), tombstone)], flushed: None }
+        Replicate { writes: vec![(Bytes::from(key.to_owned()), tombstone)], flushed: None, bytes: key.len() }
     }
 
     /// Waits for a wake-up and takes what it finds.
@@ -235,7 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_a_batch_into_an_empty_queue_wakes_the_driver() {
-        let (sender, receiver) = channel(64);
+        let (sender, receiver) = channel(64, usize::MAX);
         sender.send(batch("first")).await.unwrap();
         assert!(is_ready(&receiver), "the first batch wakes the driver");
         // Batches queued while the driver is awake (yielding before it
@@ -251,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn take_stops_at_the_write_limit_and_leaves_the_rest_ready() {
-        let (sender, receiver) = channel(64);
+        let (sender, receiver) = channel(64, usize::MAX);
         for key in ["a", "b", "c", "d", "e"] {
             sender.send(batch(key)).await.unwrap();
         }
@@ -265,7 +280,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_makes_senders_wait_until_the_driver_takes() {
-        let (sender, receiver) = channel(2);
+        let (sender, receiver) = channel(2, usize::MAX);
         sender.send(batch("a")).await.unwrap();
         sender.send(batch("b")).await.unwrap();
         assert_eq!(sender.capacity(), 0);
@@ -277,9 +292,34 @@ mod tests {
         assert_eq!(one_wake(&receiver).await, vec![Bytes::from("c")]);
     }
 
+    /// Bytes bound the queue as batches do; one batch larger than the
+    /// whole budget still goes into an empty queue.
+    #[tokio::test]
+    async fn a_queue_past_its_bytes_makes_senders_wait_but_takes_one_large_batch() {
+        let (sender, receiver) = channel(64, 10);
+        sender.send(batch("way-past-ten-bytes")).await.unwrap();
+        let sender = std::sync::Arc::new(sender);
+        let next = sender.clone();
+        let waiting = tokio::spawn(async move { next.send(batch("ab")).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "no room for 2 more bytes past 18");
+        assert_eq!(take_now(&receiver), 1);
+        tokio::time::timeout(DEADLINE, waiting).await.expect("room made").unwrap().unwrap();
+        for key in ["cdef", "ghij"] {
+            sender.send(batch(key)).await.unwrap();
+        }
+        let last = sender.clone();
+        let waiting = tokio::spawn(async move { last.send(batch("k")).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "10 bytes queued: full");
+        assert_eq!(receiver.try_recv().map(|b| b.bytes), Some(2));
+        tokio::time::timeout(DEADLINE, waiting).await.expect("room made").unwrap().unwrap();
+        assert_eq!(take_now(&receiver), 3);
+    }
+
     #[tokio::test]
     async fn recv_ends_when_the_senders_are_gone_and_send_fails_without_a_driver() {
-        let (sender, receiver) = channel(4);
+        let (sender, receiver) = channel(4, usize::MAX);
         let second = sender.clone();
         sender.send(batch("a")).await.unwrap();
         drop(sender);
@@ -287,7 +327,7 @@ mod tests {
         assert_eq!(receiver.recv().await.map(|b| b.writes.len()), Some(1));
         assert_eq!(receiver.recv().await, None);
 
-        let (sender, receiver) = channel(4);
+        let (sender, receiver) = channel(4, usize::MAX);
         drop(receiver);
         assert!(sender.send(batch("a")).await.is_err());
     }

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +32,10 @@ use crate::server::envelope::{ClusterKeys, ENVELOPE_OVERHEAD};
 /// Frames queued per peer before new ones are dropped (and counted);
 /// anti-entropy repairs what a dropped frame carried.
 const QUEUE_PER_PEER: usize = 1024;
+/// Bytes queued per peer before new frames are dropped, but for one
+/// frame: 1,024 frames of large values would otherwise hold gigabytes for
+/// a peer that reads slowly.
+const QUEUE_BYTES_PER_PEER: usize = 64 << 20;
 /// How long to wait for a peer to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest piece of a frame's body reserved and read at once: what a
@@ -56,7 +60,7 @@ pub struct StreamStats {
 /// Outbound stream connections, one task per peer.
 #[derive(Debug, Default)]
 pub struct StreamPool {
-    peers: HashMap<SocketAddr, (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>)>,
+    peers: HashMap<SocketAddr, Peer>,
     /// Frames dropped because a peer's queue was full or its connection failed.
     pub dropped: Arc<AtomicU64>,
     /// Seal every frame with a cluster key, stamped with the clock's time.
@@ -78,10 +82,19 @@ impl StreamPool {
     pub fn send(&mut self, to: SocketAddr, payload: Bytes) {
         let spawn = || spawn_peer(to, self.dropped.clone(), self.sealing.clone(), self.idle_close);
         let peer = self.peers.entry(to).or_insert_with(spawn);
-        if peer.0.is_closed() {
+        if peer.sender.is_closed() {
             *peer = spawn();
         }
-        if peer.0.try_send(payload).is_err() {
+        let (len, queued) = (payload.len(), peer.queued.load(Ordering::Relaxed));
+        if queued != 0 && queued + len > QUEUE_BYTES_PER_PEER {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Counted before the task can take it, so the task's subtraction
+        // never comes first.
+        peer.queued.fetch_add(len, Ordering::Relaxed);
+        if peer.sender.try_send(payload).is_err() {
+            peer.queued.fetch_sub(len, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -93,7 +106,7 @@ impl StreamPool {
         let tasks: Vec<_> = self
             .peers
             .drain()
-            .map(|(_, (sender, task))| {
+            .map(|(_, Peer { sender, task, .. })| {
                 drop(sender);
                 task
             })
@@ -107,18 +120,32 @@ impl StreamPool {
     }
 }
 
+/// One peer's outbound connection task, and what is queued for it.
+#[derive(Debug)]
+struct Peer {
+    sender: mpsc::Sender<Bytes>,
+    task: tokio::task::JoinHandle<()>,
+    /// Bytes of the frames in `sender`'s queue.
+    queued: Arc<AtomicUsize>,
+}
+
 fn spawn_peer(
     to: SocketAddr,
     dropped: Arc<AtomicU64>,
     sealing: Option<(ClusterKeys, Clock)>,
     idle_close: Duration,
-) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
+) -> Peer {
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_PER_PEER);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let taken = queued.clone();
     let task = tokio::spawn(async move {
         let mut connection: Option<TcpStream> = None;
         loop {
             let payload = match tokio::time::timeout(idle_close, rx.recv()).await {
-                Ok(Some(payload)) => payload,
+                Ok(Some(payload)) => {
+                    taken.fetch_sub(payload.len(), Ordering::Relaxed);
+                    payload
+                }
                 Ok(None) => break,
                 Err(_) => {
                     if let Some(mut stream) = connection.take() {
@@ -173,7 +200,7 @@ fn spawn_peer(
             let _ = stream.shutdown().await;
         }
     });
-    (tx, task)
+    Peer { sender: tx, task, queued }
 }
 
 async fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {

@@ -235,9 +235,13 @@ fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
             let run = run + 2;
             let start = out.len().checked_sub(back)?;
             grow(&mut out, run, len)?;
-            // Byte by byte: the source may overlap what is being written.
-            for i in start..start + run {
-                out.push(out[i]);
+            if back >= run {
+                out.extend_from_within(start..start + run);
+            } else {
+                // Byte by byte: the source overlaps what is being written.
+                for i in start..start + run {
+                    out.push(out[i]);
+                }
             }
         }
     }

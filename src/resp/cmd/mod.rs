@@ -57,7 +57,7 @@ pub(crate) enum Flow {
     /// Go on with the next command.
     Continue,
     /// Go on, after handing the pending writes to dissemination: they have
-    /// reached [`PENDING_WRITES_MAX`], and that hand-over's wait on a full
+    /// reached [`PENDING_WRITES_MAX`] or [`PENDING_BYTES_MAX`], and that hand-over's wait on a full
     /// queue is the backpressure that bounds them.
     HandOver,
     /// Send what is written and close (`QUIT`).
@@ -188,7 +188,8 @@ fn run_counted(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>, ctx:
         }
     };
     ctx.session.tally.count(slot, failed);
-    if flow == Flow::Continue && ctx.pending.writes.len() >= PENDING_WRITES_MAX { Flow::HandOver } else { flow }
+    let full = ctx.pending.writes.len() >= PENDING_WRITES_MAX || ctx.pending.bytes >= PENDING_BYTES_MAX;
+    if flow == Flow::Continue && full { Flow::HandOver } else { flow }
 }
 
 /// Answers a command [`execute`] left to the driver ([`Flow::Ask`]):
@@ -655,6 +656,7 @@ impl Ctx<'_> {
         let Some(entry) = written else { return };
         self.session.unsettled_writes = true;
         self.session.wrote = true;
+        self.pending.bytes += key.len() + entry.value.as_ref().map_or(0, Bytes::len);
         self.pending.writes.push((key, entry));
     }
 
@@ -677,6 +679,11 @@ impl Ctx<'_> {
 /// Writes one connection may queue before handing them to dissemination
 /// (one command's writes may take it past this: MSET's are queued whole).
 pub(crate) const PENDING_WRITES_MAX: usize = 1024;
+
+/// Bytes of keys and values a batch holds before they are handed over:
+/// a pipeline of large values (or RESTOREs, which may expand 88 times)
+/// holds no more than this beyond its last value.
+pub(crate) const PENDING_BYTES_MAX: usize = 1 << 20;
 
 /// Hands queued writes to dissemination. Waits while the queue is full:
 /// that wait is the backpressure that bounds its memory.
@@ -1367,7 +1374,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_executor_asks_for_a_hand_over_once_the_writes_reach_the_bound() {
-        use super::{Ctx, Flow, PENDING_WRITES_MAX, Session, execute};
+        use super::{Ctx, Flow, PENDING_BYTES_MAX, PENDING_WRITES_MAX, Session, execute};
         use crate::resp::output::Output;
         use crate::resp::parse::Parser;
         let (shared, _writes) = super::testkit::shared(super::testkit::limits(), None);
@@ -1386,7 +1393,13 @@ mod tests {
         assert_eq!(run(&[b"GET", b"k1"], &mut pending), Flow::Continue, "a read adds nothing");
         assert_eq!(run(&[b"SET", b"last", b"v"], &mut pending), Flow::HandOver);
         assert_eq!(pending.writes.len(), PENDING_WRITES_MAX, "the executor leaves the hand-over to its caller");
-        pending.writes.clear();
+        pending = Default::default();
+        // Or once their bytes do: large values are handed over a few at a time.
+        let large = vec![b'x'; PENDING_BYTES_MAX / 2 + 1];
+        assert_eq!(run(&[b"SET", b"big1", &large], &mut pending), Flow::Continue);
+        assert_eq!(run(&[b"SET", b"big2", &large], &mut pending), Flow::HandOver);
+        assert_eq!(pending.bytes, 2 * (4 + large.len()));
+        pending = Default::default();
         assert_eq!(run(&[b"MSET", b"a", b"1", b"b", b"2"], &mut pending), Flow::Continue);
         assert!(matches!(run(&[b"MEMBERS"], &mut pending), Flow::Ask(_)), "the driver's to answer");
         assert_eq!(run(&[b"QUIT"], &mut pending), Flow::Close);

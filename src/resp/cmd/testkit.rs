@@ -76,7 +76,7 @@ fn shared_with_control(
     control: mpsc::Sender<Control>,
     writes_capacity: usize,
 ) -> (Arc<Shared>, handover::Receiver) {
-    let (writes, replicated) = handover::channel(writes_capacity);
+    let (writes, replicated) = handover::channel(writes_capacity, usize::MAX);
     let shared = Shared {
         name: "test-node".to_owned(),
         store: Arc::new(Store::new(NodeId::from_random_bytes([1; 16]), 500)),
