@@ -24,8 +24,9 @@ pub fn free_port() -> u16 {
     let base = ephemeral_low - span;
     let mut next = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     // Test binaries run one after another: each starts at its own offset,
-    // away from the ports of the one before, whose sockets may linger.
-    let count = next.get_or_insert(std::process::id() % span);
+    // away from the ports of the one before (whose process id is close),
+    // whose sockets may linger.
+    let count = next.get_or_insert(std::process::id().wrapping_mul(7_919) % span);
     for _ in 0..span {
         let port = u16::try_from(base + *count % span).expect("below 65536");
         *count += 1;
@@ -112,11 +113,19 @@ impl Node {
             cmd.args(["--seed", &seed.to_string()]);
         }
         cmd.args(&self.extra);
-        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        // `rumor::run` at info whatever the filter: its "node starting"
+        // line is what says the ports are this process's.
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        cmd.env("RUST_LOG", format!("{filter},rumor::run=info"));
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        let starts_before = self.log_text().matches("node starting").count();
         self.child = Some(cmd.spawn().expect("start rumor"));
         let started = Instant::now();
-        while std::net::TcpStream::connect(self.client).is_err() {
+        // A connection alone could reach another socket on the port (a CI
+        // run once connected, then was refused, before the node had bound
+        // it): the node first logs that it has bound its ports.
+        let bound = |node: &Node| node.log_text().matches("node starting").count() > starts_before;
+        while !bound(self) || std::net::TcpStream::connect(self.client).is_err() {
             let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
                 let how = exited.map_or("did not accept clients in 20 s".to_owned(), |s| format!("exited with {s}"));
