@@ -78,17 +78,7 @@ impl TransactionGate {
     pub async fn shared(&self) -> Pass<'_> {
         self.lock().shared_waiting += 1;
         let _waiting = Waiting { gate: self, exec: false };
-        loop {
-            let changed = self.changed.notified();
-            let mut changed = std::pin::pin!(changed);
-            // Registered before the check, so a release between the check
-            // and the wait is not missed.
-            changed.as_mut().enable();
-            if let Some(pass) = self.pass_shared(true) {
-                return pass;
-            }
-            changed.await;
-        }
+        self.pass_when(|| self.pass_shared(true)).await
     }
 
     /// Passes alone, if nothing holds the gate and no command waits for it.
@@ -106,16 +96,27 @@ impl TransactionGate {
     pub async fn exclusive(&self) -> Pass<'_> {
         self.lock().execs_waiting += 1;
         let _waiting = Waiting { gate: self, exec: true };
+        self.pass_when(|| {
+            let mut state = self.lock();
+            let free = state.shared == 0 && !state.exclusive && state.turn == 0;
+            free.then(|| {
+                state.exclusive = true;
+                Pass { gate: self, exclusive: true }
+            })
+        })
+        .await
+    }
+
+    /// Waits for a change of the gate until `pass` gives a pass.
+    async fn pass_when<'a>(&'a self, mut pass: impl FnMut() -> Option<Pass<'a>>) -> Pass<'a> {
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
+            // Registered before the check, so a release between the check
+            // and the wait is not missed.
             changed.as_mut().enable();
-            {
-                let mut state = self.lock();
-                if state.shared == 0 && !state.exclusive && state.turn == 0 {
-                    state.exclusive = true;
-                    return Pass { gate: self, exclusive: true };
-                }
+            if let Some(pass) = pass() {
+                return pass;
             }
             changed.await;
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// port 0 or any outgoing connection meanwhile, and the node would fail to
 /// bind once back; below it, only this function hands them out.
 pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+    static NEXT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
     let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|text| text.split_whitespace().next()?.parse().ok())
@@ -22,7 +22,7 @@ pub fn free_port() -> u16 {
     let span = ephemeral_low.saturating_sub(1_024).min(10_000);
     assert!(span >= 1_000, "the ephemeral port range starts at {ephemeral_low}: no room below it for test ports");
     let base = ephemeral_low - span;
-    let mut next = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
     // Test binaries run one after another: each starts at its own offset,
     // away from the ports of the one before (whose process id is close),
     // whose sockets may linger.

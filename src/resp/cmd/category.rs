@@ -95,6 +95,8 @@ impl Flags {
     pub(crate) const NO_AUTH: Flags = Flags(1 << 1);
     /// Allowed while the node is loading or catching up (Redis's `loading`).
     pub(crate) const LOADING: Flags = Flags(1 << 2);
+    /// Refused inside MULTI (Redis's `no_multi`).
+    pub(crate) const NO_MULTI: Flags = Flags(1 << 3);
 
     /// No flag.
     pub(crate) const NONE: Flags = Flags(0);

@@ -234,7 +234,7 @@ fn extra(name: &str) -> Extra {
         }
         "command" => Extra { flags: &["stale"], tips: ORDER, ..none },
         "debug" => Extra { flags: &["noscript", "stale"], ..none },
-        "shutdown" => Extra { flags: &["noscript", "stale", "no_multi", "allow_busy"], ..none },
+        "shutdown" => Extra { flags: SCRIPTLESS, ..none },
         "echo" | "select" => Extra { flags: &["stale"], ..none },
         "time" => Extra { flags: &["stale"], tips: NONDETERMINISTIC, ..none },
         "exec" => Extra { flags: &["noscript", "stale", "skip_slowlog"], ..none },
@@ -346,7 +346,7 @@ fn flag_names(name: &str, categories: Categories, flags: Flags) -> Vec<&'static 
         ("skip_slowlog", false),
         ("fast", categories.contains(Categories::FAST)),
         ("no_auth", flags.contains(Flags::NO_AUTH)),
-        ("no_multi", false),
+        ("no_multi", flags.contains(Flags::NO_MULTI)),
         ("allow_busy", false),
     ];
     derived.into_iter().filter(|(flag, set)| *set || extra.contains(flag)).map(|(flag, _)| flag).collect()

@@ -1056,7 +1056,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         sub("info", -2, SLOW.with(CONNECTION)),
         sub("help", 2, SLOW.with(CONNECTION)),
     ]),
-    spec("shutdown", -1, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Shutdown),
+    spec("shutdown", -1, ADMIN.with(SLOW).with(DANGEROUS), LOADING.with(Flags::NO_MULTI), Handler::Shutdown),
     spec("debug", -2, ADMIN.with(SLOW).with(DANGEROUS), LOADING, Handler::Debug).subcommands(&[
         sub("sleep", 3, ADMIN.with(SLOW).with(DANGEROUS)),
         sub("help", 2, ADMIN.with(SLOW).with(DANGEROUS)),

@@ -22,6 +22,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
+use super::category::Flags;
 use super::{Asked, CommandError, Ctx, Flow, Handler, Question, Spec, Sub, check, handle, lookup};
 use crate::core::version::{Timestamp, Version};
 use crate::resp::gate::Pass;
@@ -83,8 +84,7 @@ pub(super) fn queue(slot: usize, spec: &Spec, sub: Option<&Sub>, args: Args<'_>,
     let refusal = match checked {
         Err(error) => Some(error),
         Ok(Some(flow)) => return flow,
-        // Redis's NO_MULTI: the node would stop mid-transaction.
-        Ok(None) if spec.handler == Handler::Shutdown => {
+        Ok(None) if spec.flags.contains(Flags::NO_MULTI) => {
             Some(CommandError::fixed("ERR Command not allowed inside a transaction"))
         }
         // The output-buffer limit bounds queued arguments too (0: no limit).
